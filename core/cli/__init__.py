@@ -1,0 +1,1 @@
+"""Headless commands: `temper <command>`. Each module here with a `register(subparsers)` is one command."""

@@ -1,0 +1,73 @@
+"""`temper` entry point: no command opens the terminal app; a command runs headless (SSH, CI, scripts).
+
+Commands are discovered: every module in this package that defines `register(subparsers)` adds one.
+The app is found by import name at run time, so core never imports the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import TemperError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="temper",
+        description="Chat with, quantize and benchmark local language models through MLX.",
+    )
+    parser.add_argument("--version", action="store_true", help="print version and backend, then exit")
+    parser.add_argument("--profile", help="profile name or TOML file to apply")
+    parser.add_argument("--model", help="open the app with this model selected")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    package = importlib.import_module(__package__)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name in {"main"} or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__package__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def version_text() -> str:
+    lines = [f"temper {__version__}"]
+    try:
+        import mlx.core as mx
+
+        lines.append(f"mlx {mx.__version__} ({mx.default_device()})")
+    except Exception as exc:  # MLX missing or broken: say so, don't fail
+        lines.append(f"mlx unavailable: {exc}")
+    return "\n".join(lines)
+
+
+def launch_app(args: argparse.Namespace) -> int:
+    app_module = importlib.import_module("temper.tui.app")
+    return app_module.run(args) or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(version_text())
+        return 0
+    try:
+        if args.command is None:
+            return launch_app(args)
+        return args.func(args) or 0
+    except TemperError as exc:
+        print(f"temper: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("temper: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The engine: one long-lived thread that owns every MLX call.
+
+MLX streams belong to the thread that made them, so all model work (load, generate, quantize, bench) is
+sent here as a job. A job is a function taking a `JobContext`; it emits events through the context and
+returns a result. Callers get a `Job` back: a future for the result, its own event queue, and `cancel()`.
+Cancelling sets a flag that long loops check once per step (one decode step, one layer), and removes a
+job that has not started yet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+from ..errors import JobCancelled, TemperError
+from .events import Cancelled, Event, Failed, Finished, Started, is_terminal
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Listener = Callable[[Event], None]
+_STOP = object()
+
+
+class JobContext:
+    """What a running job sees: its id, the cancel flag, a way to emit events, and the engine's state."""
+
+    def __init__(self, job: Job[Any], engine: Engine):
+        self.job = job
+        self.engine = engine
+
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+    @property
+    def cancelled(self) -> bool:
+        return self.job.cancel_requested.is_set()
+
+    def check(self) -> None:
+        """Raise JobCancelled if a cancel was requested: call once per step of a long loop."""
+        if self.cancelled:
+            raise JobCancelled()
+
+    def emit(self, event: Event) -> None:
+        self.engine._dispatch(self.job, event)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Objects that live on the engine thread between jobs (loaded models, caches)."""
+        return self.engine.state
+
+
+class Job(Generic[T]):
+    def __init__(self, job_id: int, kind: str, fn: Callable[[JobContext], T]):
+        self.id = job_id
+        self.kind = kind
+        self.fn = fn
+        self.future: Future[T] = Future()
+        self.cancel_requested = threading.Event()
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+
+    def cancel(self) -> None:
+        self.cancel_requested.set()
+
+    def result(self, timeout: float | None = None) -> T:
+        return self.future.result(timeout)
+
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
+        """Yield this job's events until (and including) its terminal event."""
+        while True:
+            event = self._events.get(timeout=timeout)
+            yield event
+            if is_terminal(event):
+                return
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.kind}>"
+
+
+class Engine:
+    """Owns the MLX thread. Thread-safe: submit from anywhere, listen from anywhere."""
+
+    def __init__(self, name: str = "temper-engine"):
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._ids = itertools.count(1)
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self.state: dict[str, Any] = {}
+        self.current: Job[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # -- public API -------------------------------------------------------------------------------------
+    def submit(self, fn: Callable[[JobContext], T], *, kind: str = "job") -> Job[T]:
+        job: Job[T] = Job(next(self._ids), kind, fn)
+        self._queue.put(job)
+        return job
+
+    def run(self, fn: Callable[[JobContext], T], *, kind: str = "job", timeout: float | None = None) -> T:
+        """Submit and wait: for scripts and tests that want the result, not the events."""
+        return self.submit(fn, kind=kind).result(timeout)
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(event)` for every event of every job (on the engine thread). Returns a remover."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
+
+    def cancel_all(self) -> None:
+        if self.current is not None:
+            self.current.cancel()
+        pending: list[Any] = []
+        while True:
+            try:
+                pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for item in pending:
+            if isinstance(item, Job):
+                item.cancel()
+            self._queue.put(item)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def is_engine_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def shutdown(self, timeout: float | None = 5.0) -> None:
+        self.cancel_all()
+        self._queue.put(_STOP)
+        if not self.is_engine_thread():
+            self._thread.join(timeout)
+
+    # -- engine thread ----------------------------------------------------------------------------------
+    def _dispatch(self, job: Job[Any], event: Event) -> None:
+        job._events.put(event)
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not kill the engine
+                log.exception("engine listener failed on %r", event)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            self._execute(item)
+
+    def _execute(self, job: Job[Any]) -> None:
+        if job.cancel_requested.is_set():
+            job.future.set_exception(JobCancelled())
+            self._dispatch(job, Cancelled(job.id))
+            return
+        self.current = job
+        job.future.set_running_or_notify_cancel()
+        self._dispatch(job, Started(job.id, job.kind))
+        try:
+            result = job.fn(JobContext(job, self))
+        except JobCancelled as exc:
+            job.future.set_exception(exc)
+            self._dispatch(job, Cancelled(job.id, str(exc)))
+        except TemperError as exc:
+            job.future.set_exception(exc)
+            self._dispatch(job, Failed(job.id, str(exc), type(exc).__name__))
+        except Exception as exc:
+            log.debug("job %s failed:\n%s", job, traceback.format_exc())
+            job.future.set_exception(exc)
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())
+            self._dispatch(job, Failed(job.id, message, type(exc).__name__))
+        else:
+            job.future.set_result(result)
+            self._dispatch(job, Finished(job.id, result))
+        finally:
+            self.current = None
+
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine (created on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Engine()
+        return _default

@@ -1,0 +1,42 @@
+"""Where temper keeps its files. TEMPER_HOME overrides everything (tests use it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def _home() -> Path | None:
+    value = os.environ.get("TEMPER_HOME")
+    return Path(value).expanduser() if value else None
+
+
+def config_dir() -> Path:
+    if (home := _home()) is not None:
+        return home / "config"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "temper"
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "temper"
+
+
+def data_dir() -> Path:
+    if (home := _home()) is not None:
+        return home / "data"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "temper"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "temper"
+
+
+def models_dir() -> Path:
+    """temper's own output folder: quantized models, imported GGUF files, the demo model."""
+    return data_dir() / "models"
+
+
+def jobs_dir() -> Path:
+    return data_dir() / "jobs"
+
+
+def ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,56 @@
+"""Shared fixtures. Tests never download: models are built offline into a session temp folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _temper_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own TEMPER_HOME: no test reads or writes the user's real config or data."""
+    home = tmp_path_factory.mktemp("temper-home")
+    monkeypatch.setenv("TEMPER_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from temper.core.engine import Engine
+
+    eng = Engine(name="temper-test-engine")
+    yield eng
+    eng.shutdown()
+
+
+def _build(root: Path, arch: str) -> Path:
+    from temper.core.library.synthetic import build_model
+
+    out = root / f"tiny-{arch}"
+    if not (out / "config.json").exists():
+        build_model(out, arch)
+    return out
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(models_root: Path, engine) -> Path:
+    """A random-weight llama (2 layers, hidden 64, vocab 512) with a trained BPE tokenizer."""
+    return engine.run(lambda ctx: _build(models_root, "llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma4(models_root: Path, engine) -> Path:
+    """A random-weight gemma4_text with sliding and full attention layers."""
+    return engine.run(lambda ctx: _build(models_root, "gemma4_text"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"TEMPER_HOME per test; HF offline; LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}"

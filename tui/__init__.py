@@ -1,0 +1,1 @@
+"""temper's terminal UI (Textual only; no model logic lives here)."""
