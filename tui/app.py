@@ -6,21 +6,25 @@ import argparse
 import getpass
 import socket
 
+from temper.core.engine import Engine, get_engine
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from temper.core.engine import Engine, get_engine
-
 from .bridge import EngineBridge
-from .views.placeholder import Placeholder
+from .views.chat import ChatView
+from .views.layers import LayersView
+from .views.library import LibraryView
+from .views.performance import PerformanceView
+from .views.quantize import QuantizeView
 
+# (tab id, label, view class): each view lives in tui/views/<id>.py.
 TABS = [
-    ("library", "Library", "Models on disk and on the Hub."),
-    ("quantize", "Quantize", "The quantization wizard: recipe or budget, calibration, run, verify."),
-    ("layers", "Layers", "Live per-layer sensitivity and bit allocation."),
-    ("chat", "Chat", "Streaming chat with drafter, reasoning effort and saved conversations."),
-    ("performance", "Performance", "TTFT, prefill/decode tok/s, memory and the bandwidth roofline."),
+    ("library", "Library", LibraryView),
+    ("quantize", "Quantize", QuantizeView),
+    ("layers", "Layers", LayersView),
+    ("chat", "Chat", ChatView),
+    ("performance", "Performance", PerformanceView),
 ]
 
 
@@ -43,9 +47,9 @@ class TemperApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(id="tabs"):
-            for tab, label, blurb in TABS:
+            for tab, label, view in TABS:
                 with TabPane(label, id=tab):
-                    yield Placeholder(blurb)
+                    yield view(id=f"{tab}-view")
         yield Footer()
 
     def on_mount(self) -> None:

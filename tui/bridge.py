@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from temper.core.engine import Engine, Event
 from textual.app import App
 from textual.message import Message
-
-from temper.core.engine import Engine, Event
 
 
 class EngineEvent(Message):

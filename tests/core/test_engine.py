@@ -4,7 +4,6 @@ import threading
 import time
 
 import pytest
-
 from temper.core.engine import Cancelled, Engine, Failed, Finished, Progress, Started
 from temper.core.errors import JobCancelled, TemperError
 

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from temper.core.engine.loader import load, resolve, validate
 from temper.core.errors import ModelLoadError
 
