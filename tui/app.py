@@ -11,7 +11,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from .bridge import EngineBridge
+from .bridge import EngineBridge, EngineEvent
 from .views.chat import ChatView
 from .views.layers import LayersView
 from .views.library import LibraryView
@@ -58,6 +58,12 @@ class TemperApp(App[None]):
     def on_unmount(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        """Hand every engine event to each tab's view; a view acts on the ones that concern it."""
+        for tab, _, _ in TABS:
+            for view in self.query(f"#{tab}-view"):
+                view.post_message(EngineEvent(message.event))
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

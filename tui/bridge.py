@@ -7,8 +7,8 @@ from textual.app import App
 from textual.message import Message
 
 
-class EngineEvent(Message):
-    """One engine event, delivered on the UI thread to the app (and bubbling from there)."""
+class EngineEvent(Message, bubble=False):
+    """One engine event, delivered on the UI thread to the app, which hands a copy to each tab's view."""
 
     def __init__(self, event: Event) -> None:
         super().__init__()
