@@ -66,6 +66,8 @@ class TemperApp(App[None]):
                 view.post_message(EngineEvent(message.event))
 
     def action_show_tab(self, tab: str) -> None:
+        # Blur first: a focused widget left inside the hidden pane would pull its tab back to the front.
+        self.screen.set_focus(None)
         self.query_one(TabbedContent).active = tab
 
 

@@ -326,3 +326,12 @@ def client_for(app: Any) -> QuantClient:
         client = QuantClient(app)
         app.quant_client = client
     return client
+
+
+def tab_is_active(widget: Any) -> bool:
+    """Is `widget` inside the tab pane on show? (Focusing inside a hidden pane would bring it forward.)"""
+    from textual.widgets import TabbedContent, TabPane
+
+    pane = next((a for a in widget.ancestors if isinstance(a, TabPane)), None)
+    tabs = next((a for a in widget.ancestors if isinstance(a, TabbedContent)), None)
+    return pane is None or tabs is None or tabs.active == pane.id

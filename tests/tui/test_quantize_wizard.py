@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-import asyncio
-
+from fake_quant import FakeQuantClient
 from temper.tui.app import TemperApp
 from textual.widgets import ContentSwitcher
-
-from fake_quant import FakeQuantClient
 
 
 def make_app(engine, tmp_path: Path, **kw) -> tuple[TemperApp, FakeQuantClient]:

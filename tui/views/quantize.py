@@ -7,23 +7,29 @@ profile's [quantize] section. A job left unfinished by a closed app is offered f
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import ContentSwitcher, Static
-
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
 from temper.core.jobs import JobRecord
 from temper.core.paths import config_dir
 from temper.core.quant.request import QuantRequest
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import ContentSwitcher, Static
 
 from ..bridge import EngineEvent
-from ..quant_client import ModelChoice, client_for
+from ..quant_client import ModelChoice, client_for, tab_is_active
 from ..widgets.quant_dialogs import PathPrompt, ResumeChoice, ResumeOffer
 from ..widgets.quant_review import ReviewStep, SaveProfileRequested
 from ..widgets.quant_run import CancelRequested, ResultAction, ResultStep, RunStep
-from ..widgets.quant_setup import CalibrationStep, GoalStep, ModelHighlighted, ModelStep, StepDone, model_facts
+from ..widgets.quant_setup import (
+    CalibrationStep,
+    GoalStep,
+    ModelHighlighted,
+    ModelStep,
+    StepDone,
+    model_facts,
+)
 
 STEPS = [("model", "Model"), ("goal", "Goal"), ("calibration", "Calibration"), ("review", "Review"),
          ("run", "Run"), ("result", "Result")]
@@ -34,6 +40,7 @@ class QuantizeView(Vertical):
     QuantizeView #quant-stepper { height: 1; padding: 0 1; background: $boost; }
     QuantizeView #quant-error { height: auto; color: $error; padding: 0 1; }
     QuantizeView ContentSwitcher { height: 1fr; }
+    QuantizeView #quant-offers { height: auto; }
     """
     BINDINGS = [
         Binding("escape", "back", "Back", id="quantize.back"),
@@ -93,8 +100,15 @@ class QuantizeView(Vertical):
             text = f"{i + 1} {label}"
             parts.append(f"[reverse b] {text} [/]" if i == step else (f"[dim]{text}[/]" if i > step else text))
         self.query_one("#quant-stepper", Static).update(" › ".join(parts))
-        widget = self.query_one(f"#step-{name}")
-        self.call_after_refresh(widget.focus_first)
+        self._focus_step()
+
+    def _focus_step(self) -> None:
+        """Focus the step's main control, but only while this tab is the one on show."""
+        if tab_is_active(self):
+            self.call_after_refresh(self.query_one(f"#step-{STEPS[self.step][0]}").focus_first)
+
+    def on_show(self) -> None:
+        self._focus_step()
 
     def error(self, message: str = "") -> None:
         self.query_one("#quant-error", Static).update(message)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from temper.core.jobs import JobRecord
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
-
-from temper.core.jobs import JobRecord
 
 
 class ResumeChoice(Message):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from temper.core.errors import QuantError
+from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Static
-
-from temper.core.errors import QuantError
-from temper.core.quant.request import QuantRequest
 
 from ..quant_client import ModelChoice, Prediction, human_bytes
 from .quant_setup import StepBase, StepDone

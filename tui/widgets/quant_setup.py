@@ -6,14 +6,13 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 
 from __future__ import annotations
 
+from temper.core.errors import QuantError
+from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, VerticalScroll
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
-
-from temper.core.errors import QuantError
-from temper.core.quant.request import QuantRequest
 
 from ..quant_client import ModelChoice, human_bytes, human_duration
 
@@ -46,14 +45,18 @@ def _opt_float(text: str, what: str) -> float | None:
         raise QuantError(f"{what}: {text!r} is not a number") from exc
 
 
-class StepBase(Vertical):
+class StepBase(VerticalScroll):
     DEFAULT_CSS = """
     StepBase { height: 1fr; padding: 0 1; }
     StepBase .step-title { text-style: bold; margin-bottom: 1; }
-    StepBase OptionList { height: auto; max-height: 12; }
+    StepBase OptionList { height: auto; max-height: 8; }
     StepBase .hint { color: $text-muted; }
-    StepBase Grid { grid-size: 4; grid-columns: 14 1fr 14 1fr; grid-rows: 3; height: auto; }
-    StepBase Grid Label { padding: 1 0 0 0; }
+    StepBase Input { background: $boost; }
+    StepBase #model-path { margin-top: 1; }
+    StepBase Grid { grid-size: 4; grid-columns: 13 1fr 13 1fr; grid-rows: 1; grid-gutter: 0 1;
+                    height: auto; margin: 1 0; }
+    StepBase Checkbox { border: none; padding: 0; height: 1; }
+    StepBase #model-facts { margin-top: 1; }
     """
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -83,7 +86,7 @@ class ModelStep(StepBase):
     def compose(self) -> ComposeResult:
         yield Static("1 · Choose the model to quantize", classes="step-title")
         yield OptionList(id="model-list")
-        yield Input(placeholder="…or type a model folder path and press Enter", id="model-path")
+        yield Input(compact=True, placeholder="…or type a model folder path and press Enter", id="model-path")
         yield Static("", id="model-facts")
 
     def set_models(self, choices: list[ModelChoice], preselect: str | None = None) -> None:
@@ -149,17 +152,17 @@ class GoalStep(StepBase):
         yield OptionList(*[Option(r.label, id=r.name) for r in self.recipes], id="recipe-list")
         with Grid():
             yield Label("Budget bpw")
-            yield Input(id="goal-bpw")
+            yield Input(compact=True, id="goal-bpw")
             yield Label("or size GB")
-            yield Input(placeholder="(unset)", id="goal-gb")
+            yield Input(compact=True, placeholder="(unset)", id="goal-gb")
             yield Label("Widths")
-            yield Input(id="goal-bits")
+            yield Input(compact=True, id="goal-bits")
             yield Label("Group sizes")
-            yield Input(id="goal-groups")
+            yield Input(compact=True, id="goal-groups")
             yield Label("Modes")
-            yield Input(id="goal-modes")
+            yield Input(compact=True, id="goal-modes")
             yield Label("Protect")
-            yield Input(placeholder="e.g. lm_head,embed_tokens", id="goal-protect")
+            yield Input(compact=True, placeholder="e.g. lm_head,embed_tokens", id="goal-protect")
         yield Checkbox("AWQ pre-scaling (folded into norms)", id="goal-awq")
 
     def show(self, request: QuantRequest) -> None:
@@ -204,13 +207,13 @@ class CalibrationStep(StepBase):
         yield OptionList(*[Option(label, id=key) for key, label in self.SOURCES], id="calib-list")
         with Grid():
             yield Label("File")
-            yield Input(placeholder="path/to/text.jsonl", id="calib-file")
+            yield Input(compact=True, placeholder="path/to/text.jsonl", id="calib-file")
             yield Label("Evaluation")
-            yield Input(id="calib-eval")
+            yield Input(compact=True, id="calib-eval")
             yield Label("Samples")
-            yield Input(id="calib-samples")
+            yield Input(compact=True, id="calib-samples")
             yield Label("Tokens each")
-            yield Input(id="calib-len")
+            yield Input(compact=True, id="calib-len")
         yield Static("Evaluation text is held out: it is never used for calibration, and the report "
                      "says which text measured the quality.", classes="hint")
 
