@@ -67,19 +67,24 @@ class Allocation:
     pinned: dict[str, str] = field(default_factory=dict)
 
     def bits_of(self, path: str) -> int | None:
+        """Chosen width (16 for a tensor kept in float), None if not allocated."""
         key = self.choice.get(path)
-        return int(key.split(":")[1].rstrip("b")) if key else None
+        if not key:
+            return None
+        return 16 if key == "float" else int(key.split(":")[1].rstrip("b"))
 
 
 RECIPES = [
-    Recipe("budget", "temper: measured KL knapsack at a real-bpw budget", 4.5,
+    Recipe("temper", "temper: measured KL knapsack at a real-bpw budget", 4.5,
            "sensitivity pass, then the allocator spends the budget where KL drops most"),
     *[Recipe(f"uniform-{b}", f"uniform {b}-bit (g64)", None, "every tensor the same width") for b in (3, 4, 6, 8)],
     *[Recipe(name, f"{name.replace('oq', 'oQ')}: target {t:g} bpw, cap {c:g}", t, "oMLX-style level")
       for name, (t, c) in OQ_LEVELS.items()],
-    Recipe("optiq-like", "optiq-like: KL knapsack over widths 4/8", 4.5, "widths 4 and 8 only"),
+    Recipe("optiq-like", "optiq-like: KL knapsack over widths 4/8 at 5 bpw", 5.0, "widths 4 and 8 only"),
     *[Recipe(f"unsloth-{b}", f"unsloth-like dynamic map at base {b}-bit", None, "fixed per-tensor map")
       for b in (3, 4)],
+    *[Recipe(name, f"mlx-lm {name} predicate (for comparison)", None, "mlx-lm's mixed rule")
+      for name in ("mixed_3_6", "mixed_4_6")],
 ]
 
 
@@ -148,22 +153,21 @@ class QuantClient:
         return str(default_output(request.model, request))
 
     def saved_table(self, model_path: str) -> SensitivityTable | None:
-        """The newest saved sensitivity table for this model (any calibration), or None."""
-        try:
-            from temper.core.quant import sensitivity
-        except ImportError:
-            return None
-        finder = getattr(sensitivity, "find_saved", None)
-        if finder is None:
-            return None
-        try:
-            return finder(Path(model_path))
-        except TemperError:
-            return None
+        """The newest sensitivity table a quantize job saved for this model, or None."""
+        for record in jobs.all_jobs("quantize"):
+            if record.request.get("model") != model_path or not record.result:
+                continue
+            path = record.result.get("sensitivity_file")
+            if path and Path(path).is_file():
+                try:
+                    return SensitivityTable.load(Path(path))
+                except TemperError:
+                    continue
+        return None
 
     def predict(self, model: ModelChoice, request: QuantRequest) -> Prediction:
         table = self.saved_table(model.path)
-        if table is not None and request.recipe == "budget":
+        if table is not None and request.recipe == "temper":
             alloc = self.allocate(table, request.target_bpw or 4.5, {}, request=request)
             return Prediction(alloc.bpw, alloc.size_bytes, alloc.kl, "from saved sensitivity scores")
         bpw = _recipe_bpw(request, model)
@@ -173,11 +177,12 @@ class QuantClient:
     def allocate(self, table: SensitivityTable, target_bpw: float, pins: dict[str, str],
                  request: QuantRequest | None = None) -> Allocation:
         try:
-            from temper.core.quant import allocate as core_allocate
+            from temper.core.quant.allocate import Protect
+            from temper.core.quant.recipes import RecipeRequest, build_plan
         except ImportError as exc:
             raise QuantError("the allocator is not installed in this build") from exc
-        plan = core_allocate.allocate(table, target_bpw=target_bpw, pins=pins,
-                                      protect=(request.protect if request else []))
+        protect = [Protect.parse(p) for p in (request.protect if request else [])]
+        plan = build_plan("temper", table, RecipeRequest(bpw=target_bpw, pins=dict(pins), protect=protect))
         return _allocation_from_plan(plan, pins)
 
     def frontier(self, table: SensitivityTable, pins: dict[str, str], points: int = 12) -> list[tuple[float, float]]:
@@ -245,12 +250,9 @@ def _recipe_bpw(request: QuantRequest, model: ModelChoice) -> float:
 
 def _allocation_from_plan(plan: Any, pins: dict[str, str]) -> Allocation:
     """Read the core's plan object without depending on its class (duck-typed)."""
-    choice = {}
-    for entry in getattr(plan, "entries", None) or getattr(plan, "tensors", []):
-        cand = getattr(entry, "candidate", None)
-        key = getattr(cand, "key", None) or getattr(entry, "key", None) or str(cand)
-        choice[entry.path] = key
-    return Allocation(choice, float(plan.bpw), int(plan.size_bytes), float(plan.predicted_kl), dict(pins))
+    choice = {entry.path: entry.key for entry in plan.entries}
+    return Allocation(choice, float(plan.real_bpw), int(plan.size_bytes), float(plan.predicted_dkl or 0.0),
+                      dict(pins))
 
 
 def _scan() -> list[Any]:

@@ -21,7 +21,7 @@ OQ_LEVELS = {"oq2": (2.8, 3.0), "oq3": (3.5, 3.7), "oq3.5": (3.8, 4.0), "oq4": (
 @dataclass
 class QuantRequest:
     model: str = ""
-    recipe: str = "budget"             # "budget" (KL knapsack), "uniform-4", "oq4", "optiq-like", "unsloth-4"...
+    recipe: str = "temper"             # "temper" (KL knapsack at a budget), "uniform-4", "oq4", "optiq-like", "unsloth-4"...
     target_bpw: float | None = 4.5     # real bits per weight, all bytes counted
     size_gb: float | None = None       # alternative budget: output size in GB (wins over target_bpw)
     bits: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 8])
@@ -66,7 +66,7 @@ class QuantRequest:
         return grid(self.bits, self.group_sizes, self.modes)
 
     def budget_label(self) -> str:
-        if self.recipe != "budget":
+        if self.recipe != "temper":
             return self.recipe
         if self.size_gb is not None:
             return f"{self.size_gb:g} GB"

@@ -27,7 +27,7 @@ def test_enter_enter_enter_runs_with_defaults(engine, tmp_path: Path) -> None:
     asyncio.run(_drive_defaults(app))
     (req,) = client.started
     assert req.model == str(tmp_path / "tiny-llama")
-    assert req.recipe == "budget" and req.target_bpw == 4.5
+    assert req.recipe == "temper" and req.target_bpw == 4.5
     assert req.output == str(tmp_path / "out-4.5bpw")
 
 

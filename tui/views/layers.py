@@ -116,7 +116,8 @@ class LayersView(Vertical):
     def _chosen(self, path: str) -> str:
         if self.alloc is None or path not in self.alloc.choice:
             return ""
-        return str(Candidate.from_key(self.alloc.choice[path]))
+        key = self.alloc.choice[path]
+        return key if key == "float" else str(Candidate.from_key(key))
 
     def add_scores(self, event) -> None:
         """A per-tensor event from a running sensitivity pass (duck-typed: `path`, `scores`)."""
@@ -220,7 +221,7 @@ class LayersView(Vertical):
     def _refresh_heat(self) -> None:
         if self.table is None:
             return
-        bits = {p: Candidate.from_key(k).bits for p, k in (self.alloc.choice.items() if self.alloc else [])}
+        bits = {p: self.alloc.bits_of(p) for p in self.alloc.choice} if self.alloc else {}
         self.query_one(LayersHeat).show(self.table.tensors, bits, self.heat_mode)
 
     # -- user input -------------------------------------------------------------------------------------

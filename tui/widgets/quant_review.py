@@ -48,7 +48,7 @@ class ReviewStep(StepBase):
         lines = []
         if model is not None:
             lines.append(f"Model        {model.name}  ({model.params:,} params, {human_bytes(model.size_bytes)})")
-        goal = request.recipe if request.recipe != "budget" else f"KL knapsack at {request.budget_label()}"
+        goal = request.recipe if request.recipe != "temper" else f"KL knapsack at {request.budget_label()}"
         lines.append(f"Goal         {goal}")
         cands = request.candidates()
         lines.append(f"Candidates   {len(cands)}: widths {','.join(map(str, request.bits))} · groups "

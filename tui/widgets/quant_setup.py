@@ -182,11 +182,11 @@ class GoalStep(StepBase):
         recipe = self.recipes[ol.highlighted or 0]
         request.recipe = recipe.name
         bpw = _opt_float(self.query_one("#goal-bpw", Input).value, "budget")
-        if recipe.name != "budget" and recipe.target_bpw is not None:
+        if recipe.name != "temper" and recipe.target_bpw is not None:
             bpw = recipe.target_bpw
         request.target_bpw = bpw
         request.size_gb = _opt_float(self.query_one("#goal-gb", Input).value, "size")
-        if request.recipe == "budget" and request.target_bpw is None and request.size_gb is None:
+        if request.recipe == "temper" and request.target_bpw is None and request.size_gb is None:
             raise QuantError("give a budget: bits per weight or a size in GB")
         request.bits = _ints(self.query_one("#goal-bits", Input).value, "widths")
         request.group_sizes = _ints(self.query_one("#goal-groups", Input).value, "group sizes")
