@@ -52,35 +52,31 @@ def fake_table(layers: int = 4) -> SensitivityTable:
 
 
 def greedy(table: SensitivityTable, target: float, pins: dict[str, str]) -> Allocation:
+    """Test-only allocator: take single-step upgrades in order of ΔKL saved per bit while they fit."""
     cands = sorted(table.candidate_objects(), key=lambda c: c.bits_per_weight(table.float_bytes))
+    keys = [c.key for c in cands]
+    cost = {c.key: c.bits_per_weight(table.float_bytes) for c in cands}
     total = sum(t.params for t in table.tensors) + table.fixed_params
-    choice = {t.path: pins.get(t.path, cands[0].key) for t in table.tensors}
-
-    def bits() -> float:
-        cost = {c.key: c.bits_per_weight(table.float_bytes) for c in cands}
-        return (sum(cost[choice[t.path]] * t.params for t in table.tensors) + table.fixed_bits) / total
-
-    if bits() > target + 1e-9:
-        raise QuantError(f"a budget of {target:.2f} bpw is below the cheapest plan ({bits():.2f} bpw)")
-    while True:
-        best = None
-        for t in table.tensors:
-            if t.path in pins:
-                continue
-            i = [c.key for c in cands].index(choice[t.path])
-            if i + 1 < len(cands):
-                gain = t.scores[cands[i].key] - t.scores[cands[i + 1].key]
-                old = choice[t.path]
-                choice[t.path] = cands[i + 1].key
-                ok = bits() <= target + 1e-9
-                choice[t.path] = old
-                if ok and (best is None or gain > best[0]):
-                    best = (gain, t.path, cands[i + 1].key)
-        if best is None:
-            break
-        choice[best[1]] = best[2]
-    kl = sum(t.scores[choice[t.path]] for t in table.tensors)
-    return Allocation(choice, round(bits(), 4), int(bits() * total / 8), kl, dict(pins))
+    choice = {t.path: pins.get(t.path, keys[0]) for t in table.tensors}
+    used = table.fixed_bits + sum(cost[choice[t.path]] * t.params for t in table.tensors)
+    budget = target * total
+    if used > budget + 1e-6:
+        raise QuantError(f"a budget of {target:.2f} bpw is below the cheapest plan ({used / total:.2f} bpw)")
+    steps = []
+    for t in table.tensors:
+        if t.path in pins:
+            continue
+        for i in range(len(keys) - 1):
+            extra = (cost[keys[i + 1]] - cost[keys[i]]) * t.params
+            gain = t.scores[keys[i]] - t.scores[keys[i + 1]]
+            steps.append((-gain / extra, i, t.path, extra))
+    for _, i, path, extra in sorted(steps):
+        if choice[path] == keys[i] and used + extra <= budget + 1e-6:
+            choice[path] = keys[i + 1]
+            used += extra
+    by_path = table.by_path()
+    kl = sum(by_path[p].scores[k] for p, k in choice.items())
+    return Allocation(choice, round(used / total, 4), int(used / 8), kl, dict(pins))
 
 
 RESULT = {

@@ -165,10 +165,10 @@ class LayersView(Vertical):
                     table = SensitivityTable.load(result["sensitivity_file"])
                 except TemperError:
                     table = None
+            self.live_job = None
             if table is not None:
                 self.set_table(table)
-            else:
-                self.live_job = None
+            elif self.table is not None and all(t.params for t in self.table.tensors):
                 self.reallocate(frontier=True)
 
     # -- allocation -------------------------------------------------------------------------------------
@@ -187,6 +187,9 @@ class LayersView(Vertical):
             points = client.frontier(table, pins) if frontier else None
         except TemperError as exc:
             self.app.call_from_thread(self._status, str(exc), True)
+            return
+        except Exception as exc:  # a bug must show, not vanish with the worker
+            self.app.call_from_thread(self._status, f"allocation failed: {type(exc).__name__}: {exc}", True)
             return
         self.app.call_from_thread(self._allocated, table, alloc, points)
 

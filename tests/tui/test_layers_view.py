@@ -1,0 +1,165 @@
+"""The Layers tab: live scores from engine events, the budget re-running the allocation, pins, heat strip."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fake_quant import CANDS, FakeQuantClient, LayerScored, fake_table, greedy
+from temper.core.engine.events import Finished
+from temper.tui.app import TemperApp
+from temper.tui.views.layers import LayersView
+from temper.tui.widgets.layers_budget import BudgetSlider
+from temper.tui.widgets.layers_heat import LayersHeat
+from textual.widgets import DataTable, Input, Static
+
+
+def make_app(engine, tmp_path: Path, saved: bool = True) -> TemperApp:
+    app = TemperApp(engine=engine)
+    app.quant_client = FakeQuantClient(app, tmp_path / "tiny-llama")
+    app.quant_client.saved_scores = saved
+    app.active_model = str(tmp_path / "tiny-llama")
+    return app
+
+
+def run(app: TemperApp, script, size=(100, 30)) -> None:
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("f3")
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await script(pilot, app.query_one(LayersView))
+
+    asyncio.run(main())
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def status(view: LayersView) -> str:
+    return str(view.query_one("#layers-status", Static).render())
+
+
+def test_saved_scores_show_allocation_and_budget_moves_it(engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path)
+
+    async def script(pilot, view: LayersView) -> None:
+        table = view.query_one(DataTable)
+        assert table.row_count == len(fake_table().tensors)
+        assert view.alloc is not None and view.alloc.bpw <= 4.5
+        expected = greedy(fake_table(), 4.5, {})
+        assert view.alloc.choice == expected.choice
+        assert f"predicted KL {expected.kl:.4f}" in status(view)
+        kl_before, bpw_before = view.alloc.kl, view.alloc.bpw
+        assert isinstance(pilot.app.focused, BudgetSlider)
+        await pilot.press("pageup", "pageup")                     # +0.5 bpw
+        await settle(pilot)
+        assert view.query_one(BudgetSlider).value == 5.0
+        assert bpw_before < view.alloc.bpw <= 5.0 and view.alloc.kl < kl_before
+        assert view.query_one("#layers-bpw", Input).value == "5"
+        # the chosen column follows the allocation
+        row = table.get_row("model.layers.0.self_attn.v_proj")
+        assert row[-2] == str(CANDS[[c.key for c in CANDS].index(view.alloc.choice["model.layers.0.self_attn.v_proj"])])
+        # the frontier is drawn with the current point marked
+        plot = str(view.query_one("#layers-plot").render())
+        assert "●" in plot and "·" in plot
+
+    run(app, script)
+
+
+def test_typed_budget_and_bad_budget(engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path)
+
+    async def script(pilot, view: LayersView) -> None:
+        box = view.query_one("#layers-bpw", Input)
+        box.focus()
+        box.value = "3.2"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert view.alloc.bpw <= 3.2 and view.query_one(BudgetSlider).value == 3.2
+        box.value = "1.5"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "outside what these candidates can reach" in status(view)
+        assert view.query_one(BudgetSlider).value == 3.2
+
+    run(app, script)
+
+
+def test_pins_are_respected_by_the_allocator(engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path)
+    path = "model.layers.1.self_attn.q_proj"
+
+    async def script(pilot, view: LayersView) -> None:
+        table = view.query_one(DataTable)
+        table.focus()
+        table.move_cursor(row=table.get_row_index(path))
+        chosen = view.alloc.choice[path]
+        await pilot.press("p")                       # pin at its current choice
+        await settle(pilot)
+        assert view.pins == {path: chosen}
+        await pilot.press("p")                       # next candidate up
+        await settle(pilot)
+        keys = [c.key for c in CANDS]
+        pinned = keys[(keys.index(chosen) + 1) % len(keys)]
+        assert view.pins == {path: pinned} and view.alloc.choice[path] == pinned
+        assert table.get_row(path)[-1] == pinned
+        assert "1 pinned" in status(view)
+        await pilot.press("u")
+        await settle(pilot)
+        assert view.pins == {} and view.alloc.choice == greedy(fake_table(), 4.5, {}).choice
+
+    run(app, script)
+
+
+def test_live_events_fill_the_table_and_heat_strip(engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path, saved=False)
+    table = fake_table()
+
+    def job(ctx):
+        for t in table.tensors[:10]:
+            ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores)))   # path and scores only
+        return {}
+
+    async def script(pilot, view: LayersView) -> None:
+        assert "Waiting for sensitivity scores" in status(view)
+        done = pilot.app.engine.submit(job, kind="quantize")
+        await asyncio.get_running_loop().run_in_executor(None, done.result)
+        for _ in range(50):
+            if view.query_one(DataTable).row_count == 10:
+                break
+            await pilot.pause(0.05)
+        assert view.query_one(DataTable).row_count == 10
+        assert "live: 10 tensors scored" in status(view)
+        heat = view.query_one(LayersHeat)
+        assert {t.layer for t in heat.tensors} == {0, 1}
+        assert {t.kind for t in heat.tensors} >= {"q_proj", "down_proj"}
+        rendered = str(heat.render())
+        assert "down █" in rendered and "sensitivity · 2 layers" in rendered
+        saved = tmp_path / "scores.json"
+        table.save(saved)
+        view.on_engine_event(type("M", (), {"event": Finished(done.id, {"sensitivity_file": str(saved)})})())
+        await settle(pilot)
+        assert view.query_one(DataTable).row_count == len(table.tensors)
+        assert view.alloc is not None and view.alloc.choice == greedy(table, 4.5, {}).choice
+        await pilot.press("m")
+        assert "chosen bits" in str(heat.render())
+
+    run(app, script)
+
+
+def test_heat_strip_fits_80_columns_with_many_layers(engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path)
+
+    async def script(pilot, view: LayersView) -> None:
+        view.set_table(fake_table(layers=120))
+        await settle(pilot)
+        lines = str(view.query_one(LayersHeat).render()).splitlines()
+        assert "120 layers, 4 per cell" in lines[0]
+        assert max(len(line) for line in lines) <= view.query_one(LayersHeat).size.width
+
+    run(app, script, size=(80, 24))
