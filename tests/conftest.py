@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the suite on a fast BLAS: re-exec pytest once with it preloaded (temper.core.accel.preload)."""
+    from temper.core.accel.preload import reexec_pytest
+
+    reexec_pytest(config)
 
 
 @pytest.fixture(autouse=True)
@@ -53,4 +59,6 @@ def tiny_gemma4(models_root: Path, engine) -> Path:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"TEMPER_HOME per test; HF offline; LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}"
+    from temper.core.accel.blas import blas_status
+
+    return f"TEMPER_HOME per test; HF offline; BLAS: {blas_status().line()}"
