@@ -177,8 +177,8 @@ _HEADER = re.compile(r"^\s*\[\[?(.+?)\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(r"""^\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_.\s-])+?)\s*=""")
 
 
-def find_line(text: str, path: tuple[str, ...]) -> int | None:
-    """The 1-based line that defines `path` (or its nearest enclosing key/table), None if not found."""
+def find_line(text: str, path: tuple[str, ...], exact: bool = False) -> int | None:
+    """The 1-based line that defines `path` (or, unless `exact`, its nearest enclosing key or table)."""
     best: tuple[int, int] | None = None  # (matched length, line)
     table: tuple[str, ...] = ()
     in_multiline = None
@@ -210,7 +210,7 @@ def find_line(text: str, path: tuple[str, ...]) -> int | None:
             return number
         if path[: len(full)] == full and (best is None or len(full) > best[0]):
             best = (len(full), number)
-    return best[1] if best else None
+    return best[1] if best and not exact else None
 
 
 def located(issues: list[Issue], text: str) -> list[Issue]:

@@ -29,10 +29,10 @@ def problems(text: str, file: str) -> list[str]:
 def _locate(issues: list[Issue], text: str, version: int | None) -> list[Issue]:
     located = []
     for issue in issues:
-        path = issue.path
-        if version == 0 and len(path) == 2:
-            path = (path[0], old_name(path[0], path[1]))
-        located.append(Issue(issue.path, issue.message, find_line(text, path)))
+        line = None
+        if version == 0 and len(issue.path) == 2:  # a migrated key: its line is under its old name
+            line = find_line(text, (issue.path[0], old_name(*issue.path)), exact=True)
+        located.append(Issue(issue.path, issue.message, line or find_line(text, issue.path)))
     return located
 
 
