@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import tomllib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ProfileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 # A field's type: "int", "float", "str", "bool", "list[int]", "list[float]", "list[str]", "table[str]"
 # (a table of string values, any keys).
