@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from temper.core import settings as store
-from temper.tui.app import TABS
 from temper.tui import messages
+from temper.tui.app import TABS
 from temper.tui.screens.help import HelpScreen
 from textual.command import CommandPalette
 from textual.message import Message
