@@ -56,12 +56,25 @@ def _math(rng: random.Random) -> tuple[str, str]:
     return q, a
 
 
-def math_record(rng: random.Random) -> Record:
+# Each split words its framing differently, so even shared template text does not make long overlaps.
+_MATH_FRAME = {"calibration": ("Question", "Reasoning", "Solve the problem step by step, then give the answer "
+                                                         "on its own line."),
+               "evaluation": ("Problem", "Working", "Work through this carefully and end with the answer.")}
+_TOOL_SYSTEM = {
+    "calibration": "You can call tools by answering with JSON {\"tool\": name, \"arguments\": {...}}. Tools: "
+                   "get_weather, search_flights, set_reminder, count_items.",
+    "evaluation": "Available functions: get_weather, search_flights, set_reminder, count_items. To use one, "
+                  "reply only with a JSON object giving the tool name and its arguments.",
+}
+
+
+def math_record(rng: random.Random, split: str = "calibration") -> Record:
     q, a = _math(rng)
+    ask, work, system = _MATH_FRAME[split]
     if rng.random() < 0.5:
-        return {"domain": "math", "text": f"Question: {q}\nReasoning: {a}"}
+        return {"domain": "math", "text": f"{ask}: {q}\n{work}: {a}"}
     return {"domain": "math", "messages": [
-        {"role": "system", "content": "Solve the problem step by step, then give the answer on its own line."},
+        {"role": "system", "content": system},
         {"role": "user", "content": q}, {"role": "assistant", "content": a.replace(" Answer:", "\nAnswer:")}]}
 
 
@@ -89,10 +102,9 @@ def _tool(rng: random.Random) -> tuple[str, str, dict[str, Any], dict[str, Any],
     return (f"How many {q} do I have?", "count_items", {"query": q}, {"count": n}, f"You have {n} {q}.")
 
 
-def tool_record(rng: random.Random) -> Record:
+def tool_record(rng: random.Random, split: str = "calibration") -> Record:
     user, name, args, result, answer = _tool(rng)
-    system = ("You can call tools by answering with JSON {\"tool\": name, \"arguments\": {...}}. Tools: "
-              "get_weather, search_flights, set_reminder, count_items.")
+    system = _TOOL_SYSTEM[split]
     return {"domain": "tools", "messages": [
         {"role": "system", "content": system}, {"role": "user", "content": user},
         {"role": "assistant", "content": json.dumps({"tool": name, "arguments": args}, ensure_ascii=False)},
@@ -104,5 +116,5 @@ def records(split: str) -> Iterator[Record]:
     """An endless, deterministic stream of generated records for one split ("calibration"/"evaluation")."""
     rng = random.Random(f"temper-{split}")
     while True:
-        yield math_record(rng)
-        yield tool_record(rng)
+        yield math_record(rng, split)
+        yield tool_record(rng, split)
