@@ -161,3 +161,18 @@ def test_spearman():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 2], [1, 1, 2]) == pytest.approx(1.0)
+
+
+def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
+    from temper.core.cli.main import main
+
+    argv = ["sensitivity", str(trained_tiny), "--mode", "fast", "--bits", "2,4", "--samples", "1",
+            "--seq-len", "16"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "model.layers.3.mlp.down_proj" in out and "lm_head" in out and "~" in out
+    assert "1 forward passes" in out
+    assert main(argv) == 0
+    assert "reused saved table" in capsys.readouterr().out
+    assert main(["sensitivity", str(trained_tiny), "--bits", "7"]) == 2
+    assert "no 7-bit width" in capsys.readouterr().err
