@@ -58,6 +58,20 @@ def tiny_gemma4(models_root: Path, engine) -> Path:
     return engine.run(lambda ctx: _build(models_root, "gemma4_text"))
 
 
+TRAINED_TINY = Path(__file__).parent / "fixtures" / "trained-tiny"
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed trained llama (hidden 128, 4 blocks, vocab 1024; tests/fixtures/train_tiny.py),
+    copied to a session temp folder so no test can modify the committed one."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("trained") / "trained-tiny"
+    shutil.copytree(TRAINED_TINY, out)
+    return out
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     from temper.core.accel.blas import blas_status
 
