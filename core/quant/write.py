@@ -53,8 +53,12 @@ def source_tensor_bytes(folder: Path) -> int:
 def write_quantized(
     source: Path, plan: Plan, out: Path, *, force: bool = False, dtype: str | None = None,
     card: dict[str, Any] | None = None, progress: Progress | None = None,
+    before_commit: Callable[[Path], None] | None = None,
 ) -> WriteResult:
-    """Quantize `source` as `plan` says and write it to `out` (atomically). Call on the engine thread."""
+    """Quantize `source` as `plan` says and write it to `out` (atomically). Call on the engine thread.
+
+    `before_commit(tmp)` runs on the finished temporary folder before it is renamed into place (verify
+    goes there): if it raises, nothing is left behind."""
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_map_with_path
@@ -123,6 +127,8 @@ def write_quantized(
             (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card or {}))
             files = sorted(p.name for p in tmp.iterdir())
             say("write", 1, 1)
+            if before_commit is not None:
+                before_commit(tmp)
     except FileExistsError as exc:
         raise QuantError(f"{out} already exists: choose another output folder or pass --force") from exc
     return WriteResult(path=out, files=files, source_bytes=src_bytes, written_bytes=written)
