@@ -102,6 +102,15 @@ def compute_scores(ctx: Any, model: Path, candidates: Sequence[Candidate], calib
     except ImportError as exc:
         raise QuantError("this recipe needs sensitivity scores and the sensitivity pass is not available "
                          "in this build: pass --sensitivity FILE") from exc
+    if calibration is None:
+        try:
+            from mlx_lm.utils import load_tokenizer
+
+            from .calibration import calibration_set  # type: ignore[import-not-found,attr-defined]
+
+            calibration = calibration_set(load_tokenizer(Path(model)))
+        except ImportError:
+            pass
     return run_sensitivity(ctx, model, list(candidates), calibration)
 
 
