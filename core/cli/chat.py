@@ -17,6 +17,7 @@ from ..chat.store import ChatStore, Conversation, title_from
 from ..engine import get_engine
 from ..engine.events import Cancelled, Failed, Finished
 from ..engine.generate import StatsEvent, TokenEvent, chat_job
+from ..engine.loader import resolve
 from ..engine.reasoning import EFFORTS
 from ..errors import TemperError
 
@@ -93,6 +94,7 @@ class Repl:
             self.settings = settings_from(args, self.conv.settings)
         if not self.model:
             raise TemperError("name a model: temper chat MODEL (a folder or a cached Hub id)")
+        resolve(self.model)  # a missing folder fails here, before anything is saved
 
     # -- one answer ---------------------------------------------------------------------------------------
     def ask(self, text: str | None) -> int:
@@ -134,8 +136,10 @@ class Repl:
                     if writer:
                         writer.finish("".join(answer), "".join(thinking), "error",
                                       {"error": getattr(event, "message", "cancelled")})
-                    print(f"\ntemper: {getattr(event, 'message', 'cancelled')}", file=sys.stderr)
-                    return 1
+                    if answer:
+                        sys.stdout.write("\n")
+                    print(f"temper: {getattr(event, 'message', 'cancelled')}", file=sys.stderr)
+                    return 2 if isinstance(event, Failed) else 1
         except KeyboardInterrupt:  # Ctrl-C stops the answer, keeps what came, and the REPL goes on
             job.cancel()
             for event in events:

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import JobCancelled, TemperError
 from .events import Event
 from .models import ensure_loaded
-from .prompt_cache import ChatSession, reuse_session
+from .prompt_cache import ChatSession, kv_group_size, reuse_session
 from .reasoning import BudgetProcessor, Markers, ThinkingSplitter, budget_for, check_effort, prompt_state
 from .sampling import SamplingSettings, build_processors, build_sampler
 from .speculative import check_trimmable, get_drafter
@@ -148,7 +148,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
                                  seen=1 if drafter else len(suffix))
         processors.append(budget)
     sampler = build_sampler(sampling)
-    kv = dict(kv_bits=request.kv_bits, kv_group_size=64, quantized_kv_start=0) if request.kv_bits else {}
+    kv = dict(kv_bits=request.kv_bits, kv_group_size=kv_group_size(lm.model), quantized_kv_start=0) if request.kv_bits else {}
 
     mx.reset_peak_memory()
     if drafter is None:

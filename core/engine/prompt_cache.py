@@ -53,6 +53,29 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+def head_dims(model) -> set[int]:
+    args = getattr(model, "args", None)
+    dims = set()
+    for key in ("head_dim", "global_head_dim"):
+        if isinstance(getattr(args, key, None), int):
+            dims.add(getattr(args, key))
+    if not dims and args is not None and getattr(args, "num_attention_heads", None):
+        dims.add(args.hidden_size // args.num_attention_heads)
+    return dims
+
+
+def kv_group_size(model) -> int:
+    """The largest MLX group size (64, 32) that divides every attention head size."""
+    dims = head_dims(model)
+    for gs in (64, 32):
+        if all(d % gs == 0 for d in dims):
+            return gs
+    raise TemperError(
+        f"this model's attention heads are {'/'.join(map(str, sorted(dims)))} wide; KV-cache quantization "
+        "needs a multiple of 32: turn it off for this model"
+    )
+
+
 def check_kv_bits(cache: list, kv_bits: int | None, model_name: str) -> None:
     if kv_bits is None:
         return
@@ -78,6 +101,8 @@ def reuse_session(state: dict[str, Any], lm, drafter, kv_bits: int | None, promp
         state.pop(_KEY, None)
         cache = make_prompt_cache(lm.model)
         check_kv_bits(cache, kv_bits, lm.name)
+        if kv_bits:
+            kv_group_size(lm.model)
         draft = make_prompt_cache(drafter.model) if drafter else []
         session = ChatSession(key, cache, draft)
         state[_KEY] = session
