@@ -1,13 +1,16 @@
 """Conversations in SQLite (data_dir()/chat.sqlite): schema version + migrations, crash-safe answers.
 
 An answer's row is created when generation starts (status "generating") and rewritten as it grows
-(`AnswerWriter`, at most every 0.5 s); opening the store turns any row left "generating" by a crash
-into "stopped", so a killed app loses at most the last half second of an answer.
+(`AnswerWriter`, at most every 0.5 s); opening the store turns any row left "generating" by a process
+that is gone into "stopped", so a killed app loses at most the last half second of an answer. Rows
+owned by a live process (the TUI while `temper chat` runs beside it) are left alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -38,7 +41,8 @@ MIGRATIONS: list[str] = [
         thinking TEXT NOT NULL DEFAULT '',
         stats TEXT NOT NULL DEFAULT '{}',
         status TEXT NOT NULL DEFAULT 'ok',
-        created REAL NOT NULL
+        created REAL NOT NULL,
+        owner TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
     """,
@@ -101,9 +105,12 @@ class ChatStore:
                 self._db.executescript(f"BEGIN; {MIGRATIONS[target - 1]} PRAGMA user_version = {target}; COMMIT;")
 
     def _recover(self) -> int:
+        """Answers left "generating" by a process that is gone become "stopped" (live writers are left be)."""
         with self._tx():
-            cur = self._db.execute("UPDATE messages SET status = 'stopped' WHERE status = 'generating'")
-            return cur.rowcount
+            rows = self._db.execute("SELECT id, owner FROM messages WHERE status = 'generating'").fetchall()
+            dead = [r["id"] for r in rows if not _alive(r["owner"])]
+            self._db.executemany("UPDATE messages SET status = 'stopped' WHERE id = ?", [(i,) for i in dead])
+        return len(dead)
 
     def _tx(self):
         return self._lock
@@ -215,6 +222,8 @@ class ChatStore:
 
     def start_answer(self, conversation_id: int) -> AnswerWriter:
         msg = self.add(conversation_id, "assistant", "", status="generating")
+        with self._tx():
+            self._db.execute("UPDATE messages SET owner = ? WHERE id = ?", (_OWNER, msg.id))
         return AnswerWriter(self, msg.id)
 
 
@@ -238,6 +247,25 @@ class AnswerWriter:
     def finish(self, content: str, thinking: str, status: str, stats: dict[str, Any] | None = None) -> None:
         self.store.update_message(self.message_id, content=content, thinking=thinking, status=status,
                                   stats=stats or {})
+
+
+_OWNER = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _alive(owner: str) -> bool:
+    """Is the process that owns a "generating" row still running (on this machine)?"""
+    pid, _, host = owner.partition("@")
+    if not pid.isdigit() or host != socket.gethostname():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from temper.core.chat.export import export, to_markdown
@@ -28,19 +30,39 @@ def test_conversations_and_messages_survive_a_restart(tmp_path):
     assert msgs[1].stats == {"tokens": 2}
 
 
+CRASH = """
+import os, sys
+from temper.core.chat.store import ChatStore
+store = ChatStore(sys.argv[1])
+conv = store.create("c")
+store.add(conv.id, "user", "q")
+writer = store.start_answer(conv.id)
+assert writer.update("partial ans", "th", force=True)
+assert not writer.update("partial answer", "th")   # throttled: within 0.5 s of the last write
+os._exit(9)  # killed mid-answer: no finish(), no close()
+"""
+
+
 def test_an_answer_cut_by_a_crash_comes_back_as_stopped(tmp_path):
     path = tmp_path / "chat.sqlite"
-    store = ChatStore(path)
-    conv = store.create("c")
-    store.add(conv.id, "user", "q")
-    writer = store.start_answer(conv.id)
-    assert writer.update("partial ans", "th", force=True)
-    assert not writer.update("partial answer", "th")   # throttled: within 0.5 s of the last write
-    # the process dies here: no finish()
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
     reopened = ChatStore(path)
     assert reopened.recovered == 1
+    [conv] = reopened.list()
     last = reopened.messages(conv.id)[-1]
     assert (last.content, last.thinking, last.status) == ("partial ans", "th", "stopped")
+
+
+def test_a_live_answer_is_not_touched_by_another_store(tmp_path):
+    store = ChatStore(tmp_path / "c.sqlite")
+    conv = store.create("c")
+    writer = store.start_answer(conv.id)
+    other = ChatStore(tmp_path / "c.sqlite")  # e.g. `temper chat --list` while the app streams
+    assert other.recovered == 0
+    assert other.messages(conv.id)[-1].status == "generating"
+    writer.finish("done", "", "ok")
+    assert other.messages(conv.id)[-1].status == "ok"
 
 
 def test_rename_search_delete_and_regenerate(tmp_path):
