@@ -168,7 +168,7 @@ class BenchResult:
 
 
 def markdown_rows(rows: list[Row]) -> str:
-    head = ["test"] + [f"{label} ({unit})" for label, unit in METRICS.values()]
+    head = ["test"] + [label_of(name) for name in METRICS]
     lines = [_md_row(head), _md_row(["---"] + ["---:"] * len(METRICS))]
     for r in rows:
         st = r.stats
@@ -222,9 +222,8 @@ def compare_markdown(a: BenchResult, b: BenchResult, names: tuple[str, str] = ("
     for ra in shared:
         sa, sb = ra.stats, rows_b[ra.test].stats
         for name in COMPARED:
-            label, unit = METRICS[name]
             ratio = sb[name].mean / sa[name].mean if sa[name].mean else math.nan
-            lines.append(_md_row([ra.test, f"{label} ({unit})", fmt(name, sa[name]), fmt(name, sb[name]),
+            lines.append(_md_row([ra.test, label_of(name), fmt(name, sa[name]), fmt(name, sb[name]),
                                   _f(ratio, 3)]))
         pa, pb = ra.roofline, rows_b[ra.test].roofline
         if pa and pb and pa.pct_table and pb.pct_table:
@@ -242,6 +241,12 @@ def compare_markdown(a: BenchResult, b: BenchResult, names: tuple[str, str] = ("
     if not shared:
         lines += ["", "The two runs share no prompt × generation shape."]
     return "\n".join(lines) + "\n"
+
+
+def label_of(name: str) -> str:
+    """Column label with its unit: 'TTFT (ms)', 'tg tok/s'."""
+    label, unit = METRICS[name]
+    return label if unit in label else f"{label} ({unit})"
 
 
 def _md_row(cells: list[str]) -> str:
