@@ -157,6 +157,15 @@ class TemperApp(App[None]):
     def watch_model(self) -> None:
         self._update_subtitle()
 
+    @property
+    def active_model(self) -> str | None:
+        """The views' name for `model` (Chat and Quantize read it)."""
+        return self.model
+
+    @active_model.setter
+    def active_model(self, value: str | None) -> None:
+        self.model = value
+
     def watch_profile(self) -> None:
         self._update_subtitle()
 
