@@ -153,9 +153,17 @@ def cmd_remove_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_transformers() -> None:
+    """transformers says "PyTorch was not found" on import: true, and irrelevant here (MLX does the math)."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     import time
 
+    quiet_transformers()
     from ..library.gguf_import import import_gguf
     from ..library.inspect import inspect_model
 
