@@ -172,3 +172,35 @@ def test_library_snapshot(engine, library: Path, snap_compare) -> None:
         await pilot.press("down", "down")  # tiny-llama: its path shows as temper:tiny-llama, stable
 
     assert snap_compare(RecordingApp(engine=engine), terminal_size=(100, 30), run_before=run_before)
+
+
+@sync
+async def test_hub_search_and_download_from_a_fake_hub(engine, library: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch, tiny_llama: Path) -> None:
+    import huggingface_hub.constants as constants
+    from fake_hub import FakeHub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with FakeHub("org/tiny-llama-mlx", tiny_llama) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        app = RecordingApp(engine=engine)
+        async with app.run_test(size=(80, 24)) as pilot:
+            view = await _loaded(pilot, app)
+            await pilot.press("s", *"tiny", "enter")
+            modal = app.screen
+            assert isinstance(modal, HubSearch)
+            for _ in range(100):
+                if modal.results:
+                    break
+                await pilot.pause(0.05)
+            assert [m.id for m in modal.results] == ["org/tiny-llama-mlx"]
+            assert isinstance(app.focused, DataTable)
+            await pilot.press("enter")
+            for _ in range(200):
+                if "org/tiny-llama-mlx" in _names(view):
+                    break
+                await pilot.pause(0.05)
+            assert not isinstance(app.screen, HubSearch)
+            downloaded = next(m for m in view.models if m.name == "org/tiny-llama-mlx")
+            assert downloaded.source == "hf-cache" and downloaded.error is None
