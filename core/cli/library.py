@@ -181,6 +181,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"imported {Path(args.file).name} -> {out} in {time.perf_counter() - start:.1f} s: "
           f"{human_params(m.parameters)} params, {m.quantization}, {m.bits_per_weight:.2f} bpw, "
           f"{human_bytes(m.size_bytes)}")
+    actions = json.loads((out / "config.json").read_text()).get("temper", {}).get("tensors", {})
+    print("tensors: " + ", ".join(f"{n} {what}" for what, n in actions.items()))
     return 0
 
 
