@@ -204,3 +204,22 @@ async def test_hub_search_and_download_from_a_fake_hub(engine, library: Path, tm
             assert not isinstance(app.screen, HubSearch)
             downloaded = next(m for m in view.models if m.name == "org/tiny-llama-mlx")
             assert downloaded.source == "hf-cache" and downloaded.error is None
+
+
+@sync
+async def test_clicking_a_header_sorts_by_it(engine, library: Path) -> None:
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await _loaded(pilot, app)
+        table = app.query_one("#library-table", DataTable)
+        columns = list(table.columns.values())
+        x = sum(c.get_render_width(table) for c in columns[:3]) + 2  # inside "Size"
+        await pilot.click("#library-table", offset=(x, 0))
+        await pilot.pause()
+        assert view.sort_key == "size"
+        sizes = [m.size_bytes for m in view.shown]
+        assert sizes == sorted(sizes, reverse=True)
+        assert "▼" in str(table.columns[columns[3].key].label)
+        await pilot.click("#library-table", offset=(x, 0))
+        await pilot.pause()
+        assert view.sort_reverse and [m.size_bytes for m in view.shown] == sorted(sizes)

@@ -48,7 +48,8 @@ class HubSearch(ModalScreen[Path | None]):
                            background: $surface; padding: 0 1; }
     HubSearch #hub-results { height: 1fr; }
     HubSearch #hub-status { height: 2; color: $text-muted; }
-    HubSearch ProgressBar { width: 1fr; }
+    HubSearch ProgressBar { width: 1fr; display: none; }
+    HubSearch ProgressBar.-active { display: block; }
     """
     BINDINGS = [Binding("escape", "close", "Cancel / close", id="library.hub.close")]
 
@@ -60,8 +61,7 @@ class HubSearch(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("[b]Search the Hugging Face Hub[/b] (MLX models) · Enter searches · Enter on a row "
-                         "downloads · Esc cancels")
+            yield Static("[b]Hugging Face Hub[/b] · MLX models · Enter: search / download · Esc: cancel")
             yield Input(placeholder="model name, e.g. gemma-3 4bit", id="hub-query")
             yield DataTable(id="hub-results", cursor_type="row")
             yield ProgressBar(id="hub-progress", show_eta=False)
@@ -110,7 +110,9 @@ class HubSearch(ModalScreen[Path | None]):
         repo = self.results[event.cursor_row].id
         self.downloading = repo
         self.cancel.clear()
-        self.query_one(ProgressBar).update(total=None, progress=0)
+        bar = self.query_one(ProgressBar)
+        bar.add_class("-active")
+        bar.update(total=None, progress=0)
         self._status(f"downloading {repo}… (Esc cancels)")
         self._download(repo)
 
@@ -138,6 +140,7 @@ class HubSearch(ModalScreen[Path | None]):
 
     def on_download_finished(self, message: DownloadFinished) -> None:
         self.downloading = None
+        self.query_one(ProgressBar).remove_class("-active")
         if message.path is not None:
             self.dismiss(message.path)
         elif message.cancelled:

@@ -33,6 +33,7 @@ COLUMNS = [
     ("source", "Source", lambda m: m.source),
 ]
 SORT_KEYS = [c[0] for c in COLUMNS]
+LARGEST_FIRST = {"params", "size", "bpw"}  # their natural order is descending
 
 
 class OpenModel(Message):
@@ -174,7 +175,8 @@ class LibraryView(Vertical):
         for m in self.shown:
             table.add_row(*row_cells(m), key=str(m.path))
         for key_name, label, _ in COLUMNS:
-            arrow = (" ▼" if self.sort_reverse else " ▲") if key_name == self.sort_key else "  "
+            descending = (key_name in LARGEST_FIRST) != self.sort_reverse
+            arrow = (" ▼" if descending else " ▲") if key_name == self.sort_key else "  "
             table.columns[key_name].label = _label(label + arrow)
         if current is not None and current in self.shown:
             table.move_cursor(row=self.shown.index(current))
