@@ -136,11 +136,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_add_folder(args: argparse.Namespace) -> int:
     from ..library.folders import add_folder
+    from ..library.gguf_files import gguf_files
     from ..library.scan import model_folders
 
     path = add_folder(args.folder)
-    found = list(model_folders(path))
-    print(f"added {path} ({len(found)} model folder{'s' if len(found) != 1 else ''} found)")
+    found, ggufs = list(model_folders(path)), gguf_files(path)
+    print(f"added {path}: {len(found)} model folder{'s' if len(found) != 1 else ''}, "
+          f"{len(ggufs)} GGUF file{'s' if len(ggufs) != 1 else ''} (import with: temper library import FILE)")
     return 0
 
 

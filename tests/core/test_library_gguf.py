@@ -239,3 +239,37 @@ def test_types_mlx_cannot_read_fall_back_to_gguf_dequantizing(engine, tmp_path: 
     info = inspect_model(out)
     assert info.quantization == "uniform 5-bit g32"
     assert info.parameters == sum(w.size for w in truth.values())
+
+
+def test_gguf_files_are_listed_with_params_and_real_bpw(tmp_path: Path, tok_dir: Path) -> None:
+    import gguf
+    from temper.core.library.delete import delete_model
+    from temper.core.library.folders import add_folder
+    from temper.core.library.gguf_files import inspect_gguf
+    from temper.core.library.scan import scan
+
+    lib = tmp_path / "lmstudio"
+    (lib / "publisher" / "repo").mkdir(parents=True)
+    file = lib / "publisher" / "repo" / "tiny-Q8_0.gguf"
+    truth = write_gguf(file, tok_dir, qtype="Q8_0")
+    (lib / "publisher" / "repo" / "big-00002-of-00003.gguf").write_bytes(b"GGUF")  # not a first shard: skipped
+    info = inspect_gguf(file)
+    reader = gguf.GGUFReader(str(file))
+    assert info.parameters == sum(w.size for w in truth.values()) == sum(int(t.n_elements) for t in reader.tensors)
+    assert info.bits_per_weight == pytest.approx(sum(int(t.n_bytes) for t in reader.tensors) * 8 / info.parameters)
+    assert info.architecture == "llama" and info.error is None and info.quantization == "gguf Q8_0"
+    add_folder(lib)
+    [row] = scan(include_hf_cache=False)
+    assert row.source == "gguf" and row.path == file
+    assert delete_model(file) > 0 and not file.exists()
+
+
+def test_broken_and_foreign_gguf_rows_carry_an_error(tmp_path: Path, tok_dir: Path) -> None:
+    from temper.core.library.gguf_files import inspect_gguf
+
+    (tmp_path / "junk.gguf").write_bytes(b"nope")
+    assert "not a GGUF file" in inspect_gguf(tmp_path / "junk.gguf").error
+    write_gguf(tmp_path / "q.gguf", tok_dir, arch="qwen2")
+    assert "'qwen2' cannot be imported yet" in inspect_gguf(tmp_path / "q.gguf").error
+    (tmp_path / "x-00001-of-00002.gguf").write_bytes(b"GGUF")
+    assert "split GGUF" in inspect_gguf(tmp_path / "x-00001-of-00002.gguf").error

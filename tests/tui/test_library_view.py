@@ -223,3 +223,31 @@ async def test_clicking_a_header_sorts_by_it(engine, library: Path) -> None:
         await pilot.click("#library-table", offset=(x, 0))
         await pilot.pause()
         assert view.sort_reverse and [m.size_bytes for m in view.shown] == sorted(sizes)
+
+
+@sync
+async def test_import_a_gguf_from_the_library(engine, library: Path, tmp_path: Path) -> None:
+    """A GGUF in a Library folder is listed; i imports it on the engine thread and selects the result."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+    from gguf_tiny import write_gguf
+    from temper.core.library.synthetic import train_tokenizer
+
+    train_tokenizer(tmp_path / "tok", vocab_size=300)
+    write_gguf(library / "tiny-q8.gguf", tmp_path / "tok", qtype="Q8_0")
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _loaded(pilot, app)
+        row = next(i for i, m in enumerate(view.shown) if m.source == "gguf")
+        app.query_one("#library-table", DataTable).move_cursor(row=row)
+        await pilot.press("c")  # not openable as it is
+        await pilot.pause()
+        assert app.opened == []
+        await pilot.press("i")
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if (models_dir() / "tiny-q8").exists() and view.loaded and view.highlighted is not None \
+                    and view.highlighted.source == "temper" and view.highlighted.name == "tiny-q8":
+                break
+        assert view.highlighted.name == "tiny-q8" and view.highlighted.quantization == "uniform 8-bit g32"

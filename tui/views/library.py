@@ -52,6 +52,21 @@ class ScanFinished(Message):
         self.error = error
 
 
+class ImportProgress(Message):
+    def __init__(self, message: str, fraction: float) -> None:
+        super().__init__()
+        self.message, self.fraction = message, fraction
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ImportProgress)
+
+
+class ImportFinished(Message):
+    def __init__(self, source: ModelInfo, path: Path | None, error: str | None = None) -> None:
+        super().__init__()
+        self.source, self.path, self.error = source, path, error
+
+
 class ModelDeleted(Message):
     def __init__(self, info: ModelInfo, freed: int | None, error: str | None = None) -> None:
         super().__init__()
@@ -90,6 +105,14 @@ def details_text(m: ModelInfo | None) -> str:
         lines.append(f"[red]error:[/red] {m.error}")
         return "\n".join(lines)
     d = m.details
+    if d.get("gguf"):
+        types = d.get("gguf_types") or {}
+        total = sum(types.values()) or 1
+        mix = ", ".join(f"{t} {n / total:.0%}" for t, n in list(types.items())[:4])
+        lines.append(f"GGUF file · {m.architecture} · {m.parameters:,} params · {human_bytes(m.size_bytes)}")
+        lines.append(f"{m.bits_per_weight:.3f} real bits/weight · {mix}")
+        lines.append("[dim]i imports it as an MLX model (Q4_0/Q4_1/Q8_0 kept, others requantized)[/dim]")
+        return "\n".join(lines)
     lines.append(f"{m.architecture} · {m.parameters:,} params · {m.details.get('layers') or '?'} layers · "
                  f"hidden {d.get('hidden_size') or '?'} · vocab {d.get('vocab_size') or '?'}")
     lines.append(f"{m.quantization} · {m.bits_per_weight:.3f} real bits/weight · floats {d.get('dtype', '?')} · "
@@ -118,6 +141,7 @@ class LibraryView(Vertical):
         Binding("q", "open('quantize')", "Quantize", id="library.quantize"),
         Binding("d", "delete", "Delete", id="library.delete"),
         Binding("s", "search", "Hub", id="library.search"),
+        Binding("i", "import_gguf", "Import GGUF", id="library.import"),
     ]
 
     def __init__(self, *, extra_folders: list[Path] | None = None, **kwargs) -> None:
@@ -128,6 +152,8 @@ class LibraryView(Vertical):
         self.sort_reverse = False
         self.loaded = False  # the first scan came back (tests wait on it)
         self.extra_folders = extra_folders or []
+        self.importing = None  # the engine Job of a running GGUF import
+        self.select_after_scan: Path | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="library-bar"):
@@ -178,7 +204,12 @@ class LibraryView(Vertical):
             descending = (key_name in LARGEST_FIRST) != self.sort_reverse
             arrow = (" ▼" if descending else " ▲") if key_name == self.sort_key else "  "
             table.columns[key_name].label = _label(label + arrow)
-        if current is not None and current in self.shown:
+        wanted = self.select_after_scan
+        paths = [m.path for m in self.shown]
+        if wanted is not None and wanted in paths:
+            table.move_cursor(row=paths.index(wanted))
+            self.select_after_scan = None
+        elif current is not None and current in self.shown:
             table.move_cursor(row=self.shown.index(current))
         broken = sum(1 for m in self.models if m.error)
         status = f"{len(self.shown)}/{len(self.models)} models" + (f" · {broken} broken" if broken else "")
@@ -217,6 +248,9 @@ class LibraryView(Vertical):
     def key_escape(self) -> None:
         if self.query_one("#library-filter", Input).has_focus:
             self.query_one(DataTable).focus()
+        elif self.importing is not None:
+            self.importing.cancel()
+            self.query_one("#library-status", Static).update("cancelling import…")
 
     # actions --------------------------------------------------------------------------------------
     def action_focus_filter(self) -> None:
@@ -241,6 +275,9 @@ class LibraryView(Vertical):
             return
         if m.error:
             self.notify(m.error, title=f"{m.name} cannot be opened", severity="error")
+            return
+        if m.details.get("gguf"):
+            self.notify("a GGUF file: press i to import it as an MLX model first", severity="warning")
             return
         self.post_message(OpenModel(m.path, target))
         try:
@@ -273,6 +310,58 @@ class LibraryView(Vertical):
             self.notify(message.error, title=f"{message.info.name} not deleted", severity="error")
             return
         self.notify(f"deleted {message.info.name} ({human_bytes(message.freed or 0)} freed)")
+        self.rescan()
+
+    def action_import_gguf(self) -> None:
+        m = self.highlighted
+        if m is None or not m.details.get("gguf"):
+            self.notify("i imports a GGUF file: add a folder holding .gguf files (temper library add-folder)")
+            return
+        if m.error:
+            self.notify(m.error, title="cannot import", severity="error")
+            return
+        if self.importing is not None:
+            self.notify("an import is already running (Esc cancels it)", severity="warning")
+            return
+        self._import_worker(m)
+
+    @work(thread=True, exclusive=True, group="library-import", exit_on_error=False)
+    def _import_worker(self, m: ModelInfo) -> None:
+        """Waits on the engine job (the import itself runs MLX on the engine thread)."""
+        from temper.core.engine import Cancelled, Failed, Finished, Progress
+        from temper.core.library.gguf_import import import_gguf
+
+        def job_fn(ctx):
+            return import_gguf(m.path, name=m.name, check=ctx.check, progress=lambda msg, f: ctx.emit(
+                Progress(ctx.job_id, "import", int(f * 100), 100, msg)))
+
+        job = self.app.engine.submit(job_fn, kind="gguf-import")
+        self.importing = job
+        try:
+            for event in job.events():
+                if isinstance(event, Progress):
+                    self.post_message(ImportProgress(event.message, event.done / 100))
+                elif isinstance(event, Finished):
+                    self.post_message(ImportFinished(m, event.result))
+                elif isinstance(event, Failed):
+                    self.post_message(ImportFinished(m, None, error=event.message))
+                elif isinstance(event, Cancelled):
+                    self.post_message(ImportFinished(m, None, error="import cancelled"))
+        finally:
+            self.importing = None
+
+    def on_import_progress(self, message: ImportProgress) -> None:
+        self.query_one("#library-status", Static).update(
+            f"importing {message.fraction * 100:3.0f}% {message.message} (Esc cancels)")
+
+    def on_import_finished(self, message: ImportFinished) -> None:
+        if message.error or message.path is None:
+            self.notify(message.error or "import failed", title=f"{message.source.name} not imported",
+                        severity="error")
+            self.refresh_table()
+            return
+        self.notify(f"imported {message.source.name} as {display_path(message.path)}")
+        self.select_after_scan = message.path
         self.rescan()
 
     def action_search(self) -> None:
