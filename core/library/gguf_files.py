@@ -37,7 +37,8 @@ def _string(fh: IO[bytes]) -> str:
     return fh.read(n).decode("utf-8", errors="replace")
 
 
-def _skip_value(fh: IO[bytes], vtype: int) -> Any:
+def _value(fh: IO[bytes], vtype: int, keep: bool) -> Any:
+    """Read one metadata value; arrays are decoded only when `keep` (else skipped, returning None)."""
     if vtype in _SCALARS:
         return _read(fh, _SCALARS[vtype])
     if vtype == 8:
@@ -45,16 +46,23 @@ def _skip_value(fh: IO[bytes], vtype: int) -> Any:
     if vtype == 9:
         etype, count = _read(fh, "<I"), _read(fh, "<Q")
         if etype in _SCALARS:
-            fh.seek(struct.calcsize(_SCALARS[etype]) * count, 1)
-        else:
-            for _ in range(count):
-                _skip_value(fh, etype)
-        return None
+            fmt = _SCALARS[etype]
+            nbytes = struct.calcsize(fmt) * count
+            if not keep:
+                fh.seek(nbytes, 1)
+                return None
+            raw = fh.read(nbytes)
+            if len(raw) != nbytes:
+                raise ModelLoadError("GGUF header is truncated")
+            return list(struct.unpack(f"<{count}{fmt[1]}", raw))
+        items = [_value(fh, etype, keep) for _ in range(count)]
+        return items if keep else None
     raise ModelLoadError(f"GGUF header has an unknown value type {vtype}")
 
 
-def read_gguf_header(path: Path) -> tuple[dict[str, Any], list[tuple[str, tuple[int, ...], int]]]:
-    """(selected general.* metadata, [(tensor name, shape, ggml type id)])."""
+def read_gguf_header(path: Path, *, everything: bool = False
+                     ) -> tuple[dict[str, Any], list[tuple[str, tuple[int, ...], int]]]:
+    """(metadata, [(tensor name, shape, ggml type id)]). Only general.* scalars unless `everything`."""
     with open(path, "rb", buffering=1 << 16) as fh:
         if fh.read(4) != b"GGUF":
             raise ModelLoadError(f"{path.name} is not a GGUF file")
@@ -65,8 +73,8 @@ def read_gguf_header(path: Path) -> tuple[dict[str, Any], list[tuple[str, tuple[
         meta: dict[str, Any] = {}
         for _ in range(n_kv):
             key = _string(fh)
-            value = _skip_value(fh, _read(fh, "<I"))
-            if key in _WANTED:
+            value = _value(fh, _read(fh, "<I"), everything)
+            if everything or key in _WANTED:
                 meta[key] = value
         tensors = []
         for _ in range(n_tensors):

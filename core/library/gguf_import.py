@@ -107,15 +107,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_metadata(file: Path) -> dict[str, Any]:
-    """All GGUF metadata as plain Python values (strings, numbers, lists), via the `gguf` package."""
+def read_gguf(file: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(all metadata as plain Python values, tensor name -> GGML type name), from the header only."""
     import gguf
 
+    from .gguf_files import read_gguf_header
+
     try:
-        reader = gguf.GGUFReader(str(file))
-    except Exception as exc:
+        meta, tensors = read_gguf_header(file, everything=True)
+    except (OSError, TemperError) as exc:
         raise import_error(f"{file.name} is not a readable GGUF file: {exc}") from exc
-    return {key: field.contents() for key, field in reader.fields.items() if not key.startswith("GGUF.")}
+    types = {}
+    for name, _, type_id in tensors:
+        try:
+            types[name] = gguf.GGMLQuantizationType(type_id).name
+        except ValueError:
+            types[name] = f"type{type_id}"
+    return meta, types
+
+
+def read_metadata(file: Path) -> dict[str, Any]:
+    return read_gguf(Path(file))[0]
 
 
 def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> dict[str, Any]:
@@ -213,13 +225,6 @@ def write_tokenizer(out: Path, meta: dict[str, Any]) -> None:
     config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def tensor_types(file: Path) -> dict[str, str]:
-    """GGML type of every tensor in the file (F32, Q4_0, Q4_K, ...), read from its header."""
-    import gguf
-
-    return {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(file)).tensors}
-
-
 class _Dequantized(Mapping):
     """Tensors dequantized one at a time by the `gguf` package, for files MLX's reader refuses."""
 
@@ -285,7 +290,7 @@ def import_gguf(
         raise import_error(f"{dest} already exists: pick another --name or delete it first")
 
     report("reading metadata", 0.0)
-    meta = read_metadata(file)
+    meta, types = read_gguf(file)
     report("reading tensors", 0.1)
     tensors, native = _load_tensors(file)
     step()
@@ -296,7 +301,6 @@ def import_gguf(
     target = getattr(mx, dtype)
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
 
-    types = tensor_types(file)
     if native and any(types.get(n, "F32") not in _MLX_READS for n in names):
         redo = {n for n in names if types.get(n, "F32") not in _MLX_READS}
         reference, mlx_read = _Dequantized(file), tensors
