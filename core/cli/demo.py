@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..library import demo
+    from .library import quiet_transformers
 
+    quiet_transformers()
     folder = demo.prepare(say=lambda m: print(m, file=sys.stderr))
     if args.no_launch:
         print(folder)

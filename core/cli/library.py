@@ -136,11 +136,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_add_folder(args: argparse.Namespace) -> int:
     from ..library.folders import add_folder
+    from ..library.gguf_files import gguf_files
     from ..library.scan import model_folders
 
     path = add_folder(args.folder)
-    found = list(model_folders(path))
-    print(f"added {path} ({len(found)} model folder{'s' if len(found) != 1 else ''} found)")
+    found, ggufs = list(model_folders(path)), gguf_files(path)
+    print(f"added {path}: {len(found)} model folder{'s' if len(found) != 1 else ''}, "
+          f"{len(ggufs)} GGUF file{'s' if len(ggufs) != 1 else ''} (import with: temper library import FILE)")
     return 0
 
 
@@ -153,9 +155,17 @@ def cmd_remove_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_transformers() -> None:
+    """transformers says "PyTorch was not found" on import: true, and irrelevant here (MLX does the math)."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     import time
 
+    quiet_transformers()
     from ..library.gguf_import import import_gguf
     from ..library.inspect import inspect_model
 
@@ -173,6 +183,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"imported {Path(args.file).name} -> {out} in {time.perf_counter() - start:.1f} s: "
           f"{human_params(m.parameters)} params, {m.quantization}, {m.bits_per_weight:.2f} bpw, "
           f"{human_bytes(m.size_bytes)}")
+    actions = json.loads((out / "config.json").read_text()).get("temper", {}).get("tensors", {})
+    print("tensors: " + ", ".join(f"{n} {what}" for what, n in actions.items()))
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,16 @@ Progress = Callable[[str, float], None]
 SUPPORTED = ("llama",)
 _DTYPES = ("auto", "float16", "bfloat16", "float32")
 _GGUF_GROUP = 32  # Q4_0 / Q4_1 / Q8_0 blocks hold 32 weights
+_FLOAT_TYPES = {"F32", "F16", "BF16", "F64"}
+# Types taken from MLX's reader as they are. Others (K-quants, IQ, BF16) are dequantized by gguf-py:
+# MLX 0.32's reader turns Q4_K into values that disagree with llama.cpp's reference dequantizer from
+# the second 32-element sub-block on (checked here on random blocks), and BF16 into float16.
+_MLX_READS = {"F32", "F16", "Q4_0", "Q4_1", "Q8_0"}
+# GGUF types MLX cannot hold as they are, requantized to MLX affine at group size 32. K-quants keep
+# per-16 or per-32 sub-block scales; at 2-3 bits one more bit in g32 keeps the error near the original.
+REQUANT_BITS = {"Q2_K": 3, "Q3_K": 4, "Q4_K": 4, "Q5_K": 5, "Q6_K": 6, "Q5_0": 5, "Q5_1": 5, "Q4_0": 4,
+                "Q4_1": 4, "Q8_0": 8, "Q8_1": 8, "IQ4_NL": 4, "IQ4_XS": 4, "IQ3_XXS": 4, "IQ3_S": 4,
+                "IQ2_XXS": 3, "IQ2_XS": 3, "IQ2_S": 3, "IQ1_S": 3, "IQ1_M": 3, "TQ1_0": 3, "TQ2_0": 3}
 
 _TOP = {
     "token_embd": "model.embed_tokens",
@@ -97,15 +107,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_metadata(file: Path) -> dict[str, Any]:
-    """All GGUF metadata as plain Python values (strings, numbers, lists), via the `gguf` package."""
+def read_gguf(file: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(all metadata as plain Python values, tensor name -> GGML type name), from the header only."""
     import gguf
 
+    from .gguf_files import read_gguf_header
+
     try:
-        reader = gguf.GGUFReader(str(file))
-    except Exception as exc:
+        meta, tensors = read_gguf_header(file, everything=True)
+    except (OSError, TemperError) as exc:
         raise import_error(f"{file.name} is not a readable GGUF file: {exc}") from exc
-    return {key: field.contents() for key, field in reader.fields.items() if not key.startswith("GGUF.")}
+    types = {}
+    for name, _, type_id in tensors:
+        try:
+            types[name] = gguf.GGMLQuantizationType(type_id).name
+        except ValueError:
+            types[name] = f"type{type_id}"
+    return meta, types
+
+
+def read_metadata(file: Path) -> dict[str, Any]:
+    return read_gguf(Path(file))[0]
 
 
 def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> dict[str, Any]:
@@ -203,25 +225,40 @@ def write_tokenizer(out: Path, meta: dict[str, Any]) -> None:
     config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _load_tensors(file: Path) -> tuple[dict[str, Any], bool]:
-    """(tensors, all_native): MLX's own GGUF reader; unsupported types fall back to `gguf` dequantizing."""
+class _Dequantized(Mapping):
+    """Tensors dequantized one at a time by the `gguf` package, for files MLX's reader refuses."""
+
+    def __init__(self, file: Path) -> None:
+        import gguf
+
+        self._gguf = gguf
+        self._tensors = {t.name: t for t in gguf.GGUFReader(str(file)).tensors}
+
+    def __getitem__(self, name: str) -> Any:
+        import mlx.core as mx
+        import numpy as np
+
+        t = self._tensors[name]
+        data = self._gguf.quants.dequantize(t.data, t.tensor_type)
+        return mx.array(np.asarray(data, dtype=np.float32).reshape(tuple(reversed(t.shape.tolist()))))
+
+    def __iter__(self):
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+
+def _load_tensors(file: Path) -> tuple[Mapping[str, Any], bool]:
+    """(tensors, native): MLX's own GGUF reader, else per-tensor dequantizing with `gguf`."""
     import mlx.core as mx
 
     try:
-        tensors = mx.load(str(file), return_metadata=False)
-        return tensors, True
+        return mx.load(str(file)), True
     except Exception as exc:
-        if "gguf" not in str(exc).lower() and "type" not in str(exc).lower():
+        if "gguf" not in str(exc).lower():
             raise import_error(f"cannot read {file.name}: {exc}") from exc
-    import gguf
-    import numpy as np
-
-    reader = gguf.GGUFReader(str(file))
-    out = {}
-    for t in reader.tensors:
-        data = gguf.quants.dequantize(t.data, t.tensor_type)
-        out[t.name] = mx.array(np.asarray(data, dtype=np.float32).reshape(tuple(reversed(t.shape.tolist()))))
-    return out, False
+    return _Dequantized(file), False
 
 
 def import_gguf(
@@ -253,7 +290,7 @@ def import_gguf(
         raise import_error(f"{dest} already exists: pick another --name or delete it first")
 
     report("reading metadata", 0.0)
-    meta = read_metadata(file)
+    meta, types = read_gguf(file)
     report("reading tensors", 0.1)
     tensors, native = _load_tensors(file)
     step()
@@ -264,32 +301,53 @@ def import_gguf(
     target = getattr(mx, dtype)
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
 
+    if native and any(types.get(n, "F32") not in _MLX_READS for n in names):
+        redo = {n for n in names if types.get(n, "F32") not in _MLX_READS}
+        reference, mlx_read = _Dequantized(file), tensors
+
+        def fetch(n: str) -> Any:
+            return reference[n] if n in redo else mlx_read[n]
+    else:
+        fetch = tensors.__getitem__
     weights: dict[str, Any] = {}
     quant: dict[str, tuple[int, int]] = {}
+    actions: Counter[str] = Counter()
     groups = sorted({n.rsplit(".", 1)[0] for n in names})
     for i, base in enumerate(groups):
         step()
         if base.rsplit(".", 1)[-1] in _SKIP:
             continue
-        w = tensors.get(f"{base}.weight")
+        gtype = types.get(f"{base}.weight", "F32")
         part = base.split(".")[-1] if base.startswith("blk.") else base
-        parts = {leaf: tensors[f"{base}.{leaf}"] for leaf in ("weight", "scales", "biases", "bias")
-                 if f"{base}.{leaf}" in tensors}
-        quantized = w is not None and w.dtype == mx.uint32 and "scales" in parts
+        parts = {leaf: fetch(f"{base}.{leaf}") for leaf in ("weight", "scales", "biases", "bias")
+                 if f"{base}.{leaf}" in names}
+        w = parts.get("weight")
         if part in heads and w is not None:
             order = mx.array(unpermute_rows(w.shape[0], heads[part]))
             parts = {leaf: mx.take(v, order, axis=0) for leaf, v in parts.items()}
-        if quantized:
+        path = mlx_name(f"{base}.weight").rsplit(".", 1)[0]
+        if w is not None and w.dtype == mx.uint32 and "scales" in parts:  # Q4_0 / Q4_1 / Q8_0 as MLX triples
             bits = parts["weight"].shape[-1] // parts["scales"].shape[-1]
             if dequantize:
                 parts = {"weight": mx.dequantize(parts["weight"], parts["scales"], parts["biases"],
                                                  group_size=_GGUF_GROUP, bits=bits).astype(target),
                          **({"bias": parts["bias"].astype(target)} if "bias" in parts else {})}
+                actions[f"{gtype} dequantized"] += 1
             else:
-                quant[mlx_name(f"{base}.weight").rsplit(".", 1)[0]] = (bits, _GGUF_GROUP)
+                quant[path] = (bits, _GGUF_GROUP)
                 parts = {leaf: (v if leaf == "weight" else v.astype(target)) for leaf, v in parts.items()}
+                actions[f"{gtype} kept"] += 1
+        elif (gtype not in _FLOAT_TYPES and not dequantize and w is not None and w.ndim == 2
+              and w.shape[-1] % _GGUF_GROUP == 0):
+            bits = REQUANT_BITS.get(gtype, 8)
+            q, scales, biases = mx.quantize(parts["weight"].astype(mx.float32), group_size=_GGUF_GROUP, bits=bits)
+            parts = {"weight": q, "scales": scales.astype(target), "biases": biases.astype(target),
+                     **({"bias": parts["bias"].astype(target)} if "bias" in parts else {})}
+            quant[path] = (bits, _GGUF_GROUP)
+            actions[f"{gtype} requantized to {bits}-bit g{_GGUF_GROUP}"] += 1
         else:
             parts = {leaf: v.astype(target) for leaf, v in parts.items()}
+            actions[f"{gtype} {'as' if gtype in _FLOAT_TYPES else 'dequantized to'} {dtype}"] += 1
         for leaf, v in parts.items():
             if (mapped := mlx_name(f"{base}.{leaf}")) is not None:
                 weights[mapped] = v
@@ -306,7 +364,7 @@ def import_gguf(
         config["quantization_config"] = dict(qconfig)
     config["torch_dtype"] = dtype
     config["temper"] = {"imported_from": file.name, "gguf_file_type": _plain(meta.get("general.file_type")),
-                        "gguf_native_tensors": native}
+                        "gguf_read_by": "mlx" if native else "gguf", "tensors": dict(sorted(actions.items()))}
 
     report("writing", 0.9)
     with atomic.folder(dest, overwrite=overwrite) as tmp:

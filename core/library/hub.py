@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from ..errors import JobCancelled, TemperError
+from .scan import hf_cache_dir
 
 T = TypeVar("T")
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current file)
@@ -185,7 +186,7 @@ def download(
             raise JobCancelled("download cancelled")
         before = state["done"]
         try:
-            local = hf_hub_download(repo_id, name, revision=sha, endpoint=endpoint(),
+            local = hf_hub_download(repo_id, name, revision=sha, endpoint=endpoint(), cache_dir=hf_cache_dir(),
                                     tqdm_class=_progress_class(state, name, report, stop))
         except JobCancelled:
             raise

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..paths import models_dir
 from .folders import folders as configured_folders
+from .gguf_files import gguf_files, inspect_gguf
 from .inspect import inspect_model, is_model_folder
 from .model_info import ModelInfo
 
@@ -25,7 +26,7 @@ def hf_cache_dir() -> Path:
     return Path(home).expanduser() / "hub"
 
 
-def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelInfo]:
+def scan_hf_cache(cache_dir: Path | None = None, *, include_gguf: bool = True) -> list[ModelInfo]:
     cache = cache_dir or hf_cache_dir()
     if not cache.is_dir():
         return []
@@ -43,6 +44,8 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[ModelInfo]:
         snapshot = Path(revisions[0].snapshot_path)
         if is_model_folder(snapshot):
             found.append(inspect_model(snapshot, source="hf-cache", name=repo.repo_id))
+        elif include_gguf:
+            found.extend(inspect_gguf(f) for f in gguf_files(snapshot, depth=2))
     return found
 
 
@@ -60,8 +63,10 @@ def model_folders(root: Path) -> Iterable[Path]:
             yield child
 
 
-def scan(extra_folders: Iterable[str | Path] | None = None, *, include_hf_cache: bool = True) -> list[ModelInfo]:
-    """Every local model, deduplicated by resolved path, sorted by name."""
+def scan(extra_folders: Iterable[str | Path] | None = None, *, include_hf_cache: bool = True,
+         include_gguf: bool = True) -> list[ModelInfo]:
+    """Every local model, deduplicated by resolved path, sorted by name. GGUF files found in the
+    user's folders (and GGUF-only repos in the HF cache) are listed too, as importable rows."""
     seen: set[Path] = set()
     out: list[ModelInfo] = []
 
@@ -77,8 +82,11 @@ def scan(extra_folders: Iterable[str | Path] | None = None, *, include_hf_cache:
     for root in roots:
         for folder in model_folders(root):
             add(inspect_model(folder, source="folder"))
+        if include_gguf:
+            for file in gguf_files(root):
+                add(inspect_gguf(file))
     if include_hf_cache:
-        for info in scan_hf_cache():
+        for info in scan_hf_cache(include_gguf=include_gguf):
             add(info)
     return sorted(out, key=lambda i: i.name.lower())
 

@@ -197,3 +197,79 @@ def test_real_smollm2_gguf_answers_and_tokenizes(engine, tmp_path: Path) -> None
     assert ids["<|im_start|>"] == [1] and ids["<|im_end|>"] == [2]  # the GGUF's own special-token ids
     assert ids[" Paris"] == [vocab.index("ĠParis")]
     print(f"import {seconds:.1f}s params {info.parameters} bpw {info.bits_per_weight:.3f}: {answer!r}")
+
+
+KDIMS = {"hidden": 256, "layers": 1, "inter": 256, "heads": 4, "kv_heads": 2}
+
+
+@pytest.mark.parametrize("qtype, bits", [("Q4_K", 4), ("Q6_K", 6)])
+def test_k_quants_are_requantized_close_to_the_gguf_values(engine, tmp_path: Path, tok_dir: Path,
+                                                           qtype: str, bits: int) -> None:
+    """K-quants have no MLX form: they are requantized to affine g32 (or dequantized exactly)."""
+    truth = write_gguf(tmp_path / "k.gguf", tok_dir, qtype=qtype, dims=KDIMS)
+    out = _import(engine, tmp_path / "k.gguf", tmp_path / "models", name="k", dtype="float32")
+    config = json.loads((out / "config.json").read_text())
+    assert config["quantization"]["bits"] == bits and config["quantization"]["group_size"] == 32
+    assert any(qtype in k and "requantized" in k for k in config["temper"]["tensors"])
+    exact = _import(engine, tmp_path / "k.gguf", tmp_path / "models", name="k-deq", dtype="float32",
+                    dequantize=True)
+    got = _load_np(exact)
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+                 "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"):
+        np.testing.assert_allclose(got[name], truth[name], rtol=1e-3, atol=1e-4, err_msg=name)
+
+    def requant_error(ctx):
+        import mlx.core as mx
+
+        w = mx.load(str(out / "model.safetensors"))
+        p = "model.layers.0.self_attn.q_proj"
+        deq = mx.dequantize(w[f"{p}.weight"], w[f"{p}.scales"], w[f"{p}.biases"], group_size=32, bits=bits)
+        ref = mx.array(truth[f"{p}.weight"])
+        return float(((deq - ref) ** 2).mean() / (ref**2).mean())
+
+    assert engine.run(requant_error) < {4: 0.02, 6: 0.002}[bits]
+
+
+def test_types_mlx_cannot_read_fall_back_to_gguf_dequantizing(engine, tmp_path: Path, tok_dir: Path) -> None:
+    """MLX's reader refuses a Q5_0 file outright: every tensor then goes through gguf-py, one at a time."""
+    truth = write_gguf(tmp_path / "q5.gguf", tok_dir, qtype="Q5_0")
+    out = _import(engine, tmp_path / "q5.gguf", tmp_path / "models", name="q5", dtype="float32")
+    config = json.loads((out / "config.json").read_text())
+    assert config["temper"]["gguf_read_by"] == "gguf" and config["quantization"]["bits"] == 5
+    info = inspect_model(out)
+    assert info.quantization == "uniform 5-bit g32"
+    assert info.parameters == sum(w.size for w in truth.values())
+
+
+def test_gguf_files_are_listed_with_params_and_real_bpw(tmp_path: Path, tok_dir: Path) -> None:
+    import gguf
+    from temper.core.library.delete import delete_model
+    from temper.core.library.folders import add_folder
+    from temper.core.library.gguf_files import inspect_gguf
+    from temper.core.library.scan import scan
+
+    lib = tmp_path / "lmstudio"
+    (lib / "publisher" / "repo").mkdir(parents=True)
+    file = lib / "publisher" / "repo" / "tiny-Q8_0.gguf"
+    truth = write_gguf(file, tok_dir, qtype="Q8_0")
+    (lib / "publisher" / "repo" / "big-00002-of-00003.gguf").write_bytes(b"GGUF")  # not a first shard: skipped
+    info = inspect_gguf(file)
+    reader = gguf.GGUFReader(str(file))
+    assert info.parameters == sum(w.size for w in truth.values()) == sum(int(t.n_elements) for t in reader.tensors)
+    assert info.bits_per_weight == pytest.approx(sum(int(t.n_bytes) for t in reader.tensors) * 8 / info.parameters)
+    assert info.architecture == "llama" and info.error is None and info.quantization == "gguf Q8_0"
+    add_folder(lib)
+    [row] = scan(include_hf_cache=False)
+    assert row.source == "gguf" and row.path == file
+    assert delete_model(file) > 0 and not file.exists()
+
+
+def test_broken_and_foreign_gguf_rows_carry_an_error(tmp_path: Path, tok_dir: Path) -> None:
+    from temper.core.library.gguf_files import inspect_gguf
+
+    (tmp_path / "junk.gguf").write_bytes(b"nope")
+    assert "not a GGUF file" in inspect_gguf(tmp_path / "junk.gguf").error
+    write_gguf(tmp_path / "q.gguf", tok_dir, arch="qwen2")
+    assert "'qwen2' cannot be imported yet" in inspect_gguf(tmp_path / "q.gguf").error
+    (tmp_path / "x-00001-of-00002.gguf").write_bytes(b"GGUF")
+    assert "split GGUF" in inspect_gguf(tmp_path / "x-00001-of-00002.gguf").error
