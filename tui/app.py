@@ -182,11 +182,10 @@ class TemperApp(App[None]):
         return True
 
     def binding_ids(self) -> set[str]:
-        ids = set()
-        for node in [self, *self.screen_stack[0].walk_children(with_self=True)]:
-            for bindings in node._bindings.key_to_bindings.values():
-                ids.update(b.id for b in bindings if b.id)
-        return ids
+        """Every binding id a keymap may name: the app's, the main screen's widgets' and our screens'."""
+        from .screens.help import binding_rows
+
+        return {row[2] for row in binding_rows(self) if row[2] != "-"}
 
     def _apply_keymap(self, keymap: Mapping[str, str]) -> None:
         known = self.binding_ids()

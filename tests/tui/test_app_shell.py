@@ -70,6 +70,7 @@ async def test_help_screen_lists_every_app_binding_with_its_id(make_app) -> None
         expected = {b.id for b in app.BINDINGS}
         assert expected <= ids, expected - ids
         assert ["f4 alt+4", "Chat", "app.tab.chat", "app"] in [list(r) for r in rows]
+        assert {"settings.save", "profiles.save_as", "help.close"} <= ids  # the screens' keys too
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)

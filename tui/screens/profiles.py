@@ -29,13 +29,18 @@ class ProfileScreen(ModalScreen[str | None]):
     BINDINGS = [
         Binding("escape", "dismiss_none", "Close", id="profiles.close"),
         Binding("s", "save_as", "Save active as...", id="profiles.save_as"),
+        Binding("d", "compare_base", "Compare against this one", id="profiles.compare"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base: str | None = None  # compare against this profile instead of the active one
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(
                 f"[b]Profiles[/b]  active: {self.app.profile.name}.  Enter applies, s saves the active one "
-                "under a new name, Esc closes.",
+                "under a new name, d compares others against the highlighted one, Esc closes.",
                 id="profile-help",
             )
             with Horizontal():
@@ -63,8 +68,15 @@ class ProfileScreen(ModalScreen[str | None]):
         except ProfileError as exc:
             return f"[b red]does not load[/]\n{_escape(str(exc))}"
         lines = [f"[b]{ref.name}[/b] ({ref.source}) {_escape(profile.description)}", f"[dim]{ref.path}[/dim]", ""]
-        changes = diff(self.app.profile, profile)
-        lines.append(f"changes against the active profile ({_escape(self.app.profile.name)}):")
+        base, label = self.app.profile, f"the active profile ({self.app.profile.name})"
+        if self.base is not None:
+            base_ref = next((r for r in list_profiles() if r.name == self.base), None)
+            try:
+                base, label = load_file(base_ref.path, base_ref.name, base_ref.source), self.base
+            except (AttributeError, ProfileError):
+                self.base = None
+        changes = diff(base, profile)
+        lines.append(f"changes against {_escape(label)}:")
         if not changes:
             lines.append("  none: the same in effect")
         for c in changes:
@@ -78,6 +90,13 @@ class ProfileScreen(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+    def action_compare_base(self) -> None:
+        option_list = self.query_one(OptionList)
+        if option_list.highlighted is None:
+            return
+        self.base = option_list.get_option_at_index(option_list.highlighted).id
+        self.notify(f"comparing against {self.base}; move to another profile", timeout=3)
 
     def action_save_as(self) -> None:
         self.app.push_screen(SaveProfileScreen())
