@@ -7,6 +7,8 @@ tab `target` ("chat", "quantize", ... one of the tab ids in `tui/app.py` TABS).
 
 The active profile is `app.profile` (a reactive holding a `temper.core.profiles.Profile`); the active
 model is `app.model` (a path string or None). Views follow them with `self.watch(self.app, "profile", fn)`.
+User settings are `app.settings` (temper.core.settings.Settings: models_folders, output_folder,
+refresh_rate...); the Settings screen replaces the object and calls `app.apply_settings`.
 Engine events reach every tab view as `EngineEvent` messages (tui/bridge.py): handle `on_engine_event`.
 """
 

@@ -171,3 +171,24 @@ async def test_profile_from_args_shows_in_header(make_app) -> None:
         assert app.profile.name == "precise"
         assert app.sub_title == "tester@box · profile precise"
         assert app.query_one(TabbedContent).active == "library"
+
+
+async def test_bad_user_theme_is_reported_and_the_app_falls_back(make_app) -> None:
+    from temper.core import themes
+
+    themes.user_dir().mkdir(parents=True)
+    (themes.user_dir() / "bad-var.toml").write_text(
+        'name = "bad-var"\n[colors]\nprimary = "#123456"\n[variables]\nborder = "not-a-colour"\n'
+    )
+    (themes.user_dir() / "bad-file.toml").write_text('name = "bad-file"\n[colors]\nprimary = "blue-ish"\n')
+    path = store.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('theme = "bad-var"\n')
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("variables.border: 'not-a-colour' is not a colour" in m for m in messages), messages
+        assert any("bad-file.toml:3: colors.primary: 'blue-ish' is not a colour" in m for m in messages)
+        assert any("unknown theme 'bad-var': using temper-dark" in m for m in messages)
+        assert app.theme == "temper-dark" and "bad-var" not in app.available_themes
