@@ -8,7 +8,7 @@ from temper.core.profiles import diff, list_profiles, load_file, save
 from temper.core.profiles.diff import show
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -23,7 +23,8 @@ class ProfileScreen(ModalScreen[str | None]):
     }
     ProfileScreen Horizontal { height: 1fr; }
     ProfileScreen OptionList { width: 30; height: 1fr; }
-    ProfileScreen #profile-diff { width: 1fr; height: 1fr; padding: 0 1; overflow-y: auto; }
+    ProfileScreen #profile-diff-box { width: 1fr; height: 1fr; }
+    ProfileScreen #profile-diff { width: 1fr; height: auto; padding: 0 1; }
     ProfileScreen #profile-help { color: $text-muted; height: auto; }
     """
     BINDINGS = [
@@ -48,7 +49,8 @@ class ProfileScreen(ModalScreen[str | None]):
                     Option(f"{ref.name}  [dim]{ref.source}[/dim]", id=ref.name) for ref in list_profiles()
                 ]
                 yield OptionList(*options, id="profile-list")
-                yield Static(id="profile-diff")
+                with VerticalScroll(id="profile-diff-box"):  # tab to it to scroll a long diff
+                    yield Static(id="profile-diff")
 
     def on_mount(self) -> None:
         option_list = self.query_one(OptionList)
