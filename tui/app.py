@@ -110,10 +110,12 @@ class TemperApp(App[None]):
         self._notes.extend((f"theme skipped: {e}", "warning") for e in theme_errors)
         wanted = settings.theme
         if wanted not in self.available_themes:
-            self._notes.append((f"unknown theme {wanted!r}: using {DEFAULT_THEME}", "warning"))
-            wanted = DEFAULT_THEME
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            self._notes.append((f"unknown theme {wanted!r}: using {fallback}", "warning"))
+            wanted = fallback
         self.theme = wanted
-        self.animation_level = settings.animation_level(dict(environ if environ is not None else os.environ))
+        self._environ = dict(environ if environ is not None else os.environ)
+        self.animation_level = settings.animation_level(self._environ)
         self.set_reactive(TemperApp.profile, self._load_profile(profile or settings.default_profile))
         self.set_reactive(TemperApp.model, model)
         self._update_subtitle()
@@ -204,7 +206,7 @@ class TemperApp(App[None]):
         if settings.theme in self.available_themes:
             self.theme = settings.theme
         self._persist_theme = True
-        self.animation_level = settings.animation_level()
+        self.animation_level = settings.animation_level(self._environ)
         self._apply_keymap(settings.keymap)
 
     def watch_theme(self, theme: str) -> None:
