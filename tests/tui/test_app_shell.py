@@ -192,3 +192,15 @@ async def test_bad_user_theme_is_reported_and_the_app_falls_back(make_app) -> No
         assert any("bad-file.toml:3: colors.primary: 'blue-ish' is not a colour" in m for m in messages)
         assert any("unknown theme 'bad-var': using temper-dark" in m for m in messages)
         assert app.theme == "temper-dark" and "bad-var" not in app.available_themes
+
+
+def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
+    """`temper --profile NAME --model PATH` opens the app with both set."""
+    from temper.core.cli.main import main
+    from temper.tui.app import TemperApp
+
+    seen = {}
+    monkeypatch.setattr(TemperApp, "run", lambda self: seen.update(profile=self.profile, model=self.model))
+    assert main(["--profile", "creative", "--model", "/m/SmolLM2-135M"]) == 0
+    assert seen["profile"].name == "creative" and seen["profile"].get("sampling", "temperature") == 1.0
+    assert seen["model"] == "/m/SmolLM2-135M"
