@@ -9,12 +9,28 @@ from temper.core import settings as store
 from temper.tui import messages
 from temper.tui.app import TABS
 from temper.tui.screens.help import HelpScreen
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.message import Message
 from textual.widgets import Footer, Header, Tab, TabbedContent
 
 pytestmark = pytest.mark.anyio
 SIZE = (80, 24)
+
+
+async def palette_pick(pilot, query: str, expected: str) -> None:
+    """Type into the open palette, wait (up to 10 s) until the top hit is `expected`, and run it."""
+    await pilot.press(*query)
+    for _ in range(500):
+        await pilot.pause(0.02)
+        results = pilot.app.screen.query(CommandList)
+        if results and results.first().option_count:
+            top = results.first().get_option_at_index(0).prompt
+            if expected in str(top):
+                break
+    else:
+        raise AssertionError(f"palette never offered {expected!r}")
+    await pilot.press("enter")
+    await pilot.pause()
 TAB_IDS = [tab for tab, _, _ in TABS]
 
 
@@ -82,10 +98,7 @@ async def test_command_palette_opens_and_switches_tabs(make_app) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
-        await pilot.press(*"go to chat")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
+        await palette_pick(pilot, "go to chat", "Go to Chat")
         assert not isinstance(app.screen, CommandPalette)
         assert app.active_tab == "chat"
 
@@ -94,10 +107,7 @@ async def test_palette_theme_command_switches_and_persists(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
-        await pilot.press(*"theme: temper-light")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
+        await palette_pick(pilot, "theme: temper-light", "Theme: temper-light")
         assert app.theme == "temper-light"
     settings, error = store.load()
     assert error is None and settings.theme == "temper-light"
