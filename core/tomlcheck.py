@@ -218,10 +218,6 @@ def find_line(text: str, path: tuple[str, ...], exact: bool = False) -> int | No
     return best[1] if best and not exact else None
 
 
-def located(issues: list[Issue], text: str) -> list[Issue]:
-    return [Issue(i.path, i.message, find_line(text, i.path)) for i in issues]
-
-
 def parse(text: str, file: str) -> dict[str, Any]:
     """tomllib.loads with a `file:line: syntax: ...` ProfileError instead of TOMLDecodeError."""
     try:

@@ -110,10 +110,12 @@ class TemperApp(App[None]):
         self._notes.extend((f"theme skipped: {e}", "warning") for e in theme_errors)
         wanted = settings.theme
         if wanted not in self.available_themes:
-            self._notes.append((f"unknown theme {wanted!r}: using {DEFAULT_THEME}", "warning"))
-            wanted = DEFAULT_THEME
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            self._notes.append((f"unknown theme {wanted!r}: using {fallback}", "warning"))
+            wanted = fallback
         self.theme = wanted
-        self.animation_level = settings.animation_level(dict(environ if environ is not None else os.environ))
+        self._environ = dict(environ if environ is not None else os.environ)
+        self.animation_level = settings.animation_level(self._environ)
         self.set_reactive(TemperApp.profile, self._load_profile(profile or settings.default_profile))
         self.set_reactive(TemperApp.model, model)
         self._update_subtitle()
@@ -191,11 +193,10 @@ class TemperApp(App[None]):
         return True
 
     def binding_ids(self) -> set[str]:
-        ids = set()
-        for node in [self, *self.screen_stack[0].walk_children(with_self=True)]:
-            for bindings in node._bindings.key_to_bindings.values():
-                ids.update(b.id for b in bindings if b.id)
-        return ids
+        """Every binding id a keymap may name: the app's, the main screen's widgets' and our screens'."""
+        from .screens.help import binding_rows
+
+        return {row[2] for row in binding_rows(self) if row[2] != "-"}
 
     def _apply_keymap(self, keymap: Mapping[str, str]) -> None:
         known = self.binding_ids()
@@ -214,7 +215,7 @@ class TemperApp(App[None]):
         if settings.theme in self.available_themes:
             self.theme = settings.theme
         self._persist_theme = True
-        self.animation_level = settings.animation_level()
+        self.animation_level = settings.animation_level(self._environ)
         self._apply_keymap(settings.keymap)
 
     def watch_theme(self, theme: str) -> None:

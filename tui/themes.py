@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from temper.core.themes import COLOR_KEYS, ThemeSpec, load_all
 from textual.app import App
+from textual.color import Color
+from textual.css.constants import VALID_STYLE_FLAGS
 from textual.theme import Theme
 
 DEFAULT_THEME = "temper-dark"
@@ -12,6 +14,17 @@ DEFAULT_THEME = "temper-dark"
 def to_theme(spec: ThemeSpec) -> Theme:
     """Build a Textual theme; raises ValueError if Textual cannot make a colour system from it."""
     colors = spec.colors
+    for key, value in spec.values.get("variables", {}).items():
+        # A bad variable would only fail later, when CSS using it is parsed: check each one now.
+        if key.endswith("text-style"):
+            bad = [word for word in value.split() if word not in VALID_STYLE_FLAGS]
+            if bad or not value.split():
+                raise ValueError(f"{spec.path}: variables.{key}: {value!r} is not a text style")
+            continue
+        try:
+            Color.parse(value)
+        except Exception:
+            raise ValueError(f"{spec.path}: variables.{key}: {value!r} is not a colour") from None
     theme = Theme(
         name=spec.name,
         dark=spec.values.get("dark", True),

@@ -16,14 +16,10 @@ from .schema import CURRENT_VERSION, SCHEMA
 def problems(text: str, file: str) -> list[str]:
     """Every problem in a profile's text, one `file:line: key: message` line each (empty if valid)."""
     try:
-        _check(text, file)
-    except ProfileError as exc:
-        if "(and " not in str(exc):
-            return [str(exc)]
-        data = migrate_data(parse(text, file))
-        version = version_of(parse(text, file))
-        return [i.format(file) for i in _locate(validate(data, SCHEMA)[1], text, version)]
-    return []
+        _, _, issues = _validated(text, file)
+    except ProfileError as exc:  # syntax error or a newer version: nothing more can be checked
+        return [str(exc)]
+    return [issue.format(file) for issue in issues]
 
 
 def _locate(issues: list[Issue], text: str, version: int | None) -> list[Issue]:
@@ -36,7 +32,7 @@ def _locate(issues: list[Issue], text: str, version: int | None) -> list[Issue]:
     return located
 
 
-def _check(text: str, file: str) -> tuple[dict, int | None]:
+def _validated(text: str, file: str) -> tuple[dict, int | None, list[Issue]]:
     data = parse(text, file)
     version = version_of(data)
     if version is not None and version > CURRENT_VERSION:
@@ -46,14 +42,14 @@ def _check(text: str, file: str) -> tuple[dict, int | None]:
             "upgrade temper"
         )
     values, issues = validate(migrate_data(data), SCHEMA)
-    raise_issues(_locate(issues, text, version), file)
-    return values, version
+    return values, version, _locate(issues, text, version)
 
 
 def loads(text: str, name: str = "profile", file: str | None = None) -> Profile:
     """Parse and validate profile text. Raises ProfileError (`file:line: key: message`) on any problem."""
     file = file or name
-    values, version = _check(text, file)
+    values, version, issues = _validated(text, file)
+    raise_issues(issues, file)
     try:
         doc = tomlkit.parse(text)
     except Exception as exc:  # tomllib accepted it; tomlkit should too, but never crash on a disagreement

@@ -10,6 +10,7 @@ the whole first screen has been drawn. The engine thread is created at mount; no
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -63,19 +64,25 @@ def main() -> None:
         home = Path(tmp)
         script = home / "bare.py"
         script.write_text(BASELINE)
-        rows = {
-            "bare Textual app (baseline)": [first_paint([sys.executable, str(script)], home) for _ in range(args.runs)],
-            "temper": [first_paint(temper_command(), home) for _ in range(args.runs)],
-            "import textual.app": [import_time("textual.app") for _ in range(args.runs)],
-            "import temper.tui.app": [import_time("temper.tui.app") for _ in range(args.runs)],
+        rows: dict[str, list[float]] = {
+            "bare Textual app (baseline)": [],
+            "temper": [],
+            "import textual.app": [],
+            "import temper.tui.app": [],
         }
+        for _ in range(args.runs):  # interleaved, so background load hits both alike
+            rows["bare Textual app (baseline)"].append(first_paint([sys.executable, str(script)], home))
+            rows["temper"].append(first_paint(temper_command(), home))
+            rows["import textual.app"].append(import_time("textual.app"))
+            rows["import temper.tui.app"].append(import_time("temper.tui.app"))
     base = statistics.median(rows["bare Textual app (baseline)"])
     lines = [
         "# Start time to first paint",
         "",
         f"Command: `.venv/bin/python docs/benchmarks/startup.py --runs {args.runs}`  ",
         f"Machine: {platform.machine()}, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"tmux 100x30, {args.runs} runs each, first paint = footer drawn (capture-pane polled every 5 ms).",
+        f"tmux 100x30, {args.runs} runs each (interleaved), first paint = footer drawn (capture-pane polled "
+        f"every 5 ms). Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
         "",
         "| what | median s | min s | max s | × baseline |",
         "|---|---|---|---|---|",

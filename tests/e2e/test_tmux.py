@@ -35,12 +35,12 @@ def test_temper_starts_switches_tabs_and_quits(tmp_path: Path) -> None:
                  ("]", "Library"), ("[", "Performance"), ("F1", "Library")]
         for key, expected in steps:
             term.send(key)
-            term.wait_for(lambda lines, expected=expected: active_tab(lines) == expected, timeout=5)
+            term.wait_for(lambda lines, expected=expected: active_tab(lines) == expected, timeout=15)
 
         term.send("?")
-        term.wait_for(lambda lines: any("app.quit" in line for line in lines), timeout=5)
+        term.wait_for(lambda lines: any("app.quit" in line for line in lines), timeout=15)
         term.send("Escape")
-        term.wait_for(lambda lines: not any("app.quit" in line for line in lines), timeout=5)
+        term.wait_for(lambda lines: not any("app.quit" in line for line in lines), timeout=15)
 
         term.send("C-q")
         deadline = time.monotonic() + 10

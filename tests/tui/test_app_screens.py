@@ -81,3 +81,27 @@ async def test_broken_user_profile_is_reported_not_applied(make_app) -> None:
         await pilot.pause()
         assert app.profile.source == "default"
         assert any("aaa-broken.toml:2: chat.reasoning_effort" in n.message for n in app._notifications)
+
+
+async def test_profile_screen_compares_two_profiles(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        names = [o.id for o in app.screen.query_one("#profile-list").options]
+        await pilot.press(*["down"] * names.index("creative"), "d")
+        await pilot.press(*["down"] * (names.index("precise") - names.index("creative")))
+        await pilot.pause()
+        text = str(app.screen.query_one("#profile-diff").render())
+        assert "changes against creative:" in text
+        assert "sampling.temperature: 1.0 → 0.2" in text
+
+
+async def test_settings_screen_fits_80x24(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("comma")
+        await pilot.pause()
+        for widget_id in ("#models_folders", "#refresh_rate", "#save", "#cancel"):
+            region = app.screen.query_one(widget_id).region
+            assert region.height > 0 and region.bottom <= 24 and region.right <= 80, (widget_id, region)

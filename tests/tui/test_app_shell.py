@@ -9,12 +9,28 @@ from temper.core import settings as store
 from temper.tui import messages
 from temper.tui.app import TABS
 from temper.tui.screens.help import HelpScreen
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.message import Message
 from textual.widgets import Footer, Header, Tab, TabbedContent
 
 pytestmark = pytest.mark.anyio
 SIZE = (80, 24)
+
+
+async def palette_pick(pilot, query: str, expected: str) -> None:
+    """Type into the open palette, wait (up to 10 s) until the top hit is `expected`, and run it."""
+    await pilot.press(*query)
+    for _ in range(500):
+        await pilot.pause(0.02)
+        results = pilot.app.screen.query(CommandList)
+        if results and results.first().option_count:
+            top = results.first().get_option_at_index(0).prompt
+            if expected in str(top):
+                break
+    else:
+        raise AssertionError(f"palette never offered {expected!r}")
+    await pilot.press("enter")
+    await pilot.pause()
 TAB_IDS = [tab for tab, _, _ in TABS]
 
 
@@ -70,6 +86,7 @@ async def test_help_screen_lists_every_app_binding_with_its_id(make_app) -> None
         expected = {b.id for b in app.BINDINGS}
         assert expected <= ids, expected - ids
         assert ["f4 alt+4", "Chat", "app.tab.chat", "app"] in [list(r) for r in rows]
+        assert {"settings.save", "profiles.save_as", "help.close"} <= ids  # the screens' keys too
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
@@ -81,10 +98,7 @@ async def test_command_palette_opens_and_switches_tabs(make_app) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
-        await pilot.press(*"go to chat")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
+        await palette_pick(pilot, "go to chat", "Go to Chat")
         assert not isinstance(app.screen, CommandPalette)
         assert app.active_tab == "chat"
 
@@ -93,10 +107,7 @@ async def test_palette_theme_command_switches_and_persists(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
-        await pilot.press(*"theme: temper-light")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause()
+        await palette_pick(pilot, "theme: temper-light", "Theme: temper-light")
         assert app.theme == "temper-light"
     settings, error = store.load()
     assert error is None and settings.theme == "temper-light"
@@ -170,3 +181,36 @@ async def test_profile_from_args_shows_in_header(make_app) -> None:
         assert app.profile.name == "precise"
         assert app.sub_title == "tester@box · profile precise"
         assert app.query_one(TabbedContent).active == "library"
+
+
+async def test_bad_user_theme_is_reported_and_the_app_falls_back(make_app) -> None:
+    from temper.core import themes
+
+    themes.user_dir().mkdir(parents=True)
+    (themes.user_dir() / "bad-var.toml").write_text(
+        'name = "bad-var"\n[colors]\nprimary = "#123456"\n[variables]\nborder = "not-a-colour"\n'
+    )
+    (themes.user_dir() / "bad-file.toml").write_text('name = "bad-file"\n[colors]\nprimary = "blue-ish"\n')
+    path = store.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('theme = "bad-var"\n')
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("variables.border: 'not-a-colour' is not a colour" in m for m in messages), messages
+        assert any("bad-file.toml:3: colors.primary: 'blue-ish' is not a colour" in m for m in messages)
+        assert any("unknown theme 'bad-var': using temper-dark" in m for m in messages)
+        assert app.theme == "temper-dark" and "bad-var" not in app.available_themes
+
+
+def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
+    """`temper --profile NAME --model PATH` opens the app with both set."""
+    from temper.core.cli.main import main
+    from temper.tui.app import TemperApp
+
+    seen = {}
+    monkeypatch.setattr(TemperApp, "run", lambda self: seen.update(profile=self.profile, model=self.model))
+    assert main(["--profile", "creative", "--model", "/m/SmolLM2-135M"]) == 0
+    assert seen["profile"].name == "creative" and seen["profile"].get("sampling", "temperature") == 1.0
+    assert seen["model"] == "/m/SmolLM2-135M"

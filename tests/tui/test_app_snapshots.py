@@ -59,3 +59,10 @@ def test_app_in_each_theme(snap_compare, engine, theme: str) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=before)
+
+
+def test_settings_screen_at_80x24(snap_compare, engine) -> None:
+    """Everything on the settings screen fits a small SSH terminal."""
+    app = _app(engine, "temper-dark")
+    app.animation_level = "none"
+    assert snap_compare(app, terminal_size=(80, 24), press=["comma"])

@@ -38,7 +38,20 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
             else:
                 shown = " ".join(app.get_key_display(b) for b in bindings)
             rows.append((shown, description or bid, bid or "-", where))
+    for screen in _screen_classes():
+        for binding in screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.id:
+                keys = keymap[binding.id].split(",") if binding.id in keymap else binding.key.split(",")
+                shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys)
+                rows.append((shown, binding.description, binding.id, screen.__name__))
     return rows
+
+
+def _screen_classes() -> list[type]:
+    from .profiles import ProfileScreen, SaveProfileScreen
+    from .settings import SettingsScreen
+
+    return [HelpScreen, SettingsScreen, ProfileScreen, SaveProfileScreen]
 
 
 def _bindings(node: DOMNode) -> list[Binding]:

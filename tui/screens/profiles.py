@@ -8,7 +8,7 @@ from temper.core.profiles import diff, list_profiles, load_file, save
 from temper.core.profiles.diff import show
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -23,19 +23,25 @@ class ProfileScreen(ModalScreen[str | None]):
     }
     ProfileScreen Horizontal { height: 1fr; }
     ProfileScreen OptionList { width: 30; height: 1fr; }
-    ProfileScreen #profile-diff { width: 1fr; height: 1fr; padding: 0 1; overflow-y: auto; }
+    ProfileScreen #profile-diff-box { width: 1fr; height: 1fr; }
+    ProfileScreen #profile-diff { width: 1fr; height: auto; padding: 0 1; }
     ProfileScreen #profile-help { color: $text-muted; height: auto; }
     """
     BINDINGS = [
         Binding("escape", "dismiss_none", "Close", id="profiles.close"),
         Binding("s", "save_as", "Save active as...", id="profiles.save_as"),
+        Binding("d", "compare_base", "Compare against this one", id="profiles.compare"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base: str | None = None  # compare against this profile instead of the active one
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(
                 f"[b]Profiles[/b]  active: {self.app.profile.name}.  Enter applies, s saves the active one "
-                "under a new name, Esc closes.",
+                "under a new name, d compares others against the highlighted one, Esc closes.",
                 id="profile-help",
             )
             with Horizontal():
@@ -43,7 +49,8 @@ class ProfileScreen(ModalScreen[str | None]):
                     Option(f"{ref.name}  [dim]{ref.source}[/dim]", id=ref.name) for ref in list_profiles()
                 ]
                 yield OptionList(*options, id="profile-list")
-                yield Static(id="profile-diff")
+                with VerticalScroll(id="profile-diff-box"):  # tab to it to scroll a long diff
+                    yield Static(id="profile-diff")
 
     def on_mount(self) -> None:
         option_list = self.query_one(OptionList)
@@ -63,8 +70,15 @@ class ProfileScreen(ModalScreen[str | None]):
         except ProfileError as exc:
             return f"[b red]does not load[/]\n{_escape(str(exc))}"
         lines = [f"[b]{ref.name}[/b] ({ref.source}) {_escape(profile.description)}", f"[dim]{ref.path}[/dim]", ""]
-        changes = diff(self.app.profile, profile)
-        lines.append(f"changes against the active profile ({_escape(self.app.profile.name)}):")
+        base, label = self.app.profile, f"the active profile ({self.app.profile.name})"
+        if self.base is not None:
+            base_ref = next((r for r in list_profiles() if r.name == self.base), None)
+            try:
+                base, label = load_file(base_ref.path, base_ref.name, base_ref.source), self.base
+            except (AttributeError, ProfileError):
+                self.base = None
+        changes = diff(base, profile)
+        lines.append(f"changes against {_escape(label)}:")
         if not changes:
             lines.append("  none: the same in effect")
         for c in changes:
@@ -78,6 +92,13 @@ class ProfileScreen(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+    def action_compare_base(self) -> None:
+        option_list = self.query_one(OptionList)
+        if option_list.highlighted is None:
+            return
+        self.base = option_list.get_option_at_index(option_list.highlighted).id
+        self.notify(f"comparing against {self.base}; move to another profile", timeout=3)
 
     def action_save_as(self) -> None:
         self.app.push_screen(SaveProfileScreen())

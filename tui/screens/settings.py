@@ -33,7 +33,7 @@ class SettingsScreen(ModalScreen[bool]):
     }
     SettingsScreen .row Input:focus, SettingsScreen .row TextArea:focus,
     SettingsScreen .row Select:focus SelectCurrent { background: $primary 25%; }
-    SettingsScreen #settings-note { color: $text-muted; height: auto; }
+    SettingsScreen #settings-note { color: $text-muted; height: auto; margin-top: 1; }
     SettingsScreen #settings-buttons { height: auto; align-horizontal: right; margin-top: 1; }
     SettingsScreen Button { margin-left: 1; }
     """
@@ -48,7 +48,7 @@ class SettingsScreen(ModalScreen[bool]):
         profiles = [(ref.name, ref.name) for ref in list_profiles()]
         default_profile = s.default_profile if s.default_profile in dict(profiles) else Select.NULL
         with Vertical():
-            yield Static("[b]Settings[/b]  ctrl+s saves, Esc cancels", id="settings-title")
+            yield Static("[b]Settings[/b] · ctrl+s saves · Esc cancels", id="settings-title")
             with Horizontal(classes="row"):
                 yield Label("Models folders")
                 yield TextArea("\n".join(s.models_folders), id="models_folders", compact=True)
