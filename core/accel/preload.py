@@ -8,8 +8,9 @@ imported (too late: the process keeps its BLAS), when a fast BLAS is already loa
 or when this very process is the re-executed one (`TEMPER_BLAS_REEXEC` holds its pid: exec keeps the pid,
 so a loop is impossible while child processes, whose pid differs, still get their own chance).
 
-After the re-exec the original `LD_PRELOAD`/`LD_LIBRARY_PATH` are put back into `os.environ`, so programs
-that temper starts (git, editors, a nested temper) don't inherit the BLAS: the library stays loaded here.
+After the re-exec the original `LD_PRELOAD`, `LD_LIBRARY_PATH` and `OPENBLAS_NUM_THREADS` are put back
+into `os.environ`, so programs that temper starts (git, editors, a nested temper) don't inherit the BLAS:
+the library stays loaded here.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from . import blas
 
 MARK = "TEMPER_BLAS_REEXEC"
-_SAVED = "TEMPER_BLAS_SAVED_"  # prefix: the values LD_PRELOAD / LD_LIBRARY_PATH had before the re-exec
-_RESTORED = ("LD_PRELOAD", "LD_LIBRARY_PATH")
+_SAVED = "TEMPER_BLAS_SAVED_"  # prefix: the values of _RESTORED before the re-exec
+_RESTORED = ("LD_PRELOAD", "LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS")
 
 
 def skip_reason(environ: Mapping[str, str] | None = None, modules: Mapping[str, object] | None = None,

@@ -103,7 +103,12 @@ def test_preload_environment_round_trip(tmp_path) -> None:
     assert env[preload.MARK] == "77"
     preload.restore_environ(env)
     assert env["LD_PRELOAD"] == "/opt/mine.so" and "LD_LIBRARY_PATH" not in env
+    assert env["OPENBLAS_NUM_THREADS"] == "3"
     assert not any(k.startswith("TEMPER_BLAS_SAVED_") for k in env)
+    env = preload.preload_environ(lib, {"PATH": "/bin"}, pid=78)
+    assert env["LD_PRELOAD"] == str(lib.path)
+    preload.restore_environ(env)
+    assert env == {"PATH": "/bin", preload.MARK: "78"}  # children see the environment as it was
 
 
 def test_thread_count_respects_user_and_is_at_least_one() -> None:
