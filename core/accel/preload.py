@@ -128,9 +128,18 @@ def reexec_pytest(config) -> None:
     if os.environ.get(MARK) == str(os.getpid()):
         restore_environ()
         return
-    if skip_reason() or blas._global_provider("cblas_sgemm") or blas.find() is None:
+    if not _started_as_pytest() or skip_reason() or blas._global_provider("cblas_sgemm") or blas.find() is None:
         return
     capture = config.pluginmanager.getplugin("capturemanager")
     if capture is not None:
         capture.stop_global_capturing()
     ensure_fast_blas(quiet=True)
+
+
+def _started_as_pytest() -> bool:
+    """pytest run as a command (`pytest`, `python -m pytest`), not `pytest.main()` inside another program,
+    whose command line re-running would be wrong."""
+    from pathlib import Path
+
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return first.name in ("pytest", "py.test") or (first.name == "__main__.py" and first.parent.name == "pytest")
