@@ -254,10 +254,12 @@ def _mapped(fragment: str) -> str | None:
 
 def _cuda_build() -> bool:
     """Whether the installed MLX is a CUDA build (its GPU kernels are the fast path: leave BLAS alone)."""
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name.startswith("mlx-cuda"):
-            return True
+    for name in ("mlx-cuda-13", "mlx-cuda-12", "mlx-cuda"):  # what mlx[cuda], mlx[cuda12], mlx[cuda13] install
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return True
     return False
 
 

@@ -8,8 +8,9 @@ imported (too late: the process keeps its BLAS), when a fast BLAS is already loa
 or when this very process is the re-executed one (`TEMPER_BLAS_REEXEC` holds its pid: exec keeps the pid,
 so a loop is impossible while child processes, whose pid differs, still get their own chance).
 
-After the re-exec the original `LD_PRELOAD`/`LD_LIBRARY_PATH` are put back into `os.environ`, so programs
-that temper starts (git, editors, a nested temper) don't inherit the BLAS: the library stays loaded here.
+After the re-exec the original `LD_PRELOAD`, `LD_LIBRARY_PATH` and `OPENBLAS_NUM_THREADS` are put back
+into `os.environ`, so programs that temper starts (git, editors, a nested temper) don't inherit the BLAS:
+the library stays loaded here.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from . import blas
 
 MARK = "TEMPER_BLAS_REEXEC"
-_SAVED = "TEMPER_BLAS_SAVED_"  # prefix: the values LD_PRELOAD / LD_LIBRARY_PATH had before the re-exec
-_RESTORED = ("LD_PRELOAD", "LD_LIBRARY_PATH")
+_SAVED = "TEMPER_BLAS_SAVED_"  # prefix: the values of _RESTORED before the re-exec
+_RESTORED = ("LD_PRELOAD", "LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS")
 
 
 def skip_reason(environ: Mapping[str, str] | None = None, modules: Mapping[str, object] | None = None,
@@ -127,9 +128,18 @@ def reexec_pytest(config) -> None:
     if os.environ.get(MARK) == str(os.getpid()):
         restore_environ()
         return
-    if skip_reason() or blas._global_provider("cblas_sgemm") or blas.find() is None:
+    if not _started_as_pytest() or skip_reason() or blas._global_provider("cblas_sgemm") or blas.find() is None:
         return
     capture = config.pluginmanager.getplugin("capturemanager")
     if capture is not None:
         capture.stop_global_capturing()
     ensure_fast_blas(quiet=True)
+
+
+def _started_as_pytest() -> bool:
+    """pytest run as a command (`pytest`, `python -m pytest`), not `pytest.main()` inside another program,
+    whose command line re-running would be wrong."""
+    from pathlib import Path
+
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return first.name in ("pytest", "py.test") or (first.name == "__main__.py" and first.parent.name == "pytest")

@@ -32,6 +32,8 @@ def test_suite_runs_on_the_fast_blas_and_it_computes_right(engine) -> None:
     status = blas.blas_status()
     if found is None or os.environ.get(blas.ENV_DISABLE, "") not in ("", "0"):
         pytest.skip("no fast BLAS installed here, or TEMPER_NO_BLAS_PRELOAD is set")
+    if not preload._started_as_pytest():
+        pytest.skip("pytest.main() inside another program: no re-exec (its command line is not pytest's)")
     assert status.fast and status.path and status.name != "MLX reference BLAS", status
 
     def run(ctx):
@@ -103,7 +105,12 @@ def test_preload_environment_round_trip(tmp_path) -> None:
     assert env[preload.MARK] == "77"
     preload.restore_environ(env)
     assert env["LD_PRELOAD"] == "/opt/mine.so" and "LD_LIBRARY_PATH" not in env
+    assert env["OPENBLAS_NUM_THREADS"] == "3"
     assert not any(k.startswith("TEMPER_BLAS_SAVED_") for k in env)
+    env = preload.preload_environ(lib, {"PATH": "/bin"}, pid=78)
+    assert env["LD_PRELOAD"] == str(lib.path)
+    preload.restore_environ(env)
+    assert env == {"PATH": "/bin", preload.MARK: "78"}  # children see the environment as it was
 
 
 def test_thread_count_respects_user_and_is_at_least_one() -> None:
