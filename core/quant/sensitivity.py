@@ -92,7 +92,7 @@ def run_sensitivity(
     target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
     table = _previous(target, mhash, calib.hash)
     run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
-    run.replay = replay
+    run.replay, run.mhash = replay, mhash
     return run.go()
 
 
@@ -128,6 +128,7 @@ class _Run:
         self.times: dict[str, float] = {}
         self.passes = 0
         self.reference: kl.Reference | None = None
+        self.replay, self.mhash = True, ""
 
     # -- orchestration ------------------------------------------------------------------------------
     def go(self) -> SensitivityTable:
@@ -190,7 +191,7 @@ class _Run:
         meta = dict(table.meta) if table else {}
         meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False})
         self.table = SensitivityTable(
-            model=str(self.path), model_hash=table.model_hash if table else model_hash(self.path),
+            model=str(self.path), model_hash=self.mhash,
             calibration_hash=self.calib.hash, candidates=keys, float_bytes=float_bytes,
             fixed_bits=self.fixed[0], fixed_params=self.fixed[1], tensors=rows, meta=meta)
         return self.table

@@ -160,13 +160,25 @@ def test_group_size_that_does_not_divide_is_skipped_and_recorded(engine, tmp_pat
     assert Path(table.meta["file"]).parent.name == "sensitivity"    # default place: data_dir()/sensitivity
 
 
-def test_bad_inputs(engine, trained_tiny, calib):
+def test_bad_inputs(engine, trained_tiny, calib, tmp_path):
     with pytest.raises(QuantError, match="unknown sensitivity mode"):
         engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="slow"))
     with pytest.raises(QuantError, match="no quantization candidates"):
         engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, [], calib))
     with pytest.raises(QuantError, match="unknown quantization mode"):
         grid(modes=("int3",))
+    with pytest.raises(QuantError, match="hybrid fraction"):
+        engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, fraction=0))
+    import json
+    import shutil
+
+    quantized = tmp_path / "q"
+    shutil.copytree(trained_tiny, quantized)
+    config = json.loads((quantized / "config.json").read_text())
+    config["quantization"] = {"group_size": 64, "bits": 4}
+    (quantized / "config.json").write_text(json.dumps(config))
+    with pytest.raises(QuantError, match="already quantized"):
+        engine.run(lambda ctx: run_sensitivity(ctx, quantized, CANDS, calib))
 
 
 def test_spearman():
