@@ -125,7 +125,26 @@ class Reference:
             total += self.kl_sum(batch, _log_softmax(self._forward(model, i, start_layer)))
         return total / self.tokens
 
+    def per_token(self, model: Any, check: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per calibration position: KL(reference || model) and whether both put the same token on top.
+        For held-out quality reports (mean ± SE, percentiles, top-1 agreement)."""
+        import mlx.core as mx
+
+        kls, agree = [], []
+        for i, batch in enumerate(self.batches):
+            if check is not None:
+                check()
+            logq = _log_softmax(self._forward(model, i, None))
+            kls.append(np.array(self._kl_tokens(batch, logq)).reshape(-1))
+            ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
+                mx.take_along_axis(batch.idx, mx.argmax(batch.top, axis=-1, keepdims=True), axis=-1)[..., 0]
+            agree.append(np.array(ref_top == mx.argmax(logq, axis=-1)).reshape(-1))
+        return np.concatenate(kls), np.concatenate(agree)
+
     def kl_sum(self, batch: _Batch, logq: Any) -> float:
+        return float(self._kl_tokens(batch, logq).sum().item())
+
+    def _kl_tokens(self, batch: _Batch, logq: Any) -> Any:
         import mlx.core as mx
 
         if self.full:
@@ -137,7 +156,7 @@ class Reference:
             q_tail = _log1mexp(mx.logsumexp(q_top, axis=-1, keepdims=True))
             kl = (p_top * (batch.top - q_top)).sum(axis=-1) + \
                 (mx.exp(batch.tail) * (batch.tail - q_tail)).sum(axis=-1)
-        return float(mx.maximum(kl, 0.0).sum().item())
+        return mx.maximum(kl, 0.0)
 
 
 def _log_softmax(logits: Any) -> Any:
