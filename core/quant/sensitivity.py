@@ -245,7 +245,8 @@ class _Run:
         for i, t in enumerate(targets):
             row = by_path[t.path]
             todo = [c for c in self.cands if c.fits(t.shape) and row.methods.get(c.key) != "exact"]
-            if not todo:
+            if not todo:   # finished in an earlier (interrupted) run: show it, measure nothing
+                self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets)))
                 continue
             ref = self._reference(model)
             original = t.module["weight"]

@@ -105,7 +105,10 @@ def test_resume_after_cancel_equals_uninterrupted(engine, trained_tiny, calib, e
     finished = [t for t in partial.tensors if t.scores]
     assert not partial.meta["complete"]
     assert 5 <= len(finished) < N_TENSORS
-    resumed = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+    events = [e for e in job.events() if isinstance(e, LayerScored)]
+    resumed = job.result()
+    assert len(events) == N_TENSORS          # finished tensors are announced too, so a live view fills in
     assert resumed.meta["forward_passes"] == 2 + (N_TENSORS - len(finished)) * 3
     assert [t.scores for t in resumed.tensors] == [t.scores for t in exact_table.tensors]
 
