@@ -29,7 +29,8 @@ from .tensors import QTensor, fake_quantize
 
 
 def fisher_diagonal(model: Any, chunks: np.ndarray, tensors: list[QTensor], *, seed: int = 0,
-                    draws: int = 1, check: Callable[[], None] | None = None) -> dict[str, Any]:
+                    draws: int = 1, check: Callable[[], None] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Per tensor path: Σ over chunks of the squared gradient of the chunk's log-likelihood of labels
     sampled from the model (averaged over `draws` label samples). fp32 arrays shaped like the weights."""
     import mlx.core as mx
@@ -58,6 +59,8 @@ def fisher_diagonal(model: Any, chunks: np.ndarray, tensors: list[QTensor], *, s
                     sq = g.astype(mx.float32) ** 2
                     acc[path] = acc[path] + sq if path in acc else sq
             mx.eval(list(acc.values()))
+        if progress is not None:
+            progress(i + 1, chunks.shape[0])
     return {p: a / draws for p, a in acc.items()}
 
 

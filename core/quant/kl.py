@@ -5,6 +5,11 @@ small vocabularies), else as each position's top-k log-probs plus the remaining 
 form measures KL between the two distributions with the tail collapsed into one outcome, which is a
 lower bound on the full KL (and very close when the top-k hold nearly all the mass); the table's meta
 says which was used.
+
+Replay: quantizing a tensor of block i leaves blocks 0..i-1 unchanged, so the reference pass records
+each block's output and later passes replay them instead of recomputing (blocks are swapped for stubs
+that return the recorded output, only during the call). This is only used when a check shows the
+replayed forward gives the reference log-probs exactly, and when the recorded outputs fit the budget.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class Reference:
     """Reference distributions for a token set, and KL of the model's current distributions to them."""
 
     def __init__(self, model: Any, chunks: np.ndarray, *, vocab: int, budget_bytes: int = 1 << 30,
-                 check: Any = None):
+                 check: Any = None, replay_bytes: int = 1 << 30):
         import mlx.core as mx
 
         samples, seq_len = chunks.shape
@@ -51,11 +56,25 @@ class Reference:
         self.k = min(TOPK, vocab)
         b = batch_size(samples, seq_len, vocab)
         self.batches: list[_Batch] = []
+        layers = getattr(model, "layers", None)
+        self.layers = layers if isinstance(layers, list) and layers else None
+        self.recorded: list[list[Any]] = []
+        hidden = _hidden_size(model)
+        n_layers = len(self.layers) if self.layers else 0
+        record = self.layers is not None and self.tokens * hidden * 4 * n_layers <= replay_bytes
         for i in range(0, samples, b):
             if check is not None:
                 check()
             x = mx.array(chunks[i:i + b])
-            logp = _log_softmax(forward(model, x))
+            if record:
+                outs: list[Any] = []
+                with _swapped(self.layers, {j: _Recorder(layer, outs) for j, layer in enumerate(self.layers)}):
+                    logits = forward(model, x)
+                mx.eval(outs)
+                self.recorded.append(outs)
+            else:
+                logits = forward(model, x)
+            logp = _log_softmax(logits)
             if self.full:
                 batch = _Batch(x=x, logp=logp)
                 mx.eval(batch.logp)
@@ -66,21 +85,66 @@ class Reference:
                 batch = _Batch(x=x, idx=idx, top=top, tail=tail)
                 mx.eval(batch.idx, batch.top, batch.tail)
             self.batches.append(batch)
+        self.replay = record and self._replay_matches(model)
+        if not self.replay:
+            self.recorded = []
+
+    def _replay_matches(self, model: Any) -> bool:
+        """Replaying the first half of the blocks must reproduce the reference log-probs."""
+        import mlx.core as mx
+
+        batch = self.batches[0]
+        try:
+            logq = _log_softmax(self._forward(model, 0, len(self.layers) // 2 or 1))
+        except Exception:
+            return False
+        ref = batch.logp if self.full else batch.top
+        got = logq if self.full else mx.take_along_axis(logq, batch.idx, axis=-1)
+        return bool(mx.allclose(got, ref, rtol=1e-5, atol=1e-5).item())
+
+    def _forward(self, model: Any, index: int, start_layer: int | None) -> Any:
+        """Forward batch `index`, replaying the recorded outputs of blocks before `start_layer`."""
+        x = self.batches[index].x
+        if not self.recorded or not start_layer:
+            return forward(model, x)
+        stubs = {j: _Replay(self.layers[j], self.recorded[index][j]) for j in range(min(start_layer, len(self.layers)))}
+        with _swapped(self.layers, stubs):
+            return forward(model, x)
 
     @property
     def kind(self) -> str:
         return "full" if self.full else f"top-{self.k} + tail"
 
-    def kl(self, model: Any, check: Any = None) -> float:
-        """Mean KL(reference || model) in nats per token, over every position of every chunk."""
+    def kl(self, model: Any, check: Any = None, start_layer: int | None = None) -> float:
+        """Mean KL(reference || model) in nats per token, over every position of every chunk.
+        start_layer: the first block the change can affect (earlier blocks are replayed if possible)."""
         total = 0.0
-        for batch in self.batches:
+        for i, batch in enumerate(self.batches):
             if check is not None:
                 check()
-            total += self.kl_sum(batch, _log_softmax(forward(model, batch.x)))
+            total += self.kl_sum(batch, _log_softmax(self._forward(model, i, start_layer)))
         return total / self.tokens
 
+    def per_token(self, model: Any, check: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per calibration position: KL(reference || model) and whether both put the same token on top.
+        For held-out quality reports (mean ± SE, percentiles, top-1 agreement)."""
+        import mlx.core as mx
+
+        kls, agree = [], []
+        for i, batch in enumerate(self.batches):
+            if check is not None:
+                check()
+            logq = _log_softmax(self._forward(model, i, None))
+            kls.append(np.array(self._kl_tokens(batch, logq)).reshape(-1))
+            ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
+                mx.take_along_axis(batch.idx, mx.argmax(batch.top, axis=-1, keepdims=True), axis=-1)[..., 0]
+            agree.append(np.array(ref_top == mx.argmax(logq, axis=-1)).reshape(-1))
+        return np.concatenate(kls), np.concatenate(agree)
+
     def kl_sum(self, batch: _Batch, logq: Any) -> float:
+        return float(self._kl_tokens(batch, logq).sum().item())
+
+    def _kl_tokens(self, batch: _Batch, logq: Any) -> Any:
         import mlx.core as mx
 
         if self.full:
@@ -92,7 +156,7 @@ class Reference:
             q_tail = _log1mexp(mx.logsumexp(q_top, axis=-1, keepdims=True))
             kl = (p_top * (batch.top - q_top)).sum(axis=-1) + \
                 (mx.exp(batch.tail) * (batch.tail - q_tail)).sum(axis=-1)
-        return float(mx.maximum(kl, 0.0).sum().item())
+        return mx.maximum(kl, 0.0)
 
 
 def _log_softmax(logits: Any) -> Any:
@@ -106,3 +170,58 @@ def _log1mexp(a: Any) -> Any:
     import mlx.core as mx
 
     return mx.log(mx.maximum(1.0 - mx.exp(a), 1e-12))
+
+
+class _StandIn:
+    """Looks like the block it replaces (attributes such as `use_sliding` pass through)."""
+
+    def __init__(self, layer: Any):
+        self.layer = layer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.layer, name)
+
+
+class _Recorder(_StandIn):
+    def __init__(self, layer: Any, outs: list[Any]):
+        super().__init__(layer)
+        self.outs = outs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.layer(*args, **kwargs)
+        self.outs.append(out)
+        return out
+
+
+class _Replay(_StandIn):
+    def __init__(self, layer: Any, out: Any):
+        super().__init__(layer)
+        self.out = out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.out
+
+
+class _swapped:
+    """Put stand-ins into the model's block list for the duration of one call."""
+
+    def __init__(self, layers: list[Any], stand_ins: dict[int, Any]):
+        self.layers, self.stand_ins, self.saved = layers, stand_ins, {}
+
+    def __enter__(self) -> None:
+        for j, s in self.stand_ins.items():
+            self.saved[j] = self.layers[j]
+            self.layers[j] = s
+
+    def __exit__(self, *exc: Any) -> None:
+        for j, layer in self.saved.items():
+            self.layers[j] = layer
+
+
+def _hidden_size(model: Any) -> int:
+    args = getattr(model, "args", None)
+    for name in ("hidden_size", "dim", "d_model"):
+        value = getattr(args, name, None)
+        if isinstance(value, int):
+            return value
+    return 1 << 14   # unknown: assume large, so the budget check is conservative

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..engine.events import Event
+from ..engine.events import Event, Progress
 from ..errors import QuantError
 from . import estimate, kl
 from .calibration import TokenSet, calibration_set
@@ -66,8 +66,13 @@ def run_sensitivity(
     seq_len: int = 256,
     fraction: float = 0.25,
     seed: int = 0,
+    replay: bool = True,
 ) -> SensitivityTable:
-    """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread."""
+    """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread.
+
+    calibration: a TokenSet, a user text file, or None for the built-in mix (samples x seq_len).
+    out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>.json).
+    replay=False recomputes every block on every exact pass (for checking the replay shortcut)."""
     if mode not in MODES:
         raise QuantError(f"unknown sensitivity mode {mode!r} (choose from {', '.join(MODES)})")
     if not 0 < fraction <= 1:
@@ -87,6 +92,7 @@ def run_sensitivity(
     target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
     table = _previous(target, mhash, calib.hash)
     run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
+    run.replay, run.mhash = replay, mhash
     return run.go()
 
 
@@ -122,6 +128,7 @@ class _Run:
         self.times: dict[str, float] = {}
         self.passes = 0
         self.reference: kl.Reference | None = None
+        self.replay, self.mhash = True, ""
 
     # -- orchestration ------------------------------------------------------------------------------
     def go(self) -> SensitivityTable:
@@ -184,7 +191,7 @@ class _Run:
         meta = dict(table.meta) if table else {}
         meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False})
         self.table = SensitivityTable(
-            model=str(self.path), model_hash=table.model_hash if table else model_hash(self.path),
+            model=str(self.path), model_hash=self.mhash,
             calibration_hash=self.calib.hash, candidates=keys, float_bytes=float_bytes,
             fixed_bits=self.fixed[0], fixed_params=self.fixed[1], tensors=rows, meta=meta)
         return self.table
@@ -197,7 +204,7 @@ class _Run:
             return
         t0 = time.perf_counter()
         fisher = estimate.fisher_diagonal(model, self.calib.chunks, tensors, seed=self.seed,
-                                          check=self.ctx.check)
+                                          check=self.ctx.check, progress=self._progress("fisher"))
         by_path = table.by_path()
         for i, t in enumerate(tensors):
             self.ctx.check()
@@ -238,7 +245,8 @@ class _Run:
         for i, t in enumerate(targets):
             row = by_path[t.path]
             todo = [c for c in self.cands if c.fits(t.shape) and row.methods.get(c.key) != "exact"]
-            if not todo:
+            if not todo:   # finished in an earlier (interrupted) run: show it, measure nothing
+                self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets)))
                 continue
             ref = self._reference(model)
             original = t.module["weight"]
@@ -247,7 +255,7 @@ class _Run:
                 for c in todo:
                     self.ctx.check()
                     t.module["weight"] = fake_quantize(original, c, self.storage)
-                    scores[c.key] = ref.kl(model, check=self.ctx.check)
+                    scores[c.key] = ref.kl(model, check=self.ctx.check, start_layer=_first_block(t, ref))
             finally:
                 t.module["weight"] = original
             row.scores.update(scores)
@@ -273,10 +281,16 @@ class _Run:
                 row.scores[key] = value * ratios.get(key, 1.0)
                 row.methods[key] = "estimate"
 
+    def _progress(self, phase: str) -> Any:
+        def report(done: int, total: int) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, phase, done, total, f"{phase} {done}/{total} chunks"))
+        return report
+
     def _reference(self, model: Any) -> kl.Reference:
         if self.reference is None:
             t0 = time.perf_counter()
-            self.reference = kl.Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check)
+            self.reference = kl.Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
+                                          replay_bytes=(1 << 30) if self.replay else 0)
             self.times["reference"] = time.perf_counter() - t0
         return self.reference
 
@@ -301,6 +315,7 @@ class _Run:
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
             "forward_passes": self.passes,
             "reference": self.reference.kind if self.reference else None,
+            "replay": bool(self.reference and self.reference.replay),
             "peak_mlx_bytes": int(mx.get_peak_memory()),
             "rss_bytes": int(psutil.Process().memory_info().rss),
             "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
@@ -346,6 +361,15 @@ class _count_passes:
 
     def restore(self) -> None:
         kl.forward = self.original
+
+
+def _first_block(t: QTensor, ref: kl.Reference) -> int | None:
+    """The first block a tensor's change can reach (None = from the embeddings: run everything)."""
+    if t.layer is not None:
+        return t.layer
+    if t.path.endswith("lm_head") and ref.layers is not None:
+        return len(ref.layers)
+    return None
 
 
 def _float_bytes(dtype: Any) -> int:

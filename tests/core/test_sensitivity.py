@@ -45,8 +45,20 @@ def test_exact_covers_every_tensor_and_grows_as_bits_drop(exact_table):
     assert m8 < 1e-3 and m2 > 20 * m8
     # per tensor: 2-bit always hurts more than 8-bit
     assert all(t.scores["affine:2b:g64"] > t.scores["affine:8b:g64"] for t in exact_table.tensors)
-    assert exact_table.meta["forward_passes"] == 1 + N_TENSORS * 3   # one reference batch + 3 per tensor
+    # one reference batch, one check of the block replay, then 3 candidates per tensor
+    assert exact_table.meta["forward_passes"] == 2 + N_TENSORS * 3
     assert exact_table.meta["peak_mlx_bytes"] > 0 and exact_table.meta["reference"] == "full"
+    assert exact_table.meta["replay"] is True
+
+
+def test_block_replay_gives_the_same_kl_as_full_passes(engine, trained_tiny, calib, exact_table, tmp_path):
+    two = grid(bits=(2,), group_sizes=(64,))
+    full = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, two, calib, mode="exact", replay=False,
+                                                  out=tmp_path / "full.json"))
+    assert full.meta["replay"] is False and full.meta["forward_passes"] == 1 + N_TENSORS
+    got = [t.scores["affine:2b:g64"] for t in exact_table.tensors]
+    want = [t.scores["affine:2b:g64"] for t in full.tensors]
+    assert got == pytest.approx(want, rel=1e-4, abs=1e-9)
 
 
 def test_fast_estimate_ranks_like_exact(engine, trained_tiny, calib, exact_table, tmp_path):
@@ -93,8 +105,11 @@ def test_resume_after_cancel_equals_uninterrupted(engine, trained_tiny, calib, e
     finished = [t for t in partial.tensors if t.scores]
     assert not partial.meta["complete"]
     assert 5 <= len(finished) < N_TENSORS
-    resumed = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
-    assert resumed.meta["forward_passes"] == 1 + (N_TENSORS - len(finished)) * 3
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+    events = [e for e in job.events() if isinstance(e, LayerScored)]
+    resumed = job.result()
+    assert len(events) == N_TENSORS          # finished tensors are announced too, so a live view fills in
+    assert resumed.meta["forward_passes"] == 2 + (N_TENSORS - len(finished)) * 3
     assert [t.scores for t in resumed.tensors] == [t.scores for t in exact_table.tensors]
 
 
@@ -121,7 +136,7 @@ def test_cancel_takes_effect_within_one_tensor(engine, trained_tiny, calib, tmp_
 
     def forward(model, x):
         calls.append(1)
-        if len(calls) == 3:            # reference pass, then the first tensor's first candidate: cancel now
+        if len(calls) == 4:       # reference, replay check, then the first tensor's first candidate: cancel
             holder["job"].cancel()
         return original(model, x)
 
@@ -131,7 +146,7 @@ def test_cancel_takes_effect_within_one_tensor(engine, trained_tiny, calib, tmp_
         lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
     with pytest.raises(JobCancelled):
         job.result()
-    assert len(calls) == 3       # stopped before the tensor's next candidate
+    assert len(calls) == 4       # stopped before the tensor's next candidate
     assert not out.exists() or not any(t.scores for t in SensitivityTable.load(out).tensors)
 
 
@@ -148,13 +163,25 @@ def test_group_size_that_does_not_divide_is_skipped_and_recorded(engine, tmp_pat
     assert Path(table.meta["file"]).parent.name == "sensitivity"    # default place: data_dir()/sensitivity
 
 
-def test_bad_inputs(engine, trained_tiny, calib):
+def test_bad_inputs(engine, trained_tiny, calib, tmp_path):
     with pytest.raises(QuantError, match="unknown sensitivity mode"):
         engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="slow"))
     with pytest.raises(QuantError, match="no quantization candidates"):
         engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, [], calib))
     with pytest.raises(QuantError, match="unknown quantization mode"):
         grid(modes=("int3",))
+    with pytest.raises(QuantError, match="hybrid fraction"):
+        engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, fraction=0))
+    import json
+    import shutil
+
+    quantized = tmp_path / "q"
+    shutil.copytree(trained_tiny, quantized)
+    config = json.loads((quantized / "config.json").read_text())
+    config["quantization"] = {"group_size": 64, "bits": 4}
+    (quantized / "config.json").write_text(json.dumps(config))
+    with pytest.raises(QuantError, match="already quantized"):
+        engine.run(lambda ctx: run_sensitivity(ctx, quantized, CANDS, calib))
 
 
 def test_spearman():
@@ -176,3 +203,14 @@ def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
     assert "reused saved table" in capsys.readouterr().out
     assert main(["sensitivity", str(trained_tiny), "--bits", "7"]) == 2
     assert "no 7-bit width" in capsys.readouterr().err
+
+
+def test_gemma4_mechanics_tied_embedding_and_replay(engine, tiny_gemma4, tmp_path):
+    """Random weights (mechanics only): sliding + full attention, tied embedding measured once."""
+    cands = grid(bits=(2, 8), group_sizes=(32,))
+    table = engine.run(lambda ctx: run_sensitivity(ctx, tiny_gemma4, cands, None, mode="exact", samples=1,
+                                                   seq_len=24, out=tmp_path / "g4.json"))
+    paths = [t.path for t in table.tensors]
+    assert "model.embed_tokens" in paths and "lm_head" not in paths       # tied: one tensor, both uses
+    assert all(t.scores["affine:2b:g32"] > t.scores["affine:8b:g32"] for t in table.tensors)
+    assert table.meta["replay"] is True and table.float_bytes == 4
