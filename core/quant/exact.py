@@ -28,9 +28,12 @@ def fake_quantize(weight: Any, c: Candidate) -> Any:
 
 def exact_scores(
     model: Any, table: SensitivityTable, chunks: Sequence[Sequence[int]], candidates: Sequence[Candidate],
-    *, on_tensor: Callable[[int, int, str], None] | None = None,
+    *, on_tensor: Callable[[int, int, str], None] | None = None, quant_dtype: Any = None,
 ) -> SensitivityTable:
-    """Fill `table` (an inventory of `model`) with exact ΔKL per tensor per candidate. Engine thread only."""
+    """Fill `table` (an inventory of `model`) with exact ΔKL per tensor per candidate. Engine thread only.
+
+    `quant_dtype`: the dtype the weights will really be quantized in, when the model runs in another
+    one for speed (e.g. a bf16 model scored in float32: scales are still computed in bf16)."""
     refs = [model_logprobs(model, c) for c in chunks]
     probs = [np.exp(r) for r in refs]
     modules = dict(model.named_modules())
@@ -40,7 +43,8 @@ def exact_scores(
         for c in candidates:
             if not c.fits(t.shape):
                 continue
-            module.weight = fake_quantize(original, c)
+            source = original if quant_dtype is None else original.astype(quant_dtype)
+            module.weight = fake_quantize(source, c).astype(original.dtype)
             kl = [float((p * (r - model_logprobs(model, ch))).sum(axis=-1).mean())
                   for p, r, ch in zip(probs, refs, chunks, strict=True)]
             t.scores[c.key] = max(float(np.mean(kl)), 0.0)
