@@ -155,6 +155,8 @@ class Repl:
         sys.stdout.write("\n")
         sys.stdout.flush()
         note = "" if result.status == "ok" else f" [{result.status}]"
+        if stats["context_used"] >= 0.9 * stats["context_limit"]:
+            note += " [context nearly full: /new starts a fresh chat]"
         print(f"[{stats_line(stats)} · context {stats['context_used']}/{stats['context_limit']}{note}]",
               file=sys.stderr)
         if writer:

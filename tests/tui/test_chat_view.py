@@ -321,3 +321,51 @@ async def test_settings_modal_saves_to_the_conversation(size):
         assert saved["drafter"] == "self" and saved["sampling"]["temperature"] == 0.0
         await send(pilot, "again")
         assert client.job.request.drafter == "self" and client.job.request.sampling.top_p == 0.9
+
+
+@sync
+async def test_rename_and_export_through_their_prompts(tmp_path):
+    client = FakeClient()
+    async with make_app(client=client).run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "first words")
+        client.token("an answer")
+        client.finish()
+        await pilot.pause()
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        pilot.app.screen.query_one("#ask-input", Input).value = "Renamed chat"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ChatStore().get(view.conv.id).title == "Renamed chat"
+        assert "Renamed chat" in str(view.query_one("#chat-header").render())
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        out = tmp_path / "exported.md"
+        pilot.app.screen.query_one("#ask-input", Input).value = str(out)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert out.read_text().startswith("# Renamed chat") and "an answer" in out.read_text()
+
+
+@sync
+async def test_the_real_engine_answers_in_the_tab(engine, tiny_llama):
+    """End to end with the real client and engine on the tiny model: tokens arrive, the answer is saved."""
+    app = TemperApp(engine=engine)
+    app.active_model = str(tiny_llama)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        view.settings.sampling.max_tokens = 12
+        view.settings.effort = "low"
+        view.settings.budgets["low"] = 3
+        await send(pilot, "Hello")
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if view.gen is None:
+                break
+        [answer] = answers(view)
+        saved = ChatStore().messages(view.conv.id)[-1]
+        assert saved.status in ("ok", "length") and saved.content == answer.content
+        assert saved.stats["tokens"] > 0 and saved.stats["thinking_tokens"] == 3
+        assert answer.query_one(Collapsible).collapsed
+        assert "tok/s" in str(answer.query_one(".status").render())

@@ -114,8 +114,11 @@ class ChatView(Vertical):
     # -- state ------------------------------------------------------------------------------------------
     @property
     def model(self) -> str | None:
+        """The app's active model; else the model an opened conversation was using."""
         model = getattr(self.app, "active_model", None)
-        return str(getattr(model, "path", model)) if model else None
+        if model:
+            return str(getattr(model, "path", model))
+        return self.conv.model if self.conv is not None and self.conv.model else None
 
     @property
     def log_view(self) -> VerticalScroll:
@@ -128,8 +131,11 @@ class ChatView(Vertical):
         parts = [Path(self.model).name if self.model else "no model"]
         if self.conv:
             parts.append(self.conv.title)
-        if self.last_stats.get("context_limit"):
-            parts.append(f"context {self.last_stats['context_used']}/{self.last_stats['context_limit']}")
+        used, limit = self.last_stats.get("context_used", 0), self.last_stats.get("context_limit", 0)
+        if limit:
+            parts.append(f"context {used}/{limit}")
+            if used >= 0.9 * limit:
+                parts.append("[b]context nearly full: start a new chat (ctrl+n)[/b]")
         s = self.settings
         parts.append(f"effort {s.effort or 'default'}")
         if s.drafter:

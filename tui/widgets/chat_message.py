@@ -129,8 +129,8 @@ class ChatMessage(Vertical, can_focus=True):
             parts.append(stats_line(self.stats))
         if self.stats.get("drafter"):
             parts.append(f"drafter {self.stats['drafter']}")
-        if live:
-            parts.append("generating… (Esc stops)")
+        if live or self.status == "generating":
+            parts.append("generating… (Esc stops)" if parts else "waiting for the first token… (Esc stops)")
         elif self.status == "stopped":
             parts.append("stopped")
         elif self.status in ("length", "generating"):
