@@ -11,7 +11,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from .bridge import EngineBridge
+from .bridge import EngineBridge, EngineEvent
 from .views.chat import ChatView
 from .views.layers import LayersView
 from .views.library import LibraryView
@@ -58,6 +58,14 @@ class TemperApp(App[None]):
     def on_unmount(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        """Hand each engine event to every tab view that takes them (`handle_engine_event`)."""
+        for _, _, view_cls in TABS:
+            for view in self.query(view_cls):
+                handler = getattr(view, "handle_engine_event", None)
+                if handler is not None:
+                    handler(message.event)
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
