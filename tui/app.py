@@ -244,9 +244,15 @@ class TemperApp(App[None]):
             self.notify(f"no tab named {target!r}", severity="warning")
 
     def on_engine_event(self, message: EngineEvent) -> None:
+        """Hand each engine event to every tab view: a direct call where the view has
+        `handle_engine_event`, else a copy of the message (handled by its `on_engine_event`)."""
         for tab, _, _ in self.tabs:
             for view in self.query(f"#{tab}-view"):
-                view.post_message(EngineEvent(message.event))
+                handler = getattr(view, "handle_engine_event", None)
+                if handler is not None:
+                    handler(message.event)
+                else:
+                    view.post_message(EngineEvent(message.event))
 
     # -- actions ----------------------------------------------------------------------------------------
     @property

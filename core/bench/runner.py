@@ -183,6 +183,18 @@ def run_suite(ctx: Any, lm: Any, config: BenchConfig) -> BenchResult:
     return result
 
 
+def bench_job(model: str, config: BenchConfig) -> Any:
+    """The engine job for `temper bench MODEL` and the Performance tab: load (cached), then run the suite."""
+    config.validate()
+
+    def job(ctx: Any) -> BenchResult:
+        from ..engine.models import ensure_loaded
+
+        return run_suite(ctx, ensure_loaded(ctx.state, model), config)
+
+    return job
+
+
 def _mean_kv(runs: list[RunTiming]) -> int:
     """Mean KV bytes read per decode step: the cache grows linearly from prompt to prompt + generated,
     so the mean context is prompt + generated / 2 and the bytes scale with it."""

@@ -77,12 +77,11 @@ def config_from_args(args: argparse.Namespace):
 
 def bench(model: str, config, *, quiet: bool = False, engine=None):
     """Load `model` and run the suite on the engine thread, printing progress to stderr."""
-    from ..bench.runner import BenchProgress, run_suite
+    from ..bench.runner import BenchProgress, bench_job
     from ..engine import get_engine
-    from ..engine.models import ensure_loaded
 
     engine = engine or get_engine()
-    job = engine.submit(lambda ctx: run_suite(ctx, ensure_loaded(ctx.state, model), config), kind="bench")
+    job = engine.submit(bench_job(model, config), kind="bench")
     try:
         for event in job.events():
             if isinstance(event, BenchProgress) and not quiet:
