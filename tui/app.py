@@ -264,6 +264,8 @@ class TemperApp(App[None]):
         return self.query_one("#tabs", TabbedContent).active
 
     def action_show_tab(self, tab: str) -> None:
+        # Blur first: a focused widget left inside the hidden pane would pull its tab back to the front.
+        self.screen.set_focus(None)
         tabs = self.query_one("#tabs", TabbedContent)
         tabs.active = tab
         self.call_after_refresh(self._focus_tab, tab)

@@ -1,15 +1,279 @@
-"""The Layers tab."""
+"""The Layers tab: per-tensor sensitivity filling in live, the bits the allocator chose, and the budget.
+
+Scores arrive as engine events from the sensitivity pass (any event with `path` and `scores`), or from
+a saved table. Moving the budget (slider or typed bpw) re-runs the allocator on the saved scores at
+once; `p` pins the selected tensor to a candidate (cycling through them), `u` unpins, `m` switches the
+heat strip between sensitivity and chosen bits.
+"""
 
 from __future__ import annotations
 
+from temper.core.engine.events import Finished
+from temper.core.errors import TemperError
+from temper.core.quant.candidates import Candidate
+from temper.core.quant.scores import SensitivityTable, TensorScores
+from textual import work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, Static
 
-from .placeholder import Placeholder
+from ..bridge import EngineEvent
+from ..quant_client import Allocation, client_for, human_bytes, tab_is_active
+from ..widgets.layers_budget import BudgetSlider, FrontierPlot
+from ..widgets.layers_heat import SHORT, LayersHeat
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2e}" if value and value < 1e-3 else f"{value:.4f}"
 
 
 class LayersView(Vertical):
-    """Not built yet: says what it will hold."""
+    DEFAULT_CSS = """
+    LayersView #layers-budget { height: 1; padding: 0 1; }
+    LayersView #layers-budget Label { width: auto; padding-right: 1; }
+    LayersView #layers-bpw { width: 8; }
+    LayersView #layers-status { height: 1; padding: 0 1; color: $text-muted; }
+    LayersView #layers-top { height: auto; max-height: 12; padding: 0 1; }
+    LayersView LayersHeat { width: 1fr; }
+    LayersView DataTable { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("p", "pin", "Pin", id="layers.pin"),
+        Binding("u", "unpin", "Unpin", id="layers.unpin"),
+        Binding("m", "toggle_heat", "Heat: sens/bits", id="layers.heat_mode"),
+        Binding("b", "focus_budget", "Budget", id="layers.budget"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.table: SensitivityTable | None = None
+        self.pins: dict[str, str] = {}
+        self.alloc: Allocation | None = None
+        self.frontier: list[tuple[float, float]] = []
+        self.live_job: int | None = None
+        self.heat_mode = "sensitivity"
 
     def compose(self) -> ComposeResult:
-        yield Placeholder("Live per-layer sensitivity and bit allocation.")
+        with Horizontal(id="layers-budget"):
+            yield Label("Budget")
+            yield BudgetSlider(id="layers-slider")
+            yield Input("4.5", compact=True, id="layers-bpw", restrict=r"[0-9.]*")
+            yield Label(" bpw")
+        yield Static("", id="layers-status")
+        with Horizontal(id="layers-top"):
+            yield LayersHeat(id="layers-heat")
+            yield FrontierPlot(id="layers-plot")
+        yield DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self._status()
+        active = getattr(self.app, "active_model", None)
+        if active:
+            table = client_for(self.app).saved_table(str(active))
+            if table is not None:
+                self.set_table(table)
+
+    def on_show(self) -> None:
+        if tab_is_active(self) and self.screen.focused is None:
+            self.call_after_refresh(self.query_one(BudgetSlider).focus)
+
+    # -- data -------------------------------------------------------------------------------------------
+    def set_table(self, table: SensitivityTable) -> None:
+        """A complete table (saved or just finished): rebuild everything and allocate."""
+        self.table = table
+        self.live_job = None
+        costs = [c.bits_per_weight(table.float_bytes) for c in table.candidate_objects()]
+        slider = self.query_one(BudgetSlider)
+        slider.set_range(round(min(costs) + 0.05, 2), round(max(costs), 2))
+        self._rebuild_rows()
+        self.reallocate(frontier=True)
+
+    def _columns(self) -> list[str]:
+        return list(self.table.candidates) if self.table else []
+
+    def _rebuild_rows(self) -> None:
+        dt = self.query_one(DataTable)
+        dt.clear(columns=True)
+        dt.add_column("Layer", key="layer")
+        dt.add_column("Tensor", key="tensor")
+        dt.add_column("Params", key="params")
+        for key in self._columns():
+            dt.add_column(str(Candidate.from_key(key)), key=key)
+        dt.add_column("Chosen", key="chosen")
+        dt.add_column("Pin", key="pin")
+        for t in self.table.tensors if self.table else []:
+            self._add_row(t)
+        self._refresh_heat()
+
+    def _add_row(self, t: TensorScores) -> None:
+        dt = self.query_one(DataTable)
+        cells = ["–" if t.layer is None else str(t.layer), SHORT.get(t.kind, t.kind), f"{t.params:,}",
+                 *[_score(t.scores.get(k)) for k in self._columns()], self._chosen(t.path),
+                 self.pins.get(t.path, "")]
+        dt.add_row(*cells, key=t.path)
+
+    def _chosen(self, path: str) -> str:
+        if self.alloc is None or path not in self.alloc.choice:
+            return ""
+        key = self.alloc.choice[path]
+        return key if key == "float" else str(Candidate.from_key(key))
+
+    def add_scores(self, event) -> None:
+        """A per-tensor event from a running sensitivity pass (duck-typed: `path`, `scores`)."""
+        scores = dict(event.scores)
+        if self.table is None or self.live_job != event.job:
+            keys = sorted(scores, key=lambda k: (Candidate.from_key(k).bits_per_weight(), k))
+            self.table = SensitivityTable(model="(running)", model_hash="", calibration_hash="",
+                                          candidates=keys, float_bytes=2)
+            self.live_job = event.job
+            self.alloc = None
+            self._rebuild_rows()
+        known = self.table.by_path()
+        path = event.path
+        params = int(getattr(event, "params", 0) or 0)
+        shape = tuple(getattr(event, "shape", ()) or ())
+        kind = getattr(event, "kind", "") or path.rsplit(".", 1)[-1]
+        layer = getattr(event, "layer", None)
+        if layer is None and ".layers." in path:
+            try:
+                layer = int(path.split(".layers.")[1].split(".")[0])
+            except ValueError:
+                layer = None
+        if path in known:
+            known[path].scores.update(scores)
+            dt = self.query_one(DataTable)
+            for k in self._columns():
+                if k in scores:
+                    dt.update_cell(path, k, _score(scores[k]))
+        else:
+            t = TensorScores(path, shape, params, kind, layer, scores)
+            self.table.tensors.append(t)
+            self._add_row(t)
+        self._refresh_heat()
+        self._status(f"live: {len(self.table.tensors)} tensors scored")
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if hasattr(event, "path") and hasattr(event, "scores"):
+            self.add_scores(event)
+        elif isinstance(event, Finished) and self.live_job == event.job:
+            result = event.result if isinstance(event.result, dict) else {}
+            table = None
+            if result.get("sensitivity_file"):
+                try:
+                    table = SensitivityTable.load(result["sensitivity_file"])
+                except TemperError:
+                    table = None
+            if table is not None:
+                self.set_table(table)
+            else:
+                self.live_job = None
+                self.reallocate(frontier=True)
+
+    # -- allocation -------------------------------------------------------------------------------------
+    def reallocate(self, frontier: bool = False) -> None:
+        if self.table is None or not self.table.tensors:
+            return
+        self._allocate(self.query_one(BudgetSlider).value, dict(self.pins), frontier)
+
+    @work(thread=True, exclusive=True, group="layers-allocate", exit_on_error=False)
+    def _allocate(self, bpw: float, pins: dict[str, str], frontier: bool) -> None:
+        # Pure Python (no MLX): the allocator works on saved scores, so a thread worker is fine.
+        client = client_for(self.app)
+        table = self.table
+        try:
+            alloc = client.allocate(table, bpw, pins)
+            points = client.frontier(table, pins) if frontier else None
+        except TemperError as exc:
+            self.app.call_from_thread(self._status, str(exc), True)
+            return
+        self.app.call_from_thread(self._allocated, table, alloc, points)
+
+    def _allocated(self, table: SensitivityTable, alloc: Allocation, points) -> None:
+        if table is not self.table:
+            return
+        self.alloc = alloc
+        if points is not None:
+            self.frontier = points
+        dt = self.query_one(DataTable)
+        for t in table.tensors:
+            dt.update_cell(t.path, "chosen", self._chosen(t.path))
+            dt.update_cell(t.path, "pin", self.pins.get(t.path, ""))
+        self._refresh_heat()
+        self.query_one(FrontierPlot).show(self.frontier, (alloc.bpw, alloc.kl))
+        self._status()
+
+    def _status(self, message: str = "", error: bool = False) -> None:
+        status = self.query_one("#layers-status", Static)
+        if error:
+            status.update(f"[red]{message}[/red]")
+            return
+        if self.alloc is not None:
+            text = (f"→ {self.alloc.bpw:.3f} bpw · {human_bytes(self.alloc.size_bytes)} · "
+                    f"predicted KL {self.alloc.kl:.4f} · {len(self.pins)} pinned")
+        elif self.table is None:
+            text = "Waiting for sensitivity scores."
+        else:
+            text = ""
+        status.update(" · ".join(x for x in (text, message) if x))
+
+    def _refresh_heat(self) -> None:
+        if self.table is None:
+            return
+        bits = {p: self.alloc.bits_of(p) for p in self.alloc.choice} if self.alloc else {}
+        self.query_one(LayersHeat).show(self.table.tensors, bits, self.heat_mode)
+
+    # -- user input -------------------------------------------------------------------------------------
+    def on_budget_slider_changed(self, message: BudgetSlider.Changed) -> None:
+        message.stop()
+        self.query_one("#layers-bpw", Input).value = f"{message.value:g}"
+        self.reallocate()
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        message.stop()
+        try:
+            value = float(message.value)
+        except ValueError:
+            self._status(f"{message.value!r} is not a number of bits per weight", True)
+            return
+        slider = self.query_one(BudgetSlider)
+        if not slider.low <= value <= slider.high:
+            self._status(f"{value:g} bpw is outside what these candidates can reach "
+                         f"({slider.low:g}-{slider.high:g})", True)
+            return
+        slider.set_value(value, notify=False)
+        self.reallocate()
+
+    def _selected_path(self) -> str | None:
+        dt = self.query_one(DataTable)
+        if self.table is None or dt.row_count == 0:
+            return None
+        return dt.coordinate_to_cell_key(dt.cursor_coordinate).row_key.value
+
+    def action_pin(self) -> None:
+        """Pin the selected tensor, cycling through the candidates (cheapest first)."""
+        path = self._selected_path()
+        if path is None:
+            return
+        keys = self._columns()
+        current = self.pins.get(path) or (self.alloc.choice.get(path) if self.alloc else None)
+        if path in self.pins and current in keys:
+            nxt = keys[(keys.index(current) + 1) % len(keys)]
+        else:
+            nxt = current if current in keys else keys[0]
+        self.pins[path] = nxt
+        self.reallocate(frontier=True)
+
+    def action_unpin(self) -> None:
+        path = self._selected_path()
+        if path is not None and self.pins.pop(path, None) is not None:
+            self.reallocate(frontier=True)
+
+    def action_toggle_heat(self) -> None:
+        self.heat_mode = "bits" if self.heat_mode == "sensitivity" else "sensitivity"
+        self._refresh_heat()
+
+    def action_focus_budget(self) -> None:
+        self.query_one(BudgetSlider).focus()
+

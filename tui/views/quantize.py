@@ -1,15 +1,315 @@
-"""The Quantize tab."""
+"""The Quantize tab: a six-step wizard over the same core functions as `temper quantize`.
+
+Model → Goal → Calibration → Review → Run → Result. Enter confirms a step with its defaults, Esc goes
+back (or cancels a run), ctrl+n / ctrl+b move without confirming. Settings save to and load from a
+profile's [quantize] section. A job left unfinished by a closed app is offered for resume on start.
+"""
 
 from __future__ import annotations
 
+from temper.core.engine.events import Cancelled, Failed, Finished, Progress
+from temper.core.errors import TemperError
+from temper.core.jobs import JobRecord
+from temper.core.paths import config_dir
+from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.widgets import ContentSwitcher, Static
 
-from .placeholder import Placeholder
+from ..bridge import EngineEvent
+from ..quant_client import ModelChoice, client_for, tab_is_active
+from ..widgets.quant_dialogs import PathPrompt, ResumeChoice, ResumeOffer
+from ..widgets.quant_review import ReviewStep, SaveProfileRequested
+from ..widgets.quant_run import CancelRequested, ResultAction, ResultStep, RunStep
+from ..widgets.quant_setup import (
+    CalibrationStep,
+    GoalStep,
+    ModelHighlighted,
+    ModelStep,
+    StepDone,
+    model_facts,
+)
+
+STEPS = [("model", "Model"), ("goal", "Goal"), ("calibration", "Calibration"), ("review", "Review"),
+         ("run", "Run"), ("result", "Result")]
 
 
 class QuantizeView(Vertical):
-    """Not built yet: says what it will hold."""
+    DEFAULT_CSS = """
+    QuantizeView #quant-stepper { height: 1; padding: 0 1; background: $boost; }
+    QuantizeView #quant-error { height: auto; color: $error; padding: 0 1; }
+    QuantizeView ContentSwitcher { height: 1fr; }
+    QuantizeView #quant-offers { height: auto; }
+    """
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="quantize.back"),
+        Binding("ctrl+n", "next", "Next", id="quantize.next"),
+        Binding("ctrl+b", "previous", "Prev", id="quantize.previous", show=False),
+        Binding("ctrl+s", "save_profile", "Save profile", id="quantize.save_profile"),
+        Binding("ctrl+o", "load_profile", "Load profile", id="quantize.load_profile"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.request = QuantRequest()
+        self.step = 0
+        self.job = None
+        self.model: ModelChoice | None = None
+        self.result: dict | None = None
 
     def compose(self) -> ComposeResult:
-        yield Placeholder("The quantization wizard: recipe or budget, calibration, run, verify.")
+        yield Static("", id="quant-stepper")
+        yield Vertical(id="quant-offers")
+        yield Static("", id="quant-error")
+        with ContentSwitcher(initial="step-model"):
+            yield ModelStep(id="step-model")
+            yield GoalStep(self._client().recipes(), id="step-goal")
+            yield CalibrationStep(id="step-calibration")
+            yield ReviewStep(id="step-review")
+            yield RunStep(id="step-run")
+            yield ResultStep(id="step-result")
+
+    def _client(self):
+        return client_for(self.app)
+
+    def on_mount(self) -> None:
+        client = self._client()
+        active = getattr(self.app, "active_model", None)
+        try:
+            models = client.models()
+        except TemperError as exc:
+            models = []
+            self.error(str(exc))
+        self.query_one(ModelStep).set_models(models, preselect=str(active) if active else None)
+        self.query_one(GoalStep).show(self.request)
+        self.query_one(CalibrationStep).show(self.request)
+        self._show_model_facts(self.query_one(ModelStep).current)
+        self.offer_resume()
+        self.go(0)
+
+    # -- navigation -------------------------------------------------------------------------------------
+    def go(self, step: int) -> None:
+        self.step = step
+        name = STEPS[step][0]
+        if name == "review":
+            self._prepare_review()
+        self.query_one(ContentSwitcher).current = f"step-{name}"
+        parts = []
+        for i, (_, label) in enumerate(STEPS):
+            text = f"{i + 1} {label}"
+            parts.append(f"[reverse b] {text} [/]" if i == step else (f"[dim]{text}[/]" if i > step else text))
+        self.query_one("#quant-stepper", Static).update(" › ".join(parts))
+        self._focus_step()
+
+    def _focus_step(self) -> None:
+        """Focus the step's main control, but only while this tab is the one on show."""
+        if tab_is_active(self):
+            self.call_after_refresh(self.query_one(f"#step-{STEPS[self.step][0]}").focus_first)
+
+    def on_show(self) -> None:
+        self._focus_step()
+
+    def error(self, message: str = "") -> None:
+        self.query_one("#quant-error", Static).update(message)
+
+    def action_next(self) -> None:
+        name = STEPS[self.step][0]
+        if name in ("run", "result"):
+            return
+        try:
+            self.query_one(f"#step-{name}").apply(self.request)
+            if name == "model":
+                self.model = self._client().model(self.request.model)
+                self.request.output = ""
+            if name == "review":
+                self.request.validate()
+        except TemperError as exc:
+            self.error(str(exc))
+            return
+        self.error()
+        if name == "review":
+            self.start()
+        else:
+            self.go(self.step + 1)
+
+    def action_previous(self) -> None:
+        if 0 < self.step < 4:
+            self.error()
+            self.go(self.step - 1)
+
+    def action_back(self) -> None:
+        if STEPS[self.step][0] == "run" and self.job is not None:
+            self.job.cancel()
+        else:
+            self.action_previous()
+
+    def on_step_done(self, message: StepDone) -> None:
+        message.stop()
+        self.action_next()
+
+    def on_model_highlighted(self, message: ModelHighlighted) -> None:
+        message.stop()
+        self._show_model_facts(message.model)
+
+    def _show_model_facts(self, model: ModelChoice | None) -> None:
+        if model is None:
+            return
+        step = self.query_one(ModelStep)
+        try:
+            step.show_facts(model_facts(model, self._client().preflight(model, self.request)))
+        except TemperError as exc:
+            step.show_facts(str(exc))
+
+    def _prepare_review(self) -> None:
+        client = self._client()
+        if not self.request.output:
+            self.request.output = client.default_output(self.request)
+        prediction = None
+        if self.model is not None:
+            try:
+                prediction = client.predict(self.model, self.request)
+            except TemperError as exc:
+                self.error(str(exc))
+        self.query_one(ReviewStep).show(self.request, self.model, prediction)
+
+    # -- running ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            self.job = self._client().start(self.request)
+        except TemperError as exc:
+            self.error(str(exc))
+            return
+        self._enter_run()
+
+    def _enter_run(self) -> None:
+        name = self.request.model.rstrip("/").rsplit("/", 1)[-1]
+        self.query_one(RunStep).reset(f"{name} → {self.request.output}")
+        self.go(4)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if self.job is None or event.job != self.job.id:
+            return
+        run = self.query_one(RunStep)
+        if isinstance(event, Progress):
+            run.progress(event.phase, event.done, event.total, event.message, event.data.get("eta_s"))
+        elif isinstance(event, Finished):
+            self.job = None
+            run.ended("done")
+            self.result = event.result if isinstance(event.result, dict) else {}
+            self.query_one(ResultStep).show(self.result)
+            self.go(5)
+        elif isinstance(event, Failed):
+            self.job = None
+            run.ended("failed", event.message)
+            self.error(event.message)
+        elif isinstance(event, Cancelled):
+            self.job = None
+            run.ended("cancelled")
+
+    def on_cancel_requested(self, message: CancelRequested) -> None:
+        message.stop()
+        if self.job is not None:
+            self.job.cancel()
+
+    def on_result_action(self, message: ResultAction) -> None:
+        message.stop()
+        result = self.result or {}
+        if message.action == "chat" and result.get("output"):
+            self.app.active_model = result["output"]
+            show_tab = getattr(self.app, "action_show_tab", None)
+            if show_tab:
+                show_tab("chat")
+        elif message.action == "compare":
+            others = []
+            for record in self._client().past_results(self.request.model):
+                if record.result and record.result.get("output") != result.get("output"):
+                    name = str(record.result.get("output", record.id)).rstrip("/").rsplit("/", 1)[-1]
+                    others.append((name[-18:], record.result))
+            if not others:
+                self.error("Nothing to compare yet: earlier quantizations of this model appear here.")
+            self.query_one(ResultStep).show(result, others[:3])
+        elif message.action == "new":
+            self.request.output = ""
+            self.go(0)
+
+    # -- resume -----------------------------------------------------------------------------------------
+    def offer_resume(self) -> None:
+        box = self.query_one("#quant-offers", Vertical)
+        box.remove_children()
+        try:
+            records = self._client().interrupted()
+        except TemperError:
+            records = []
+        for record in records[:2]:
+            box.mount(ResumeOffer(record))
+
+    def on_resume_choice(self, message: ResumeChoice) -> None:
+        message.stop()
+        record: JobRecord = message.record
+        client = self._client()
+        for offer in self.query(ResumeOffer):
+            if offer.record.id == record.id:
+                offer.remove()
+        if not message.resume:
+            client.discard(record)
+            return
+        try:
+            self.request = QuantRequest.from_dict(record.request)
+            self.job = client.resume(record)
+        except TemperError as exc:
+            self.error(str(exc))
+            return
+        self._enter_run()
+
+    # -- profiles ---------------------------------------------------------------------------------------
+    def _profile_default(self) -> str:
+        return str(config_dir() / "profiles" / "quantize.toml")
+
+    def action_save_profile(self) -> None:
+        def save(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                saved = self._client().save_profile(path, self.request)
+            except TemperError as exc:
+                self.error(str(exc))
+                return
+            self.error()
+            self.notify(f"Saved settings to {saved}", timeout=4)
+
+        try:
+            name = STEPS[self.step][0]
+            if name in ("goal", "calibration"):
+                self.query_one(f"#step-{name}").apply(self.request)
+        except TemperError as exc:
+            self.error(str(exc))
+            return
+        self.app.push_screen(PathPrompt("Save the quantize settings as a profile (TOML):",
+                                        self._profile_default()), save)
+
+    def on_save_profile_requested(self, message: SaveProfileRequested) -> None:
+        message.stop()
+        self.action_save_profile()
+
+    def action_load_profile(self) -> None:
+        def load(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                loaded = self._client().load_profile(path)
+            except TemperError as exc:
+                self.error(str(exc))
+                return
+            loaded.model, loaded.output, loaded.overwrite = self.request.model, "", False
+            self.request = loaded
+            self.query_one(GoalStep).show(self.request)
+            self.query_one(CalibrationStep).show(self.request)
+            self.error()
+            self.notify(f"Loaded settings from {path}", timeout=4)
+            if self.step == 3:
+                self._prepare_review()
+
+        self.app.push_screen(PathPrompt("Load quantize settings from a profile (TOML):",
+                                        self._profile_default()), load)

@@ -1,0 +1,188 @@
+"""A fake quantization client for UI tests: fixed models, fixed scores, a job that emits scripted events.
+
+Its jobs run on the real engine (so events travel engine → bridge → app → views exactly as in use), but
+do no MLX work. The fake allocator is a plain greedy (test-only); the real one lives in core/quant.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temper.core import jobs
+from temper.core.engine.events import Event, Progress
+from temper.core.errors import QuantError
+from temper.core.quant.candidates import Candidate
+from temper.core.quant.request import QuantRequest
+from temper.core.quant.scores import SensitivityTable, TensorScores
+from temper.tui.quant_client import RECIPES, Allocation, ModelChoice, Prediction, Preflight
+
+KINDS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+CANDS = [Candidate(b, 64) for b in (2, 3, 4, 6, 8)]
+
+
+@dataclass(frozen=True)
+class LayerScored(Event):
+    """Shaped like the core's per-tensor event: the Layers view duck-types on `path` and `scores`."""
+
+    path: str
+    scores: dict
+    params: int = 0
+    kind: str = ""
+    layer: int | None = None
+    shape: tuple = ()
+
+
+def fake_table(layers: int = 4) -> SensitivityTable:
+    tensors = []
+    for layer in range(layers):
+        for k, kind in enumerate(KINDS):
+            shape = (256, 64) if kind in ("gate_proj", "up_proj") else (64, 256) if kind == "down_proj" else (64, 64)
+            base = 0.02 * (1 + k % 3) * (1 + (layer == 0) * 3 + (layer == layers - 1) * 2)
+            scores = {c.key: round(base * 2.0 ** (4 - c.bits) * (1.3 if kind == "down_proj" else 1.0), 6)
+                      for c in CANDS}
+            tensors.append(TensorScores(f"model.layers.{layer}.{'self_attn' if 'proj' in kind and kind[0] in 'qkvo' else 'mlp'}.{kind}",
+                                        shape, shape[0] * shape[1], kind, layer, scores,
+                                        {c.key: "exact" for c in CANDS}))
+    tensors.append(TensorScores("model.embed_tokens", (512, 64), 512 * 64, "embed_tokens", None,
+                                {c.key: 0.01 * 2.0 ** (4 - c.bits) for c in CANDS}))
+    return SensitivityTable("fake/tiny", "h", "c", [c.key for c in CANDS], 2, 16 * 64 * 9, 64 * 9, tensors)
+
+
+def greedy(table: SensitivityTable, target: float, pins: dict[str, str]) -> Allocation:
+    cands = sorted(table.candidate_objects(), key=lambda c: c.bits_per_weight(table.float_bytes))
+    total = sum(t.params for t in table.tensors) + table.fixed_params
+    choice = {t.path: pins.get(t.path, cands[0].key) for t in table.tensors}
+
+    def bits() -> float:
+        cost = {c.key: c.bits_per_weight(table.float_bytes) for c in cands}
+        return (sum(cost[choice[t.path]] * t.params for t in table.tensors) + table.fixed_bits) / total
+
+    if bits() > target + 1e-9:
+        raise QuantError(f"a budget of {target:.2f} bpw is below the cheapest plan ({bits():.2f} bpw)")
+    while True:
+        best = None
+        for t in table.tensors:
+            if t.path in pins:
+                continue
+            i = [c.key for c in cands].index(choice[t.path])
+            if i + 1 < len(cands):
+                gain = t.scores[cands[i].key] - t.scores[cands[i + 1].key]
+                old = choice[t.path]
+                choice[t.path] = cands[i + 1].key
+                ok = bits() <= target + 1e-9
+                choice[t.path] = old
+                if ok and (best is None or gain > best[0]):
+                    best = (gain, t.path, cands[i + 1].key)
+        if best is None:
+            break
+        choice[best[1]] = best[2]
+    kl = sum(t.scores[choice[t.path]] for t in table.tensors)
+    return Allocation(choice, round(bits(), 4), int(bits() * total / 8), kl, dict(pins))
+
+
+RESULT = {
+    "output": "", "bpw": 4.48, "size_bytes": 123_456, "predicted_kl": 0.0812, "verified": True,
+    "evaluation": "built-in held-out text",
+    "quality": {"kl_mean": 0.0791, "kl_se": 0.0042, "kl_median": 0.061, "kl_p95": 0.21, "kl_p99": 0.33,
+                "kl_max": 0.52, "top1": 0.912, "ppl_base": 21.37, "ppl_quant": 22.05},
+}
+
+
+class FakeQuantClient:
+    def __init__(self, app: Any, model_dir: Path, *, gate: threading.Event | None = None) -> None:
+        self.app = app
+        self.model_dir = Path(model_dir)
+        self.table = fake_table()
+        self.gate = gate               # when set, the fake job waits on it in the middle of sensitivity
+        self.started: list[QuantRequest] = []
+        self.saved_scores = False
+
+    def models(self) -> list[ModelChoice]:
+        return [ModelChoice("tiny-llama", str(self.model_dir), "llama", 1_234_567, 2_469_134, 2),
+                ModelChoice("tiny-gemma", str(self.model_dir.parent / "tiny-gemma"), "gemma4_text", 2_000_000,
+                            4_000_000, 2)]
+
+    def model(self, path: str) -> ModelChoice:
+        for m in self.models():
+            if m.path == path:
+                return m
+        raise QuantError(f"{path} is not a model folder (no config.json)")
+
+    def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight:
+        return Preflight(16_000_000_000, model.size_bytes * 2, False, 95.0)
+
+    def recipes(self):
+        return list(RECIPES)
+
+    def default_output(self, request: QuantRequest) -> str:
+        return str(self.model_dir.parent / f"out-{request.budget_label().replace(' ', '')}")
+
+    def saved_table(self, model_path: str):
+        return self.table if self.saved_scores else None
+
+    def predict(self, model: ModelChoice, request: QuantRequest) -> Prediction:
+        return Prediction(request.target_bpw or 4.5, int((request.target_bpw or 4.5) * model.params / 8), None,
+                          "KL is predicted after the sensitivity pass")
+
+    def allocate(self, table, target_bpw, pins, request=None) -> Allocation:
+        return greedy(table, target_bpw, pins)
+
+    def frontier(self, table, pins, points: int = 12):
+        out = []
+        for i in range(points):
+            try:
+                a = greedy(table, 2.6 + 6.0 * i / (points - 1), pins)
+            except QuantError:
+                continue
+            out.append((a.bpw, a.kl))
+        return out
+
+    def start(self, request: QuantRequest):
+        request.validate()
+        self.started.append(request)
+        record = jobs.create("quantize", request.to_dict())
+        return self.app.engine.submit(lambda ctx: self._run(ctx, request, record), kind="quantize")
+
+    def _run(self, ctx, request: QuantRequest, record):
+        n = len(self.table.tensors)
+        for i, t in enumerate(self.table.tensors):
+            ctx.check()
+            if self.gate is not None and i == n // 2:
+                self.gate.wait(10)
+                ctx.check()
+            ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores), t.params, t.kind, t.layer, t.shape))
+            ctx.emit(Progress(ctx.job_id, "sensitivity", i + 1, n, f"scored {t.path}", {"eta_s": 5.0 * (n - i - 1)}))
+        for phase in ("allocate", "write", "verify", "evaluate"):
+            ctx.emit(Progress(ctx.job_id, phase, 1, 1, phase))
+        self.saved_scores = True
+        result = {**RESULT, "output": request.output, "model": request.model}
+        record.finish("done", result=result)
+        return result
+
+    def interrupted(self):
+        return jobs.interrupted("quantize")
+
+    def resume(self, record):
+        record.claim()
+        request = QuantRequest.from_dict(record.request)
+        return self.app.engine.submit(lambda ctx: self._run(ctx, request, record), kind="quantize")
+
+    def discard(self, record) -> None:
+        jobs.discard(record)
+
+    def past_results(self, model_path: str):
+        return [r for r in jobs.all_jobs("quantize")
+                if r.status == "done" and r.result and r.request.get("model") == model_path]
+
+    def save_profile(self, path, request):
+        from temper.tui.quant_profile import save
+
+        return save(Path(path), request)
+
+    def load_profile(self, path):
+        from temper.tui.quant_profile import load
+
+        return load(Path(path))

@@ -1,0 +1,236 @@
+"""The Quantize wizard driven with keys, against a fake client (tests/tui/fake_quant.py).
+
+The fake's jobs run on the real engine, so events go engine → bridge → app → view as in use."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from fake_quant import FakeQuantClient
+from temper.core import jobs
+from temper.tui.app import TemperApp
+from textual.widgets import Checkbox, ContentSwitcher, Input, Static, TabbedContent
+
+
+def make_app(engine, tmp_path: Path, **kw) -> tuple[TemperApp, FakeQuantClient]:
+    app = TemperApp(engine=engine)
+    client = FakeQuantClient(app, tmp_path / "tiny-llama", **kw)
+    app.quant_client = client
+    return app, client
+
+
+def run(app: TemperApp, script, size=(100, 30)) -> None:
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("f2")
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+async def step(pilot) -> str:
+    await pilot.pause()
+    return pilot.app.query_one("#quantize-view").query_one(ContentSwitcher).current
+
+
+async def wait_for_step(pilot, name: str, tries: int = 100) -> None:
+    for _ in range(tries):
+        if await step(pilot) == name:
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"wizard stayed on {await step(pilot)}, expected {name}")
+
+
+def error_text(app) -> str:
+    return str(app.query_one("#quant-error", Static).render())
+
+
+def test_enter_enter_enter_runs_with_defaults(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        assert await step(pilot) == "step-model"
+        for expected in ("step-goal", "step-calibration", "step-review"):
+            await pilot.press("enter")
+            assert await step(pilot) == expected
+        await pilot.press("enter")
+        await wait_for_step(pilot, "step-result")
+        table = pilot.app.query_one("#result-table")
+        assert table.get_row("kl_mean")[1] == "0.0791 ± 0.0042"
+        assert table.get_row("verified")[1] == "yes"
+
+    run(app, script)
+    (req,) = client.started
+    assert req.model == str(tmp_path / "tiny-llama")
+    assert req.recipe == "temper" and req.target_bpw == 4.5 and req.bits == [2, 3, 4, 5, 6, 8]
+    assert req.calibration == "builtin" and req.evaluation == "builtin"
+    assert req.output == str(tmp_path / "out-4.5bpw")
+    assert jobs.all_jobs("quantize")[0].status == "done"
+
+
+def test_choices_reach_the_request_and_bad_input_stays_put(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        await pilot.press("down", "enter")                      # second model
+        assert await step(pilot) == "step-goal"
+        pilot.app.query_one("#goal-bits", Input).value = "3,x"
+        await pilot.press("enter")
+        assert await step(pilot) == "step-goal"
+        assert "widths: give whole numbers" in error_text(pilot.app)
+        pilot.app.query_one("#goal-bits", Input).value = "3,4,8"
+        pilot.app.query_one("#goal-protect", Input).value = "lm_head"
+        pilot.app.query_one("#goal-bpw", Input).value = "3.9"
+        await pilot.press("enter")
+        assert await step(pilot) == "step-calibration" and error_text(pilot.app) == ""
+        pilot.app.query_one("#calib-samples", Input).value = "8"
+        await pilot.press("down", "enter")                      # "from a file" without a path
+        assert "type the calibration file" in error_text(pilot.app)
+        await pilot.press("up", "enter")
+        assert await step(pilot) == "step-review"
+        summary = str(pilot.app.query_one("#review-summary", Static).render())
+        assert "KL knapsack at 3.9 bpw" in summary and "8 × 256" in summary and "lm_head" in summary
+        await pilot.press("escape")
+        assert await step(pilot) == "step-calibration"
+
+    run(app, script)
+    assert client.started == []
+
+
+def test_existing_output_is_not_overwritten_without_asking(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+    (tmp_path / "out-4.5bpw").mkdir()
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter")
+        assert "exists" in str(pilot.app.query_one("#review-warning", Static).render())
+        await pilot.press("enter")
+        assert await step(pilot) == "step-review"
+        assert "already exists" in error_text(pilot.app)
+        pilot.app.query_one("#review-overwrite", Checkbox).value = True
+        await pilot.pause()
+        assert "WILL BE REPLACED" in str(pilot.app.query_one("#review-warning", Static).render())
+        pilot.app.query_one("#review-start").focus()
+        await pilot.press("enter")
+        await wait_for_step(pilot, "step-result")
+
+    run(app, script)
+    assert client.started[0].overwrite is True
+
+
+def test_profile_save_and_load(engine, tmp_path: Path) -> None:
+    app, _ = make_app(engine, tmp_path)
+    profile = tmp_path / "p.toml"
+
+    async def script(pilot) -> None:
+        await pilot.press("enter")
+        pilot.app.query_one("#goal-bpw", Input).value = "3.25"
+        pilot.app.query_one("#goal-groups", Input).value = "64"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        pilot.app.screen.query_one("#prompt-input", Input).value = str(profile)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert profile.is_file()
+        pilot.app.query_one("#goal-bpw", Input).value = "6"
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        pilot.app.screen.query_one("#prompt-input", Input).value = str(profile)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert pilot.app.query_one("#goal-bpw", Input).value == "3.25"
+        assert pilot.app.query_one("#goal-groups", Input).value == "64"
+
+    run(app, script)
+    assert "target_bpw = 3.25" in profile.read_text()
+
+
+def _interrupted_record(tmp_path: Path) -> str:
+    """A job record left 'running' by a process that is gone (as after a kill or a dropped SSH link)."""
+    request = {"model": str(tmp_path / "tiny-llama"), "output": str(tmp_path / "resumed")}
+    code = (f"from temper.core import jobs; r = jobs.create('quantize', {request!r}); "
+            "r.step('sensitivity', 7, 29); print(r.id)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip()
+
+
+def test_interrupted_job_is_offered_and_resumed(engine, tmp_path: Path) -> None:
+    job_id = _interrupted_record(tmp_path)
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        text = str(pilot.app.query_one("#resume-text", Static).render())
+        assert "tiny-llama → resumed, stopped in sensitivity 7/29" in text
+        pilot.app.query_one("#resume-yes").press()
+        await wait_for_step(pilot, "step-result")
+        assert not pilot.app.query("#resume-text")
+
+    run(app, script)
+    record = jobs.load(job_id)
+    assert record.status == "done" and record.result["output"] == str(tmp_path / "resumed")
+
+
+def test_interrupted_job_can_be_discarded(engine, tmp_path: Path) -> None:
+    job_id = _interrupted_record(tmp_path)
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        pilot.app.query_one("#resume-no").press()
+        await pilot.pause()
+        assert not pilot.app.query("#resume-text")
+
+    run(app, script)
+    assert jobs.load(job_id).status == "cancelled" and client.started == []
+
+
+def test_cancel_stops_the_run(engine, tmp_path: Path) -> None:
+    gate = threading.Event()
+    app, client = make_app(engine, tmp_path, gate=gate)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await wait_for_step(pilot, "step-run")
+        for _ in range(100):
+            if "14/29" in str(pilot.app.query_one("#phase-sensitivity .phase-status").render()):
+                break
+            await pilot.pause(0.05)
+        assert "ETA 1m15s" in str(pilot.app.query_one("#phase-sensitivity .phase-status").render())
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+        gate.set()
+        for _ in range(100):
+            if "Cancelled" in str(pilot.app.query_one("#run-message").render()):
+                break
+            await pilot.pause(0.05)
+        assert "Cancelled" in str(pilot.app.query_one("#run-message").render())
+
+    try:
+        run(app, script)
+    finally:
+        gate.set()
+
+
+def test_result_opens_in_chat_and_compares(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+    earlier = jobs.create("quantize", {"model": str(tmp_path / "tiny-llama")})
+    earlier.finish("done", result={"output": str(tmp_path / "older-3bpw"), "bpw": 3.1, "size_bytes": 999,
+                                   "quality": {"kl_mean": 0.3, "top1": 0.8}, "verified": True})
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await wait_for_step(pilot, "step-result")
+        pilot.app.query_one("#result-compare").press()
+        await pilot.pause()
+        table = pilot.app.query_one("#result-table")
+        assert table.get_row("bpw") == ["Real bpw", "4.480", "3.100"]
+        pilot.app.query_one("#result-chat").press()
+        await pilot.pause()
+        assert pilot.app.active_model == str(tmp_path / "out-4.5bpw")
+        assert pilot.app.query_one(TabbedContent).active == "chat"
+
+    run(app, script)

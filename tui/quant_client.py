@@ -1,0 +1,339 @@
+"""The one door between the Quantize/Layers tabs and the quantization core.
+
+Views never import core.quant themselves: they ask this client. Anything that touches MLX runs as an
+engine job (`app.engine.submit`), calling the same core functions as `temper quantize`; pure-Python work
+(reading headers, re-running the allocator on saved scores, job records, profiles) is called directly.
+Tests swap in a fake client with the same methods (tests/tui/fake_quant.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temper.core import jobs
+from temper.core.errors import QuantError, TemperError
+from temper.core.quant.request import OQ_LEVELS, QuantRequest, default_output
+from temper.core.quant.scores import SensitivityTable
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str
+    path: str
+    arch: str = "?"
+    params: int = 0
+    size_bytes: int = 0
+    float_bytes: int = 2
+    quantization: str = "none"
+
+
+@dataclass(frozen=True)
+class Preflight:
+    free_bytes: int
+    needed_bytes: int
+    streamed: bool
+    eta_s: float
+
+    def summary(self) -> str:
+        how = "streamed layer by layer" if self.streamed else "fits in memory"
+        return f"{how}: needs ~{human_bytes(self.needed_bytes)}, free {human_bytes(self.free_bytes)}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    label: str
+    target_bpw: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    bpw: float
+    size_bytes: int
+    kl: float | None       # None until sensitivity scores exist for this model
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    choice: dict[str, str]           # tensor path -> candidate key
+    bpw: float
+    size_bytes: int
+    kl: float
+    pinned: dict[str, str] = field(default_factory=dict)
+
+    def bits_of(self, path: str) -> int | None:
+        """Chosen width (16 for a tensor kept in float), None if not allocated."""
+        key = self.choice.get(path)
+        if not key:
+            return None
+        return 16 if key == "float" else int(key.split(":")[1].rstrip("b"))
+
+
+RECIPES = [
+    Recipe("temper", "temper: measured KL knapsack at a real-bpw budget", 4.5,
+           "sensitivity pass, then the allocator spends the budget where KL drops most"),
+    *[Recipe(f"uniform-{b}", f"uniform {b}-bit (g64)", None, "every tensor the same width") for b in (3, 4, 6, 8)],
+    *[Recipe(name, f"{name.replace('oq', 'oQ')}: target {t:g} bpw, cap {c:g}", t, "oMLX-style level")
+      for name, (t, c) in OQ_LEVELS.items()],
+    Recipe("optiq-like", "optiq-like: KL knapsack over widths 4/8 at 5 bpw", 5.0, "widths 4 and 8 only"),
+    *[Recipe(f"unsloth-{b}", f"unsloth-like dynamic map at base {b}-bit", None, "fixed per-tensor map")
+      for b in (3, 4)],
+    *[Recipe(name, f"mlx-lm {name} predicate (for comparison)", None, "mlx-lm's mixed rule")
+      for name in ("mixed_3_6", "mixed_4_6")],
+]
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class QuantClient:
+    """The real client: core functions, engine jobs, job records in jobs_dir()."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    # -- models -----------------------------------------------------------------------------------------
+    def models(self) -> list[ModelChoice]:
+        found: dict[str, ModelChoice] = {}
+        active = getattr(self.app, "active_model", None)
+        if active:
+            try:
+                choice = self.model(str(active))
+                found[choice.path] = choice
+            except TemperError:
+                pass
+        for info in _scan():
+            if info.error is None and info.quantization in ("none", "") and str(info.path) not in found:
+                found[str(info.path)] = _from_info(info)
+        return list(found.values())
+
+    def model(self, path: str) -> ModelChoice:
+        return _from_info(_inspect(Path(path).expanduser()))
+
+    def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight:
+        import psutil
+
+        free = psutil.virtual_memory().available
+        # The pass holds the reference weights plus one quantized copy of a block and activations.
+        needed = int(model.size_bytes * 1.25) + 256 * 1024 * 1024
+        streamed = needed > free
+        # Rough: reference forward over the calibration tokens once per candidate per tensor on a
+        # CPU-class machine (~2 GFLOP/s effective), fast estimate for most of them.
+        tokens = request.samples * request.seq_len
+        passes = 2 + len(request.candidates()) * (1 if request.sensitivity_mode == "fast" else 3)
+        eta = 2.0 * model.params * tokens * passes / 2e9 + model.size_bytes / 200e6
+        return Preflight(free, needed, streamed, eta)
+
+    # -- planning ---------------------------------------------------------------------------------------
+    def recipes(self) -> list[Recipe]:
+        return list(RECIPES)
+
+    def default_output(self, request: QuantRequest) -> str:
+        return str(default_output(request.model, request))
+
+    def saved_table(self, model_path: str) -> SensitivityTable | None:
+        """The newest sensitivity table a quantize job saved for this model, or None."""
+        for record in jobs.all_jobs("quantize"):
+            if record.request.get("model") != model_path or not record.result:
+                continue
+            path = record.result.get("sensitivity_file")
+            if path and Path(path).is_file():
+                try:
+                    return SensitivityTable.load(Path(path))
+                except TemperError:
+                    continue
+        return None
+
+    def predict(self, model: ModelChoice, request: QuantRequest) -> Prediction:
+        table = self.saved_table(model.path)
+        if table is not None and request.recipe == "temper":
+            alloc = self.allocate(table, request.target_bpw or 4.5, {}, request=request)
+            return Prediction(alloc.bpw, alloc.size_bytes, alloc.kl, "from saved sensitivity scores")
+        bpw = _recipe_bpw(request, model)
+        size = int(bpw * model.params / 8)
+        return Prediction(bpw, size, None, "KL is predicted after the sensitivity pass")
+
+    def allocate(self, table: SensitivityTable, target_bpw: float, pins: dict[str, str],
+                 request: QuantRequest | None = None) -> Allocation:
+        try:
+            from temper.core.quant.allocate import Protect
+            from temper.core.quant.recipes import RecipeRequest, build_plan
+        except ImportError as exc:
+            raise QuantError("the allocator is not installed in this build") from exc
+        protect = [Protect.parse(p) for p in (request.protect if request else [])]
+        plan = build_plan("temper", table, RecipeRequest(bpw=target_bpw, pins=dict(pins), protect=protect))
+        return _allocation_from_plan(plan, pins)
+
+    def frontier(self, table: SensitivityTable, pins: dict[str, str], points: int = 12) -> list[tuple[float, float]]:
+        """Predicted KL at evenly spaced budgets between the cheapest and the widest plan."""
+        costs = [c.bits_per_weight(table.float_bytes) for c in table.candidate_objects()]
+        lo, hi = min(costs) + 0.05, max(costs)
+        out = []
+        for i in range(points):
+            bpw = lo + (hi - lo) * i / (points - 1)
+            try:
+                alloc = self.allocate(table, bpw, pins)
+            except QuantError:
+                continue
+            out.append((alloc.bpw, alloc.kl))
+        return out
+
+    # -- jobs -------------------------------------------------------------------------------------------
+    def start(self, request: QuantRequest):
+        request.validate()
+        from temper.core.quant.pipeline import run_pipeline
+
+        return self.app.engine.submit(lambda ctx: run_pipeline(ctx, request), kind="quantize")
+
+    def interrupted(self) -> list[jobs.JobRecord]:
+        return jobs.interrupted("quantize")
+
+    def resume(self, record: jobs.JobRecord):
+        from temper.core.quant.pipeline import resume_pipeline
+
+        return self.app.engine.submit(lambda ctx: resume_pipeline(ctx, record.id), kind="quantize")
+
+    def discard(self, record: jobs.JobRecord) -> None:
+        jobs.discard(record)
+
+    def past_results(self, model_path: str) -> list[jobs.JobRecord]:
+        return [r for r in jobs.all_jobs("quantize")
+                if r.status == "done" and r.result and r.request.get("model") == model_path]
+
+    # -- profiles ---------------------------------------------------------------------------------------
+    def save_profile(self, path: str, request: QuantRequest) -> Path:
+        from temper.tui.quant_profile import save
+
+        return save(Path(path), request)
+
+    def load_profile(self, path: str) -> QuantRequest:
+        from temper.tui.quant_profile import load
+
+        return load(Path(path))
+
+
+def _recipe_bpw(request: QuantRequest, model: ModelChoice) -> float:
+    from temper.core.quant.candidates import Candidate
+
+    if request.recipe.startswith("uniform-"):
+        return Candidate(int(request.recipe.split("-")[1]), 64).bits_per_weight(model.float_bytes)
+    if request.recipe.startswith("unsloth-"):
+        base = int(request.recipe.split("-")[1])
+        return Candidate(base + 1, 64).bits_per_weight(model.float_bytes)  # rough: the map averages ~b+1
+    if request.recipe in OQ_LEVELS:
+        return OQ_LEVELS[request.recipe][0]
+    if request.size_gb is not None and model.params:
+        return request.size_gb * 1e9 * 8 / model.params
+    return request.target_bpw or 4.5
+
+
+def _allocation_from_plan(plan: Any, pins: dict[str, str]) -> Allocation:
+    """Read the core's plan object without depending on its class (duck-typed)."""
+    choice = {entry.path: entry.key for entry in plan.entries}
+    return Allocation(choice, float(plan.real_bpw), int(plan.size_bytes), float(plan.predicted_dkl or 0.0),
+                      dict(pins))
+
+
+def _scan() -> list[Any]:
+    try:
+        from temper.core.library.scan import scan
+    except ImportError:
+        from temper.core.paths import models_dir
+
+        root = models_dir()
+        if not root.is_dir():
+            return []
+        out = []
+        for p in sorted(root.iterdir()):
+            if (p / "config.json").is_file():
+                try:
+                    out.append(_inspect(p))
+                except TemperError:
+                    pass
+        return out
+    try:
+        return scan()
+    except Exception:
+        return []
+
+
+def _inspect(path: Path) -> Any:
+    try:
+        from temper.core.library.inspect import inspect_model
+    except ImportError:
+        return _header_info(path)
+    return inspect_model(path)
+
+
+def _header_info(path: Path) -> Any:
+    """Fallback when the Library's inspector is absent: params and size from safetensors headers."""
+    import json
+
+    from temper.core.library.model_info import ModelInfo
+    from temper.core.library.safetensors_header import read_header
+
+    if not (path / "config.json").is_file():
+        raise TemperError(f"{path} is not a model folder (no config.json)")
+    config = json.loads((path / "config.json").read_text())
+    params = size = 0
+    dtypes: set[str] = set()
+    for f in sorted(path.glob("*.safetensors")):
+        tensors, _ = read_header(f)
+        for t in tensors.values():
+            params += t.size
+            size += t.nbytes
+            dtypes.add(t.dtype)
+    quant = "none" if "quantization" not in config else "quantized"
+    float_dtype = "F32" if dtypes == {"F32"} else "BF16"
+    return ModelInfo(path.name, path, "folder", config.get("model_type", "?"), params, size, quant,
+                     size * 8 / params if params else 0.0, details={"dtype": float_dtype})
+
+
+def _from_info(info: Any) -> ModelChoice:
+    if getattr(info, "error", None):
+        raise TemperError(info.error)
+    dtype = str((info.details or {}).get("dtype", "BF16")).upper()
+    float_bytes = 4 if dtype in ("F32", "FLOAT32") else 2
+    return ModelChoice(info.name, str(info.path), info.architecture, info.parameters, info.size_bytes,
+                       float_bytes, info.quantization)
+
+
+def client_for(app: Any) -> QuantClient:
+    """The app's quantization client (one per app, shared by the Quantize and Layers tabs).
+
+    Tests set `app.quant_client` to a fake before running the app."""
+    client = getattr(app, "quant_client", None)
+    if client is None:
+        client = QuantClient(app)
+        app.quant_client = client
+    return client
+
+
+def tab_is_active(widget: Any) -> bool:
+    """Is `widget` inside the tab pane on show? (Focusing inside a hidden pane would bring it forward.)"""
+    from textual.widgets import TabbedContent, TabPane
+
+    pane = next((a for a in widget.ancestors if isinstance(a, TabPane)), None)
+    tabs = next((a for a in widget.ancestors if isinstance(a, TabbedContent)), None)
+    return pane is None or tabs is None or tabs.active == pane.id

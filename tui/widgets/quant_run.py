@@ -1,0 +1,185 @@
+"""Wizard steps 5 and 6: the run (progress per phase with ETA, cancel) and the result (measured quality)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, DataTable, Label, ProgressBar, Static
+
+from ..quant_client import human_bytes, human_duration
+
+PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", "Write"),
+          ("verify", "Verify"), ("evaluate", "Evaluate")]
+
+
+class CancelRequested(Message):
+    pass
+
+
+class ResultAction(Message):
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+
+
+class PhaseRow(Horizontal):
+    DEFAULT_CSS = """
+    PhaseRow { height: 1; }
+    PhaseRow .phase-name { width: 13; }
+    PhaseRow ProgressBar { width: 34; }
+    PhaseRow ProgressBar Bar { width: 24; }
+    PhaseRow .phase-status { width: 1fr; color: $text-muted; }
+    """
+
+    def __init__(self, phase: str, label: str) -> None:
+        super().__init__(id=f"phase-{phase}")
+        self.phase = phase
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"  {self.label}", classes="phase-name")
+        yield ProgressBar(total=1, show_eta=False, id=f"bar-{self.phase}")
+        yield Label("waiting", classes="phase-status")
+
+    def set_state(self, mark: str, done: int, total: int | None, status: str) -> None:
+        self.query_one(".phase-name", Label).update(f"{mark} {self.label}")
+        bar = self.query_one(ProgressBar)
+        bar.update(total=max(total or 1, 1), progress=min(done, total or done) if total else 0)
+        self.query_one(".phase-status", Label).update(status)
+
+
+class RunStep(Vertical):
+    DEFAULT_CSS = """
+    RunStep { padding: 0 1; height: 1fr; }
+    RunStep .step-title { text-style: bold; margin-bottom: 1; }
+    RunStep #run-message { margin-top: 1; height: auto; color: $text-muted; }
+    RunStep Button { margin-top: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("5 · Run", classes="step-title", id="run-title")
+        for phase, label in PHASES:
+            yield PhaseRow(phase, label)
+        yield Static("", id="run-message")
+        yield Button("Cancel  (Esc)", variant="error", id="run-cancel")
+
+    def focus_first(self) -> None:
+        self.query_one("#run-cancel", Button).focus()
+
+    def reset(self, title: str) -> None:
+        self.query_one("#run-title", Static).update(f"5 · Run: {title}")
+        self.current: str | None = None
+        for row in self.query(PhaseRow):
+            row.set_state(" ", 0, None, "waiting")
+        self.query_one("#run-message", Static).update("")
+        self.query_one("#run-cancel", Button).disabled = False
+
+    def progress(self, phase: str, done: int, total: int | None, message: str = "",
+                 eta_s: float | None = None) -> None:
+        names = [p for p, _ in PHASES]
+        if phase not in names:
+            if message:
+                self.query_one("#run-message", Static).update(message)
+            return
+        index = names.index(phase)
+        for earlier in names[:index]:   # a later phase started: every earlier one is done
+            row = self.query_one(f"#phase-{earlier}", PhaseRow)
+            if not str(row.query_one(".phase-status", Label).render()).startswith(("done", "skipped")):
+                row.set_state("✓", 1, 1, "done")
+        count = f"{done}/{total}" if total else (f"{done}" if done else "")
+        eta = f" · ETA {human_duration(eta_s)}" if eta_s is not None and total and done < total else ""
+        finished = bool(total) and done >= total
+        status = ("done" if finished else "running") + (f" · {count}" if count else "") + eta
+        self.query_one(f"#phase-{phase}", PhaseRow).set_state("✓" if finished else "▸", done, total, status)
+        if message:
+            self.query_one("#run-message", Static).update(message)
+
+    def ended(self, outcome: str, message: str = "") -> None:
+        """outcome: done | failed | cancelled."""
+        if outcome == "done":
+            for row in self.query(PhaseRow):
+                row.set_state("✓", 1, 1, "done")
+        self.query_one("#run-cancel", Button).disabled = True
+        text = {"done": "Finished.", "failed": f"Failed: {message}",
+                "cancelled": "Cancelled. The job can be resumed from where it stopped."}[outcome]
+        self.query_one("#run-message", Static).update(text)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(CancelRequested())
+
+
+QUALITY_ROWS = [
+    ("kl_mean", "KL mean ± SE"), ("kl_median", "KL median"), ("kl_p95", "KL p95"), ("kl_p99", "KL p99"),
+    ("kl_max", "KL max"), ("top1", "Top-1 agreement"), ("ppl_quant", "Perplexity"), ("ppl_base", "Perplexity (base)"),
+]
+
+
+def quality_cells(result: dict[str, Any]) -> dict[str, str]:
+    q = result.get("quality") or {}
+    cells: dict[str, str] = {}
+    for key, _ in QUALITY_ROWS:
+        value = q.get(key)
+        if value is None:
+            cells[key] = "–"
+        elif key == "kl_mean" and q.get("kl_se") is not None:
+            cells[key] = f"{value:.4f} ± {q['kl_se']:.4f}"
+        elif key == "top1":
+            cells[key] = f"{100 * value:.1f}%"
+        elif key.startswith("ppl"):
+            cells[key] = f"{value:.2f}"
+        else:
+            cells[key] = f"{value:.4f}"
+    cells["bpw"] = f"{result['bpw']:.3f}" if result.get("bpw") is not None else "–"
+    cells["size"] = human_bytes(result["size_bytes"]) if result.get("size_bytes") is not None else "–"
+    cells["predicted_kl"] = f"{result['predicted_kl']:.4f}" if result.get("predicted_kl") is not None else "–"
+    cells["verified"] = "yes" if result.get("verified") else "NO"
+    return cells
+
+
+class ResultStep(Vertical):
+    DEFAULT_CSS = """
+    ResultStep { padding: 0 1; height: 1fr; }
+    ResultStep .step-title { text-style: bold; }
+    ResultStep #result-note { color: $text-muted; height: auto; }
+    ResultStep DataTable { height: 1fr; margin: 1 0; }
+    ResultStep Horizontal { height: 3; }
+    ResultStep Button { margin-right: 2; }
+    """
+
+    ROWS = [("bpw", "Real bpw"), ("size", "Size"), ("predicted_kl", "Predicted KL"), *QUALITY_ROWS,
+            ("verified", "Verified vs plan")]
+
+    def compose(self) -> ComposeResult:
+        yield Static("6 · Result", classes="step-title", id="result-title")
+        yield Static("", id="result-note")
+        yield DataTable(id="result-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal():
+            yield Button("Open in Chat", variant="primary", id="result-chat")
+            yield Button("Compare", id="result-compare")
+            yield Button("New", id="result-new")
+
+    def focus_first(self) -> None:
+        self.query_one("#result-chat", Button).focus()
+
+    def show(self, result: dict[str, Any], others: list[tuple[str, dict[str, Any]]] = ()) -> None:
+        self.query_one("#result-title", Static).update(f"6 · Result: {result.get('output', '')}")
+        evaluation = result.get("evaluation", "built-in held-out text")
+        self.query_one("#result-note", Static).update(
+            f"Measured against the unquantized model on {evaluation} (not the calibration text).")
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        columns = [("this", result), *others]
+        table.add_column("Metric", key="metric")
+        for name, _ in columns:
+            table.add_column(name, key=f"col-{name}")
+        cells = [quality_cells(r) for _, r in columns]
+        for key, label in self.ROWS:
+            table.add_row(label, *[c[key] for c in cells], key=key)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(ResultAction(event.button.id.removeprefix("result-")))
