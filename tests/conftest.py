@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the suite on a fast BLAS: re-exec pytest once with it preloaded (temper.core.accel.preload)."""
+    from temper.core.accel.preload import reexec_pytest
+
+    reexec_pytest(config)
 
 
 @pytest.fixture(autouse=True)
@@ -52,5 +58,21 @@ def tiny_gemma4(models_root: Path, engine) -> Path:
     return engine.run(lambda ctx: _build(models_root, "gemma4_text"))
 
 
+TRAINED_TINY = Path(__file__).parent / "fixtures" / "trained-tiny"
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed trained llama (hidden 128, 4 blocks, vocab 1024; tests/fixtures/train_tiny.py),
+    copied to a session temp folder so no test can modify the committed one."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("trained") / "trained-tiny"
+    shutil.copytree(TRAINED_TINY, out)
+    return out
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"TEMPER_HOME per test; HF offline; LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r}"
+    from temper.core.accel.blas import blas_status
+
+    return f"TEMPER_HOME per test; HF offline; BLAS: {blas_status().line()}"

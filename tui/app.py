@@ -1,24 +1,39 @@
-"""The app shell: header, tabs, footer. Each tab's content lives in tui/views/."""
+"""The app shell: header, tabs, footer, key bindings, themes, settings and the active profile/model.
+
+Each tab's content lives in tui/views/<tab>.py; screens (help, settings, profiles) in tui/screens/.
+The app routes messages (tui/messages.py) and forwards engine events (tui/bridge.py) to every view.
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import socket
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from temper.core import settings as settings_store
 from temper.core.engine import Engine, get_engine
-from textual.app import App, ComposeResult
+from temper.core.errors import ProfileError
+from temper.core.profiles import Profile, load_or_default
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from .bridge import EngineBridge, EngineEvent
+from .palette import shell_commands
+from .themes import DEFAULT_THEME, register_themes
 from .views.chat import ChatView
 from .views.layers import LayersView
 from .views.library import LibraryView
 from .views.performance import PerformanceView
 from .views.quantize import QuantizeView
 
-# (tab id, label, view class): each view lives in tui/views/<id>.py.
+# (tab id, label, view class): each view lives in tui/views/<id>.py and is mounted with id "<tab>-view".
 TABS = [
     ("library", "Library", LibraryView),
     ("quantize", "Quantize", QuantizeView),
@@ -28,49 +43,282 @@ TABS = [
 ]
 
 
+def default_user_host() -> str:
+    """`user@host` for the header; TEMPER_USER_HOST overrides it (snapshot tests, screenshots)."""
+    if value := os.environ.get("TEMPER_USER_HOST"):
+        return value
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in a container: still start
+        user = "user"
+    return f"{user}@{socket.gethostname().split('.')[0]}"
+
+
 class TemperApp(App[None]):
     TITLE = "temper"
+    CSS = """
+    TabbedContent { height: 1fr; }
+    TabPane { padding: 0; }
+    """
+    # Every binding has an id: users remap keys in settings.toml [keymap], e.g. "app.quit" = "ctrl+x".
+    # F-keys may not reach the app in every terminal; alt+N and [ ] always do.
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("comma", "settings", "Settings", id="app.settings"),
+        Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
+        Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
+        Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev", show=False),
+        Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next"),
         *[
-            Binding(f"f{i}", f"show_tab('{tab}')", label, id=f"app.tab.{tab}")
+            Binding(f"f{i},alt+{i}", f"show_tab('{tab}')", label, id=f"app.tab.{tab}", show=False)
             for i, (tab, label, _) in enumerate(TABS, start=1)
         ],
     ]
 
-    def __init__(self, engine: Engine | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.engine = engine or get_engine()
-        self.bridge: EngineBridge | None = None
-        self.sub_title = f"{getpass.getuser()}@{socket.gethostname()}"
+    model: reactive[str | None] = reactive(None)
+    """The active model (a folder path), set by OpenModel messages or --model."""
+    profile: reactive[Profile] = reactive(Profile.default, always_update=True)
+    """The active profile; views watch it."""
 
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        profile: str | Profile | None = None,
+        model: str | None = None,
+        settings: settings_store.Settings | None = None,
+        user_host: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        tabs: list[tuple[str, str, type]] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._engine = engine
+        self.bridge: EngineBridge | None = None
+        self.tabs = tabs if tabs is not None else TABS
+        self.user_host = user_host or default_user_host()
+        self._notes: list[tuple[str, str]] = []  # (message, severity) shown once mounted
+        self._persist_theme = False
+        if settings is None:
+            settings, error = settings_store.load()
+            if error:
+                self._notes.append((error, "error"))
+        self.settings = settings
+        self.theme_names, theme_errors = register_themes(self)
+        self._notes.extend((f"theme skipped: {e}", "warning") for e in theme_errors)
+        wanted = settings.theme
+        if wanted not in self.available_themes:
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            self._notes.append((f"unknown theme {wanted!r}: using {fallback}", "warning"))
+            wanted = fallback
+        self.theme = wanted
+        self._environ = dict(environ if environ is not None else os.environ)
+        self.animation_level = settings.animation_level(self._environ)
+        self.set_reactive(TemperApp.profile, self._load_profile(profile or settings.default_profile))
+        self.set_reactive(TemperApp.model, model)
+        self._update_subtitle()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = get_engine()
+        return self._engine
+
+    # -- layout -----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(id="tabs"):
-            for tab, label, view in TABS:
+            for tab, label, view in self.tabs:
                 with TabPane(label, id=tab):
                     yield view(id=f"{tab}-view")
         yield Footer()
 
     def on_mount(self) -> None:
         self.bridge = EngineBridge(self, self.engine)
+        self._apply_keymap(self.settings.keymap)
+        for message, severity in self._notes:
+            self.notify(message, severity=severity, timeout=10)
+        self._notes.clear()
+        self._persist_theme = True
 
     def on_unmount(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
 
+    # -- header -----------------------------------------------------------------------------------------
+    def _update_subtitle(self) -> None:
+        parts = [self.user_host]
+        if self.model:
+            parts.append(Path(self.model).name or self.model)
+        if self.profile.source != "default":
+            parts.append(f"profile {self.profile.name}")
+        self.sub_title = " · ".join(parts)
+
+    def watch_model(self) -> None:
+        self._update_subtitle()
+
+    @property
+    def active_model(self) -> str | None:
+        """The views' name for `model` (Chat and Quantize read it)."""
+        return self.model
+
+    @active_model.setter
+    def active_model(self, value: str | None) -> None:
+        self.model = value
+
+    def watch_profile(self) -> None:
+        self._update_subtitle()
+
+    # -- profiles, settings, keymap, theme --------------------------------------------------------------
+    def _load_profile(self, profile: str | Profile | None) -> Profile:
+        if isinstance(profile, Profile):
+            return profile
+        loaded, error = load_or_default(profile)
+        if error:
+            self._notes.append((error, "error"))
+        return loaded
+
+    def apply_profile(self, name: str) -> bool:
+        """Make the named profile active. A broken profile is reported and the current one kept."""
+        from temper.core.profiles import load
+
+        try:
+            self.profile = load(name)
+        except ProfileError as exc:
+            self.notify(str(exc), title="Profile not applied", severity="error", timeout=10)
+            return False
+        self.notify(f"profile {self.profile.name} is active", timeout=3)
+        return True
+
+    def binding_ids(self) -> set[str]:
+        """Every binding id a keymap may name: the app's, the main screen's widgets' and our screens'."""
+        from .screens.help import binding_rows
+
+        return {row[2] for row in binding_rows(self) if row[2] != "-"}
+
+    def _apply_keymap(self, keymap: Mapping[str, str]) -> None:
+        known = self.binding_ids()
+        unknown = sorted(set(keymap) - known)
+        if unknown:
+            self.notify(
+                f"keymap: unknown binding id {', '.join(unknown)} (see ? for the list)",
+                severity="warning",
+                timeout=10,
+            )
+        self.set_keymap({k: v for k, v in keymap.items() if k in known})
+
+    def apply_settings(self, settings: settings_store.Settings) -> None:
+        self.settings = settings
+        self._persist_theme = False
+        if settings.theme in self.available_themes:
+            self.theme = settings.theme
+        self._persist_theme = True
+        self.animation_level = settings.animation_level(self._environ)
+        self._apply_keymap(settings.keymap)
+
+    def watch_theme(self, theme: str) -> None:
+        """The theme chosen in the app persists in settings.toml (unless that file is broken)."""
+        if not self._persist_theme or theme == self.settings.theme:
+            return
+        self.settings.set("theme", theme)
+        try:
+            settings_store.save(self.settings)
+        except ProfileError as exc:
+            self.notify(f"theme not saved: {exc}", severity="warning", timeout=8)
+
+    # -- routing ----------------------------------------------------------------------------------------
+    async def _on_message(self, message: Message) -> None:
+        # OpenModel may be defined by a view (e.g. LibraryView.OpenModel) or in tui/messages.py:
+        # route any message of that name with `path` and `target`.
+        if type(message).__name__ == "OpenModel" and hasattr(message, "path") and hasattr(message, "target"):
+            self.open_model(str(message.path), str(message.target))
+        await super()._on_message(message)
+
+    def open_model(self, path: str, target: str) -> None:
+        self.model = path
+        if target in {tab for tab, _, _ in self.tabs}:
+            self.action_show_tab(target)
+        else:
+            self.notify(f"no tab named {target!r}", severity="warning")
+
     def on_engine_event(self, message: EngineEvent) -> None:
-        """Hand every engine event to each tab's view; a view acts on the ones that concern it."""
-        for tab, _, _ in TABS:
+        """Hand each engine event to every tab view: a direct call where the view has
+        `handle_engine_event`, else a copy of the message (handled by its `on_engine_event`)."""
+        for tab, _, _ in self.tabs:
             for view in self.query(f"#{tab}-view"):
-                view.post_message(EngineEvent(message.event))
+                handler = getattr(view, "handle_engine_event", None)
+                if handler is not None:
+                    handler(message.event)
+                else:
+                    view.post_message(EngineEvent(message.event))
+
+    # -- actions ----------------------------------------------------------------------------------------
+    @property
+    def tab_ids(self) -> list[str]:
+        return [tab for tab, _, _ in self.tabs]
+
+    @property
+    def active_tab(self) -> str:
+        return self.query_one("#tabs", TabbedContent).active
 
     def action_show_tab(self, tab: str) -> None:
         # Blur first: a focused widget left inside the hidden pane would pull its tab back to the front.
         self.screen.set_focus(None)
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one("#tabs", TabbedContent)
+        tabs.active = tab
+        self.call_after_refresh(self._focus_tab, tab)
+
+    def _focus_tab(self, tab: str) -> None:
+        """Put the keyboard focus inside the tab just shown (or on the tab strip if it has nothing)."""
+        pane = self.query_one("#tabs", TabbedContent).get_pane(tab)
+        for widget in pane.query("*"):
+            if widget.focusable:
+                widget.focus()
+                return
+        self.query_one("#tabs", TabbedContent).query_one("Tabs").focus()
+
+    def _step_tab(self, step: int) -> None:
+        ids = self.tab_ids
+        self.action_show_tab(ids[(ids.index(self.active_tab) + step) % len(ids)])
+
+    def action_next_tab(self) -> None:
+        self._step_tab(1)
+
+    def action_prev_tab(self) -> None:
+        self._step_tab(-1)
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_settings(self) -> None:
+        from .screens.settings import SettingsScreen
+
+        if not isinstance(self.screen, SettingsScreen):
+            self.push_screen(SettingsScreen())
+
+    def action_profiles(self) -> None:
+        from .screens.profiles import ProfileScreen
+
+        if not isinstance(self.screen, ProfileScreen):
+            self.push_screen(ProfileScreen())
+
+    def action_save_profile(self) -> None:
+        from .screens.profiles import SaveProfileScreen
+
+        self.push_screen(SaveProfileScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from shell_commands(self)
+        yield from super().get_system_commands(screen)
 
 
 def run(args: argparse.Namespace | None = None) -> int:
-    TemperApp().run()
+    profile = getattr(args, "profile", None)
+    model = getattr(args, "model", None)
+    TemperApp(profile=profile, model=model).run()
     return 0

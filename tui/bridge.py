@@ -1,31 +1,70 @@
-"""Engine events -> Textual messages. The engine calls listeners on its own thread; we hop to the app's."""
+"""Engine events -> Textual messages.
+
+The engine calls listeners on its own thread. The bridge posts an `EngineEvent` to the app with
+`post_message`, which is thread-safe and never blocks the engine thread (unlike `call_from_thread`,
+which waits for the UI). After the app has exited, events are dropped (counted in `dropped`), and
+`close()` removes the listener. A terminal event (Finished, Failed, Cancelled) is never merged or
+dropped while the app runs; high-rate `Progress` events of one job and phase merge (`can_replace`)
+when the UI falls behind, so the newest one is always what is shown.
+"""
 
 from __future__ import annotations
 
+import threading
+
 from temper.core.engine import Engine, Event
+from temper.core.engine.events import Progress, is_terminal
 from textual.app import App
 from textual.message import Message
 
 
 class EngineEvent(Message, bubble=False):
-    """One engine event, delivered on the UI thread to the app, which hands a copy to each tab's view."""
+    """One engine event, delivered on the UI thread. The app forwards a copy to every tab view."""
 
     def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.event)
+
+    def can_replace(self, message: Message) -> bool:
+        """True when `message` (queued after this one) supersedes it: a newer Progress of the same job
+        and phase. Nothing else is ever merged: tokens, domain events and terminal events all arrive."""
+        if not isinstance(message, EngineEvent):
+            return False
+        mine, theirs = self.event, message.event
+        return (
+            type(mine) is Progress
+            and type(theirs) is Progress
+            and mine.job == theirs.job
+            and mine.phase == theirs.phase
+        )
 
 
 class EngineBridge:
     def __init__(self, app: App, engine: Engine) -> None:
         self.app = app
         self.engine = engine
+        self.posted = 0
+        self.dropped = 0
+        self._closed = threading.Event()
         self._remove = engine.add_listener(self._on_event)
 
     def _on_event(self, event: Event) -> None:
+        if self._closed.is_set():
+            self.dropped += 1
+            return
         try:
-            self.app.call_from_thread(self.app.post_message, EngineEvent(event))
-        except RuntimeError:  # app not running (shutting down)
-            pass
+            ok = self.app.post_message(EngineEvent(event))
+        except RuntimeError:  # the app's event loop is closed: it has exited
+            ok = False
+        if ok:
+            self.posted += 1
+        else:
+            self.dropped += 1
 
     def close(self) -> None:
+        self._closed.set()
         self._remove()

@@ -43,6 +43,12 @@ def version_text() -> str:
         lines.append(f"mlx {mx.__version__} ({mx.default_device()})")
     except Exception as exc:  # MLX missing or broken: say so, don't fail
         lines.append(f"mlx unavailable: {exc}")
+    from ..accel.blas import blas_status
+
+    status = blas_status()
+    lines.append(f"blas {status.line()}")
+    if status.hint:
+        lines.append(f"hint: {status.hint}")
     return "\n".join(lines)
 
 
@@ -52,6 +58,10 @@ def launch_app(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the real entry point (not a call from code): give MLX a fast BLAS before it loads
+        from ..accel.preload import ensure_fast_blas
+
+        ensure_fast_blas(quiet=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

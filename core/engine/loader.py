@@ -98,8 +98,12 @@ def validate(path: Path) -> dict[str, Any]:
     return config
 
 
-def load(path_or_id: str | Path, *, lazy: bool = False) -> LoadedModel:
-    """Load with mlx-lm. Must run on the engine thread (it creates MLX arrays)."""
+def load(path_or_id: str | Path, *, lazy: bool = False, compute: str = "auto") -> LoadedModel:
+    """Load with mlx-lm. Must run on the engine thread (it creates MLX arrays).
+
+    `compute` ("auto" | "native" | "fp32"): on MLX's CPU backend, "auto" runs bf16/fp16 models in fp32 and
+    dequantizes quantized ones when a fast BLAS is loaded and the fp32 weights fit (temper.core.accel.compute);
+    the decision is in `extra["compute"]`. Never changes anything on Metal or CUDA."""
     from mlx_lm.utils import load_model, load_tokenizer
 
     path = resolve(path_or_id)
@@ -114,7 +118,10 @@ def load(path_or_id: str | Path, *, lazy: bool = False) -> LoadedModel:
         tokenizer = load_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
     except Exception as exc:
         raise ModelLoadError(f"{path.name}: cannot load its tokenizer ({_short(exc)})") from exc
-    return LoadedModel(path=path, model=model, tokenizer=tokenizer, config=config)
+    from ..accel.compute import maybe_upcast
+
+    plan = maybe_upcast(model, compute)
+    return LoadedModel(path=path, model=model, tokenizer=tokenizer, config=config, extra={"compute": plan})
 
 
 def _short(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ class TensorScores:
     layer: int | None             # block index, None for embeddings / lm_head
     scores: dict[str, float] = field(default_factory=dict)   # candidate key -> ΔKL
     methods: dict[str, str] = field(default_factory=dict)    # candidate key -> "exact" | "estimate"
+    skipped: list[str] = field(default_factory=list)         # candidate keys that cannot fit this shape
 
 
 @dataclass

@@ -1,15 +1,396 @@
-"""The Chat tab."""
+"""The Chat tab: saved conversations, answers streamed as Markdown, Esc stops, thinking collapses.
+
+The view never touches MLX: it builds a `ChatRequest` and hands it to a client (`app.chat_client`, or an
+`EngineChatClient` on the app's engine); the client's events come back as `ChatView.Event` messages.
+Every answer is saved while it grows (`AnswerWriter`), so a crash loses at most half a second of it.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from .placeholder import Placeholder
+from temper.core.chat.export import export
+from temper.core.chat.session import EngineChatClient, make_request
+from temper.core.chat.settings import ChatSettings
+from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
+from temper.core.engine.events import Cancelled, Failed, Finished
+from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
+from temper.core.errors import TemperError
+from temper.core.paths import data_dir
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Static
+
+from ..widgets.chat_message import ChatMessage, last_code_block
+from ..widgets.chat_settings import AskText, ChatSettingsScreen
+from ..widgets.chat_sidebar import ChatSidebar
+
+NO_MODEL = "No model selected: open one from the Library (or run temper --model PATH)."
+_gen_ids = itertools.count(1)
+
+
+@dataclass
+class Generation:
+    id: int
+    handle: Any
+    widget: ChatMessage
+    writer: AnswerWriter
+    prompt: str | None          # the text sent (None for regenerate)
+    user_widget: ChatMessage | None
+    user_message_id: int | None
+    got_tokens: bool = False
+    stopping: bool = False
 
 
 class ChatView(Vertical):
-    """Not built yet: says what it will hold."""
+    DEFAULT_CSS = """
+    ChatView { height: 1fr; }
+    ChatView #chat-body { height: 1fr; }
+    ChatView #chat-main { width: 1fr; }
+    ChatView #chat-header { height: 1; padding: 0 1; color: $text-muted; background: $panel; }
+    ChatView #chat-log { height: 1fr; }
+    ChatView #chat-hint { padding: 1 2; color: $text-muted; }
+    ChatView #chat-input { dock: bottom; }
+    """
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", id="chat.stop"),
+        Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("ctrl+b", "toggle_sidebar", "Chats", id="chat.sidebar"),
+        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
+        Binding("ctrl+o", "settings", "Settings", id="chat.settings"),
+        Binding("ctrl+y", "copy_answer", "Copy answer", id="chat.copy"),
+        Binding("ctrl+g", "copy_code", "Copy code", id="chat.copy_code"),
+        Binding("ctrl+t", "rename", "Rename", id="chat.rename", show=False),
+        Binding("ctrl+s", "export", "Export", id="chat.export", show=False),
+        Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
+    ]
+
+    class Event(Message):
+        """An engine event of one generation, delivered on the UI thread."""
+
+        def __init__(self, generation: int, event: Any) -> None:
+            super().__init__()
+            self.generation = generation
+            self.event = event
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.store: ChatStore | None = None
+        self.client = None
+        self.conv: Conversation | None = None
+        self.settings = ChatSettings()
+        self.system_prompt = ""
+        self.gen: Generation | None = None
+        self.last_stats: dict = {}
 
     def compose(self) -> ComposeResult:
-        yield Placeholder("Streaming chat with drafter, reasoning effort and saved conversations.")
+        with Horizontal(id="chat-body"):
+            yield ChatSidebar(id="chat-sidebar")
+            with Vertical(id="chat-main"):
+                yield Static("", id="chat-header")
+                yield VerticalScroll(id="chat-log")
+                yield Input(placeholder="Message (Enter sends · Esc stops · ctrl+o settings)", id="chat-input")
+
+    def on_mount(self) -> None:
+        self.store = getattr(self.app, "chat_store", None) or ChatStore()
+        self.client = getattr(self.app, "chat_client", None) or EngineChatClient(self.app.engine)
+        if self.store.recovered:
+            self.notify(f"{self.store.recovered} answer(s) cut short last time were kept, marked stopped")
+        if self.app.size.width < 100:
+            self.query_one(ChatSidebar).display = False
+        self.refresh_list()
+        self.show_conversation(None)
+
+    def on_show(self) -> None:
+        if self.gen is None and not isinstance(self.app.focused, Input):
+            self.query_one("#chat-input", Input).focus()
+
+    # -- state ------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> str | None:
+        """The app's active model; else the model an opened conversation was using."""
+        model = getattr(self.app, "active_model", None)
+        if model:
+            return str(getattr(model, "path", model))
+        return self.conv.model if self.conv is not None and self.conv.model else None
+
+    @property
+    def log_view(self) -> VerticalScroll:
+        return self.query_one("#chat-log", VerticalScroll)
+
+    def refresh_list(self, query: str | None = None) -> None:
+        self.query_one(ChatSidebar).show(self.store.list(query), self.conv.id if self.conv else None)
+
+    def update_header(self) -> None:
+        parts = [Path(self.model).name if self.model else "no model"]
+        if self.conv:
+            parts.append(self.conv.title)
+        used, limit = self.last_stats.get("context_used", 0), self.last_stats.get("context_limit", 0)
+        if limit:
+            parts.append(f"context {used}/{limit}")
+            if used >= 0.9 * limit:
+                parts.append("[b]context nearly full: start a new chat (ctrl+n)[/b]")
+        s = self.settings
+        parts.append(f"effort {s.effort or 'default'}")
+        if s.drafter:
+            parts.append(f"drafter {s.drafter} ×{s.num_draft_tokens}")
+        if s.kv_bits:
+            parts.append(f"kv {s.kv_bits}-bit")
+        self.query_one("#chat-header", Static).update(" · ".join(parts))
+
+    def show_conversation(self, conv_id: int | None) -> None:
+        """Open a saved conversation (None: a fresh, unsaved one)."""
+        log = self.log_view
+        log.remove_children()
+        self.last_stats = {}
+        if conv_id is None:
+            self.conv, self.settings = None, ChatSettings.from_dict(self.settings.to_dict())
+            if not self.model:
+                log.mount(Static(NO_MODEL, id="chat-hint"))
+        else:
+            self.conv = self.store.get(conv_id)
+            self.settings = ChatSettings.from_dict(self.conv.settings)
+            self.system_prompt = self.conv.system_prompt
+            widgets = [ChatMessage(m.role, m.content, thinking=m.thinking, status=m.status, stats=m.stats,
+                                   message_id=m.id) for m in self.store.messages(conv_id)]
+            if widgets:
+                log.mount_all(widgets)
+            last = [m for m in self.store.messages(conv_id) if m.stats.get("context_limit")]
+            self.last_stats = last[-1].stats if last else {}
+        log.anchor()
+        self.update_header()
+
+    # -- sending ----------------------------------------------------------------------------------------
+    @on(Input.Submitted, "#chat-input")
+    async def send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if self.gen is not None:
+            self.notify("An answer is still coming: Esc stops it", severity="warning")
+            return
+        if not self.model:
+            self.notify(NO_MODEL, severity="warning")
+            return
+        if self.conv is None:
+            self.conv = self.store.create(title_from(text), model=self.model, system_prompt=self.system_prompt,
+                                          settings=self.settings.to_dict())
+            await self.log_view.query("#chat-hint").remove()
+            self.refresh_list()
+        event.input.value = ""
+        user = self.store.add(self.conv.id, "user", text)
+        user_widget = ChatMessage("user", text, message_id=user.id)
+        await self.log_view.mount(user_widget)
+        await self.start(prompt=text, user_widget=user_widget, user_message_id=user.id)
+
+    async def start(self, *, prompt: str | None, user_widget: ChatMessage | None,
+                    user_message_id: int | None) -> None:
+        assert self.conv is not None
+        history = self.store.messages(self.conv.id)
+        try:
+            request = make_request(self.model, self.system_prompt, history, self.settings)
+        except TemperError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if self.conv.model != self.model:
+            self.store.update(self.conv.id, model=self.model)
+        writer = self.store.start_answer(self.conv.id)
+        widget = ChatMessage("assistant", status="generating", message_id=writer.message_id)
+        await self.log_view.mount(widget)
+        gen_id = next(_gen_ids)
+        self.gen = Generation(gen_id, None, widget, writer, prompt, user_widget, user_message_id)
+        self.gen.handle = self.client.start(request, lambda e, g=gen_id: self.post_message(self.Event(g, e)))
+        self.update_header()
+
+    def action_stop(self) -> None:
+        if self.gen is not None and not self.gen.stopping:
+            self.gen.stopping = True
+            self.gen.handle.cancel()
+
+    async def action_regenerate(self) -> None:
+        if self.gen is not None or self.conv is None:
+            return
+        msgs = self.store.messages(self.conv.id)
+        if not msgs:
+            return
+        if msgs[-1].role == "assistant":
+            self.store.pop_last_answer(self.conv.id)
+            answers = self.log_view.query(ChatMessage)
+            if answers and answers.last().role == "assistant":
+                await answers.last().remove()
+        await self.start(prompt=None, user_widget=None, user_message_id=None)
+
+    # -- events -----------------------------------------------------------------------------------------
+    async def on_chat_view_event(self, message: ChatView.Event) -> None:
+        gen = self.gen
+        if gen is None or message.generation != gen.id:
+            return
+        event = message.event
+        if isinstance(event, TokenEvent):
+            gen.got_tokens = gen.got_tokens or event.token >= 0 or bool(event.text)
+            if event.thinking:
+                await gen.widget.write_thinking(event.text)
+            else:
+                await gen.widget.write(event.text)
+            gen.writer.update(gen.widget.content, gen.widget.thinking)
+        elif isinstance(event, ThinkingDone):
+            gen.widget.thinking_done(event.tokens, event.seconds)
+        elif isinstance(event, StatsEvent):
+            if not event.final:
+                gen.widget.live(event.stats.to_dict())
+        elif isinstance(event, Finished):
+            await self._finish(gen, event.result)
+        elif isinstance(event, (Failed, Cancelled)):
+            await self._fail(gen, event)
+
+    async def _finish(self, gen: Generation, result) -> None:
+        self.gen = None
+        stats = result.stats.to_dict()
+        self.last_stats = stats
+        if result.status == "stopped" and not (result.text or result.thinking):
+            await self._undo(gen)
+            return
+        gen.writer.finish(result.text, result.thinking, result.status, stats)
+        await gen.widget.finish(result.status, stats)
+        self.update_header()
+
+    async def _fail(self, gen: Generation, event) -> None:
+        self.gen = None
+        if isinstance(event, Cancelled) and not gen.got_tokens:
+            await self._undo(gen)
+            return
+        message = getattr(event, "message", "cancelled")
+        gen.writer.finish(gen.widget.content, gen.widget.thinking, "error", {"error": message})
+        await gen.widget.finish("error", error=message)
+        self.notify(message, severity="error", title="Chat")
+
+    async def _undo(self, gen: Generation) -> None:
+        """Stopped before the first token: drop the empty answer and give the prompt back."""
+        self.store.delete_message(gen.writer.message_id)
+        await gen.widget.remove()
+        if gen.prompt is not None:
+            if gen.user_message_id is not None:
+                self.store.delete_message(gen.user_message_id)
+            if gen.user_widget is not None:
+                await gen.user_widget.remove()
+            prompt_input = self.query_one("#chat-input", Input)
+            prompt_input.value = gen.prompt
+            prompt_input.cursor_position = len(gen.prompt)
+        self.notify("Stopped before the first token")
+
+    # -- conversations ----------------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        if self.gen is not None:
+            self.notify("Stop the answer first (Esc)", severity="warning")
+            return True
+        return False
+
+    def action_new_chat(self) -> None:
+        if not self._busy():
+            self.show_conversation(None)
+            self.refresh_list()
+            self.query_one("#chat-input", Input).focus()
+
+    def on_chat_sidebar_selected(self, message: ChatSidebar.Selected) -> None:
+        if type(message) is ChatSidebar.Selected and not self._busy():
+            self.show_conversation(message.conversation_id)
+
+    def on_chat_sidebar_search(self, message: ChatSidebar.Search) -> None:
+        self.refresh_list(message.query or None)
+
+    def on_chat_sidebar_rename(self, message: ChatSidebar.Rename) -> None:
+        self._rename(message.conversation_id)
+
+    def on_chat_sidebar_delete(self, message: ChatSidebar.Delete) -> None:
+        if self.gen is not None and self.conv and self.conv.id == message.conversation_id:
+            self._busy()
+            return
+        title = self.store.get(message.conversation_id).title
+
+        def done(answer: str | None) -> None:
+            if answer is not None and answer.strip().lower() in ("y", "yes"):
+                self.store.delete(message.conversation_id)
+                if self.conv and self.conv.id == message.conversation_id:
+                    self.show_conversation(None)
+                self.refresh_list()
+                self.notify(f"Deleted “{title}”")
+
+        self.app.push_screen(AskText(f"Delete “{title}”? Type y and Enter", ""), done)
+
+    def action_rename(self) -> None:
+        if self.conv is not None:
+            self._rename(self.conv.id)
+
+    def _rename(self, conv_id: int) -> None:
+        def done(title: str | None) -> None:
+            if title is None:
+                return
+            try:
+                self.store.rename(conv_id, title)
+            except TemperError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            if self.conv and self.conv.id == conv_id:
+                self.conv = self.store.get(conv_id)
+                self.update_header()
+            self.refresh_list()
+
+        self.app.push_screen(AskText("Rename the conversation", self.store.get(conv_id).title), done)
+
+    def action_export(self) -> None:
+        if self.conv is None:
+            self.notify("Nothing to export yet", severity="warning")
+            return
+        default = data_dir() / "exports" / f"chat-{self.conv.id}.md"
+
+        def done(path: str | None) -> None:
+            if path:
+                out = export(self.store, self.conv.id, Path(path).expanduser())
+                self.notify(f"Exported to {out}", title="Export")
+
+        self.app.push_screen(AskText("Export to Markdown file", str(default)), done)
+
+    def action_search(self) -> None:
+        sidebar = self.query_one(ChatSidebar)
+        sidebar.display = True
+        self.query_one("#chat-search", Input).focus()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(ChatSidebar)
+        sidebar.display = not sidebar.display
+
+    def action_settings(self) -> None:
+        def done(result) -> None:
+            if result is None:
+                return
+            self.system_prompt, self.settings = result
+            if self.conv is not None:
+                self.store.update(self.conv.id, system_prompt=self.system_prompt, settings=self.settings.to_dict())
+            self.update_header()
+            self.notify("Settings saved for this chat")
+
+        self.app.push_screen(ChatSettingsScreen(self.system_prompt, self.settings), done)
+
+    # -- clipboard ---------------------------------------------------------------------------------------
+    def _last_answer(self) -> ChatMessage | None:
+        answers = [m for m in self.log_view.query(ChatMessage) if m.role == "assistant" and m.content]
+        return answers[-1] if answers else None
+
+    def action_copy_answer(self) -> None:
+        if (msg := self._last_answer()) is None:
+            self.notify("No answer to copy yet", severity="warning")
+            return
+        msg.action_copy()
+
+    def action_copy_code(self) -> None:
+        for msg in reversed(list(self.log_view.query(ChatMessage))):
+            if last_code_block(msg.content) is not None:
+                msg.action_copy_code()
+                return
+        self.notify("No code block in this chat", severity="warning")

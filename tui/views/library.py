@@ -1,15 +1,384 @@
-"""The Library tab."""
+"""The Library tab: every local model in a sortable, filterable table, a details pane, and actions.
+
+Scanning reads headers only (no MLX) and runs in a thread worker; results come back as a message.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
+from pathlib import Path
 
-from .placeholder import Placeholder
+from temper.core.library.format import human_bytes, human_params
+from temper.core.library.model_info import ModelInfo
+from temper.core.library.scan import hf_cache_dir, scan
+from temper.core.paths import models_dir
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static, TabbedContent
+
+from ..screens.delete_model import ConfirmDelete
+from ..screens.hub_search import HubSearch
+
+# (key, header, sort key: larger first for numbers)
+COLUMNS = [
+    ("name", "Name", lambda m: m.name.lower()),
+    ("arch", "Arch", lambda m: m.architecture),
+    ("params", "Params", lambda m: -m.parameters),
+    ("size", "Size", lambda m: -m.size_bytes),
+    ("quant", "Quant", lambda m: m.quantization),
+    ("bpw", "BPW", lambda m: -m.bits_per_weight),
+    ("vision", "Vis", lambda m: not m.vision),
+    ("source", "Source", lambda m: m.source),
+]
+SORT_KEYS = [c[0] for c in COLUMNS]
+LARGEST_FIRST = {"params", "size", "bpw"}  # their natural order is descending
+
+
+class OpenModel(Message):
+    """Open `path` in another tab ("chat" or "quantize"). The app shell routes it to that view."""
+
+    def __init__(self, path: Path, target: str) -> None:
+        super().__init__()
+        self.path = path
+        self.target = target
+
+
+class ScanFinished(Message):
+    def __init__(self, models: list[ModelInfo], error: str | None = None) -> None:
+        super().__init__()
+        self.models = models
+        self.error = error
+
+
+class ImportProgress(Message):
+    def __init__(self, message: str, fraction: float) -> None:
+        super().__init__()
+        self.message, self.fraction = message, fraction
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ImportProgress)
+
+
+class ImportFinished(Message):
+    def __init__(self, source: ModelInfo, path: Path | None, error: str | None = None) -> None:
+        super().__init__()
+        self.source, self.path, self.error = source, path, error
+
+
+class ModelDeleted(Message):
+    def __init__(self, info: ModelInfo, freed: int | None, error: str | None = None) -> None:
+        super().__init__()
+        self.info = info
+        self.freed = freed
+        self.error = error
+
+
+def display_path(path: Path) -> str:
+    """Short, stable spelling of a model's location: relative to temper's models, the HF cache or home."""
+    for root, label in ((models_dir(), "temper:"), (hf_cache_dir(), "hf-cache:"), (Path.home(), "~/")):
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            continue
+        return f"{label}{rel}" if label != "~/" else f"~/{rel}"
+    return str(path)
+
+
+def short(text: str, width: int = 30) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def row_cells(m: ModelInfo) -> tuple[str, ...]:
+    if m.error:
+        return (short(m.name), m.architecture, "-", human_bytes(m.size_bytes), "broken", "-", "-", m.source)
+    return (short(m.name), m.architecture, human_params(m.parameters), human_bytes(m.size_bytes), m.quantization,
+            f"{m.bits_per_weight:.2f}", "yes" if m.vision else "no", m.source)
+
+
+def details_text(m: ModelInfo | None) -> str:
+    if m is None:
+        return "No model selected. r rescans; s searches the Hub; `temper demo` prepares a small model."
+    lines = [f"[b]{m.name}[/b]  {display_path(m.path)}"]
+    if m.error:
+        lines.append(f"[red]error:[/red] {m.error}")
+        return "\n".join(lines)
+    d = m.details
+    if d.get("gguf"):
+        types = d.get("gguf_types") or {}
+        total = sum(types.values()) or 1
+        mix = ", ".join(f"{t} {n / total:.0%}" for t, n in list(types.items())[:4])
+        lines.append(f"GGUF file · {m.architecture} · {m.parameters:,} params · {human_bytes(m.size_bytes)}")
+        lines.append(f"{m.bits_per_weight:.3f} real bits/weight · {mix}")
+        lines.append("[dim]i imports it as an MLX model (Q4_0/Q4_1/Q8_0 kept, others requantized)[/dim]")
+        return "\n".join(lines)
+    lines.append(f"{m.architecture} · {m.parameters:,} params · {m.details.get('layers') or '?'} layers · "
+                 f"hidden {d.get('hidden_size') or '?'} · vocab {d.get('vocab_size') or '?'}")
+    lines.append(f"{m.quantization} · {m.bits_per_weight:.3f} real bits/weight · floats {d.get('dtype', '?')} · "
+                 f"{d.get('quantized_tensors', 0)}/{d.get('tensors', '?')} tensors quantized")
+    lines.append(f"{human_bytes(m.size_bytes)} on disk · {d.get('files', '?')} file(s) · vision "
+                 f"{'yes' if m.vision else 'no'} · {m.source}")
+    lines.append("[dim]c chat · q quantize · d delete · / filter · o sort · s Hub[/dim]")
+    return "\n".join(lines)
 
 
 class LibraryView(Vertical):
-    """Not built yet: says what it will hold."""
+    DEFAULT_CSS = """
+    LibraryView { height: 1fr; }
+    LibraryView #library-bar { height: 3; }
+    LibraryView #library-filter { width: 1fr; }
+    LibraryView #library-status { width: auto; padding: 1 1 0 1; color: $text-muted; }
+    LibraryView #library-table { height: 1fr; }
+    LibraryView #library-details { height: 6; padding: 0 1; border-top: solid $primary; }
+    """
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter", id="library.filter"),
+        Binding("r", "rescan", "Rescan", id="library.rescan"),
+        Binding("o", "cycle_sort", "Sort", id="library.sort"),
+        Binding("O", "reverse_sort", "Reverse", show=False, id="library.sort_reverse"),
+        Binding("c", "open('chat')", "Chat", id="library.chat"),
+        Binding("q", "open('quantize')", "Quantize", id="library.quantize"),
+        Binding("d", "delete", "Delete", id="library.delete"),
+        Binding("s", "search", "Hub", id="library.search"),
+        Binding("i", "import_gguf", "Import GGUF", id="library.import"),
+    ]
+
+    def __init__(self, *, extra_folders: list[Path] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.models: list[ModelInfo] = []
+        self.shown: list[ModelInfo] = []
+        self.sort_key = "name"
+        self.sort_reverse = False
+        self.loaded = False  # the first scan came back (tests wait on it)
+        self.extra_folders = extra_folders or []
+        self.importing = None  # the engine Job of a running GGUF import
+        self.select_after_scan: Path | None = None
 
     def compose(self) -> ComposeResult:
-        yield Placeholder("Models on disk and on the Hub.")
+        with Horizontal(id="library-bar"):
+            yield Input(placeholder="/ filter by name, arch, quant, source", id="library-filter")
+            yield Static("scanning…", id="library-status")
+        table = DataTable(id="library-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static(details_text(None), id="library-details")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label, _ in COLUMNS:
+            table.add_column(label + "  ", key=key)  # room for the sort arrow
+        table.focus()
+        self.rescan()
+
+    # scanning -------------------------------------------------------------------------------------
+    def rescan(self) -> None:
+        self.query_one("#library-status", Static).update("scanning…")
+        self._scan_worker()
+
+    @work(thread=True, exclusive=True, group="library-scan", exit_on_error=False)
+    def _scan_worker(self) -> None:
+        try:
+            self.post_message(ScanFinished(scan(self.extra_folders)))
+        except Exception as exc:  # a scan never takes the app down
+            self.post_message(ScanFinished([], error=" ".join(str(exc).split())))
+
+    def on_scan_finished(self, message: ScanFinished) -> None:
+        self.models = message.models
+        self.loaded = True
+        if message.error:
+            self.notify(message.error, title="Library scan failed", severity="error")
+        self.refresh_table()
+
+    # table ----------------------------------------------------------------------------------------
+    def refresh_table(self) -> None:
+        table = self.query_one(DataTable)
+        current = self.highlighted
+        text = self.query_one("#library-filter", Input).value.strip().lower()
+        key = dict((c[0], c[2]) for c in COLUMNS)[self.sort_key]
+        self.shown = sorted((m for m in self.models if _matches(m, text)), key=lambda m: (key(m), m.name.lower()),
+                            reverse=self.sort_reverse)
+        table.clear()
+        for m in self.shown:
+            table.add_row(*row_cells(m), key=str(m.path))
+        for key_name, label, _ in COLUMNS:
+            descending = (key_name in LARGEST_FIRST) != self.sort_reverse
+            arrow = (" ▼" if descending else " ▲") if key_name == self.sort_key else "  "
+            table.columns[key_name].label = _label(label + arrow)
+        wanted = self.select_after_scan
+        paths = [m.path for m in self.shown]
+        if wanted is not None and wanted in paths:
+            table.move_cursor(row=paths.index(wanted))
+            self.select_after_scan = None
+        elif current is not None and current in self.shown:
+            table.move_cursor(row=self.shown.index(current))
+        broken = sum(1 for m in self.models if m.error)
+        status = f"{len(self.shown)}/{len(self.models)} models" + (f" · {broken} broken" if broken else "")
+        self.query_one("#library-status", Static).update(status)
+        self._show_details()
+
+    @property
+    def highlighted(self) -> ModelInfo | None:
+        table = self.query_one(DataTable)
+        if not self.shown or table.cursor_row is None or not 0 <= table.cursor_row < len(self.shown):
+            return None
+        return self.shown[table.cursor_row]
+
+    def _show_details(self) -> None:
+        self.query_one("#library-details", Static).update(details_text(self.highlighted))
+
+    @on(DataTable.RowHighlighted, "#library-table")
+    def _row_highlighted(self) -> None:
+        self._show_details()
+
+    @on(DataTable.HeaderSelected, "#library-table")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        self.sort_reverse = not self.sort_reverse if key == self.sort_key else False
+        self.sort_key = key
+        self.refresh_table()
+
+    @on(Input.Changed, "#library-filter")
+    def _filter_changed(self) -> None:
+        self.refresh_table()
+
+    @on(Input.Submitted, "#library-filter")
+    def _filter_done(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def key_escape(self) -> None:
+        if self.query_one("#library-filter", Input).has_focus:
+            self.query_one(DataTable).focus()
+        elif self.importing is not None:
+            self.importing.cancel()
+            self.query_one("#library-status", Static).update("cancelling import…")
+
+    # actions --------------------------------------------------------------------------------------
+    def action_focus_filter(self) -> None:
+        self.query_one("#library-filter", Input).focus()
+
+    def action_rescan(self) -> None:
+        self.rescan()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
+        self.sort_reverse = False
+        self.refresh_table()
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.refresh_table()
+
+    def action_open(self, target: str) -> None:
+        m = self.highlighted
+        if m is None:
+            self.notify("no model selected", severity="warning")
+            return
+        if m.error:
+            self.notify(m.error, title=f"{m.name} cannot be opened", severity="error")
+            return
+        if m.details.get("gguf"):
+            self.notify("a GGUF file: press i to import it as an MLX model first", severity="warning")
+            return
+        self.post_message(OpenModel(m.path, target))
+        try:
+            self.app.query_one(TabbedContent).active = target
+        except Exception:  # no tabs (a test mounting the view alone)
+            pass
+
+    def action_delete(self) -> None:
+        m = self.highlighted
+        if m is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete_worker(m)
+
+        self.app.push_screen(ConfirmDelete(m.name, human_bytes(m.size_bytes), display_path(m.path)), confirmed)
+
+    @work(thread=True, exclusive=True, group="library-delete", exit_on_error=False)
+    def _delete_worker(self, m: ModelInfo) -> None:
+        from temper.core.library.delete import delete_model
+
+        try:
+            self.post_message(ModelDeleted(m, delete_model(m.path)))
+        except Exception as exc:
+            self.post_message(ModelDeleted(m, None, error=" ".join(str(exc).split())))
+
+    def on_model_deleted(self, message: ModelDeleted) -> None:
+        if message.error:
+            self.notify(message.error, title=f"{message.info.name} not deleted", severity="error")
+            return
+        self.notify(f"deleted {message.info.name} ({human_bytes(message.freed or 0)} freed)")
+        self.rescan()
+
+    def action_import_gguf(self) -> None:
+        m = self.highlighted
+        if m is None or not m.details.get("gguf"):
+            self.notify("i imports a GGUF file: add a folder holding .gguf files (temper library add-folder)")
+            return
+        if m.error:
+            self.notify(m.error, title="cannot import", severity="error")
+            return
+        if self.importing is not None:
+            self.notify("an import is already running (Esc cancels it)", severity="warning")
+            return
+        self._import_worker(m)
+
+    @work(thread=True, exclusive=True, group="library-import", exit_on_error=False)
+    def _import_worker(self, m: ModelInfo) -> None:
+        """Waits on the engine job (the import itself runs MLX on the engine thread)."""
+        from temper.core.engine import Cancelled, Failed, Finished, Progress
+        from temper.core.library.gguf_import import import_gguf
+
+        def job_fn(ctx):
+            return import_gguf(m.path, name=m.name, check=ctx.check, progress=lambda msg, f: ctx.emit(
+                Progress(ctx.job_id, "import", int(f * 100), 100, msg)))
+
+        job = self.app.engine.submit(job_fn, kind="gguf-import")
+        self.importing = job
+        try:
+            for event in job.events():
+                if isinstance(event, Progress):
+                    self.post_message(ImportProgress(event.message, event.done / 100))
+                elif isinstance(event, Finished):
+                    self.post_message(ImportFinished(m, event.result))
+                elif isinstance(event, Failed):
+                    self.post_message(ImportFinished(m, None, error=event.message))
+                elif isinstance(event, Cancelled):
+                    self.post_message(ImportFinished(m, None, error="import cancelled"))
+        finally:
+            self.importing = None
+
+    def on_import_progress(self, message: ImportProgress) -> None:
+        self.query_one("#library-status", Static).update(
+            f"importing {message.fraction * 100:3.0f}% {message.message} (Esc cancels)")
+
+    def on_import_finished(self, message: ImportFinished) -> None:
+        if message.error or message.path is None:
+            self.notify(message.error or "import failed", title=f"{message.source.name} not imported",
+                        severity="error")
+            self.refresh_table()
+            return
+        self.notify(f"imported {message.source.name} as {display_path(message.path)}")
+        self.select_after_scan = message.path
+        self.rescan()
+
+    def action_search(self) -> None:
+        def done(path: Path | None) -> None:
+            if path is not None:
+                self.notify(f"downloaded to {display_path(path)}")
+                self.rescan()
+
+        self.app.push_screen(HubSearch(), done)
+
+
+def _label(text: str):
+    from rich.text import Text
+
+    return Text(text)
+
+
+def _matches(m: ModelInfo, text: str) -> bool:
+    return not text or any(text in str(v).lower() for v in (m.name, m.architecture, m.quantization, m.source,
+                                                            display_path(m.path)))

@@ -1,15 +1,118 @@
-"""The Performance tab."""
+"""The Performance tab: live figures during chat, benchmark suites, the memory-bandwidth roofline.
+
+Engine events reach the view through `handle_engine_event` (the app forwards every `EngineEvent`):
+- any event carrying `ttft` / `prefill_tps` / `decode_tps` / `peak_memory` (attributes, or keys of a
+  `data` dict) updates the live figures and sparklines — duck typing, see widgets/perf_live.py;
+- the benchmark job this tab started reports `BenchProgress`, then `Finished` (a `BenchResult`, saved to
+  <data dir>/bench/), `Failed` or `Cancelled`.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
+import re
+import time
+from typing import Any
 
-from .placeholder import Placeholder
+from temper.core.bench.runner import BenchProgress, bench_job
+from temper.core.engine.events import Cancelled, Failed, Finished
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from ..widgets.perf_bench import PerfBench
+from ..widgets.perf_live import PerfLive, read_stats
+from ..widgets.perf_roofline import PerfRoofline
+
+
+def blas_text() -> str:
+    """Which BLAS MLX uses, from temper.core.accel.blas when that module exists; 'unknown' otherwise."""
+    try:
+        from temper.core.accel.blas import blas_status
+    except ImportError:
+        return "BLAS: unknown"
+    try:
+        status = blas_status()
+    except Exception as exc:  # a broken probe must not break the tab
+        return f"BLAS: unknown ({type(exc).__name__})"
+    if isinstance(status, dict):
+        return "BLAS: " + ", ".join(f"{k} {v}" for k, v in status.items())
+    return f"BLAS: {status}"
 
 
 class PerformanceView(Vertical):
-    """Not built yet: says what it will hold."""
+    BINDINGS = [Binding("escape", "cancel_bench", "Stop benchmark", id="performance.cancel", show=False)]
+    DEFAULT_CSS = """
+    PerformanceView #perf-top { height: 1fr; }
+    PerformanceView PerfLive { width: 1fr; }
+    PerformanceView PerfRoofline { width: 2fr; }
+    PerformanceView #perf-blas { height: 1; color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job: Any = None
+        self.result: Any = None
+        self.saved_to: Any = None
 
     def compose(self) -> ComposeResult:
-        yield Placeholder("TTFT, prefill/decode tok/s, memory and the bandwidth roofline.")
+        with Horizontal(id="perf-top"):
+            yield PerfLive(id="perf-live")
+            yield PerfRoofline(id="perf-roofline")
+        yield PerfBench(model=getattr(getattr(self.app, "args", None), "model", None) or "", id="perf-bench")
+        yield Static(blas_text(), id="perf-blas")
+
+    # -- engine events ------------------------------------------------------------------------------------
+    def handle_engine_event(self, event: Any) -> None:
+        stats = read_stats(event)
+        if stats:
+            self.query_one(PerfLive).update_stats(stats)
+        if self.job is None or getattr(event, "job", None) != self.job.id:
+            return
+        bench = self.query_one(PerfBench)
+        if isinstance(event, BenchProgress):
+            bench.progress(event.done, event.total, event.message)
+        elif isinstance(event, Finished):
+            self.job = None
+            bench.set_running(False)
+            self.show_result(event.result)
+        elif isinstance(event, (Failed, Cancelled)):
+            self.job = None
+            bench.set_running(False)
+            word = "cancelled" if isinstance(event, Cancelled) else f"[red]failed: {event.message}[/]"
+            bench.set_status(f"benchmark {word}")
+
+    def show_result(self, result: Any) -> None:
+        self.result = result
+        bench = self.query_one(PerfBench)
+        bench.show_result(result)
+        self.query_one(PerfRoofline).show(result)
+        try:
+            self.saved_to = self.save(result)
+            bench.set_status(f"done · saved {self.saved_to} (compare: temper bench --compare A.json B.json)")
+        except OSError as exc:
+            bench.set_status(f"done · [red]could not save the result: {exc}[/]")
+
+    @staticmethod
+    def save(result: Any):
+        from temper.core.paths import data_dir
+
+        name = re.sub(r"[^\w.-]+", "_", str(result.model.get("name", "model")))
+        return result.save(data_dir() / "bench" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+
+    # -- benchmark runs -----------------------------------------------------------------------------------
+    @on(PerfBench.Start)
+    def start_bench(self, message: PerfBench.Start) -> None:
+        bench = self.query_one(PerfBench)
+        if self.job is not None:
+            return
+        self.job = self.app.engine.submit(bench_job(message.model, message.config), kind="bench")
+        bench.set_running(True)
+        bench.set_status(f"starting: {message.model} (the first run of each shape is a warm-up)")
+
+    @on(PerfBench.Stop)
+    def action_cancel_bench(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.query_one(PerfBench).set_status("cancelling…")

@@ -1,0 +1,155 @@
+"""Where to compute on MLX's CPU backend: in the model's own dtype ("native") or in fp32 ("fp32").
+
+On Linux CPUs with a fast BLAS (see blas.py), MLX's fp32 matrix products are ~25x faster than its bf16,
+fp16 and quantized kernels, which have no BLAS path (measured in docs/benchmarks/cpu_speed.md). So a
+bf16/fp16 model, or a quantized one dequantized at load, runs much faster in fp32 — if its fp32 copy fits
+in memory. The numbers are the same up to float rounding: bf16 -> fp32 is exact, and dequantizing gives
+exactly the weights the quantized kernels use.
+
+Never on Metal or CUDA (their native kernels are the fast path), and not with the reference BLAS (where
+fp32 is no faster). The setting `cpu_compute` ("auto" | "native" | "fp32") picks per load: `load(...,
+compute=...)`; "auto" also reads `TEMPER_CPU_COMPUTE` so a user (or a profile) can override it globally.
+
+MLX calls: run on the engine thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TemperError
+
+MODES = ("auto", "native", "fp32")
+ENV_SETTING = "TEMPER_CPU_COMPUTE"
+FP32_MEMORY_FRACTION = 0.5  # "auto" upcasts only when the fp32 weights take at most this share of free memory
+
+
+@dataclass(frozen=True)
+class ComputePlan:
+    """What `maybe_upcast` decided for one model, and why (shown in the Performance tab and bench output)."""
+
+    mode: str  # "native" or "fp32": what the model computes in after the call
+    reason: str  # one line
+    native_bytes: int  # weights as loaded
+    fp32_bytes: int  # weights once in fp32 (dequantized where quantized)
+    quantized: bool  # the model as loaded had quantized layers (dequantized when mode == "fp32")
+
+
+def prefer_fp32(model_bytes: int, free_memory: int, *, fraction: float = FP32_MEMORY_FRACTION) -> bool:
+    """Whether weights of `model_bytes` once in fp32 fit comfortably in `free_memory` (both in bytes).
+
+    Half of what is free by default: activations, the KV cache, the OS and the UI need the rest."""
+    return model_bytes > 0 and model_bytes <= fraction * free_memory
+
+
+def free_memory() -> int:
+    """Bytes available to this process now (psutil's `available`)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def on_cpu_backend() -> bool:
+    """Whether MLX computes on the CPU here (not Metal, not CUDA)."""
+    import mlx.core as mx
+
+    return mx.default_device().type == mx.DeviceType.cpu
+
+
+def fast_blas() -> bool:
+    from .blas import blas_status
+
+    return blas_status().fast
+
+
+def weight_bytes(model: Any) -> tuple[int, int, bool]:
+    """(bytes as loaded, bytes in fp32, has quantized layers) for an mlx.nn model's parameters."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    native = fp32 = 0
+    quantized = False
+    skip: set[str] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.QuantizedLinear, nn.QuantizedEmbedding)) or (
+            hasattr(module, "scales") and hasattr(module, "bits") and hasattr(module, "group_size")
+        ):
+            quantized = True
+            prefix = f"{name}." if name else ""
+            rows, packed = module.weight.shape[-2:]
+            count = 1
+            for dim in module.weight.shape[:-2]:
+                count *= dim
+            fp32 += count * rows * (packed * 32 // module.bits) * 4
+            for key in ("weight", "scales", "biases"):
+                if key in module:
+                    native += module[key].nbytes
+                    skip.add(prefix + key)
+    for name, value in tree_flatten(model.parameters()):
+        if name in skip:
+            continue
+        native += value.nbytes
+        fp32 += value.size * 4 if mx.issubdtype(value.dtype, mx.floating) else value.nbytes
+    return native, fp32, quantized
+
+
+def plan(model: Any, setting: str = "auto", *, memory: int | None = None,
+         cpu: bool | None = None, fast: bool | None = None) -> ComputePlan:
+    """Decide native vs fp32 for `model` (nothing is changed). `memory`, `cpu` and `fast` default to this
+    machine (free memory, MLX's default device, the BLAS in use); tests pass them."""
+    if setting == "auto":
+        setting = os.environ.get(ENV_SETTING) or "auto"
+    if setting not in MODES:
+        raise TemperError(f"cpu_compute must be one of {', '.join(MODES)}, not {setting!r}")
+    native, fp32, quantized = weight_bytes(model)
+    dtypes = _float_dtypes(model)
+
+    def result(mode: str, reason: str) -> ComputePlan:
+        return ComputePlan(mode, reason, native, fp32, quantized)
+
+    if not quantized and dtypes <= {"float32"}:
+        return result("native", "already fp32")
+    if not (on_cpu_backend() if cpu is None else cpu):
+        return result("native", "GPU backend: its native kernels are the fast path")
+    if setting == "native":
+        return result("native", "cpu_compute = native")
+    if setting == "fp32":
+        return result("fp32", "cpu_compute = fp32")
+    if not (fast_blas() if fast is None else fast):
+        return result("native", "no fast BLAS: fp32 would not be faster")
+    memory = free_memory() if memory is None else memory
+    if not prefer_fp32(fp32, memory):
+        return result("native", f"fp32 weights ({fp32 / 2**30:.1f} GiB) would not fit in half of the "
+                                f"{memory / 2**30:.1f} GiB free")
+    what = "dequantized to fp32" if quantized else "upcast to fp32"
+    return result("fp32", f"{what}: CPU backend with a fast BLAS, {fp32 / 2**30:.2f} GiB fits")
+
+
+def maybe_upcast(model: Any, policy: str = "auto", **plan_args: Any) -> ComputePlan:
+    """Apply `plan(model, policy)` in place: dequantize quantized layers, cast floating weights to fp32.
+
+    Returns the plan (mode "native": the model was left as it was). Call on the engine thread, right after
+    loading; the model keeps its config (a quantized model's config still says how it is stored)."""
+    decided = plan(model, policy, **plan_args)
+    if decided.mode != "fp32":
+        return decided
+    import mlx.core as mx
+
+    if decided.quantized:
+        from mlx_lm.utils import dequantize_model
+
+        dequantize_model(model)
+    model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    return decided
+
+
+def _float_dtypes(model: Any) -> set[str]:
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    return {str(v.dtype).removeprefix("mlx.core.") for _, v in tree_flatten(model.parameters())
+            if mx.issubdtype(v.dtype, mx.floating)}

@@ -1,0 +1,48 @@
+"""Export a conversation to Markdown (atomic write)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..atomic import write_text
+from .store import ChatStore, Conversation, Message
+
+
+def to_markdown(conv: Conversation, messages: list[Message]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
+    lines = [f"# {conv.title}", "", f"- model: `{conv.model or '?'}`", f"- started: {when}"]
+    if conv.system_prompt:
+        lines += ["", "**System**", "", *[f"> {line}" for line in conv.system_prompt.splitlines()]]
+    for msg in messages:
+        if msg.role == "system":
+            continue
+        who = "You" if msg.role == "user" else "Assistant"
+        note = "" if msg.status in ("ok", "") else f" _({msg.status})_"
+        lines += ["", f"## {who}{note}", ""]
+        if msg.thinking:
+            lines += ["<details><summary>Thinking</summary>", "", msg.thinking.strip(), "", "</details>", ""]
+        lines.append(msg.content.rstrip())
+        stats = msg.stats or {}
+        if stats.get("tokens"):
+            lines += ["", f"<sub>{stats_line(stats)}</sub>"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def stats_line(stats: dict) -> str:
+    """TTFT, decode tok/s, tokens, elapsed and, with a drafter, the acceptance rate: one line."""
+    parts = [f"TTFT {stats.get('ttft_s', 0) * 1000:.0f} ms",
+             f"{stats.get('decode_tps', 0):.1f} tok/s",
+             f"{stats.get('tokens', 0)} tokens",
+             f"{stats.get('elapsed_s', 0):.1f} s"]
+    if stats.get("acceptance") is not None:
+        parts.append(f"accept {stats['acceptance'] * 100:.0f}%")
+    if stats.get("prefill_tokens") is not None and stats.get("prompt_tokens"):
+        parts.append(f"prefill {stats['prefill_tokens']}/{stats['prompt_tokens']}")
+    return " · ".join(parts)
+
+
+def export(store: ChatStore, conversation_id: int, path: Path) -> Path:
+    conv = store.get(conversation_id)
+    write_text(Path(path), to_markdown(conv, store.messages(conversation_id)))
+    return Path(path)

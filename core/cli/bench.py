@@ -1,0 +1,103 @@
+"""`temper bench`: the Performance tab's headless twin.
+
+    temper bench MODEL [--pp 512,1024] [--tg 128] [-n 3] [--batch 1,2,4,8] [--json OUT] [--md] [--csv]
+    temper bench --compare A.json B.json
+
+Progress goes to stderr; the table (Markdown by default, CSV with --csv) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import JobCancelled, TemperError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark a model: TTFT, prefill/decode tok/s, memory, roofline",
+                       description="Benchmark a model: a prompt × generation matrix repeated n times after a "
+                                   "warm-up, continuous batching, and the memory-bandwidth roofline.")
+    p.add_argument("model", nargs="?", help="model folder or Hub id in the local cache")
+    p.add_argument("--pp", type=_ints, default=[512], help="prompt lengths, comma-separated (default 512)")
+    p.add_argument("--tg", type=_ints, default=[128], help="tokens to generate, comma-separated (default 128)")
+    p.add_argument("-n", "--repetitions", type=int, default=3, dest="n", help="counted runs per shape (default 3)")
+    p.add_argument("--batch", type=_ints, default=[], help="concurrent requests to test, e.g. 1,2,4,8")
+    p.add_argument("--batch-pp", type=int, help="prompt length of batch requests (default: first --pp)")
+    p.add_argument("--batch-tg", type=int, help="tokens per batch request (default: first --tg)")
+    p.add_argument("--no-warmup", action="store_true", help="count the first run too (not recommended)")
+    p.add_argument("--no-copy-test", action="store_true", help="skip the measured memory-bandwidth test")
+    p.add_argument("--json", metavar="OUT", help="save the full result (with machine info) as JSON")
+    p.add_argument("--md", action="store_true", help="print a Markdown table (the default)")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved JSON results")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench.results import BenchResult, compare_markdown
+
+    if args.compare:
+        a, b = (BenchResult.load(x) for x in args.compare)
+        print(compare_markdown(a, b, names=(Path(args.compare[0]).stem, Path(args.compare[1]).stem)), end="")
+        return 0
+    if not args.model:
+        raise TemperError("bench needs a MODEL (folder or cached Hub id), or --compare A.json B.json")
+    if args.json and Path(args.json).is_dir():
+        raise TemperError(f"--json {args.json} is a folder: give a file name")
+    result = bench(args.model, config_from_args(args), quiet=args.quiet)
+    if args.json:
+        result.save(args.json)
+        if not args.quiet:
+            print(f"saved {args.json}", file=sys.stderr)
+    print(result.to_csv() if args.csv else result.to_markdown(), end="")
+    return 0
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..bench.runner import BenchConfig
+
+    config = BenchConfig(pp=args.pp, tg=args.tg, n=args.n, batch=args.batch, batch_pp=args.batch_pp,
+                         batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test)
+    config.validate()
+    return config
+
+
+def bench(model: str, config, *, quiet: bool = False, engine=None):
+    """Load `model` and run the suite on the engine thread, printing progress to stderr."""
+    from ..bench.runner import BenchProgress, bench_job
+    from ..engine import get_engine
+
+    engine = engine or get_engine()
+    job = engine.submit(bench_job(model, config), kind="bench")
+    try:
+        for event in job.events():
+            if isinstance(event, BenchProgress) and not quiet:
+                line = f"[{event.done}/{event.total}] {event.message}"
+                if "decode_tps" in event.data:
+                    line += f"  tg {event.data['decode_tps']:.1f} tok/s"
+                if "ttft" in event.data:
+                    line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
+                if "measured_gbs" in event.data:
+                    line += f"  {event.data['measured_gbs']:.1f} GB/s"
+                print(line, file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        job.cancel()
+        try:
+            job.result()
+        except JobCancelled:
+            pass
+        raise
+    return job.result()

@@ -1,0 +1,74 @@
+"""`temper eval BASE QUANT [QUANT...]`: held-out KL, top-1 agreement and perplexity against the base, one table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import QuantError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="compare quantized models with their base on held-out text",
+                       description="KL(base || quant) per token (mean ± SE, median, p95, p99, max), top-1 "
+                                   "agreement, perplexity of both, real bpw and size. Models run one at a time.")
+    p.add_argument("base", help="the unquantized model folder")
+    p.add_argument("quants", nargs="+", metavar="QUANT", help="quantized model folders of the same base")
+    p.add_argument("--compare", action="store_true", help="one table over all QUANTs (the default output)")
+    p.add_argument("--text", type=Path, help="evaluation text (.txt, or .jsonl records); default: temper's "
+                                             "held-out set, kept apart from calibration text")
+    p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
+    p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
+    p.add_argument("--json", action="store_true", help="print rows as JSON")
+    p.set_defaults(func=run)
+
+
+def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -> tuple[list[list[int]], str]:
+    """Held-out chunks and a line saying what they are: temper's evaluation set, or the user's text."""
+    from ..quant.evaluate import text_chunks
+
+    try:
+        from ..quant.calibration import evaluation_set  # type: ignore[import-not-found,attr-defined]
+    except ImportError:
+        evaluation_set = None
+    if evaluation_set is not None:
+        tokens = evaluation_set(tokenizer, samples=count, seq_len=length, source=text)
+        return [list(map(int, row)) for row in tokens.chunks], tokens.describe()
+    if text is None:
+        raise QuantError("pass --text FILE: this build has no built-in evaluation text")
+    try:
+        raw = text.read_text()
+    except OSError as exc:
+        raise QuantError(f"cannot read {text}: {exc}") from exc
+    if text.suffix == ".jsonl":
+        raw = "\n\n".join(json.loads(line).get("text", "") for line in raw.splitlines() if line.strip())
+    chunks = text_chunks(tokenizer, raw, length=length, count=count)
+    return chunks, f"evaluation: {text.name}, {len(chunks)} x {length} tokens"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import get_engine
+    from ..quant.evaluate import evaluate, format_table
+
+    if args.chunks < 1 or args.chunk_len < 2:
+        raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")
+    for folder in [args.base, *args.quants]:
+        if not Path(folder).is_dir():
+            raise QuantError(f"{folder}: no such model folder")
+
+    def job(ctx: Any) -> tuple[list[Any], str]:
+        from mlx_lm.utils import load_tokenizer
+
+        tokenizer = load_tokenizer(Path(args.base))
+        chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
+        return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
+
+    rows, about = get_engine().run(job, kind="eval")
+    if args.json:
+        print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
+    else:
+        print(about)
+        print(format_table(rows))
+    return 0

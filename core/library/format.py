@@ -1,0 +1,38 @@
+"""Plain-text formatting shared by the CLI and the Library tab: sizes, parameter counts, tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def human_bytes(n: int | float) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def human_params(n: int) -> str:
+    if n <= 0:
+        return "-"
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)
+
+
+def table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], *, right: set[int] = frozenset()) -> str:
+    """Columns aligned with two spaces between them; `right` holds the indexes of right-aligned columns."""
+    body = [list(map(str, r)) for r in rows]
+    everything = ([list(header)] if header else []) + body
+    if not everything:
+        return ""
+    widths = [max(len(r[i]) for r in everything) for i in range(len(everything[0]))]
+
+    def line(cells: list[str]) -> str:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join(line(r) for r in everything)

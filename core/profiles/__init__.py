@@ -1,0 +1,27 @@
+"""Profiles: TOML files of sampling, chat, quantization and bench settings (see schema.py)."""
+
+from .diff import Change, diff, format_diff
+from .load import load_file, loads
+from .profile import Profile
+from .schema import CURRENT_VERSION, SCHEMA, SECTIONS
+from .store import ProfileRef, list_profiles, load, load_or_default, resolve, save, shipped_dir, user_dir
+
+__all__ = [
+    "CURRENT_VERSION",
+    "SCHEMA",
+    "SECTIONS",
+    "Change",
+    "Profile",
+    "ProfileRef",
+    "diff",
+    "format_diff",
+    "list_profiles",
+    "load",
+    "load_file",
+    "load_or_default",
+    "loads",
+    "resolve",
+    "save",
+    "shipped_dir",
+    "user_dir",
+]

@@ -1,0 +1,227 @@
+"""KL(reference || current) of next-token distributions over calibration chunks.
+
+The reference log-probs are computed once and kept: in full when they fit `budget_bytes` (tiny and
+small vocabularies), else as each position's top-k log-probs plus the remaining tail mass. The top-k
+form measures KL between the two distributions with the tail collapsed into one outcome, which is a
+lower bound on the full KL (and very close when the top-k hold nearly all the mass); the table's meta
+says which was used.
+
+Replay: quantizing a tensor of block i leaves blocks 0..i-1 unchanged, so the reference pass records
+each block's output and later passes replay them instead of recomputing (blocks are swapped for stubs
+that return the recorded output, only during the call). This is only used when a check shows the
+replayed forward gives the reference log-probs exactly, and when the recorded outputs fit the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+TOPK = 256
+
+
+def forward(model: Any, x: Any) -> Any:
+    """One forward pass (fp32 logits). Every pass of the sensitivity code goes through here."""
+    import mlx.core as mx
+
+    return model(x).astype(mx.float32)
+
+
+def batch_size(samples: int, seq_len: int, vocab: int, limit_bytes: int = 256 << 20) -> int:
+    """Chunks per forward pass so that one batch of fp32 logits stays under `limit_bytes`."""
+    return max(1, min(samples, limit_bytes // max(1, seq_len * vocab * 4 * 3)))
+
+
+@dataclass
+class _Batch:
+    x: Any              # (B, L) token ids
+    logp: Any = None    # full: (B, L, V) reference log-probs
+    idx: Any = None     # top-k: (B, L, K) token ids
+    top: Any = None     # top-k: (B, L, K) reference log-probs
+    tail: Any = None    # top-k: (B, L, 1) log of the reference mass outside the top-k
+
+
+class Reference:
+    """Reference distributions for a token set, and KL of the model's current distributions to them."""
+
+    def __init__(self, model: Any, chunks: np.ndarray, *, vocab: int, budget_bytes: int = 1 << 30,
+                 check: Any = None, replay_bytes: int = 1 << 30):
+        import mlx.core as mx
+
+        samples, seq_len = chunks.shape
+        self.tokens = int(chunks.size)
+        self.full = self.tokens * vocab * 4 <= budget_bytes
+        self.k = min(TOPK, vocab)
+        b = batch_size(samples, seq_len, vocab)
+        self.batches: list[_Batch] = []
+        layers = getattr(model, "layers", None)
+        self.layers = layers if isinstance(layers, list) and layers else None
+        self.recorded: list[list[Any]] = []
+        hidden = _hidden_size(model)
+        n_layers = len(self.layers) if self.layers else 0
+        record = self.layers is not None and self.tokens * hidden * 4 * n_layers <= replay_bytes
+        for i in range(0, samples, b):
+            if check is not None:
+                check()
+            x = mx.array(chunks[i:i + b])
+            if record:
+                outs: list[Any] = []
+                with _swapped(self.layers, {j: _Recorder(layer, outs) for j, layer in enumerate(self.layers)}):
+                    logits = forward(model, x)
+                mx.eval(outs)
+                self.recorded.append(outs)
+            else:
+                logits = forward(model, x)
+            logp = _log_softmax(logits)
+            if self.full:
+                batch = _Batch(x=x, logp=logp)
+                mx.eval(batch.logp)
+            else:
+                idx = mx.argpartition(-logp, kth=self.k - 1, axis=-1)[..., : self.k]
+                top = mx.take_along_axis(logp, idx, axis=-1)
+                tail = _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
+                batch = _Batch(x=x, idx=idx, top=top, tail=tail)
+                mx.eval(batch.idx, batch.top, batch.tail)
+            self.batches.append(batch)
+        self.replay = record and self._replay_matches(model)
+        if not self.replay:
+            self.recorded = []
+
+    def _replay_matches(self, model: Any) -> bool:
+        """Replaying the first half of the blocks must reproduce the reference log-probs."""
+        import mlx.core as mx
+
+        batch = self.batches[0]
+        try:
+            logq = _log_softmax(self._forward(model, 0, len(self.layers) // 2 or 1))
+        except Exception:
+            return False
+        ref = batch.logp if self.full else batch.top
+        got = logq if self.full else mx.take_along_axis(logq, batch.idx, axis=-1)
+        return bool(mx.allclose(got, ref, rtol=1e-5, atol=1e-5).item())
+
+    def _forward(self, model: Any, index: int, start_layer: int | None) -> Any:
+        """Forward batch `index`, replaying the recorded outputs of blocks before `start_layer`."""
+        x = self.batches[index].x
+        if not self.recorded or not start_layer:
+            return forward(model, x)
+        stubs = {j: _Replay(self.layers[j], self.recorded[index][j]) for j in range(min(start_layer, len(self.layers)))}
+        with _swapped(self.layers, stubs):
+            return forward(model, x)
+
+    @property
+    def kind(self) -> str:
+        return "full" if self.full else f"top-{self.k} + tail"
+
+    def kl(self, model: Any, check: Any = None, start_layer: int | None = None) -> float:
+        """Mean KL(reference || model) in nats per token, over every position of every chunk.
+        start_layer: the first block the change can affect (earlier blocks are replayed if possible)."""
+        total = 0.0
+        for i, batch in enumerate(self.batches):
+            if check is not None:
+                check()
+            total += self.kl_sum(batch, _log_softmax(self._forward(model, i, start_layer)))
+        return total / self.tokens
+
+    def per_token(self, model: Any, check: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per calibration position: KL(reference || model) and whether both put the same token on top.
+        For held-out quality reports (mean ± SE, percentiles, top-1 agreement)."""
+        import mlx.core as mx
+
+        kls, agree = [], []
+        for i, batch in enumerate(self.batches):
+            if check is not None:
+                check()
+            logq = _log_softmax(self._forward(model, i, None))
+            kls.append(np.array(self._kl_tokens(batch, logq)).reshape(-1))
+            ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
+                mx.take_along_axis(batch.idx, mx.argmax(batch.top, axis=-1, keepdims=True), axis=-1)[..., 0]
+            agree.append(np.array(ref_top == mx.argmax(logq, axis=-1)).reshape(-1))
+        return np.concatenate(kls), np.concatenate(agree)
+
+    def kl_sum(self, batch: _Batch, logq: Any) -> float:
+        return float(self._kl_tokens(batch, logq).sum().item())
+
+    def _kl_tokens(self, batch: _Batch, logq: Any) -> Any:
+        import mlx.core as mx
+
+        if self.full:
+            p = mx.exp(batch.logp)
+            kl = (p * (batch.logp - logq)).sum(axis=-1)
+        else:
+            q_top = mx.take_along_axis(logq, batch.idx, axis=-1)
+            p_top = mx.exp(batch.top)
+            q_tail = _log1mexp(mx.logsumexp(q_top, axis=-1, keepdims=True))
+            kl = (p_top * (batch.top - q_top)).sum(axis=-1) + \
+                (mx.exp(batch.tail) * (batch.tail - q_tail)).sum(axis=-1)
+        return mx.maximum(kl, 0.0)
+
+
+def _log_softmax(logits: Any) -> Any:
+    import mlx.core as mx
+
+    return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def _log1mexp(a: Any) -> Any:
+    """log(1 - exp(a)) for a <= 0, clamped away from -inf."""
+    import mlx.core as mx
+
+    return mx.log(mx.maximum(1.0 - mx.exp(a), 1e-12))
+
+
+class _StandIn:
+    """Looks like the block it replaces (attributes such as `use_sliding` pass through)."""
+
+    def __init__(self, layer: Any):
+        self.layer = layer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.layer, name)
+
+
+class _Recorder(_StandIn):
+    def __init__(self, layer: Any, outs: list[Any]):
+        super().__init__(layer)
+        self.outs = outs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.layer(*args, **kwargs)
+        self.outs.append(out)
+        return out
+
+
+class _Replay(_StandIn):
+    def __init__(self, layer: Any, out: Any):
+        super().__init__(layer)
+        self.out = out
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.out
+
+
+class _swapped:
+    """Put stand-ins into the model's block list for the duration of one call."""
+
+    def __init__(self, layers: list[Any], stand_ins: dict[int, Any]):
+        self.layers, self.stand_ins, self.saved = layers, stand_ins, {}
+
+    def __enter__(self) -> None:
+        for j, s in self.stand_ins.items():
+            self.saved[j] = self.layers[j]
+            self.layers[j] = s
+
+    def __exit__(self, *exc: Any) -> None:
+        for j, layer in self.saved.items():
+            self.layers[j] = layer
+
+
+def _hidden_size(model: Any) -> int:
+    args = getattr(model, "args", None)
+    for name in ("hidden_size", "dim", "d_model"):
+        value = getattr(args, name, None)
+        if isinstance(value, int):
+            return value
+    return 1 << 14   # unknown: assume large, so the budget check is conservative

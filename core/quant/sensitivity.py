@@ -1,0 +1,379 @@
+"""The sensitivity pass: for every quantizable tensor and candidate, the predicted ΔKL of the model.
+
+Modes:
+- exact: quantize→dequantize ONE tensor in place, run the calibration forward, KL(reference ‖ model)
+  of next-token distributions averaged over every calibration token, restore; tensors × candidates
+  forward passes.
+- fast: the diagonal-Fisher estimate of the same quantity for all tensors from one forward+backward
+  per calibration chunk (estimate.py).
+- hybrid (default): the fast estimate for all, then the exact measure for the top `fraction` of tensors
+  by estimated damage at the cheapest candidate (where a wrong estimate costs most); the other tensors'
+  estimates are scaled per candidate by the median exact/estimate ratio of the measured ones.
+
+The model runs in fp32 (weights upcast from their stored dtype; fake quantization rounds in the stored
+dtype, as the written file will). Results go to data_dir()/sensitivity/<model>-<calibration>-<mode>.json
+(or `out`), saved atomically after every tensor: a killed or cancelled pass resumes from the last
+finished tensor, and a finished one is reused (no forward pass) when the same model, calibration and a
+subset of its candidates are asked again. Models run whole in memory: there is no streamed mode yet.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..engine.events import Event, Progress
+from ..errors import QuantError
+from . import estimate, kl
+from .calibration import TokenSet, calibration_set
+from .candidates import Candidate
+from .scores import SensitivityTable, TensorScores
+from .tensors import QTensor, model_hash, quantizable
+
+MODES = ("fast", "exact", "hybrid")
+
+
+@dataclass(frozen=True)
+class LayerScored(Event):
+    """One tensor's scores are in (the live Layers view fills a row per event)."""
+
+    path: str
+    scores: dict[str, float] = field(default_factory=dict)
+    done: int = 0
+    total: int = 0
+    method: str = "exact"            # "exact" | "estimate"
+
+
+def cache_file(mhash: str, chash: str, mode: str) -> Path:
+    return paths.data_dir() / "sensitivity" / f"{mhash[:16]}-{chash[:16]}-{mode}.json"
+
+
+def run_sensitivity(
+    ctx: Any,
+    model_path: str | Path,
+    candidates: Sequence[Candidate | str],
+    calibration: TokenSet | str | Path | None = None,
+    *,
+    mode: str = "hybrid",
+    out: Path | None = None,
+    samples: int = 16,
+    seq_len: int = 256,
+    fraction: float = 0.25,
+    seed: int = 0,
+    replay: bool = True,
+) -> SensitivityTable:
+    """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread.
+
+    calibration: a TokenSet, a user text file, or None for the built-in mix (samples x seq_len).
+    out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>.json).
+    replay=False recomputes every block on every exact pass (for checking the replay shortcut)."""
+    if mode not in MODES:
+        raise QuantError(f"unknown sensitivity mode {mode!r} (choose from {', '.join(MODES)})")
+    if not 0 < fraction <= 1:
+        raise QuantError(f"hybrid fraction must be in (0, 1], not {fraction}")
+    cands = sorted({c if isinstance(c, Candidate) else Candidate.from_key(c) for c in candidates},
+                   key=lambda c: (c.bits_per_weight(), c.key))
+    if not cands:
+        raise QuantError("no quantization candidates: choose at least one width and mode")
+    from ..engine.loader import read_config, resolve
+
+    path = resolve(model_path)
+    config = read_config(path)
+    if config.get("quantization") or config.get("quantization_config"):
+        raise QuantError(f"{path.name} is already quantized: measure sensitivity on the unquantized model")
+    mhash = model_hash(path)
+    calib = _calibration(path, calibration, samples, seq_len)
+    target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
+    table = _previous(target, mhash, calib.hash)
+    run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
+    run.replay, run.mhash = replay, mhash
+    return run.go()
+
+
+def _calibration(path: Path, calibration: TokenSet | str | Path | None, samples: int,
+                 seq_len: int) -> TokenSet:
+    if isinstance(calibration, TokenSet):
+        return calibration
+    from mlx_lm.utils import load_tokenizer
+
+    tokenizer = load_tokenizer(path)
+    return calibration_set(tokenizer, samples=samples, seq_len=seq_len, source=calibration)
+
+
+def _previous(target: Path, mhash: str, chash: str) -> SensitivityTable | None:
+    if not target.is_file():
+        return None
+    try:
+        table = SensitivityTable.load(target)
+    except QuantError:
+        return None          # unreadable or older schema: measure again (the file is replaced)
+    if table.model_hash != mhash or table.calibration_hash != chash:
+        return None
+    return table
+
+
+class _Run:
+    def __init__(self, ctx: Any, path: Path, cands: list[Candidate], calib: TokenSet, mode: str,
+                 fraction: float, seed: int, target: Path, table: SensitivityTable | None):
+        self.ctx, self.path, self.cands, self.calib = ctx, path, cands, calib
+        self.mode, self.fraction, self.seed, self.target = mode, fraction, seed, target
+        self.table = table
+        self.keys = [c.key for c in cands]
+        self.times: dict[str, float] = {}
+        self.passes = 0
+        self.reference: kl.Reference | None = None
+        self.replay, self.mhash = True, ""
+
+    # -- orchestration ------------------------------------------------------------------------------
+    def go(self) -> SensitivityTable:
+        if self.table is not None and self._complete(self.table):
+            self._emit_all(self.table)
+            return self._result(self.table, reused=True)
+        import mlx.core as mx
+
+        mx.reset_peak_memory()
+        counter = _count_passes(self)
+        try:
+            t0 = time.perf_counter()
+            model, storage = self._load()
+            tensors = quantizable(model)
+            self.times["load"] = time.perf_counter() - t0
+            self.storage = storage
+            table = self._init_table(tensors, storage)
+            if self.mode in ("fast", "hybrid"):
+                self._estimates(model, tensors, table)
+            if self.mode in ("exact", "hybrid"):
+                self._exact(model, tensors, table)
+            if self.mode == "hybrid":
+                self._correct(table)
+            table.meta["complete"] = True
+            self._finish_meta(table)
+            table.save(self.target)
+        finally:
+            counter.restore()
+        return self._result(table, reused=False)
+
+    def _load(self) -> tuple[Any, Any]:
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        from ..engine.loader import load
+
+        lm = load(self.path)
+        tensors = quantizable(lm.model)
+        storage = tensors[0].module["weight"].dtype
+        quantized = {t.path + ".weight" for t in tensors}
+        fixed = [v for n, v in tree_flatten(lm.model.parameters()) if n not in quantized]
+        self.fixed = (sum(v.size * v.dtype.size * 8 for v in fixed), sum(v.size for v in fixed))
+        lm.model.set_dtype(mx.float32)
+        lm.model.eval()
+        self.vocab = int(lm.config.get("vocab_size") or lm.config.get("text_config", {}).get("vocab_size", 0))
+        return lm.model, storage
+
+    def _init_table(self, tensors: list[QTensor], storage: Any) -> SensitivityTable:
+        table = self.table
+        keys = sorted(set(self.keys) | set(table.candidates if table else []),
+                      key=lambda k: (Candidate.from_key(k).bits_per_weight(), k))
+        old = table.by_path() if table else {}
+        rows = []
+        for t in tensors:
+            row = old.get(t.path) or TensorScores(path=t.path, shape=t.shape, params=t.params, kind=t.kind,
+                                                  layer=t.layer)
+            row.skipped = sorted(set(row.skipped) | {c.key for c in self.cands if not c.fits(t.shape)})
+            rows.append(row)
+        float_bytes = _float_bytes(storage)
+        meta = dict(table.meta) if table else {}
+        meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False})
+        self.table = SensitivityTable(
+            model=str(self.path), model_hash=self.mhash,
+            calibration_hash=self.calib.hash, candidates=keys, float_bytes=float_bytes,
+            fixed_bits=self.fixed[0], fixed_params=self.fixed[1], tensors=rows, meta=meta)
+        return self.table
+
+    # -- phases -------------------------------------------------------------------------------------
+    def _estimates(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
+        ests: dict[str, dict[str, float]] = table.meta.setdefault("estimates", {})
+        todo = [t for t in tensors if any(k not in ests.get(t.path, {}) for k in self._fitting(t))]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        fisher = estimate.fisher_diagonal(model, self.calib.chunks, tensors, seed=self.seed,
+                                          check=self.ctx.check, progress=self._progress("fisher"))
+        by_path = table.by_path()
+        for i, t in enumerate(tensors):
+            self.ctx.check()
+            scores = estimate.estimate_scores(t, fisher[t.path], self.cands, self.calib.tokens, self.storage)
+            ests.setdefault(t.path, {}).update(scores)
+            if self.mode == "fast":   # exact scores already measured (an earlier run) are kept
+                row = by_path[t.path]
+                new = {k: v for k, v in scores.items() if row.methods.get(k) != "exact"}
+                row.scores.update(new)
+                row.methods.update({k: "estimate" for k in new})
+            self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(scores), i + 1, len(tensors), "estimate"))
+        self.times["estimate"] = time.perf_counter() - t0
+        table.save(self.target)
+
+    def _exact_targets(self, tensors: list[QTensor], table: SensitivityTable) -> list[QTensor]:
+        if self.mode == "exact":
+            return tensors
+        chosen = table.meta.get("exact_paths")
+        if chosen is None:
+            ests = table.meta["estimates"]
+
+            def damage(t: QTensor) -> float:
+                fitting = self._fitting(t)
+                return ests[t.path].get(fitting[0], 0.0) if fitting else -1.0
+
+            n = max(1, math.ceil(self.fraction * len(tensors)))
+            chosen = [t.path for t in sorted(tensors, key=damage, reverse=True)[:n]]
+            table.meta["exact_paths"] = chosen
+        wanted = set(chosen)
+        return [t for t in tensors if t.path in wanted]
+
+    def _exact(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
+        from .tensors import fake_quantize
+
+        targets = self._exact_targets(tensors, table)
+        by_path = table.by_path()
+        t0 = time.perf_counter()
+        for i, t in enumerate(targets):
+            row = by_path[t.path]
+            todo = [c for c in self.cands if c.fits(t.shape) and row.methods.get(c.key) != "exact"]
+            if not todo:   # finished in an earlier (interrupted) run: show it, measure nothing
+                self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets)))
+                continue
+            ref = self._reference(model)
+            original = t.module["weight"]
+            scores: dict[str, float] = {}
+            try:
+                for c in todo:
+                    self.ctx.check()
+                    t.module["weight"] = fake_quantize(original, c, self.storage)
+                    scores[c.key] = ref.kl(model, check=self.ctx.check, start_layer=_first_block(t, ref))
+            finally:
+                t.module["weight"] = original
+            row.scores.update(scores)
+            row.methods.update({k: "exact" for k in scores})
+            table.save(self.target)           # resumable: this tensor is done
+            self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets), "exact"))
+        self.times["exact"] = self.times.get("exact", 0.0) + time.perf_counter() - t0
+
+    def _correct(self, table: SensitivityTable) -> None:
+        """Scale the unmeasured tensors' estimates by the median exact/estimate ratio per candidate."""
+        ests = table.meta["estimates"]
+        measured = set(table.meta.get("exact_paths", []))
+        ratios: dict[str, float] = {}
+        for key in table.candidates:
+            r = [row.scores[key] / ests[row.path][key] for row in table.tensors
+                 if row.path in measured and key in row.scores and ests[row.path].get(key, 0) > 0]
+            ratios[key] = float(sorted(r)[len(r) // 2]) if r else 1.0
+        table.meta["correction"] = ratios
+        for row in table.tensors:
+            if row.path in measured:
+                continue
+            for key, value in ests.get(row.path, {}).items():
+                row.scores[key] = value * ratios.get(key, 1.0)
+                row.methods[key] = "estimate"
+
+    def _progress(self, phase: str) -> Any:
+        def report(done: int, total: int) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, phase, done, total, f"{phase} {done}/{total} chunks"))
+        return report
+
+    def _reference(self, model: Any) -> kl.Reference:
+        if self.reference is None:
+            t0 = time.perf_counter()
+            self.reference = kl.Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
+                                          replay_bytes=(1 << 30) if self.replay else 0)
+            self.times["reference"] = time.perf_counter() - t0
+        return self.reference
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _fitting(self, t: QTensor) -> list[str]:
+        return [c.key for c in self.cands if c.fits(t.shape)]
+
+    def _complete(self, table: SensitivityTable) -> bool:
+        if not table.meta.get("complete") or table.meta.get("mode") not in (self.mode, "exact"):
+            return False
+        for row in table.tensors:
+            for c in self.cands:
+                if c.key not in row.scores and not (c.key in row.skipped or not c.fits(row.shape)):
+                    return False
+        return True
+
+    def _finish_meta(self, table: SensitivityTable) -> None:
+        import mlx.core as mx
+        import psutil
+
+        table.meta.update({
+            "seconds": {k: round(v, 3) for k, v in self.times.items()},
+            "forward_passes": self.passes,
+            "reference": self.reference.kind if self.reference else None,
+            "replay": bool(self.reference and self.reference.replay),
+            "peak_mlx_bytes": int(mx.get_peak_memory()),
+            "rss_bytes": int(psutil.Process().memory_info().rss),
+            "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "streamed": False,
+            "mlx": mx.__version__,
+        })
+
+    def _result(self, table: SensitivityTable, *, reused: bool) -> SensitivityTable:
+        """The table restricted to the asked candidates (the saved file keeps everything measured)."""
+        keys = set(self.keys)
+        rows = [TensorScores(path=r.path, shape=tuple(r.shape), params=r.params, kind=r.kind, layer=r.layer,
+                             scores={k: v for k, v in r.scores.items() if k in keys},
+                             methods={k: v for k, v in r.methods.items() if k in keys},
+                             skipped=[k for k in r.skipped if k in keys]) for r in table.tensors]
+        meta = dict(table.meta)
+        meta.update({"reused": reused, "file": str(self.target)})
+        if reused:
+            meta["forward_passes"] = 0
+        return SensitivityTable(model=table.model, model_hash=table.model_hash,
+                                calibration_hash=table.calibration_hash, candidates=list(self.keys),
+                                float_bytes=table.float_bytes, fixed_bits=table.fixed_bits,
+                                fixed_params=table.fixed_params, tensors=rows, meta=meta)
+
+    def _emit_all(self, table: SensitivityTable) -> None:
+        n = len(table.tensors)
+        for i, row in enumerate(table.tensors):
+            method = "exact" if "exact" in row.methods.values() else "estimate"
+            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, method))
+
+
+class _count_passes:
+    """Count forward passes of this run (kl.forward is the only way in)."""
+
+    def __init__(self, run: _Run):
+        self.original = kl.forward
+        self.run = run
+
+        def counted(model: Any, x: Any) -> Any:
+            run.passes += 1
+            return self.original(model, x)
+
+        kl.forward = counted
+
+    def restore(self) -> None:
+        kl.forward = self.original
+
+
+def _first_block(t: QTensor, ref: kl.Reference) -> int | None:
+    """The first block a tensor's change can reach (None = from the embeddings: run everything)."""
+    if t.layer is not None:
+        return t.layer
+    if t.path.endswith("lm_head") and ref.layers is not None:
+        return len(ref.layers)
+    return None
+
+
+def _float_bytes(dtype: Any) -> int:
+    try:
+        return int(dtype.size) if dtype is not None else 2
+    except AttributeError:
+        return 2

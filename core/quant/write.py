@@ -1,0 +1,185 @@
+"""Write a plan as a standard MLX model folder that plain `mlx_lm.load` reads.
+
+- Weights: quantized with `nn.quantize` and a class predicate that returns each path's planned
+  (bits, group_size, mode) — every argument by keyword, nothing positional (mlx-lm 0.32 moved them).
+- config.json: `quantization` and `quantization_config` hold a global default (the most common choice)
+  plus an explicit entry for EVERY planned path: a dict, or `false` for tensors kept in float.
+- Dtype: we quantize in the dtype the source weights are stored in (bf16 weights -> bf16 scales and
+  biases). A float32 source gives float32 scales, as its plan priced them (`plan.float_bytes` = 4); pass
+  `dtype="bfloat16"` to cast first (the plan must then be made with float_bytes=2). A plan priced for
+  another dtype than the one written is refused, so the real size always matches the plan.
+- Vision / audio towers and anything the plan does not name stay as they are (float).
+- Tokenizer files and chat template copied; a model card (README.md) and the plan (temper-plan.json).
+- Atomic: everything goes into a temporary sibling folder renamed into place at the end; on any failure
+  nothing is left behind. An existing output folder is refused unless `force`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import atomic
+from ..errors import QuantError
+from .inventory import is_float_only
+from .plan import PLAN_FILE, Plan
+
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
+_COPY_SUFFIXES = {".json", ".jinja", ".model", ".tiktoken", ".txt", ".jsonl", ".py"}
+_NO_COPY = {"config.json", "model.safetensors.index.json", PLAN_FILE}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class WriteResult:
+    path: Path
+    files: list[str]
+    source_bytes: int          # tensor bytes of the source model
+    written_bytes: int         # tensor bytes of the written model
+
+
+def source_tensor_bytes(folder: Path) -> int:
+    from ..library.safetensors_header import read_header
+
+    return sum(info.nbytes for f in sorted(Path(folder).glob("*.safetensors"))
+               for info in read_header(f)[0].values())
+
+
+def write_quantized(
+    source: Path, plan: Plan, out: Path, *, force: bool = False, dtype: str | None = None,
+    card: dict[str, Any] | None = None, progress: Progress | None = None,
+    before_commit: Callable[[Path], None] | None = None,
+) -> WriteResult:
+    """Quantize `source` as `plan` says and write it to `out` (atomically). Call on the engine thread.
+
+    `before_commit(tmp)` runs on the finished temporary folder before it is renamed into place (verify
+    goes there): if it raises, nothing is left behind."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from mlx.utils import tree_map_with_path
+    from mlx_lm.utils import load_model, save_config, save_model
+
+    source, out = Path(source), Path(out)
+    if out.exists() and not force:
+        raise QuantError(f"{out} already exists: choose another output folder or pass --force")
+    if out.resolve() == source.resolve():
+        raise QuantError("the output folder must not be the source model's folder")
+    raw_config = json.loads((source / "config.json").read_text())
+    if "quantization" in raw_config or "quantization_config" in raw_config:
+        raise QuantError(f"{source.name} is already quantized: quantize from the float model")
+    say = progress or (lambda *_: None)
+
+    say("load", 0, 1)
+    model, _ = load_model(source, lazy=True)
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype}")
+        target = getattr(mx, dtype)
+        cast = getattr(model, "cast_predicate", lambda _: True)
+        model.update(tree_map_with_path(
+            lambda k, v: v.astype(target) if cast(k) and mx.issubdtype(v.dtype, mx.floating) else v,
+            model.parameters()))
+        raw_config["torch_dtype"] = dtype
+    from .inventory import float_bytes_of
+
+    fb = float_bytes_of(model)
+    if fb != plan.float_bytes:
+        raise QuantError(f"the plan prices scales at {plan.float_bytes} bytes but the weights written are "
+                         f"{fb}-byte floats: make the plan for this dtype (or pass the matching dtype)")
+
+    wanted = plan.by_path()
+    modules = dict(model.named_modules())
+    missing = [p for p in wanted if p not in modules or not hasattr(modules[p], "to_quantized")]
+    if missing:
+        raise QuantError(f"the plan names {missing[0]}, which this model has no quantizable module for: "
+                         "was the plan made for another model?")
+
+    def predicate(path: str, module: Any) -> bool | dict[str, Any]:
+        entry = wanted.get(path)
+        if entry is None or entry.candidate is None or is_float_only(path):
+            return False
+        c = entry.candidate
+        if not c.fits(tuple(module.weight.shape)):
+            raise QuantError(f"{path}: {c.key} does not fit its shape {tuple(module.weight.shape)}")
+        return {"group_size": c.group_size, "bits": c.bits, "mode": c.mode}
+
+    say("quantize", 0, len(wanted))
+    nn.quantize(model, class_predicate=predicate)
+    quant = plan.quantization_config()
+    config = {k: v for k, v in raw_config.items()}
+    config["quantization"] = quant
+    config["quantization_config"] = dict(quant)
+
+    try:
+        with atomic.folder(out, overwrite=force) as tmp:
+            say("write", 0, 1)
+            save_model(tmp, model, donate_model=True)
+            save_config(config, config_path=tmp / "config.json")
+            copy_tokenizer_files(source, tmp)
+            plan.save(tmp / PLAN_FILE)
+            src_bytes = source_tensor_bytes(source)
+            written = source_tensor_bytes(tmp)
+            (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card or {}))
+            files = sorted(p.name for p in tmp.iterdir())
+            say("write", 1, 1)
+            if before_commit is not None:
+                before_commit(tmp)
+    except FileExistsError as exc:
+        raise QuantError(f"{out} already exists: choose another output folder or pass --force") from exc
+    return WriteResult(path=out, files=files, source_bytes=src_bytes, written_bytes=written)
+
+
+def copy_tokenizer_files(source: Path, dest: Path) -> list[str]:
+    """Tokenizer, chat template, generation and processor configs: every small text file mlx-lm reads."""
+    copied = []
+    for f in sorted(Path(source).iterdir()):
+        if f.is_file() and f.suffix in _COPY_SUFFIXES and f.name not in _NO_COPY:
+            shutil.copy2(f, dest / f.name)
+            copied.append(f.name)
+    if not any(n.startswith("tokenizer") or n in ("vocab.json", "tokenizer.model") for n in copied):
+        raise QuantError(f"{source.name} has no tokenizer files to copy (tokenizer.json / tokenizer.model)")
+    return copied
+
+
+def model_card(plan: Plan, source: Path, written_bytes: int, source_bytes: int, extra: dict[str, Any]) -> str:
+    """README.md for the written folder: what it is, how it was made, what it weighs, how good it is."""
+    bpw = written_bytes * 8 / max(plan.params, 1)
+    rows = "\n".join(f"| {label} | {n} | {p:,} | {100 * p / max(plan.params, 1):.1f}% |"
+                     for label, (n, p) in plan.width_counts().items())
+    dkl = "" if plan.predicted_dkl is None else f"- Predicted ΔKL (sum over tensors): {plan.predicted_dkl:.4g}\n"
+    quality = extra.get("quality")
+    quality_md = "Not measured." if not quality else quality
+    notes = "".join(f"- {n}\n" for n in plan.notes)
+    return f"""---
+library_name: mlx
+base_model: {extra.get("base_model", source.name)}
+tags: [mlx, quantized, temper]
+---
+# {extra.get("name", source.name + "-" + plan.method)}
+
+Quantized with temper from `{source.name}`; loads with plain `mlx_lm.load`.
+
+- Method: `{plan.method}`{"" if plan.budget_bpw is None else f" under a hard cap of {plan.budget_bpw:.3f} bpw"}
+- Effective bits per weight (all tensor bytes × 8 / parameters): **{bpw:.3f}**
+- Size: {written_bytes / 1e6:.2f} MB of tensors, {100 * written_bytes / max(source_bytes, 1):.1f}% of the
+  unquantized {source_bytes / 1e6:.2f} MB
+- Scales/biases dtype: {plan.float_bytes * 8}-bit float
+{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
+{notes}
+## Tensors by width
+
+| width | tensors | weights | share |
+|---|---:|---:|---:|
+{rows}
+
+The full per-tensor table is in `{PLAN_FILE}`.
+
+## Measured quality
+
+{quality_md}
+"""

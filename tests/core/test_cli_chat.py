@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import io
+import sys
+
+from temper.core.chat.store import ChatStore
+from temper.core.cli.main import main
+
+
+def test_one_shot_prompt_prints_the_answer_and_stats(tiny_llama, capsys):
+    rc = main(["chat", str(tiny_llama), "--prompt", "Hello", "--temp", "0", "--max-tokens", "12",
+               "--effort", "low", "--think-budget", "3", "--system", "Be brief."])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert "tok/s" in err and "TTFT" in err and "[conversation 1]" in err
+    [conv] = ChatStore().list()
+    msgs = ChatStore().messages(conv.id)
+    assert [m.role for m in msgs] == ["user", "assistant"]
+    assert out.rstrip("\n") == msgs[1].content            # the answer alone on stdout
+    assert conv.system_prompt == "Be brief." and conv.settings["effort"] == "low"
+    assert msgs[1].thinking and msgs[1].stats["thinking_tokens"] == 3
+
+
+def test_repl_reads_lines_from_a_pipe_and_continues_a_conversation(tiny_llama, capsys, monkeypatch):
+    lines = "first question\n/effort none\n/system Be terse.\nsecond question\n/regen\n/quit\nnot sent\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    assert main(["chat", str(tiny_llama), "--temp", "0", "--max-tokens", "8"]) == 0
+    _, err = capsys.readouterr()
+    assert err.count("tok/s") == 3
+    [conv] = ChatStore().list()
+    msgs = ChatStore().messages(conv.id)
+    assert [m.content for m in msgs if m.role == "user"] == ["first question", "second question"]
+    assert [m.role for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert conv.system_prompt == "Be terse."
+    monkeypatch.setattr(sys, "stdin", io.StringIO("third\n"))
+    assert main(["chat", "--conversation", str(conv.id), "--temp", "0", "--max-tokens", "4"]) == 0
+    assert len(ChatStore().messages(conv.id)) == 6
+    assert main(["chat", "--list"]) == 0
+    assert f"{conv.id}\tfirst question" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_clear_line(tiny_llama, capsys):
+    assert main(["chat", str(tiny_llama), "--prompt", "x", "--top-p", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "temper: top-p must be between 0 and 1"
+    assert main(["chat", "--prompt", "x", "--no-save"]) == 2
+    assert "name a model" in capsys.readouterr().err
+    assert main(["chat", "/nonexistent/model", "--prompt", "x", "--no-save"]) == 2
+    assert "no such folder" in capsys.readouterr().err

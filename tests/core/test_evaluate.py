@@ -1,0 +1,107 @@
+"""Held-out quality against the base, and the quantize / eval commands end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from quant_support import HELD_OUT, chunks_for, scored_table
+from temper.core.cli.main import main
+from temper.core.errors import QuantError
+from temper.core.quant.candidates import grid
+from temper.core.quant.evaluate import compare_folder, evaluate, format_table, reference
+from temper.core.quant.inventory import load_inventory
+from temper.core.quant.job import QuantizeRequest, quantize_job
+from temper.core.quant.recipes import build_plan
+from temper.core.quant.write import write_quantized
+
+
+@pytest.fixture(scope="module")
+def written(tiny_llama, engine, tmp_path_factory):
+    root = tmp_path_factory.mktemp("quants")
+    inv = engine.run(lambda ctx: load_inventory(tiny_llama))
+    for recipe in ("uniform-2", "uniform-8"):
+        engine.run(lambda ctx, r=recipe: write_quantized(tiny_llama, build_plan(r, inv), root / r))
+    return root
+
+
+def test_base_against_itself_is_zero(tiny_llama, engine):
+    chunks = chunks_for(tiny_llama)
+
+    def run(ctx):
+        from mlx_lm import load
+        from temper.core.quant.evaluate import compare_model
+        ref = reference(tiny_llama, chunks)
+        model, _ = load(str(tiny_llama))
+        return ref, compare_model(model, ref, name="same")
+
+    ref, q = engine.run(run)
+    assert q.kl_mean == pytest.approx(0, abs=1e-6) and q.kl_max == pytest.approx(0, abs=1e-5)
+    assert q.top1 == 1.0 and q.ppl == pytest.approx(ref.ppl, rel=1e-5)
+    assert q.tokens == sum(len(c) for c in chunks)
+
+
+def test_fewer_bits_more_divergence(tiny_llama, engine, written):
+    chunks = chunks_for(tiny_llama)
+    rows = engine.run(lambda ctx: evaluate(ctx, tiny_llama, [written / "uniform-2", written / "uniform-8"], chunks))
+    base, two, eight = rows
+    assert base.kl_mean == 0 and base.real_bpw == pytest.approx(32.0, rel=0.01)
+    assert two.kl_mean > 10 * eight.kl_mean > 0
+    assert two.top1 < eight.top1 <= 1.0
+    for r in (two, eight):
+        assert r.kl_median <= r.kl_p95 <= r.kl_p99 <= r.kl_max
+        assert r.kl_se > 0 and r.ppl > 1 and r.real_bpw < 10
+    assert eight.real_bpw > two.real_bpw
+    text = format_table(rows)
+    assert "uniform-2" in text and "±" in text and "top-1" in text
+
+
+def test_evaluation_needs_text(tiny_llama, engine, written):
+    def run(ctx):
+        ref = reference(tiny_llama, [[1]])
+        return compare_folder(ref, written / "uniform-8")
+    with pytest.raises(QuantError, match="no evaluation text"):
+        engine.run(run)
+
+
+def test_quantize_job_emits_phases_and_verifies(tiny_llama, engine, tmp_path):
+    table = engine.run(lambda ctx: scored_table(tiny_llama, grid((2, 4, 8), (64,))))
+    table.save(tmp_path / "scores.json")
+    req = QuantizeRequest(model=tiny_llama, bpw=5.0, sensitivity=tmp_path / "scores.json", out=tmp_path / "q",
+                          eval_chunks=chunks_for(tiny_llama, count=2))
+    job = engine.submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
+    phases = [e.phase for e in job.events() if hasattr(e, "phase")]
+    result = job.result()
+    for phase in ("inventory", "sensitivity", "allocate", "write", "verify", "evaluate"):
+        assert phase in phases
+    assert result.verify.ok and result.verify.real_bpw <= 5.0
+    assert result.quality[1].kl_mean > 0
+    assert "Held-out text" in (tmp_path / "q" / "README.md").read_text()
+
+
+def test_cli_quantize_and_eval(tiny_llama, engine, tmp_path, capsys, monkeypatch):
+    import temper.core.engine.thread as thread
+
+    monkeypatch.setattr(thread, "_default", engine)
+    out = tmp_path / "cli-q"
+    assert main(["quantize", str(tiny_llama), "--recipe", "mixed_3_6", "-o", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verify"]["ok"] and data["plan"]["method"] == "mixed_3_6"
+    assert main(["quantize", str(tiny_llama), "--recipe", "mixed_3_6", "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["quantize", str(tiny_llama), "--recipe", "nope"]) == 2
+    assert "unknown recipe" in capsys.readouterr().err
+    assert main(["quantize", str(tiny_llama), "--bpw", "4", "--sensitivity", str(tmp_path / "none.json")]) == 2
+    assert "cannot read sensitivity file" in capsys.readouterr().err
+    import sys
+
+    monkeypatch.setitem(sys.modules, "temper.core.quant.sensitivity", None)   # a build without the pass
+    assert main(["quantize", str(tiny_llama), "--bpw", "4"]) == 2
+    assert "pass --sensitivity FILE" in capsys.readouterr().err
+    assert main(["quantize", str(tiny_llama), "--recipe", "uniform-4", "--plan-only"]) == 0
+    assert "model.layers.1.mlp.down_proj" in capsys.readouterr().out
+    text = tmp_path / "held.txt"
+    text.write_text(HELD_OUT * 4)
+    assert main(["eval", str(tiny_llama), str(out), "--text", str(text), "--chunks", "2", "--chunk-len", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "cli-q" in printed and "KL mean" in printed

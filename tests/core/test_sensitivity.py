@@ -1,0 +1,216 @@
+"""The sensitivity pass on the trained fixture: exact KL, fast estimate, hybrid, resume, reuse, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from temper.core.errors import JobCancelled, QuantError
+from temper.core.quant import kl
+from temper.core.quant.calibration import calibration_set
+from temper.core.quant.candidates import grid
+from temper.core.quant.estimate import spearman
+from temper.core.quant.scores import SensitivityTable
+from temper.core.quant.sensitivity import LayerScored, run_sensitivity
+
+CANDS = grid(bits=(2, 4, 8), group_sizes=(64,))
+N_TENSORS = 30   # 4 blocks x 7 Linears + embed_tokens + lm_head
+
+
+@pytest.fixture(scope="module")
+def calib(trained_tiny):
+    from mlx_lm.utils import load_tokenizer
+
+    return calibration_set(load_tokenizer(trained_tiny), samples=2, seq_len=32)
+
+
+@pytest.fixture(scope="module")
+def exact_table(engine, trained_tiny, calib, tmp_path_factory) -> SensitivityTable:
+    out = tmp_path_factory.mktemp("sens") / "exact.json"
+    return engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+
+
+def _values(table: SensitivityTable, key: str) -> list[float]:
+    return [t.scores[key] for t in table.tensors]
+
+
+def test_exact_covers_every_tensor_and_grows_as_bits_drop(exact_table):
+    paths = [t.path for t in exact_table.tensors]
+    assert len(paths) == N_TENSORS
+    assert paths[0] == "model.embed_tokens" and paths[-1] == "lm_head"    # measured like any other tensor
+    assert all(set(t.methods.values()) == {"exact"} for t in exact_table.tensors)
+    m2, m4, m8 = (float(np.mean(_values(exact_table, f"affine:{b}b:g64"))) for b in (2, 4, 8))
+    assert m2 > m4 > m8 >= 0
+    assert m8 < 1e-3 and m2 > 20 * m8
+    # per tensor: 2-bit always hurts more than 8-bit
+    assert all(t.scores["affine:2b:g64"] > t.scores["affine:8b:g64"] for t in exact_table.tensors)
+    # one reference batch, one check of the block replay, then 3 candidates per tensor
+    assert exact_table.meta["forward_passes"] == 2 + N_TENSORS * 3
+    assert exact_table.meta["peak_mlx_bytes"] > 0 and exact_table.meta["reference"] == "full"
+    assert exact_table.meta["replay"] is True
+
+
+def test_block_replay_gives_the_same_kl_as_full_passes(engine, trained_tiny, calib, exact_table, tmp_path):
+    two = grid(bits=(2,), group_sizes=(64,))
+    full = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, two, calib, mode="exact", replay=False,
+                                                  out=tmp_path / "full.json"))
+    assert full.meta["replay"] is False and full.meta["forward_passes"] == 1 + N_TENSORS
+    got = [t.scores["affine:2b:g64"] for t in exact_table.tensors]
+    want = [t.scores["affine:2b:g64"] for t in full.tensors]
+    assert got == pytest.approx(want, rel=1e-4, abs=1e-9)
+
+
+def test_fast_estimate_ranks_like_exact(engine, trained_tiny, calib, exact_table, tmp_path):
+    events: list[LayerScored] = []
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="fast",
+                                                    out=tmp_path / "fast.json"))
+    events = [e for e in job.events() if isinstance(e, LayerScored)]
+    fast = job.result()
+    assert [e.done for e in events] == list(range(1, N_TENSORS + 1)) and events[-1].total == N_TENSORS
+    assert fast.meta["forward_passes"] == calib.samples      # one forward+backward per chunk
+    for key in ("affine:2b:g64", "affine:4b:g64"):
+        rho = spearman(_values(fast, key), _values(exact_table, key))
+        assert rho > 0.6, (key, rho)
+
+
+def test_hybrid_matches_exact_on_measured_tensors(engine, trained_tiny, calib, exact_table, tmp_path):
+    hyb = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="hybrid",
+                                                 fraction=0.2, out=tmp_path / "hybrid.json"))
+    measured = set(hyb.meta["exact_paths"])
+    assert len(measured) == 6
+    exact = exact_table.by_path()
+    for row in hyb.tensors:
+        kinds = set(row.methods.values())
+        if row.path in measured:
+            assert kinds == {"exact"}
+            assert row.scores == pytest.approx(exact[row.path].scores, rel=1e-6)
+        else:
+            assert kinds == {"estimate"}
+    assert set(hyb.meta["correction"]) == {c.key for c in CANDS}
+
+
+def test_resume_after_cancel_equals_uninterrupted(engine, trained_tiny, calib, exact_table, tmp_path):
+    out = tmp_path / "resume.json"
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+    scored = 0
+    for event in job.events():
+        if isinstance(event, LayerScored):
+            scored += 1
+            if scored == 5:
+                job.cancel()
+    with pytest.raises(JobCancelled):
+        job.result()
+    partial = SensitivityTable.load(out)
+    finished = [t for t in partial.tensors if t.scores]
+    assert not partial.meta["complete"]
+    assert 5 <= len(finished) < N_TENSORS
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+    events = [e for e in job.events() if isinstance(e, LayerScored)]
+    resumed = job.result()
+    assert len(events) == N_TENSORS          # finished tensors are announced too, so a live view fills in
+    assert resumed.meta["forward_passes"] == 2 + (N_TENSORS - len(finished)) * 3
+    assert [t.scores for t in resumed.tensors] == [t.scores for t in exact_table.tensors]
+
+
+def test_saved_table_is_reused_without_forward_passes(engine, trained_tiny, calib, exact_table, monkeypatch):
+    calls = []
+    original = kl.forward
+    monkeypatch.setattr(kl, "forward", lambda m, x: calls.append(1) or original(m, x))
+    out = Path(exact_table.meta["file"])
+    subset = grid(bits=(2, 8), group_sizes=(64,))
+    again = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, subset, calib, mode="exact", out=out))
+    assert calls == [] and again.meta["reused"] and again.meta["forward_passes"] == 0
+    assert again.candidates == [c.key for c in subset]
+    assert again.tensors[3].scores == {k: exact_table.tensors[3].scores[k] for k in again.candidates}
+    # a hybrid or fast request is served by the exact table too (exact answers every mode)
+    engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, subset, calib, mode="hybrid", out=out))
+    engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, subset, calib, mode="fast", out=out))
+    assert calls == []
+
+
+def test_cancel_takes_effect_within_one_tensor(engine, trained_tiny, calib, tmp_path, monkeypatch):
+    calls = []
+    original = kl.forward
+    holder = {}
+
+    def forward(model, x):
+        calls.append(1)
+        if len(calls) == 4:       # reference, replay check, then the first tensor's first candidate: cancel
+            holder["job"].cancel()
+        return original(model, x)
+
+    monkeypatch.setattr(kl, "forward", forward)
+    out = tmp_path / "cancel.json"
+    holder["job"] = job = engine.submit(
+        lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))
+    with pytest.raises(JobCancelled):
+        job.result()
+    assert len(calls) == 4       # stopped before the tensor's next candidate
+    assert not out.exists() or not any(t.scores for t in SensitivityTable.load(out).tensors)
+
+
+def test_group_size_that_does_not_divide_is_skipped_and_recorded(engine, tmp_path):
+    from temper.core.library.synthetic import build_model
+
+    model = engine.run(lambda ctx: build_model(tmp_path / "odd", "llama", overrides={"intermediate_size": 96}))
+    cands = grid(bits=(4,), group_sizes=(32, 64))
+    table = engine.run(lambda ctx: run_sensitivity(ctx, model, cands, None, mode="fast", samples=1, seq_len=16))
+    down = table.by_path()["model.layers.0.mlp.down_proj"]          # input dim 96: gs 64 cannot split it
+    assert down.skipped == ["affine:4b:g64"] and list(down.scores) == ["affine:4b:g32"]
+    up = table.by_path()["model.layers.0.mlp.up_proj"]
+    assert up.skipped == [] and set(up.scores) == {"affine:4b:g32", "affine:4b:g64"}
+    assert Path(table.meta["file"]).parent.name == "sensitivity"    # default place: data_dir()/sensitivity
+
+
+def test_bad_inputs(engine, trained_tiny, calib, tmp_path):
+    with pytest.raises(QuantError, match="unknown sensitivity mode"):
+        engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="slow"))
+    with pytest.raises(QuantError, match="no quantization candidates"):
+        engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, [], calib))
+    with pytest.raises(QuantError, match="unknown quantization mode"):
+        grid(modes=("int3",))
+    with pytest.raises(QuantError, match="hybrid fraction"):
+        engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, fraction=0))
+    import json
+    import shutil
+
+    quantized = tmp_path / "q"
+    shutil.copytree(trained_tiny, quantized)
+    config = json.loads((quantized / "config.json").read_text())
+    config["quantization"] = {"group_size": 64, "bits": 4}
+    (quantized / "config.json").write_text(json.dumps(config))
+    with pytest.raises(QuantError, match="already quantized"):
+        engine.run(lambda ctx: run_sensitivity(ctx, quantized, CANDS, calib))
+
+
+def test_spearman():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2], [1, 1, 2]) == pytest.approx(1.0)
+
+
+def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
+    from temper.core.cli.main import main
+
+    argv = ["sensitivity", str(trained_tiny), "--mode", "fast", "--bits", "2,4", "--samples", "1",
+            "--seq-len", "16"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "model.layers.3.mlp.down_proj" in out and "lm_head" in out and "~" in out
+    assert "1 forward passes" in out
+    assert main(argv) == 0
+    assert "reused saved table" in capsys.readouterr().out
+    assert main(["sensitivity", str(trained_tiny), "--bits", "7"]) == 2
+    assert "no 7-bit width" in capsys.readouterr().err
+
+
+def test_gemma4_mechanics_tied_embedding_and_replay(engine, tiny_gemma4, tmp_path):
+    """Random weights (mechanics only): sliding + full attention, tied embedding measured once."""
+    cands = grid(bits=(2, 8), group_sizes=(32,))
+    table = engine.run(lambda ctx: run_sensitivity(ctx, tiny_gemma4, cands, None, mode="exact", samples=1,
+                                                   seq_len=24, out=tmp_path / "g4.json"))
+    paths = [t.path for t in table.tensors]
+    assert "model.embed_tokens" in paths and "lm_head" not in paths       # tied: one tensor, both uses
+    assert all(t.scores["affine:2b:g32"] > t.scores["affine:8b:g32"] for t in table.tensors)
+    assert table.meta["replay"] is True and table.float_bytes == 4

@@ -1,0 +1,70 @@
+"""Engine events reach the app and every view; floods of progress merge; the final event always arrives;
+events after the app has exited are dropped without errors."""
+
+from __future__ import annotations
+
+import pytest
+from temper.core.engine.events import Finished, Progress, Started
+from temper.tui.bridge import EngineEvent
+from textual.widgets import Static
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingView(Static):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("recording", **kwargs)
+        self.events: list = []
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        self.events.append(message.event)
+
+
+def flood(n: int):
+    def job(ctx):
+        for i in range(n):
+            ctx.emit(Progress(ctx.job_id, "scan", i, n))
+        return "done"
+
+    return job
+
+
+def test_only_newer_progress_of_the_same_job_and_phase_replaces() -> None:
+    old = EngineEvent(Progress(1, "scan", 1))
+    assert old.can_replace(EngineEvent(Progress(1, "scan", 2)))
+    assert not old.can_replace(EngineEvent(Progress(2, "scan", 2)))
+    assert not old.can_replace(EngineEvent(Progress(1, "load", 2)))
+    assert not old.can_replace(EngineEvent(Finished(1, None)))
+    assert not EngineEvent(Started(1, "x")).can_replace(EngineEvent(Started(1, "x")))
+
+
+async def test_flood_of_progress_arrives_in_order_with_the_final_event(make_app, engine) -> None:
+    n = 5000
+    app = make_app(tabs=[("library", "Library", RecordingView), ("chat", "Chat", RecordingView)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        job = engine.submit(flood(n), kind="flood")
+        job.result(timeout=30)
+        for _ in range(500):  # up to 10 s on a loaded machine; usually one or two rounds
+            await pilot.pause(0.02)
+            view = app.query_one("#chat-view", RecordingView)
+            if view.events and isinstance(view.events[-1], Finished) and view.events[-1].job == job.id:
+                break
+        for view_id in ("#library-view", "#chat-view"):
+            events = [e for e in app.query_one(view_id, RecordingView).events if e.job == job.id]
+            assert isinstance(events[0], Started) and isinstance(events[-1], Finished)
+            done = [e.done for e in events if isinstance(e, Progress)]
+            assert done == sorted(done) and done[-1] == n - 1  # newest progress never lost
+            assert len(done) <= n
+        assert app.bridge.posted >= n + 2
+
+
+async def test_events_after_exit_are_dropped(make_app, engine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        bridge = app.bridge
+    before = bridge.dropped
+    assert engine.run(flood(10)) == "done"  # no exception on the engine thread, no hang
+    assert bridge.dropped == before  # the listener was removed on unmount
+    bridge._on_event(Progress(1, "late"))  # a listener call racing the exit
+    assert bridge.dropped == before + 1

@@ -1,0 +1,204 @@
+"""The Performance tab with a fake engine: live figures from duck-typed events, a benchmark run from the
+tab (submit, progress, results, save), bad input, cancel, BLAS line."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import json
+from dataclasses import dataclass
+
+import pytest
+from temper.core.bench.metrics import RunTiming
+from temper.core.bench.results import BatchRow, BenchResult, Row
+from temper.core.bench.roofline import Roofline
+from temper.core.bench.runner import BenchConfig, BenchProgress
+from temper.core.engine.events import Cancelled, Event, Failed, Finished
+from temper.tui.app import TemperApp
+from temper.tui.bridge import EngineEvent
+from temper.tui.views.performance import PerformanceView
+from temper.tui.widgets.perf_bench import PerfBench
+from temper.tui.widgets.perf_live import PerfLive, read_stats
+from temper.tui.widgets.perf_roofline import PerfRoofline, plot_points
+from textual.widgets import Button, DataTable, Input, Sparkline, Static
+
+
+class FakeJob:
+    def __init__(self, job_id: int, fn, kind: str) -> None:
+        self.id, self.fn, self.kind = job_id, fn, kind
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.jobs: list[FakeJob] = []
+        self.ids = itertools.count(70)
+
+    def submit(self, fn, *, kind: str = "job") -> FakeJob:
+        job = FakeJob(next(self.ids), fn, kind)
+        self.jobs.append(job)
+        return job
+
+    def add_listener(self, listener):
+        return lambda: None
+
+
+@dataclass(frozen=True)
+class ChatStats(Event):
+    """What the chat might emit: only the attribute names matter."""
+
+    ttft: float
+    decode_tps: float
+    prefill_tps: float
+    peak_memory: float
+
+
+def sync(fn):
+    """Run an async Pilot test without an async pytest plugin."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def result() -> BenchResult:
+    runs = [RunTiming(16, 4, 0.0, 0.1, 0.4, peak_memory=2_000_000_000),
+            RunTiming(16, 4, 1.0, 1.1, 1.5, peak_memory=2_100_000_000)]
+    roof = Roofline(1_000_000_000, 0, 100.0, 80.0, runs[0].decode_tps, "Test chip", "src")
+    return BenchResult(model={"name": "tiny model"}, machine={"chip": "Test chip"}, config={"n": 2},
+                       rows=[Row(16, 4, runs, roof)],
+                       batch=[BatchRow(2, 16, 4, [0.1, 0.12], 8, 0.5, 20.0, 80.0, 3_000_000_000, 1.8)],
+                       bandwidth={"chip": "Test chip", "table_gbs": 100.0, "measured_gbs": 80.0})
+
+
+async def _open(pilot) -> PerformanceView:
+    await pilot.press("f5")
+    await pilot.pause()
+    return pilot.app.query_one(PerformanceView)
+
+
+def test_read_stats_duck_typing() -> None:
+    assert read_stats(ChatStats(1, 0.25, 40.0, 900.0, 1.5)) == {
+        "ttft": 0.25, "decode_tps": 40.0, "prefill_tps": 900.0, "peak_memory": 1.5e9}  # GB -> bytes
+    assert read_stats(Finished(1, None)) == {}
+    assert read_stats(BenchProgress(1, "run", data={"decode_tps": 12.0, "ttft": float("nan")})) == {
+        "decode_tps": 12.0}
+
+
+@sync
+async def test_live_figures_from_any_stats_event() -> None:
+    app = TemperApp(engine=FakeEngine())
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        for i in range(3):
+            app.post_message(EngineEvent(ChatStats(1, 0.2, 30.0 + i, 500.0, 4_000_000_000 + i)))
+        await pilot.pause()
+        live = view.query_one(PerfLive)
+        assert live.updates == 3 and list(live.tps) == [30.0, 31.0, 32.0]
+        assert view.query_one("#perf-tps-spark", Sparkline).data == [30.0, 31.0, 32.0]
+        assert len(view.query_one("#perf-mem-spark", Sparkline).data) == 3
+        text = str(view.query_one("#perf-figures", Static).render())
+        assert "32.0 tok/s" in text and "200 ms" in text and "4.00 GB" in text
+
+
+@sync
+async def test_run_a_benchmark_from_the_tab(tmp_path) -> None:
+    engine = FakeEngine()
+    app = TemperApp(engine=engine)
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        view.query_one("#bench-model", Input).value = str(tmp_path)
+        view.query_one("#bench-pp", Input).value = "16, 32"
+        view.query_one("#bench-tg", Input).value = "4"
+        view.query_one("#bench-n", Input).value = "2"
+        view.query_one("#bench-batch", Input).value = "1,2"
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        assert len(engine.jobs) == 1 and engine.jobs[0].kind == "bench"
+        job = engine.jobs[0]
+        assert view.query_one("#bench-run", Button).disabled
+        app.post_message(EngineEvent(BenchProgress(job.id, "run", 3, 9, "pp16+tg4 run 1/2",
+                                                   {"decode_tps": 9.5}, label="pp16+tg4")))
+        app.post_message(EngineEvent(BenchProgress(999, "run", 1, 2, "someone else's job")))
+        await pilot.pause()
+        assert "pp16+tg4 run 1/2" in str(view.query_one("#bench-status", Static).render())
+        assert view.query_one(PerfLive).last["decode_tps"] == 9.5
+        app.post_message(EngineEvent(Finished(job.id, result())))
+        await pilot.pause()
+        table = view.query_one(DataTable)
+        assert table.row_count == 2
+        assert table.get_row_at(0)[0] == "pp16+tg4" and table.get_row_at(1)[-1] == "1.80x"
+        assert "%" in str(view.query_one("#roof-text", Static).render())
+        assert not view.query_one("#bench-run", Button).disabled
+        saved = json.loads(view.saved_to.read_text())
+        assert saved["model"]["name"] == "tiny model"
+        assert view.saved_to.parent.name == "bench"
+
+
+@sync
+async def test_bad_input_is_a_message_not_a_job() -> None:
+    engine = FakeEngine()
+    app = TemperApp(engine=engine)
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        view.query_one("#bench-model", Input).value = "/some/model"
+        view.query_one("#bench-tg", Input).value = "1"
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        assert engine.jobs == []
+        assert "at least 2" in str(view.query_one("#bench-status", Static).render())
+        view.query_one("#bench-tg", Input).value = "8"
+        view.query_one("#bench-pp", Input).value = "12,abc"
+        view.query_one("#bench-pp", Input).focus()
+        await pilot.pause()
+        await pilot.press("enter")  # Enter in any field runs too
+        await pilot.pause()
+        assert engine.jobs == [] and "whole numbers" in str(view.query_one("#bench-status", Static).render())
+
+
+@pytest.mark.parametrize("end", ["cancel", "fail"])
+@sync
+async def test_cancel_and_failure(end: str) -> None:
+    engine = FakeEngine()
+    app = TemperApp(engine=engine)
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        view.query_one("#bench-model", Input).value = "/m"
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        job = engine.jobs[0]
+        if end == "cancel":
+            await pilot.click("#bench-cancel")
+            await pilot.pause()
+            assert job.cancelled
+            app.post_message(EngineEvent(Cancelled(job.id)))
+            expected = "cancelled"
+        else:
+            app.post_message(EngineEvent(Failed(job.id, "/m: no such folder", "ModelLoadError")))
+            expected = "no such folder"
+        await pilot.pause()
+        assert expected in str(view.query_one("#bench-status", Static).render())
+        assert not view.query_one("#bench-run", Button).disabled and view.job is None
+
+
+@sync
+async def test_blas_line_and_roofline_plot() -> None:
+    app = TemperApp(engine=FakeEngine())
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        assert str(view.query_one("#perf-blas", Static).render()).startswith("BLAS: ")
+        view.query_one(PerfRoofline).show(result())
+        await pilot.pause()
+        assert plot_points(view.query_one(PerfRoofline).history) == [
+            (1.0, pytest.approx(result().rows[0].roofline.decode_tps), "tiny model pp16+tg4")]
+
+
+def test_config_defaults_are_valid() -> None:
+    BenchConfig().validate()
+    assert PerfBench().model == ""

@@ -1,0 +1,83 @@
+"""The conversation list beside the chat: search box, list (Enter opens), r renames, d deletes."""
+
+from __future__ import annotations
+
+from temper.core.chat.store import Conversation
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, ListItem, ListView
+
+
+class ConversationItem(ListItem):
+    def __init__(self, conv: Conversation) -> None:
+        super().__init__(Label(conv.title))
+        self.conv = conv
+
+
+class ChatSidebar(Vertical):
+    DEFAULT_CSS = """
+    ChatSidebar { width: 30; border-right: vkey $panel; }
+    ChatSidebar Input { margin: 0; }
+    ChatSidebar ListView { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("r", "rename", "Rename", id="chat.list.rename"),
+        Binding("d", "delete", "Delete", id="chat.list.delete"),
+    ]
+
+    class Selected(Message):
+        def __init__(self, conversation_id: int) -> None:
+            super().__init__()
+            self.conversation_id = conversation_id
+
+    class Rename(Selected):
+        pass
+
+    class Delete(Selected):
+        pass
+
+    class Search(Message):
+        def __init__(self, query: str) -> None:
+            super().__init__()
+            self.query = query
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="search chats", id="chat-search")
+        yield ListView(id="chat-list")
+
+    def show(self, conversations: list[Conversation], current: int | None) -> None:
+        listing = self.query_one(ListView)
+        listing.clear()
+        listing.extend(ConversationItem(c) for c in conversations)
+        for i, conv in enumerate(conversations):
+            if conv.id == current:
+                listing.index = i
+
+    def _highlighted(self) -> int | None:
+        item = self.query_one(ListView).highlighted_child
+        return item.conv.id if isinstance(item, ConversationItem) else None
+
+    def on_list_view_selected(self, event: ListView.Selected) -> None:
+        event.stop()
+        if isinstance(event.item, ConversationItem):
+            self.post_message(self.Selected(event.item.conv.id))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "chat-search":
+            event.stop()
+            self.post_message(self.Search(event.value))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "chat-search":
+            event.stop()
+            self.query_one(ListView).focus()
+
+    def action_rename(self) -> None:
+        if (cid := self._highlighted()) is not None:
+            self.post_message(self.Rename(cid))
+
+    def action_delete(self) -> None:
+        if (cid := self._highlighted()) is not None:
+            self.post_message(self.Delete(cid))
