@@ -222,16 +222,11 @@ class QuantClient:
                 if r.status == "done" and r.result and r.request.get("model") == model_path]
 
     # -- profiles ---------------------------------------------------------------------------------------
-    def save_profile(self, path: str, request: QuantRequest) -> Path:
-        from temper.tui.quant_profile import save
+    def request_from_profile(self, profile: Any) -> QuantRequest:
+        return request_from_profile(profile)
 
-        return save(Path(path), request)
-
-    def load_profile(self, path: str) -> QuantRequest:
-        from temper.tui.quant_profile import load
-
-        return load(Path(path))
-
+    def save_profile(self, name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]:
+        return save_to_profile(name, request, base)
 
 def _recipe_bpw(request: QuantRequest, model: ModelChoice) -> float:
     from temper.core.quant.candidates import Candidate
@@ -337,3 +332,38 @@ def tab_is_active(widget: Any) -> bool:
     pane = next((a for a in widget.ancestors if isinstance(a, TabPane)), None)
     tabs = next((a for a in widget.ancestors if isinstance(a, TabbedContent)), None)
     return pane is None or tabs is None or tabs.active == pane.id
+
+
+# The [quantize] keys a profile holds (the rest of a request is per run: model, output...).
+PROFILE_KEYS = ("recipe", "target_bpw", "size_gb", "bits", "group_sizes", "modes", "protect", "awq",
+                "calibration", "samples", "seq_len")
+
+
+def request_from_profile(profile: Any) -> QuantRequest:
+    """The wizard's starting settings: the profile's [quantize] values over temper's defaults."""
+    request = QuantRequest()
+    if profile is None:
+        return request
+    values = profile.section("quantize")
+    for key in PROFILE_KEYS:
+        if values.get(key) not in (None, ""):
+            setattr(request, key, list(values[key]) if isinstance(values[key], list) else values[key])
+    if "size_gb" in values and "target_bpw" not in values:
+        request.target_bpw = None
+    return request
+
+
+def save_to_profile(name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]:
+    """Copy `base` (the active profile, comments kept) as `name` with the request's [quantize] values."""
+    from temper.core.profiles import Profile
+    from temper.core.profiles.store import save
+
+    profile = base.copy(name) if base is not None else Profile.default()
+    data = request.to_dict()
+    for key in PROFILE_KEYS:
+        if data[key] is None:
+            profile.unset("quantize", key)
+        else:
+            profile.set("quantize", key, data[key])
+    path = save(profile, name)
+    return profile, path

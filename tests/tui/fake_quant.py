@@ -17,7 +17,15 @@ from temper.core.errors import QuantError
 from temper.core.quant.candidates import Candidate
 from temper.core.quant.request import QuantRequest
 from temper.core.quant.scores import SensitivityTable, TensorScores
-from temper.tui.quant_client import RECIPES, Allocation, ModelChoice, Prediction, Preflight
+from temper.tui.quant_client import (
+    RECIPES,
+    Allocation,
+    ModelChoice,
+    Prediction,
+    Preflight,
+    request_from_profile,
+    save_to_profile,
+)
 
 KINDS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 CANDS = [Candidate(b, 64) for b in (2, 3, 4, 6, 8)]
@@ -173,12 +181,8 @@ class FakeQuantClient:
         return [r for r in jobs.all_jobs("quantize")
                 if r.status == "done" and r.result and r.request.get("model") == model_path]
 
-    def save_profile(self, path, request):
-        from temper.tui.quant_profile import save
+    def request_from_profile(self, profile):
+        return request_from_profile(profile)
 
-        return save(Path(path), request)
-
-    def load_profile(self, path):
-        from temper.tui.quant_profile import load
-
-        return load(Path(path))
+    def save_profile(self, name, request, base=None):
+        return save_to_profile(name, request, base)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from fake_quant import CANDS, FakeQuantClient, LayerScored, fake_table, greedy
-from temper.core.engine.events import Finished
 from temper.tui.app import TemperApp
 from temper.tui.views.layers import LayersView
 from temper.tui.widgets.layers_budget import BudgetSlider
@@ -119,16 +119,19 @@ def test_pins_are_respected_by_the_allocator(engine, tmp_path: Path) -> None:
 def test_live_events_fill_the_table_and_heat_strip(engine, tmp_path: Path) -> None:
     app = make_app(engine, tmp_path, saved=False)
     table = fake_table()
+    saved = tmp_path / "scores.json"
+    table.save(saved)
+    release = threading.Event()
 
     def job(ctx):
         for t in table.tensors[:10]:
             ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores)))   # path and scores only
-        return {}
+        release.wait(10)
+        return {"sensitivity_file": str(saved)}
 
     async def script(pilot, view: LayersView) -> None:
         assert "Waiting for sensitivity scores" in status(view)
         done = pilot.app.engine.submit(job, kind="quantize")
-        await asyncio.get_running_loop().run_in_executor(None, done.result)
         for _ in range(50):
             if view.query_one(DataTable).row_count == 10:
                 break
@@ -140,10 +143,13 @@ def test_live_events_fill_the_table_and_heat_strip(engine, tmp_path: Path) -> No
         assert {t.kind for t in heat.tensors} >= {"q_proj", "down_proj"}
         rendered = str(heat.render())
         assert "down █" in rendered and "sensitivity · 2 layers" in rendered
-        saved = tmp_path / "scores.json"
-        table.save(saved)
-        view.on_engine_event(type("M", (), {"event": Finished(done.id, {"sensitivity_file": str(saved)})})())
-        await settle(pilot)
+        assert view.alloc is None                  # no allocation on a partial table
+        release.set()
+        await asyncio.get_running_loop().run_in_executor(None, done.result)
+        for _ in range(50):
+            await settle(pilot)
+            if view.alloc is not None:
+                break
         assert view.query_one(DataTable).row_count == len(table.tensors)
         assert view.alloc is not None and view.alloc.choice == greedy(table, 4.5, {}).choice
         await pilot.press("m")

@@ -123,9 +123,10 @@ def test_existing_output_is_not_overwritten_without_asking(engine, tmp_path: Pat
     assert client.started[0].overwrite is True
 
 
-def test_profile_save_and_load(engine, tmp_path: Path) -> None:
+def test_settings_save_to_a_profile_and_follow_the_active_profile(engine, tmp_path: Path) -> None:
+    from temper.core.profiles import Profile, store
+
     app, _ = make_app(engine, tmp_path)
-    profile = tmp_path / "p.toml"
 
     async def script(pilot) -> None:
         await pilot.press("enter")
@@ -133,21 +134,23 @@ def test_profile_save_and_load(engine, tmp_path: Path) -> None:
         pilot.app.query_one("#goal-groups", Input).value = "64"
         await pilot.press("ctrl+s")
         await pilot.pause()
-        pilot.app.screen.query_one("#prompt-input", Input).value = str(profile)
+        pilot.app.screen.query_one("#prompt-input", Input).value = "small"
         await pilot.press("enter")
         await pilot.pause()
-        assert profile.is_file()
-        pilot.app.query_one("#goal-bpw", Input).value = "6"
-        await pilot.press("ctrl+o")
+        assert pilot.app.profile.name == "small"
+        other = Profile.default().copy("big")
+        other.set("quantize", "target_bpw", 6.5)
+        other.set("quantize", "seq_len", 128)
+        pilot.app.profile = other                       # as the Profiles picker (ctrl+o) does
         await pilot.pause()
-        pilot.app.screen.query_one("#prompt-input", Input).value = str(profile)
-        await pilot.press("enter")
-        await pilot.pause()
-        assert pilot.app.query_one("#goal-bpw", Input).value == "3.25"
-        assert pilot.app.query_one("#goal-groups", Input).value == "64"
+        assert pilot.app.query_one("#goal-bpw", Input).value == "6.5"
+        assert pilot.app.query_one("#calib-len", Input).value == "128"
+        assert pilot.app.query_one("#goal-groups", Input).value == "32,64,128"
 
     run(app, script)
-    assert "target_bpw = 3.25" in profile.read_text()
+    saved = store.load("small")
+    assert saved.section("quantize")["target_bpw"] == 3.25 and saved.section("quantize")["group_sizes"] == [64]
+    assert "[quantize]" in saved.path.read_text()
 
 
 def _interrupted_record(tmp_path: Path) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
 from temper.core.jobs import JobRecord
-from temper.core.paths import config_dir
 from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -46,8 +45,7 @@ class QuantizeView(Vertical):
         Binding("escape", "back", "Back", id="quantize.back"),
         Binding("ctrl+n", "next", "Next", id="quantize.next"),
         Binding("ctrl+b", "previous", "Prev", id="quantize.previous", show=False),
-        Binding("ctrl+s", "save_profile", "Save profile", id="quantize.save_profile"),
-        Binding("ctrl+o", "load_profile", "Load profile", id="quantize.load_profile"),
+        Binding("ctrl+s", "save_profile", "Save to profile", id="quantize.save_profile"),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -74,19 +72,44 @@ class QuantizeView(Vertical):
         return client_for(self.app)
 
     def on_mount(self) -> None:
-        client = self._client()
+        self.request = self._client().request_from_profile(getattr(self.app, "profile", None))
+        self.list_models()
+        self.query_one(GoalStep).show(self.request)
+        self.query_one(CalibrationStep).show(self.request)
+        self.offer_resume()
+        self.go(0)
+        if hasattr(type(self.app), "profile"):
+            self.watch(self.app, "profile", self._profile_changed, init=False)
+        if hasattr(type(self.app), "model"):
+            self.watch(self.app, "model", self._model_changed, init=False)
+
+    def list_models(self) -> None:
         active = getattr(self.app, "active_model", None)
         try:
-            models = client.models()
+            models = self._client().models()
         except TemperError as exc:
             models = []
             self.error(str(exc))
         self.query_one(ModelStep).set_models(models, preselect=str(active) if active else None)
+        self._show_model_facts(self.query_one(ModelStep).current)
+
+    def _model_changed(self, model: str | None) -> None:
+        """The app's active model changed (Library → Quantize): offer it first, from step 1."""
+        if model and self.job is None and self.step < 4:
+            self.list_models()
+            self.go(0)
+
+    def _profile_changed(self, profile) -> None:
+        """A profile was applied (ctrl+o): its [quantize] settings become the wizard's."""
+        if self.job is not None:
+            return
+        loaded = self._client().request_from_profile(profile)
+        loaded.model, loaded.output = self.request.model, ""
+        self.request = loaded
         self.query_one(GoalStep).show(self.request)
         self.query_one(CalibrationStep).show(self.request)
-        self._show_model_facts(self.query_one(ModelStep).current)
-        self.offer_resume()
-        self.go(0)
+        if self.step == 3:
+            self._prepare_review()
 
     # -- navigation -------------------------------------------------------------------------------------
     def go(self, step: int) -> None:
@@ -264,21 +287,8 @@ class QuantizeView(Vertical):
         self._enter_run()
 
     # -- profiles ---------------------------------------------------------------------------------------
-    def _profile_default(self) -> str:
-        return str(config_dir() / "profiles" / "quantize.toml")
-
     def action_save_profile(self) -> None:
-        def save(path: str | None) -> None:
-            if not path:
-                return
-            try:
-                saved = self._client().save_profile(path, self.request)
-            except TemperError as exc:
-                self.error(str(exc))
-                return
-            self.error()
-            self.notify(f"Saved settings to {saved}", timeout=4)
-
+        """Write the wizard's settings into the [quantize] section of a profile (the active one's copy)."""
         try:
             name = STEPS[self.step][0]
             if name in ("goal", "calibration"):
@@ -286,30 +296,24 @@ class QuantizeView(Vertical):
         except TemperError as exc:
             self.error(str(exc))
             return
-        self.app.push_screen(PathPrompt("Save the quantize settings as a profile (TOML):",
-                                        self._profile_default()), save)
+        current = getattr(self.app, "profile", None)
+        default = current.name if current is not None and current.source == "user" else "quantize"
+
+        def save(profile_name: str | None) -> None:
+            if not profile_name:
+                return
+            try:
+                profile, path = self._client().save_profile(profile_name, self.request, current)
+            except TemperError as exc:
+                self.error(str(exc))
+                return
+            self.error()
+            if current is not None:
+                self.app.profile = profile
+            self.notify(f"Saved the quantize settings to {path}", timeout=4)
+
+        self.app.push_screen(PathPrompt("Save these quantize settings in the profile named:", default), save)
 
     def on_save_profile_requested(self, message: SaveProfileRequested) -> None:
         message.stop()
         self.action_save_profile()
-
-    def action_load_profile(self) -> None:
-        def load(path: str | None) -> None:
-            if not path:
-                return
-            try:
-                loaded = self._client().load_profile(path)
-            except TemperError as exc:
-                self.error(str(exc))
-                return
-            loaded.model, loaded.output, loaded.overwrite = self.request.model, "", False
-            self.request = loaded
-            self.query_one(GoalStep).show(self.request)
-            self.query_one(CalibrationStep).show(self.request)
-            self.error()
-            self.notify(f"Loaded settings from {path}", timeout=4)
-            if self.step == 3:
-                self._prepare_review()
-
-        self.app.push_screen(PathPrompt("Load quantize settings from a profile (TOML):",
-                                        self._profile_default()), load)
