@@ -164,7 +164,9 @@ def result_dict(res: Any, sens_file: Path | None, calibration: str, evaluation: 
     """What the wizard's Result step and `temper` job records show, as plain JSON."""
     plan = res.plan
     verify = res.verify
-    quality = (res.quality or [None])[0]
+    rows = list(res.quality or [])
+    # evaluate() gives the base row first, then one row per quantized folder: ours is the last one
+    quality = next((r for r in rows if res.out and r.path == str(res.out)), rows[-1] if len(rows) > 1 else None)
     q = None
     if quality is not None:
         d = quality.to_dict()

@@ -15,6 +15,11 @@ PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", 
           ("verify", "Verify"), ("evaluate", "Evaluate")]
 
 
+# Sub-phases the core reports, shown on the row of the phase they belong to.
+ALIASES = {"inventory": "sensitivity", "load": "sensitivity", "fisher": "sensitivity", "estimate": "sensitivity",
+           "exact": "sensitivity", "quantize": "write", "awq": "write"}
+
+
 class CancelRequested(Message):
     pass
 
@@ -80,6 +85,9 @@ class RunStep(Vertical):
     def progress(self, phase: str, done: int, total: int | None, message: str = "",
                  eta_s: float | None = None) -> None:
         names = [p for p, _ in PHASES]
+        if phase in ALIASES:
+            message = f"{phase}: {message}" if message else phase
+            phase = ALIASES[phase]
         if phase not in names:
             if message:
                 self.query_one("#run-message", Static).update(message)
