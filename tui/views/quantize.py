@@ -117,7 +117,10 @@ class QuantizeView(Vertical):
         name = STEPS[step][0]
         if name == "review":
             self._prepare_review()
-        self.query_one(ContentSwitcher).current = f"step-{name}"
+        switcher = self.query_one(ContentSwitcher)
+        for child in switcher.children:     # hidden steps take no focus (tab switches focus the first focusable)
+            child.disabled = child.id != f"step-{name}"
+        switcher.current = f"step-{name}"
         parts = []
         for i, (_, label) in enumerate(STEPS):
             text = f"{i + 1} {label}"
@@ -240,10 +243,11 @@ class QuantizeView(Vertical):
         message.stop()
         result = self.result or {}
         if message.action == "chat" and result.get("output"):
-            self.app.active_model = result["output"]
-            show_tab = getattr(self.app, "action_show_tab", None)
-            if show_tab:
-                show_tab("chat")
+            open_model = getattr(self.app, "open_model", None)
+            if open_model is not None:
+                open_model(result["output"], "chat")      # sets the active model, shows the Chat tab
+            else:
+                self.app.active_model = result["output"]
         elif message.action == "compare":
             others = []
             for record in self._client().past_results(self.request.model):

@@ -45,7 +45,7 @@ def _opt_float(text: str, what: str) -> float | None:
         raise QuantError(f"{what}: {text!r} is not a number") from exc
 
 
-class StepBase(VerticalScroll):
+class StepBase(VerticalScroll, can_focus=False):
     DEFAULT_CSS = """
     StepBase { height: 1fr; padding: 0 1; }
     StepBase .step-title { text-style: bold; margin-bottom: 1; }
