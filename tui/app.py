@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, TextArea
 
 from .bridge import EngineBridge, EngineEvent
 from .palette import shell_commands
@@ -271,13 +271,22 @@ class TemperApp(App[None]):
         self.call_after_refresh(self._focus_tab, tab)
 
     def _focus_tab(self, tab: str) -> None:
-        """Put the keyboard focus inside the tab just shown (or on the tab strip if it has nothing)."""
+        """Put the keyboard focus inside the tab just shown (or on the tab strip if it has nothing).
+
+        A view may name its widget with `default_focus()`; otherwise the first focusable widget that is
+        not a text field takes it, so that `[` / `]` and single-letter keys keep working after a switch
+        (`/` or a click reaches the text fields)."""
         pane = self.query_one("#tabs", TabbedContent).get_pane(tab)
-        for widget in pane.query("*"):
-            if widget.focusable:
-                widget.focus()
-                return
-        self.query_one("#tabs", TabbedContent).query_one("Tabs").focus()
+        view = next(iter(pane.query(f"#{tab}-view")), None)
+        chosen = view.default_focus() if view is not None and hasattr(view, "default_focus") else None
+        if chosen is None:
+            focusable = [w for w in pane.query("*") if w.focusable]
+            plain = [w for w in focusable if not isinstance(w, (Input, TextArea))]
+            chosen = (plain or focusable or [None])[0]
+        if chosen is not None:
+            chosen.focus()
+        else:
+            self.query_one("#tabs", TabbedContent).query_one("Tabs").focus()
 
     def _step_tab(self, step: int) -> None:
         ids = self.tab_ids
