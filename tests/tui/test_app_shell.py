@@ -214,3 +214,16 @@ def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
     assert main(["--profile", "creative", "--model", "/m/SmolLM2-135M"]) == 0
     assert seen["profile"].name == "creative" and seen["profile"].get("sampling", "temperature") == 1.0
     assert seen["model"] == "/m/SmolLM2-135M"
+
+
+async def test_keymap_clash_is_reported(make_app) -> None:
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[keymap]\n"app.help" = "comma"\n')  # comma opens settings by default
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("comma")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        messages = [n.message for n in app._notifications]
+        assert "keymap: app.help takes comma from app.settings, which loses it" in messages, messages
