@@ -190,18 +190,18 @@ class TemperApp(App[None]):
         return {row[2] for row in binding_rows(self) if row[2] != "-"}
 
     def _apply_keymap(self, keymap: Mapping[str, str]) -> None:
-        known = self.binding_ids()
-        unknown = sorted(set(keymap) - known)
+        """Apply the user's [keymap]. Ids not found are reported but still applied: a view may bind
+        them on a screen of its own that is not open yet."""
+        unknown = sorted(set(keymap) - self.binding_ids())
         if unknown:
             self.notify(
-                f"keymap: unknown binding id {', '.join(unknown)} (see ? for the list)",
+                f"keymap: no binding with id {', '.join(unknown)} on the main screen (? lists them)",
                 severity="warning",
                 timeout=10,
             )
-        keymap = {k: v for k, v in keymap.items() if k in known}
         for clash in self._keymap_clashes(keymap):
             self.notify(clash, severity="warning", timeout=10)
-        self.set_keymap(keymap)
+        self.set_keymap(dict(keymap))
 
     def _keymap_clashes(self, keymap: Mapping[str, str]) -> list[str]:
         """Keys a remap takes from a binding of the same app or screen that keeps its default key.

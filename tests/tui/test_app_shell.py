@@ -120,7 +120,7 @@ async def test_user_keymap_remaps_a_binding_and_help_shows_it(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert any("unknown binding id app.nope" in n.message for n in app._notifications)
+        assert any("no binding with id app.nope" in n.message for n in app._notifications)
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert app.active_tab == "chat"
