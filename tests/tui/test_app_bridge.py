@@ -4,11 +4,18 @@ events after the app has exited are dropped without errors."""
 from __future__ import annotations
 
 import pytest
+from shell_app import new_app
 from temper.core.engine.events import Finished, Progress, Started
 from temper.tui.bridge import EngineEvent
 from textual.widgets import Static
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
 
 
 class RecordingView(Static):
@@ -38,9 +45,9 @@ def test_only_newer_progress_of_the_same_job_and_phase_replaces() -> None:
     assert not EngineEvent(Started(1, "x")).can_replace(EngineEvent(Started(1, "x")))
 
 
-async def test_flood_of_progress_arrives_in_order_with_the_final_event(make_app, engine) -> None:
+async def test_flood_of_progress_arrives_in_order_with_the_final_event(engine) -> None:
     n = 5000
-    app = make_app(tabs=[("library", "Library", RecordingView), ("chat", "Chat", RecordingView)])
+    app = new_app(engine, tabs=[("library", "Library", RecordingView), ("chat", "Chat", RecordingView)])
     async with app.run_test(size=(80, 24)) as pilot:
         job = engine.submit(flood(n), kind="flood")
         job.result(timeout=30)
@@ -58,8 +65,8 @@ async def test_flood_of_progress_arrives_in_order_with_the_final_event(make_app,
         assert app.bridge.posted >= n + 2
 
 
-async def test_events_after_exit_are_dropped(make_app, engine) -> None:
-    app = make_app()
+async def test_events_after_exit_are_dropped(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         bridge = app.bridge
