@@ -10,6 +10,7 @@ import argparse
 import getpass
 import os
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -146,6 +147,18 @@ class TemperApp(App[None]):
     def on_unmount(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
+        self._stop_jobs()
+
+    def _stop_jobs(self, wait: float = 3.0) -> None:
+        """Quitting cancels running jobs and gives them a moment to stop cleanly (jobs check for cancel
+        once per step; atomic writes then remove their temporary files)."""
+        engine = self._engine
+        if engine is None or engine.current is None:
+            return
+        engine.cancel_all()
+        deadline = time.monotonic() + wait
+        while engine.current is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # -- header -----------------------------------------------------------------------------------------
     def _update_subtitle(self) -> None:

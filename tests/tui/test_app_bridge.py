@@ -75,3 +75,45 @@ async def test_events_after_exit_are_dropped(engine) -> None:
     assert bridge.dropped == before  # the listener was removed on unmount
     bridge._on_event(Progress(1, "late"))  # a listener call racing the exit
     assert bridge.dropped == before + 1
+
+
+def test_domain_events_merge_only_when_they_opt_in() -> None:
+    from dataclasses import dataclass
+
+    from temper.core.engine.events import Event
+
+    @dataclass(frozen=True)
+    class Token(Event):
+        text: str
+
+    @dataclass(frozen=True)
+    class Rate(Event):
+        coalesce = True
+        tok_s: float
+
+    assert not EngineEvent(Token(1, "a")).can_replace(EngineEvent(Token(1, "b")))
+    assert EngineEvent(Rate(1, 10.0)).can_replace(EngineEvent(Rate(1, 11.0)))
+    assert not EngineEvent(Rate(1, 10.0)).can_replace(EngineEvent(Rate(2, 11.0)))
+
+
+async def test_quitting_cancels_a_running_job(engine) -> None:
+    import threading
+    import time
+
+    from temper.core.engine.events import Cancelled
+
+    started = threading.Event()
+
+    def long_job(ctx):
+        started.set()
+        for _ in range(2000):  # 20 s unless cancelled
+            ctx.check()
+            time.sleep(0.01)
+
+    app = new_app(engine)
+    async with app.run_test(size=(80, 24)):
+        job = engine.submit(long_job, kind="long")
+        assert started.wait(10)
+    # leaving run_test unmounted the app: the job was cancelled and has stopped
+    assert engine.current is None
+    assert isinstance(list(job.events(timeout=5))[-1], Cancelled)
