@@ -10,6 +10,7 @@ import argparse
 import getpass
 import os
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -146,6 +147,18 @@ class TemperApp(App[None]):
     def on_unmount(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
+        self._stop_jobs()
+
+    def _stop_jobs(self, wait: float = 3.0) -> None:
+        """Quitting cancels running jobs and gives them a moment to stop cleanly (jobs check for cancel
+        once per step; atomic writes then remove their temporary files)."""
+        engine = self._engine
+        if engine is None or engine.current is None:
+            return
+        engine.cancel_all()
+        deadline = time.monotonic() + wait
+        while engine.current is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # -- header -----------------------------------------------------------------------------------------
     def _update_subtitle(self) -> None:
@@ -199,15 +212,38 @@ class TemperApp(App[None]):
         return {row[2] for row in binding_rows(self) if row[2] != "-"}
 
     def _apply_keymap(self, keymap: Mapping[str, str]) -> None:
-        known = self.binding_ids()
-        unknown = sorted(set(keymap) - known)
+        """Apply the user's [keymap]. Ids not found are reported but still applied: a view may bind
+        them on a screen of its own that is not open yet."""
+        unknown = sorted(set(keymap) - self.binding_ids())
         if unknown:
             self.notify(
-                f"keymap: unknown binding id {', '.join(unknown)} (see ? for the list)",
+                f"keymap: no binding with id {', '.join(unknown)} on the main screen (? lists them)",
                 severity="warning",
                 timeout=10,
             )
-        self.set_keymap({k: v for k, v in keymap.items() if k in known})
+        for clash in self._keymap_clashes(keymap):
+            self.notify(clash, severity="warning", timeout=10)
+        self.set_keymap(dict(keymap))
+
+    def _keymap_clashes(self, keymap: Mapping[str, str]) -> list[str]:
+        """Keys a remap takes from a binding of the same app or screen that keeps its default key.
+        (Textual only reports clashes with bindings that have no id; all of ours have one.)"""
+        from .screens.help import screen_classes
+
+        keymap = self._normalize_keymap(dict(keymap))
+        found = []
+        for scope in [type(self), *screen_classes()]:
+            bindings = [b for b in scope.BINDINGS if isinstance(b, Binding) and b.id]
+            for binding in bindings:
+                if binding.id not in keymap:
+                    continue
+                wanted = {k.strip() for k in keymap[binding.id].split(",")}
+                for other in bindings:
+                    taken = wanted & {k.strip() for k in other.key.split(",")}
+                    if other is not binding and other.id not in keymap and taken:
+                        keys = ", ".join(sorted(taken))
+                        found.append(f"keymap: {binding.id} takes {keys} from {other.id}, which loses it")
+        return found
 
     def apply_settings(self, settings: settings_store.Settings) -> None:
         self.settings = settings
