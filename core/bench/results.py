@@ -117,8 +117,8 @@ class BenchResult:
     # -- Markdown -----------------------------------------------------------------------------------------
     def heading(self) -> str:
         m, mc = self.model, self.machine
-        size = f"{m['weight_bytes'] / 1e9:.2f} GB" if m.get("weight_bytes") else "?"
-        params = f"{m['params'] / 1e9:.2f} B" if m.get("params") else "?"
+        size = _bytes(m["weight_bytes"]) if m.get("weight_bytes") else "?"
+        params = _count(m["params"]) if m.get("params") else "?"
         bpw = f"{m['bpw']:.2f}" if m.get("bpw") else "?"
         mem = f"{mc['memory_bytes'] / 2**30:.0f} GiB" if mc.get("memory_bytes") else "?"
         return (f"**{m.get('name', 'model')}**: {size}, {params} params, {bpw} bits/weight · "
@@ -247,6 +247,20 @@ def label_of(name: str) -> str:
     """Column label with its unit: 'TTFT (ms)', 'tg tok/s'."""
     label, unit = METRICS[name]
     return label if unit in label else f"{label} ({unit})"
+
+
+def _bytes(n: float) -> str:
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= k:
+            return f"{n / k:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _count(n: float) -> str:
+    for unit, k in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= k:
+            return f"{n / k:.2f} {unit}"
+    return f"{n:.0f}"
 
 
 def _md_row(cells: list[str]) -> str:
