@@ -223,3 +223,25 @@ async def test_real_engine_benchmark_from_the_tab(engine, tiny_llama) -> None:
         assert view.query_one(DataTable).row_count == 1
         assert view.query_one(PerfLive).updates >= 2  # the runs' BenchProgress carried live figures
         assert len(view.result.rows[0].runs) == 2
+
+
+@sync
+async def test_saved_runs_come_back_on_start(tmp_path) -> None:
+    from temper.core.paths import data_dir
+
+    folder = data_dir() / "bench"
+    result().save(folder / "a.json")
+    other = result()
+    other.machine = {"chip": "another chip"}
+    other.save(folder / "b-other-machine.json")
+    (folder / "broken.json").write_text("{")
+    latest = result()
+    latest.model = {"name": "latest model"}
+    latest.save(folder / "c.json")
+    app = TemperApp(engine=FakeEngine())
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        roof = view.query_one(PerfRoofline)
+        assert [r.model["name"] for r in roof.history] == ["tiny model", "latest model"]
+        assert view.query_one(DataTable).row_count == 2
+        assert "latest model" in str(view.query_one("#bench-status", Static).render())
