@@ -188,14 +188,18 @@ def test_real_smollm2_gguf_answers_and_tokenizes(engine, tmp_path: Path) -> None
         tok = lm.tokenizer
         prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                          add_generation_prompt=True)
-        ids = {s: tok.encode(s, add_special_tokens=False) for s in ("<|im_start|>", "<|im_end|>", " Paris")}
-        return generate(lm.model, tok, prompt, max_tokens=12), ids
+        ids = {s: tok.encode(s, add_special_tokens=False) for s in ("<|im_start|>", "<|im_end|>", " Paris", "1234567")}
+        texts = ["def f(x):\n    return x**2  # 你好, héllo!", "  spaces\tand 1234567 digits"]
+        round_trip = [tok.decode(tok.encode(t, add_special_tokens=False)) == t for t in texts]
+        return generate(lm.model, tok, prompt, max_tokens=12), ids, round_trip
 
-    answer, ids = engine.run(ask, timeout=300)
+    answer, ids, round_trip = engine.run(ask, timeout=300)
+    assert all(round_trip)
     assert "Paris" in answer, answer
     vocab = read_metadata(SMOLLM2)["tokenizer.ggml.tokens"]
     assert ids["<|im_start|>"] == [1] and ids["<|im_end|>"] == [2]  # the GGUF's own special-token ids
     assert ids[" Paris"] == [vocab.index("ĠParis")]
+    assert ids["1234567"] == [vocab.index(d) for d in "1234567"]  # SmolLM2's pre-tokenizer splits digits
     print(f"import {seconds:.1f}s params {info.parameters} bpw {info.bits_per_weight:.3f}: {answer!r}")
 
 
