@@ -206,6 +206,9 @@ class LibraryView(Vertical):
             table.columns[key_name].label = _label(label + arrow)
         wanted = self.select_after_scan
         paths = [m.path for m in self.shown]
+        if wanted is not None and wanted not in paths:  # same folder spelled differently
+            resolved = [p.resolve() for p in paths]
+            wanted = paths[resolved.index(wanted.resolve())] if wanted.resolve() in resolved else None
         if wanted is not None and wanted in paths:
             table.move_cursor(row=paths.index(wanted))
             self.select_after_scan = None
@@ -215,6 +218,12 @@ class LibraryView(Vertical):
         status = f"{len(self.shown)}/{len(self.models)} models" + (f" · {broken} broken" if broken else "")
         self.query_one("#library-status", Static).update(status)
         self._show_details()
+
+    def select_model(self, path: str | Path) -> None:
+        """Highlight the model at `path` (now, or when the scan in flight comes back)."""
+        self.select_after_scan = Path(path)
+        if self.loaded:
+            self.refresh_table()
 
     @property
     def highlighted(self) -> ModelInfo | None:
