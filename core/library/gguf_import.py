@@ -3,10 +3,11 @@
 - Tensors come from `mx.load(file, return_metadata=True)`: Q4_0, Q4_1 and Q8_0 arrive as MLX affine
   quantized triples (group size 32) and are kept as they are (or dequantized with `dequantize=True`);
   other GGUF types are dequantized with the `gguf` package.
-- llama.cpp names are mapped to mlx-lm's llama names, and its RoPE row permutation of q/k is undone.
+- Architectures llama, qwen2 and qwen3. llama.cpp names are mapped to mlx-lm's, and for llama its
+  RoPE row permutation of q/k is undone.
   The permutation moves whole output rows, and affine groups run along the input dimension, so the
   same row permutation applied to weight, scales and biases is exact: no requantization.
-- config.json comes from the `llama.*` metadata; the tokenizer from the vocabulary and merges in the
+- config.json comes from the `<arch>.*` metadata; the tokenizer from the vocabulary and merges in the
   metadata through transformers' GGUF tokenizer converter; the chat template from
   `tokenizer.chat_template`. The folder is written atomically under models_dir().
 Runs MLX: call it from one thread (the engine thread in the app; the CLI runs it on its main thread).
@@ -26,7 +27,14 @@ from ..errors import TemperError
 from ..paths import models_dir
 
 Progress = Callable[[str, float], None]
-SUPPORTED = ("llama",)
+# GGUF architecture -> (mlx-lm model_type, HF class, q/k rows permuted by llama.cpp for its RoPE).
+# llama.cpp permutes only the llama family (its "normal" RoPE); qwen2/qwen3 use NEOX RoPE, HF layout.
+FAMILIES = {
+    "llama": ("llama", "LlamaForCausalLM", True),
+    "qwen2": ("qwen2", "Qwen2ForCausalLM", False),
+    "qwen3": ("qwen3", "Qwen3ForCausalLM", False),
+}
+SUPPORTED = tuple(FAMILIES)
 _DTYPES = ("auto", "float16", "bfloat16", "float32")
 _GGUF_GROUP = 32  # Q4_0 / Q4_1 / Q8_0 blocks hold 32 weights
 _FLOAT_TYPES = {"F32", "F16", "BF16", "F64"}
@@ -52,6 +60,8 @@ _BLOCK = {
     "attn_k": "self_attn.k_proj",
     "attn_v": "self_attn.v_proj",
     "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
     "ffn_gate": "mlp.gate_proj",
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
@@ -65,19 +75,19 @@ def import_error(message: str) -> TemperError:
 
 
 def mlx_name(gguf_name: str) -> str | None:
-    """llama.cpp tensor name -> mlx-lm llama name (None for tensors mlx-lm rebuilds itself)."""
+    """llama.cpp tensor name -> mlx-lm name (None for tensors mlx-lm rebuilds itself)."""
     if m := _BLK.match(gguf_name):
         layer, part, leaf = m.groups()
         if part in _SKIP:
             return None
         if part not in _BLOCK:
-            raise import_error(f"unknown GGUF tensor {gguf_name!r}: this llama variant is not supported")
+            raise import_error(f"unknown GGUF tensor {gguf_name!r}: this model variant is not supported")
         return f"model.layers.{layer}.{_BLOCK[part]}.{leaf}"
     base, _, leaf = gguf_name.rpartition(".")
     if base in _SKIP:
         return None
     if base not in _TOP:
-        raise import_error(f"unknown GGUF tensor {gguf_name!r}: this llama variant is not supported")
+        raise import_error(f"unknown GGUF tensor {gguf_name!r}: this model variant is not supported")
     return f"{_TOP[base]}.{leaf}"
 
 
@@ -145,9 +155,10 @@ def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> d
     try:
         hidden = int(get("embedding_length"))
         heads = int(get("attention.head_count"))
+        model_type, hf_class, _ = FAMILIES[arch]
         config: dict[str, Any] = {
-            "model_type": "llama",
-            "architectures": ["LlamaForCausalLM"],
+            "model_type": model_type,
+            "architectures": [hf_class],
             "hidden_size": hidden,
             "num_hidden_layers": int(get("block_count")),
             "intermediate_size": int(get("feed_forward_length")),
@@ -158,17 +169,22 @@ def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> d
             "max_position_embeddings": int(get("context_length", 2048)),
             "vocab_size": vocab_size,
             "tie_word_embeddings": "output.weight" not in names,
-            "attention_bias": "blk.0.attn_q.bias" in names,
-            "mlp_bias": "blk.0.ffn_up.bias" in names,
         }
     except (TypeError, ValueError) as exc:
-        raise import_error(f"GGUF metadata is missing llama hyper-parameters ({exc})") from exc
+        raise import_error(f"GGUF metadata is missing {arch} hyper-parameters ({exc})") from exc
+    if arch == "llama":
+        config["attention_bias"] = "blk.0.attn_q.bias" in names
+        config["mlp_bias"] = "blk.0.ffn_up.bias" in names
+    elif arch == "qwen2" and "blk.0.attn_q.bias" not in names:
+        raise import_error("this qwen2 GGUF has no q/k/v biases, which mlx-lm's qwen2 expects")
     head_dim = int(get("attention.key_length", hidden // heads))
-    if head_dim != hidden // heads:
+    if head_dim != hidden // heads or arch == "qwen3":
+        if arch == "qwen2":
+            raise import_error(f"qwen2 with head_dim {head_dim} != hidden/heads is not supported")
         config["head_dim"] = head_dim
     rope_dims = get("rope.dimension_count")
     if rope_dims is not None and int(rope_dims) != head_dim:
-        raise import_error(f"partial RoPE ({rope_dims} of {head_dim} dims) is not supported for llama")
+        raise import_error(f"partial RoPE ({rope_dims} of {head_dim} dims) is not supported for {arch}")
     scaling = get("rope.scaling.type")
     if scaling and scaling != "none":
         if scaling != "linear":
@@ -295,11 +311,13 @@ def import_gguf(
     tensors, native = _load_tensors(file)
     step()
     names = set(tensors)
-    vocab = len(meta.get("tokenizer.ggml.tokens") or []) or int(_plain(meta.get("llama.vocab_size", 0)))
+    arch = meta.get("general.architecture")
+    vocab = len(meta.get("tokenizer.ggml.tokens") or []) or int(_plain(meta.get(f"{arch}.vocab_size", 0)))
     config = build_config(meta, names, vocab_size=vocab)
     dtype = default_dtype() if dtype == "auto" else dtype
     target = getattr(mx, dtype)
-    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
+    permuted = FAMILIES[meta["general.architecture"]][2]
+    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]} if permuted else {}
 
     if native and any(types.get(n, "F32") not in _MLX_READS for n in names):
         redo = {n for n in names if types.get(n, "F32") not in _MLX_READS}
