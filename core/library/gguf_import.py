@@ -140,14 +140,46 @@ def read_metadata(file: Path) -> dict[str, Any]:
     return read_gguf(Path(file))[0]
 
 
-def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> dict[str, Any]:
+def llama3_rope_factors(*, head_dim: int, base: float, factor: float, low: float = 1.0, high: float = 4.0,
+                        original: int = 8192) -> list[float]:
+    """The per-frequency factors llama.cpp stores as `rope_freqs` for Llama-3.1-style RoPE scaling."""
+    import math
+
+    out = []
+    for i in range(0, head_dim, 2):
+        wavelen = 2 * math.pi * base ** (i / head_dim)
+        if wavelen < original / high:
+            out.append(1.0)
+        elif wavelen > original / low:
+            out.append(factor)
+        else:
+            smooth = (original / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return out
+
+
+def llama3_scaling(rope_freqs: list[float], *, head_dim: int, base: float) -> dict[str, Any]:
+    """Recover mlx-lm's `rope_scaling` from a `rope_freqs` tensor: the Llama 3.x parameter sets that
+    reproduce it exactly (factor = its largest value). Raises when none does."""
+    factor = max(rope_freqs)
+    for original in (8192, 4096, 16384, 32768, 2048):
+        for low, high in ((1.0, 4.0), (1.0, 2.0), (2.0, 4.0)):
+            expected = llama3_rope_factors(head_dim=head_dim, base=base, factor=factor, low=low, high=high,
+                                           original=original)
+            if len(expected) == len(rope_freqs) and all(
+                    abs(a - b) <= 1e-4 * max(1.0, abs(b)) for a, b in zip(rope_freqs, expected, strict=True)):
+                return {"rope_type": "llama3", "factor": factor, "low_freq_factor": low,
+                        "high_freq_factor": high, "original_max_position_embeddings": original}
+    raise import_error("this GGUF's rope_freqs match no Llama-3 RoPE scaling we know: not supported yet")
+
+
+def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int,
+                 rope_freqs: list[float] | None = None) -> dict[str, Any]:
     arch = meta.get("general.architecture")
     if arch not in SUPPORTED:
         raise import_error(
             f"GGUF architecture {arch!r} is not supported yet (supported: {', '.join(SUPPORTED)})"
         )
-    if "rope_freqs.weight" in names:
-        raise import_error("this GGUF uses Llama-3.1 RoPE frequency factors (rope_freqs), not supported yet")
 
     def get(key: str, default: Any = None) -> Any:
         return _plain(meta.get(f"{arch}.{key}", default))
@@ -190,6 +222,10 @@ def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> d
         if scaling != "linear":
             raise import_error(f"RoPE scaling {scaling!r} is not supported yet")
         config["rope_scaling"] = {"type": "linear", "factor": float(get("rope.scaling.factor", 1.0))}
+    if "rope_freqs.weight" in names:
+        if rope_freqs is None or arch != "llama":
+            raise import_error("this GGUF's RoPE frequency factors (rope_freqs) are not supported here")
+        config["rope_scaling"] = llama3_scaling(rope_freqs, head_dim=head_dim, base=config["rope_theta"])
     for key in ("bos_token_id", "eos_token_id", "padding_token_id"):
         value = meta.get(f"tokenizer.ggml.{key}")
         if value is not None:
@@ -313,7 +349,10 @@ def import_gguf(
     names = set(tensors)
     arch = meta.get("general.architecture")
     vocab = len(meta.get("tokenizer.ggml.tokens") or []) or int(_plain(meta.get(f"{arch}.vocab_size", 0)))
-    config = build_config(meta, names, vocab_size=vocab)
+    rope_freqs = None
+    if "rope_freqs.weight" in names:
+        rope_freqs = [float(x) for x in tensors["rope_freqs.weight"].astype(mx.float32).tolist()]
+    config = build_config(meta, names, vocab_size=vocab, rope_freqs=rope_freqs)
     dtype = default_dtype() if dtype == "auto" else dtype
     target = getattr(mx, dtype)
     permuted = FAMILIES[meta["general.architecture"]][2]

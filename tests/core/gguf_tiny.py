@@ -82,7 +82,8 @@ def random_kquant(rows: int, cols: int, qtype: str, rng: np.random.Generator) ->
 
 
 def write_gguf(out: Path, tokenizer_dir: Path, *, qtype: str = "F32", arch: str = "llama",
-               seed: int = 0, dims: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+               seed: int = 0, dims: dict[str, int] | None = None,
+               rope_freqs: list[float] | None = None) -> dict[str, np.ndarray]:
     """Write `out` from random HF-layout weights; return those weights (the truth to compare with).
 
     qtype applies to the 2-D matrices (F32, Q8_0, Q4_0, Q4_1, Q5_0...); norms stay F32. For K types
@@ -143,6 +144,8 @@ def write_gguf(out: Path, tokenizer_dir: Path, *, qtype: str = "F32", arch: str 
             writer.add_tensor(gguf_name(name), packed, raw_shape=packed.shape, raw_dtype=qt)
         else:
             writer.add_tensor(gguf_name(name), data)
+    if rope_freqs is not None:  # Llama-3.1-style RoPE scaling, as llama.cpp's converter stores it
+        writer.add_tensor("rope_freqs.weight", np.array(rope_freqs, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

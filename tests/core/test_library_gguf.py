@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gguf_tiny import DIMS, llamacpp_permute, write_gguf
 from temper.core.errors import TemperError
-from temper.core.library.gguf_import import import_gguf, read_metadata, unpermute_rows
+from temper.core.library.gguf_import import import_gguf, llama3_rope_factors, read_metadata, unpermute_rows
 from temper.core.library.inspect import inspect_model
 
 
@@ -69,7 +69,7 @@ def test_f32_import_restores_exact_hf_weights(engine, tmp_path: Path, tok_dir: P
     assert info.parameters == sum(w.size for w in truth.values()) and info.bits_per_weight == 32.0
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "llama3-rope"])
 def test_imported_model_gives_the_same_logits_as_the_original(engine, tmp_path: Path, tok_dir: Path,
                                                               arch: str) -> None:
     """End to end through mlx-lm: a wrong name or permutation would change the logits.
@@ -78,8 +78,17 @@ def test_imported_model_gives_the_same_logits_as_the_original(engine, tmp_path: 
     import mlx.core as mx
     from temper.core.engine.loader import load
 
-    truth = write_gguf(tmp_path / "tiny.gguf", tok_dir, qtype="F32", seed=3, arch=arch)
+    freqs = None
+    if arch == "llama3-rope":  # factors that exercise all three bands (kept, scaled, smoothed)
+        arch = "llama"
+        freqs = llama3_rope_factors(head_dim=16, base=10000.0, factor=8.0, original=8192)
+        assert freqs[0] == 1.0 and freqs[-1] == 8.0 and any(1.0 < f < 8.0 for f in freqs)
+    truth = write_gguf(tmp_path / "tiny.gguf", tok_dir, qtype="F32", seed=3, arch=arch, rope_freqs=freqs)
     out = _import(engine, tmp_path / "tiny.gguf", tmp_path / "models", name="tiny", dtype="float32")
+    if freqs is not None:
+        scaling = json.loads((out / "config.json").read_text())["rope_scaling"]
+        assert scaling == {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                           "original_max_position_embeddings": 8192}
     ref = tmp_path / "ref"
     ref.mkdir()
     for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
