@@ -46,10 +46,11 @@ class OpenModel(Message):
 
 
 class ScanFinished(Message):
-    def __init__(self, models: list[ModelInfo], error: str | None = None) -> None:
+    def __init__(self, models: list[ModelInfo], error: str | None = None, generation: int = 0) -> None:
         super().__init__()
         self.models = models
         self.error = error
+        self.generation = generation
 
 
 class ImportProgress(Message):
@@ -154,6 +155,7 @@ class LibraryView(Vertical):
         self.extra_folders = extra_folders or []
         self.importing = None  # the engine Job of a running GGUF import
         self.select_after_scan: Path | None = None
+        self._generation = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="library-bar"):
@@ -173,16 +175,19 @@ class LibraryView(Vertical):
     # scanning -------------------------------------------------------------------------------------
     def rescan(self) -> None:
         self.query_one("#library-status", Static).update("scanning…")
-        self._scan_worker()
+        self._generation += 1
+        self._scan_worker(self._generation)
 
     @work(thread=True, exclusive=True, group="library-scan", exit_on_error=False)
-    def _scan_worker(self) -> None:
+    def _scan_worker(self, generation: int) -> None:
         try:
-            self.post_message(ScanFinished(scan(self.extra_folders)))
+            self.post_message(ScanFinished(scan(self.extra_folders), generation=generation))
         except Exception as exc:  # a scan never takes the app down
-            self.post_message(ScanFinished([], error=" ".join(str(exc).split())))
+            self.post_message(ScanFinished([], error=" ".join(str(exc).split()), generation=generation))
 
     def on_scan_finished(self, message: ScanFinished) -> None:
+        if message.generation != self._generation:  # an older scan finishing late: a newer one is coming
+            return
         self.models = message.models
         self.loaded = True
         if message.error:
