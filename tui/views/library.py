@@ -118,8 +118,10 @@ def details_text(m: ModelInfo | None) -> str:
                  f"hidden {d.get('hidden_size') or '?'} · vocab {d.get('vocab_size') or '?'}")
     lines.append(f"{m.quantization} · {m.bits_per_weight:.3f} real bits/weight · floats {d.get('dtype', '?')} · "
                  f"{d.get('quantized_tensors', 0)}/{d.get('tensors', '?')} tensors quantized")
+    mix = d.get("quant_mix") or {}
+    mix_text = f" · mix {', '.join(f'{k}×{v}' for k, v in list(mix.items())[:3])}" if len(mix) > 1 else ""
     lines.append(f"{human_bytes(m.size_bytes)} on disk · {d.get('files', '?')} file(s) · vision "
-                 f"{'yes' if m.vision else 'no'} · {m.source}")
+                 f"{'yes' if m.vision else 'no'} · {m.source}{mix_text}")
     lines.append("[dim]c chat · q quantize · d delete · / filter · o sort · s Hub[/dim]")
     return "\n".join(lines)
 
