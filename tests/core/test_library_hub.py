@@ -60,15 +60,30 @@ def test_this_machine_without_network_fails_fast(monkeypatch: pytest.MonkeyPatch
 
 
 def test_silent_endpoint_hits_the_deadline(monkeypatch: pytest.MonkeyPatch, online: None) -> None:
-    """A server that accepts and never answers: the deadline, not the retry loop, ends it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    """A server that accepts and answers too late: the deadline, not the retry loop, ends the wait."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            time.sleep(3)  # past the deadline; then answer, so the abandoned request ends quietly
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     try:
         error, seconds = _timed(lambda: hub.search("smollm", timeout=2))
     finally:
-        server.close()
+        server.shutdown()
+        server.server_close()
     assert "did not answer within 2 s" in str(error) and seconds < 4
 
 
