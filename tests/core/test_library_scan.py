@@ -126,6 +126,10 @@ def test_cli_list_show_delete(tmp_path: Path, tiny_llama: Path, capsys: pytest.C
     assert "bits per weight" in capsys.readouterr().out
     assert main(["library", "show", "nope"]) == 2
     assert "no such model" in capsys.readouterr().err
+    shutil.copytree(tiny_llama, models_dir() / "mine-2")
+    assert main(["library", "show", "min"]) == 2
+    assert "matches 2 models" in capsys.readouterr().err
+    assert main(["library", "delete", "mine-2", "--yes"]) == 0
     assert main(["library", "delete", "mine", "--yes"]) == 0
     assert not (models_dir() / "mine").exists()
 
