@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sensitivity", type=Path, help="saved sensitivity table (JSON) to allocate from")
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
                    help="cast before quantizing (default: the source's dtype; scales are stored in it)")
+    p.add_argument("--awq", action="store_true",
+                   help="AWQ-style pre-scaling folded into the norms (llama/mistral/qwen/gemma3/gemma4)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: temper's models folder)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--plan-only", action="store_true", help="print the plan, write nothing")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, recipe=args.recipe, bpw=args.bpw, size_gb=args.size_gb, bits=args.bits,
         group_sizes=args.group_sizes, modes=args.modes, protect=args.protect, pins=args.pin,
         min_bits=args.min_bits, max_bits=args.max_bits, sensitivity=args.sensitivity, out=args.out,
-        plan_only=args.plan_only, force=args.force, dtype=args.dtype)
+        plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq)
     job = get_engine().submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
     for event in job.events():
         if isinstance(event, Progress) and not args.json and event.done == 0:

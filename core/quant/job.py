@@ -46,6 +46,7 @@ class QuantizeRequest:
     force: bool = False
     dtype: str | None = None                # cast before quantizing (default: the source's dtype)
     eval_chunks: list[list[int]] | None = None
+    awq: bool = False                       # AWQ-style pre-scaling on calibration text
 
 
 @dataclass
@@ -185,7 +186,8 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         reports.append(verify(tmp, plan))
         phase("verify", len(plan.entries), len(plan.entries), "ok")
 
-    write_quantized(source, plan, out, force=req.force, dtype=req.dtype,
+    awq_chunks = calibration_chunks(source, req.calibration) if req.awq else None
+    write_quantized(source, plan, out, force=req.force, dtype=req.dtype, awq_chunks=awq_chunks,
                     card={"base_model": source.name, "name": out.name},
                     progress=lambda name, done, total: phase(name, done, total),
                     before_commit=verify_before_commit)
@@ -200,6 +202,21 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         add_quality_to_card(out, format_table(quality), len(req.eval_chunks))
         lap("evaluate")
     return QuantizeResult(plan, out, report, quality, seconds)
+
+
+def calibration_chunks(source: Path, calibration: Any) -> list[list[int]]:
+    """Token chunks for AWQ: the request's own (a list of chunks or a TokenSet), else temper's calibration set."""
+    if calibration is None:
+        try:
+            from mlx_lm.utils import load_tokenizer
+
+            from .calibration import calibration_set  # type: ignore[import-not-found,attr-defined]
+        except ImportError as exc:
+            raise QuantError("AWQ needs calibration text and this build has no calibration set: "
+                             "pass calibration chunks") from exc
+        calibration = calibration_set(load_tokenizer(Path(source)))
+    rows = getattr(calibration, "chunks", calibration)
+    return [list(map(int, r)) for r in rows]
 
 
 def add_quality_to_card(out: Path, table: str, chunks: int) -> None:

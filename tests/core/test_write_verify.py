@@ -146,3 +146,38 @@ def test_refuses_overwrite_and_quantized_sources(tiny_llama, engine, tmp_path):
 def test_shape_errors_are_clear(llama_scores, tiny_llama):
     with pytest.raises(QuantError, match="does not fit its shape"):
         build_plan("temper", llama_scores, RecipeRequest(bpw=6, pins={"model.layers.0.mlp.up_proj": "affine:4b:g128"}))
+
+
+@pytest.mark.parametrize("arch,model_type", [("tiny_llama", "llama"), ("tiny_gemma4", "gemma4_text")])
+def test_awq_prescaling_is_exact_in_float_and_writes_verified(arch, model_type, request, engine, tmp_path):
+    from quant_support import chunks_for
+    from temper.core.quant.awq import apply_awq
+
+    folder = request.getfixturevalue(arch)
+    chunks = chunks_for(folder, count=2)
+
+    def run(ctx):
+        import mlx.core as mx
+        from mlx_lm.utils import load_model
+        from temper.core.quant.inventory import inventory
+        model, _ = load_model(folder)
+        plan = build_plan("uniform-3", inventory(model))
+        x = mx.array([chunks[0][:16]])
+        before = model(x)
+        alphas = apply_awq(model, model_type, plan, chunks)
+        return float(mx.abs(model(x) - before).max().item()), alphas, plan
+
+    diff, alphas, plan = engine.run(run)
+    assert diff < 1e-4                          # the float model computes the same function
+    assert any(a > 0 for a in alphas.values())  # and something was actually rescaled
+    report = engine.run(lambda ctx: (write_quantized(folder, plan, tmp_path / "awq", awq_chunks=chunks),
+                                     verify(tmp_path / "awq"))[1])
+    assert report.ok and "AWQ-style pre-scaling folded" in (tmp_path / "awq" / "README.md").read_text()
+    assert generates(engine, tmp_path / "awq")
+
+
+def test_awq_refuses_architectures_where_it_is_not_exact():
+    from temper.core.quant.awq import groups
+
+    with pytest.raises(QuantError, match="exact only for"):
+        groups(object(), "phi3")
