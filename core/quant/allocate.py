@@ -183,6 +183,9 @@ def allocate(
     entries = [PlanEntry(t.path, tuple(t.shape), t.params, opts[j].key, opts[j].cost,
                          None if (opts[j].key != FLOAT and opts[j].key not in t.scores) else opts[j].dkl, src)
                for t, opts, j, src in zip(table.tensors, options, choice, sources, strict=True)]
+    unfit = sum(1 for src in sources if src == "no candidate fits")
+    if unfit:
+        notes.append(f"{unfit} tensor(s) kept float: no allowed group size divides their input size")
     plan = Plan(model=table.model, method=method, float_bytes=fb, fixed_bits=fixed_bits,
                 fixed_params=table.fixed_params, entries=entries, budget_bits=budget, lower_bound=bound,
                 notes=notes, meta={"candidates": [c.key for c in cands], "model_hash": table.model_hash,

@@ -46,6 +46,7 @@ class QuantizeRequest:
     force: bool = False
     dtype: str | None = None                # cast before quantizing (default: the source's dtype)
     eval_chunks: list[list[int]] | None = None
+    eval_about: str = ""                    # what the evaluation text is (recorded in the model card)
     awq: bool = False                       # AWQ-style pre-scaling on calibration text
 
 
@@ -199,7 +200,7 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         from .evaluate import evaluate, format_table
 
         quality = evaluate(ctx, source, [out], req.eval_chunks)
-        add_quality_to_card(out, format_table(quality), len(req.eval_chunks))
+        add_quality_to_card(out, format_table(quality), req.eval_about or f"{len(req.eval_chunks)} chunks")
         lap("evaluate")
     return QuantizeResult(plan, out, report, quality, seconds)
 
@@ -219,10 +220,10 @@ def calibration_chunks(source: Path, calibration: Any) -> list[list[int]]:
     return [list(map(int, r)) for r in rows]
 
 
-def add_quality_to_card(out: Path, table: str, chunks: int) -> None:
+def add_quality_to_card(out: Path, table: str, about: str) -> None:
     from .. import atomic
 
     card = out / "README.md"
     text = card.read_text()
-    block = (f"Held-out text, {chunks} chunks, against the unquantized model:\n\n```\n{table}\n```\n")
+    block = f"Against the unquantized model on held-out text ({about}):\n\n```\n{table}\n```\n"
     atomic.write_text(card, text.replace("Not measured.\n", block))

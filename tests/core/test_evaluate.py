@@ -76,7 +76,7 @@ def test_quantize_job_emits_phases_and_verifies(tiny_llama, engine, tmp_path):
         assert phase in phases
     assert result.verify.ok and result.verify.real_bpw <= 5.0
     assert result.quality[1].kl_mean > 0
-    assert "Held-out text" in (tmp_path / "q" / "README.md").read_text()
+    assert "on held-out text" in (tmp_path / "q" / "README.md").read_text()
 
 
 def test_cli_quantize_and_eval(tiny_llama, engine, tmp_path, capsys, monkeypatch):
