@@ -181,3 +181,22 @@ def test_awq_refuses_architectures_where_it_is_not_exact():
 
     with pytest.raises(QuantError, match="exact only for"):
         groups(object(), "phi3")
+
+
+def test_scales_keep_the_source_dtype_whatever_the_config_says(engine, tmp_path):
+    """bf16 weights give bf16 scales, even under a config that claims float32 (mlx-lm convert would
+    load as float32 and write 32-bit scales, +0.5 bpw at gs64, without a word)."""
+    from temper.core.library.safetensors_header import read_header
+    from temper.core.library.synthetic import build_model
+
+    src = engine.run(lambda ctx: build_model(tmp_path / "bf16", "llama", dtype="bfloat16"))
+    config = json.loads((src / "config.json").read_text())
+    config["torch_dtype"] = "float32"
+    (src / "config.json").write_text(json.dumps(config))
+    inv = engine.run(lambda ctx: load_inventory(src))
+    assert inv.float_bytes == 2
+    plan = build_plan("uniform-4", inv)
+    report = write_and_verify(engine, src, plan, tmp_path / "q4")
+    tensors, _ = read_header(tmp_path / "q4" / "model.safetensors")
+    assert {t.dtype for n, t in tensors.items() if n.endswith((".scales", ".biases"))} == {"BF16"}
+    assert report.real_bpw == pytest.approx(plan.real_bpw) and report.real_bpw < 4.6
