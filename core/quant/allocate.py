@@ -154,9 +154,10 @@ def allocate(
     required = table.meta.get("required", {}) if isinstance(table.meta, dict) else {}
     options: list[list[Option]] = []
     sources: list[str] = []
+    odd = table.meta.get("float_bytes_by_path", {}) if fb == table.float_bytes else {}
     for t in table.tensors:
         guard = next((p for p in protect if p.matches(t.path)), None)
-        opts, source = tensor_options(t, cands, fb, pin=pins.get(t.path), required=required.get(t.path),
+        opts, source = tensor_options(t, cands, odd.get(t.path, fb), pin=pins.get(t.path), required=required.get(t.path),
                                       protect=guard, min_bits=min_bits, max_bits=max_bits,
                                       allow_float=allow_float)
         opts = [o if not math.isnan(o.dkl) else Option(o.key, o.cost, 0.0) for o in opts] \

@@ -149,8 +149,8 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         raise QuantError(f"{req.out} already exists: choose another output folder or pass --force")
 
     phase("inventory", 0, 1, source.name)
-    table = load_inventory(source)
-    float_bytes = DTYPES[req.dtype] if req.dtype else table.float_bytes
+    table = load_inventory(source, dtype=req.dtype)     # as it will be written (cast included)
+    float_bytes = table.float_bytes
     lap("inventory")
     cands = candidates_of(req)
     if info.needs_scores:

@@ -61,9 +61,7 @@ def write_quantized(
     `before_commit(tmp)` runs on the finished temporary folder before it is renamed into place (verify
     goes there): if it raises, nothing is left behind. `awq_chunks`: calibration token chunks for AWQ-style
     pre-scaling (core/quant/awq.py), folded into the norms before quantizing."""
-    import mlx.core as mx
     import mlx.nn as nn
-    from mlx.utils import tree_map_with_path
     from mlx_lm.utils import load_model, save_config, save_model
 
     source, out = Path(source), Path(out)
@@ -81,11 +79,9 @@ def write_quantized(
     if dtype is not None:
         if dtype not in DTYPES:
             raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype}")
-        target = getattr(mx, dtype)
-        cast = getattr(model, "cast_predicate", lambda _: True)
-        model.update(tree_map_with_path(
-            lambda k, v: v.astype(target) if cast(k) and mx.issubdtype(v.dtype, mx.floating) else v,
-            model.parameters()))
+        from .inventory import cast_model
+
+        cast_model(model, dtype)
         raw_config["torch_dtype"] = dtype
     from .inventory import float_bytes_of
 

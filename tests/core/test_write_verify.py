@@ -200,3 +200,24 @@ def test_scales_keep_the_source_dtype_whatever_the_config_says(engine, tmp_path)
     tensors, _ = read_header(tmp_path / "q4" / "model.safetensors")
     assert {t.dtype for n, t in tensors.items() if n.endswith((".scales", ".biases"))} == {"BF16"}
     assert report.real_bpw == pytest.approx(plan.real_bpw) and report.real_bpw < 4.6
+
+
+def test_a_tensor_in_another_dtype_is_priced_as_stored(engine, tmp_path):
+    """A bf16 model whose lm_head is stored in float32: its scales (and float cost) are 32-bit."""
+    import mlx.core as mx
+    from temper.core.library.synthetic import build_model
+
+    def make(ctx):
+        src = build_model(tmp_path / "mixed-dtype", "llama", dtype="bfloat16")
+        weights = mx.load(str(src / "model.safetensors"))
+        weights["lm_head.weight"] = weights["lm_head.weight"].astype(mx.float32)
+        mx.save_safetensors(str(src / "model.safetensors"), weights, metadata={"format": "mlx"})
+        return src, load_inventory(src)
+
+    src, inv = engine.run(make)
+    assert inv.float_bytes == 2 and inv.meta["float_bytes_by_path"] == {"lm_head": 4}
+    for recipe, req in (("uniform-4", RecipeRequest()),
+                        ("uniform-3", RecipeRequest(pins={"lm_head": "float"}))):
+        plan = build_plan(recipe, inv, req)
+        report = write_and_verify(engine, src, plan, tmp_path / recipe)
+        assert report.tensor_bytes * 8 == plan.total_bits
