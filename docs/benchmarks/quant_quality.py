@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "core"))
 
 FIXED = ["uniform-3", "uniform-4", "uniform-5", "mixed_3_6", "mixed_4_6", "unsloth-3"]
 TARGETS = [3.5, 4.5, 5.5]
