@@ -4,7 +4,7 @@ Modes:
 - exact: quantize→dequantize ONE tensor in place, run the calibration forward, KL(reference ‖ model)
   of next-token distributions averaged over every calibration token, restore; tensors × candidates
   forward passes.
-- fast: the diagonal-Fisher estimate of the same quantity for all tensors from one forward+backward
+- fast: a Fisher-information estimate of the same quantity for all tensors from one forward+backward
   per calibration chunk (estimate.py).
 - hybrid (default): the fast estimate for all, then the exact measure for the top `fraction` of tensors
   by estimated damage at the cheapest candidate (where a wrong estimate costs most); the other tensors'
@@ -203,12 +203,13 @@ class _Run:
         if not todo:
             return
         t0 = time.perf_counter()
-        fisher = estimate.fisher_diagonal(model, self.calib.chunks, tensors, seed=self.seed,
-                                          check=self.ctx.check, progress=self._progress("fisher"))
+        scored = estimate.fisher_estimates(model, self.calib.chunks, tensors, self.cands,
+                                           storage_dtype=self.storage, seed=self.seed, check=self.ctx.check,
+                                           progress=self._progress("fisher"))
         by_path = table.by_path()
         for i, t in enumerate(tensors):
             self.ctx.check()
-            scores = estimate.estimate_scores(t, fisher[t.path], self.cands, self.calib.tokens, self.storage)
+            scores = scored[t.path]
             ests.setdefault(t.path, {}).update(scores)
             if self.mode == "fast":   # exact scores already measured (an earlier run) are kept
                 row = by_path[t.path]
