@@ -275,12 +275,14 @@ class _Run:
                  if row.path in measured and key in row.scores and ests[row.path].get(key, 0) > 0]
             ratios[key] = float(sorted(r)[len(r) // 2]) if r else 1.0
         table.meta["correction"] = ratios
-        for row in table.tensors:
+        n = len(table.tensors)
+        for i, row in enumerate(table.tensors):
             if row.path in measured:
                 continue
             for key, value in ests.get(row.path, {}).items():
                 row.scores[key] = value * ratios.get(key, 1.0)
                 row.methods[key] = "estimate"
+            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
         def report(done: int, total: int) -> None:
