@@ -36,7 +36,7 @@ from .candidates import Candidate
 from .scores import SensitivityTable, TensorScores
 from .tensors import QTensor, model_hash, quantizable
 
-MODES = ("fast", "exact", "hybrid")
+MODES = ("fast", "hybrid", "exact")     # from least to most exact
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,12 @@ def run_sensitivity(
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
     target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
+    if out is None:   # a finished table of a more exact mode answers a less exact request
+        for better in MODES[MODES.index(mode) + 1:][::-1]:
+            saved = _previous(cache_file(mhash, calib.hash, better), mhash, calib.hash)
+            run = _Run(ctx, path, cands, calib, mode, fraction, seed, cache_file(mhash, calib.hash, better), saved)
+            if saved is not None and run._complete(saved):
+                return run.go()
     table = _previous(target, mhash, calib.hash)
     run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
     run.replay, run.mhash = replay, mhash
@@ -302,7 +308,9 @@ class _Run:
         return [c.key for c in self.cands if c.fits(t.shape)]
 
     def _complete(self, table: SensitivityTable) -> bool:
-        if not table.meta.get("complete") or table.meta.get("mode") not in (self.mode, "exact"):
+        saved_mode = table.meta.get("mode")
+        if not table.meta.get("complete") or saved_mode not in MODES or \
+                MODES.index(saved_mode) < MODES.index(self.mode):
             return False
         for row in table.tensors:
             for c in self.cands:
