@@ -3,7 +3,7 @@
 Modes:
 - exact: quantize→dequantize ONE tensor in place, run the calibration forward, KL(reference ‖ model)
   of next-token distributions averaged over every calibration token, restore; tensors × candidates
-  forward passes.
+  forward passes (blocks before the tensor's block are replayed from the reference pass, see kl.py).
 - fast: a Fisher-information estimate of the same quantity for all tensors from one forward+backward
   per calibration chunk (estimate.py).
 - hybrid (default): the fast estimate for all, then the exact measure for the top `fraction` of tensors
@@ -14,7 +14,13 @@ The model runs in fp32 (weights upcast from their stored dtype; fake quantizatio
 dtype, as the written file will). Results go to data_dir()/sensitivity/<model>-<calibration>-<mode>.json
 (or `out`), saved atomically after every tensor: a killed or cancelled pass resumes from the last
 finished tensor, and a finished one is reused (no forward pass) when the same model, calibration and a
-subset of its candidates are asked again. Models run whole in memory: there is no streamed mode yet.
+subset of its candidates are asked again (a finished exact table also answers hybrid and fast
+requests). Events: LayerScored per tensor (and Progress for the Fisher pass); ctx.check() between
+candidates and between calibration batches, so a cancel lands within one forward pass.
+
+Memory: models run whole in memory, in fp32 (about 2x a bf16 model, plus the reference log-probs and
+replay buffers, each capped at 1 GiB). There is no streamed (block-by-block) mode yet; peak MLX memory
+and process RSS are recorded in the table's meta.
 """
 
 from __future__ import annotations
