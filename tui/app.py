@@ -64,8 +64,5 @@ class TemperApp(App[None]):
 
 
 def run(args: argparse.Namespace | None = None) -> int:
-    app = TemperApp()
-    if getattr(args, "model", None) and getattr(app, "active_model", None) is None:
-        app.active_model = args.model  # the Chat tab reads it (temper --model PATH)
-    app.run()
+    TemperApp().run()
     return 0

@@ -278,12 +278,20 @@ async def test_follows_the_bottom_only_when_already_there():
 
 @sync
 async def test_without_a_model_the_tab_says_how_to_pick_one():
-    async with make_app(model=None).run_test(size=(120, 40)) as pilot:
+    client = FakeClient()
+    async with make_app(model=None, client=client).run_test(size=(120, 40)) as pilot:
         view = await open_chat(pilot)
         assert NO_MODEL in str(view.query_one("#chat-hint").render())
         await send(pilot, "hello")
         assert any(NO_MODEL in n.message for n in pilot.app._notifications)
-        assert ChatStore().list() == []
+        assert ChatStore().list() == [] and client.jobs == []
+        pilot.app.active_model = "models/picked"   # e.g. opened from the Library
+        await pilot.press("f1")
+        await open_chat(pilot)
+        assert not view.query("#chat-hint")
+        assert "picked" in str(view.query_one("#chat-header").render())
+        await send(pilot, "hello")
+        assert client.job.request.model == "models/picked"
 
 
 @sync
@@ -305,7 +313,7 @@ async def test_settings_modal_saves_to_the_conversation(size):
         await send(pilot, "hi")
         client.finish()
         await pilot.pause()
-        await pilot.press("ctrl+o")
+        await pilot.press("f6")
         await pilot.pause()
         screen = pilot.app.screen
         screen.query_one("#set-temperature", Input).value = "0"
@@ -332,7 +340,7 @@ async def test_rename_and_export_through_their_prompts(tmp_path):
         client.token("an answer")
         client.finish()
         await pilot.pause()
-        await pilot.press("ctrl+t")
+        await pilot.press("f7")
         await pilot.pause()
         pilot.app.screen.query_one("#ask-input", Input).value = "Renamed chat"
         await pilot.press("enter")
