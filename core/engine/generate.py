@@ -56,6 +56,7 @@ class GenerationStats:
     context_limit: int = 0
     finish: str = ""            # stop | length | context | stopped
     drafter: str = ""
+    notes: list[str] = field(default_factory=list)  # e.g. "no thinking mode: effort ignored"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,6 +164,8 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
 
     stats = GenerationStats(prompt_tokens=len(prompt), prefill_tokens=len(suffix), context_limit=limit,
                             drafter=drafter.label if drafter else "")
+    if effort not in (None, "none") and markers is None:
+        stats.notes.append(f"{lm.name} has no thinking mode: effort {effort} ignored")
     splitter = ThinkingSplitter(markers, initial)
     detok = tok.detokenizer
     channel = "answer"
@@ -227,7 +230,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
                     t_think = None
             if now >= next_live:
                 fill(now)
-                ctx.emit(StatsEvent(ctx.job_id, GenerationStats(**asdict(stats))))
+                ctx.emit(StatsEvent(ctx.job_id, GenerationStats(**{**asdict(stats), "notes": list(stats.notes)})))
                 next_live = now + LIVE_EVERY_S
             ctx.check()
         else:

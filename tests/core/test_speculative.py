@@ -92,3 +92,16 @@ def test_a_drafter_with_another_tokenizer_is_refused(engine, tiny_llama, other_v
 def test_the_chat_model_as_its_own_drafter_is_refused(engine, tiny_llama):
     with pytest.raises(TemperError, match="drafter self"):
         engine.run(chat_job(ChatRequest(str(tiny_llama), MESSAGES, greedy(), drafter=str(tiny_llama))))
+
+
+def test_a_follow_up_with_a_drafter_reuses_both_caches_and_stays_exact(engine, tiny_llama):
+    from chat_helpers import forget_session
+
+    forget_session(engine)
+    first, _, _ = ask(engine, tiny_llama, effort="none", drafter="self", sampling=greedy(20))
+    turn2 = MESSAGES + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "More?"}]
+    warm, _, stats = ask(engine, tiny_llama, turn2, effort="none", drafter="self", sampling=greedy(20))
+    assert 0 < stats.prefill_tokens < stats.prompt_tokens
+    forget_session(engine)
+    cold, _, _ = ask(engine, tiny_llama, turn2, effort="none", sampling=greedy(20))
+    assert warm.tokens == cold.tokens

@@ -107,6 +107,9 @@ class ChatView(Vertical):
         self.refresh_list()
         self.show_conversation(None)
 
+    def handle_engine_event(self, event) -> None:
+        """The app hands every engine event to every view; this tab gets its own through the chat client."""
+
     def on_show(self) -> None:
         """The tab came into view: the active model may have changed meanwhile (Library → OpenModel)."""
         if self.model:
