@@ -377,3 +377,31 @@ async def test_the_real_engine_answers_in_the_tab(engine, tiny_llama):
         assert saved.stats["tokens"] > 0 and saved.stats["thinking_tokens"] == 3
         assert answer.query_one(Collapsible).collapsed
         assert "tok/s" in str(answer.query_one(".status").render())
+
+
+@sync
+async def test_delete_from_the_list_asks_first():
+    store = ChatStore()
+    keep = store.create("Keep me", model="m")
+    gone = store.create("Delete me", model="m")
+    store.add(gone.id, "user", "bye")
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        listing = view.query_one("#chat-list", ListView)
+        listing.focus()
+        listing.index = 0          # newest first: "Delete me"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert view.conv.id == gone.id
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("n", "enter")   # anything but y keeps it
+        await pilot.pause()
+        assert len(ChatStore().list()) == 2
+        listing.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y", "enter")
+        await pilot.pause()
+        assert [c.id for c in ChatStore().list()] == [keep.id]
+        assert view.conv is None and list(view.query(ChatMessage)) == []
