@@ -41,7 +41,8 @@ class ChatRequest:
 class GenerationStats:
     prompt_tokens: int = 0      # the whole rendered conversation
     prefill_tokens: int = 0     # of which actually computed this turn (the rest came from the cache)
-    ttft_s: float = 0.0
+    ttft_s: float = 0.0         # from the request, model (and drafter) loading included: see load_s
+    load_s: float = 0.0         # of which loading the model / building the drafter (first turn only)
     prefill_tps: float = 0.0
     decode_tps: float = 0.0
     tokens: int = 0
@@ -135,6 +136,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
         )
     max_tokens = min(sampling.max_tokens, limit - len(prompt))
     drafter = get_drafter(ctx.state, lm, request.drafter)
+    t_loaded = time.perf_counter()
     session: ChatSession = reuse_session(ctx.state, lm, drafter, request.kv_bits, prompt)
     if drafter is not None:
         check_trimmable(session.cache, lm.name)
@@ -163,7 +165,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             prompt_cache=session.cache + session.draft_cache, **kv)
 
     stats = GenerationStats(prompt_tokens=len(prompt), prefill_tokens=len(suffix), context_limit=limit,
-                            drafter=drafter.label if drafter else "")
+                            drafter=drafter.label if drafter else "", load_s=t_loaded - t0)
     if effort not in (None, "none") and markers is None:
         stats.notes.append(f"{lm.name} has no thinking mode: effort {effort} ignored")
     splitter = ThinkingSplitter(markers, initial)
