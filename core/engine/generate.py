@@ -135,11 +135,15 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             "start a new chat or delete earlier messages"
         )
     max_tokens = min(sampling.max_tokens, limit - len(prompt))
+    if request.drafter:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        check_trimmable(make_prompt_cache(lm.model), lm.name)  # before building a drafter for nothing
     drafter = get_drafter(ctx.state, lm, request.drafter)
     t_loaded = time.perf_counter()
     session: ChatSession = reuse_session(ctx.state, lm, drafter, request.kv_bits, prompt)
     if drafter is not None:
-        check_trimmable(session.cache, lm.name)
+        check_trimmable(session.draft_cache, f"the drafter {drafter.label}")
     suffix = prompt[session.reused:]
 
     markers = Markers.of(tok)
