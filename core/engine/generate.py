@@ -178,6 +178,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
     parts: dict[str, list[str]] = {"think": [], "answer": []}
     generated: list[int] = []
     rounds = 0
+    last_from_draft = False
     t_first = t_last = t_think = None
     next_live = 0.0
     finish = "length"
@@ -205,7 +206,10 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             if len(generated) > 1:
                 stats.decode_tps = (len(generated) - 1) / max(now - t_first, 1e-9)
         if drafter is not None:
-            stats.drafted = rounds * request.num_draft_tokens
+            # a round = accepted drafts + one token of the verifier; a round cut short (end of turn or
+            # max tokens on a drafted token) has no verifier token but was drafted all the same
+            open_round = 1 if generated and last_from_draft else 0
+            stats.drafted = (rounds + open_round) * request.num_draft_tokens
             stats.acceptance = stats.accepted / stats.drafted if stats.drafted else None
         stats.peak_memory_gb = mx.get_peak_memory() / 1e9
         stats.context_used = len(prompt) + len(generated)
@@ -218,6 +222,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
                 t_first = now
             t_last = now
             generated.append(token)
+            last_from_draft = from_draft
             if from_draft:
                 stats.accepted += 1
             else:

@@ -58,9 +58,12 @@ def test_greedy_with_a_drafter_equals_greedy_without(engine, tiny_llama, small_d
         assert fast.tokens == plain.tokens
         assert fast.text == plain.text
         assert stats.drafter and stats.acceptance is not None and 0 <= stats.acceptance <= 1
-        # every drafted token the verifier kept was shown, except an accepted end-of-turn token
-        eos_from_draft = stats.accepted - sum(1 for e in events if e.from_draft)
-        assert eos_from_draft == 0 or (eos_from_draft == 1 and stats.finish == "stop")
+        # every drafted token the verifier kept was shown, except tokens never shown as text
+        # (an end-of-turn token, a <think> marker the random model happened to emit)
+        shown = [e for e in events if e.token >= 0]
+        unshown = len(fast.tokens) - len(shown)
+        assert 0 <= stats.accepted - sum(1 for e in shown if e.from_draft) <= unshown
+        assert stats.accepted <= stats.drafted
         accepted += stats.accepted
     assert accepted > 0  # drafted tokens were accepted, so batched verification was exercised
 
