@@ -153,11 +153,11 @@ class TemperApp(App[None]):
         """Quitting cancels running jobs and gives them a moment to stop cleanly (jobs check for cancel
         once per step; atomic writes then remove their temporary files)."""
         engine = self._engine
-        if engine is None or engine.current is None:
+        if engine is None or getattr(engine, "current", None) is None:
             return
         engine.cancel_all()
         deadline = time.monotonic() + wait
-        while engine.current is not None and time.monotonic() < deadline:
+        while getattr(engine, "current", None) is not None and time.monotonic() < deadline:
             time.sleep(0.01)
 
     # -- header -----------------------------------------------------------------------------------------
