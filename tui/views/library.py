@@ -172,6 +172,9 @@ class LibraryView(Vertical):
         for key, label, _ in COLUMNS:
             table.add_column(label + "  ", key=key)  # room for the sort arrow
         table.focus()
+        model = getattr(self.app, "active_model", None)
+        if model:  # `temper --model PATH` / `temper demo`: show that model highlighted
+            self.select_model(model)
         self.rescan()
 
     # scanning -------------------------------------------------------------------------------------
