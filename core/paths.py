@@ -29,7 +29,13 @@ def data_dir() -> Path:
 
 
 def models_dir() -> Path:
-    """temper's own output folder: quantized models, imported GGUF files, the demo model."""
+    """Where quantized models, imported GGUF files and the demo model go: the `output_folder` setting,
+    else temper's own data folder. A broken settings file falls back to the default."""
+    from . import settings  # late: settings itself needs config_dir()
+
+    chosen, _ = settings.load()
+    if chosen.output_folder:
+        return Path(chosen.output_folder).expanduser()
     return data_dir() / "models"
 
 

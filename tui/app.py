@@ -10,6 +10,7 @@ import argparse
 import getpass
 import os
 import socket
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, TextArea
 
 from .bridge import EngineBridge, EngineEvent
 from .palette import shell_commands
@@ -146,6 +147,18 @@ class TemperApp(App[None]):
     def on_unmount(self) -> None:
         if self.bridge is not None:
             self.bridge.close()
+        self._stop_jobs()
+
+    def _stop_jobs(self, wait: float = 3.0) -> None:
+        """Quitting cancels running jobs and gives them a moment to stop cleanly (jobs check for cancel
+        once per step; atomic writes then remove their temporary files)."""
+        engine = self._engine
+        if engine is None or getattr(engine, "current", None) is None:
+            return
+        engine.cancel_all()
+        deadline = time.monotonic() + wait
+        while getattr(engine, "current", None) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # -- header -----------------------------------------------------------------------------------------
     def _update_subtitle(self) -> None:
@@ -199,15 +212,38 @@ class TemperApp(App[None]):
         return {row[2] for row in binding_rows(self) if row[2] != "-"}
 
     def _apply_keymap(self, keymap: Mapping[str, str]) -> None:
-        known = self.binding_ids()
-        unknown = sorted(set(keymap) - known)
+        """Apply the user's [keymap]. Ids not found are reported but still applied: a view may bind
+        them on a screen of its own that is not open yet."""
+        unknown = sorted(set(keymap) - self.binding_ids())
         if unknown:
             self.notify(
-                f"keymap: unknown binding id {', '.join(unknown)} (see ? for the list)",
+                f"keymap: no binding with id {', '.join(unknown)} on the main screen (? lists them)",
                 severity="warning",
                 timeout=10,
             )
-        self.set_keymap({k: v for k, v in keymap.items() if k in known})
+        for clash in self._keymap_clashes(keymap):
+            self.notify(clash, severity="warning", timeout=10)
+        self.set_keymap(dict(keymap))
+
+    def _keymap_clashes(self, keymap: Mapping[str, str]) -> list[str]:
+        """Keys a remap takes from a binding of the same app or screen that keeps its default key.
+        (Textual only reports clashes with bindings that have no id; all of ours have one.)"""
+        from .screens.help import screen_classes
+
+        keymap = self._normalize_keymap(dict(keymap))
+        found = []
+        for scope in [type(self), *screen_classes()]:
+            bindings = [b for b in scope.BINDINGS if isinstance(b, Binding) and b.id]
+            for binding in bindings:
+                if binding.id not in keymap:
+                    continue
+                wanted = {k.strip() for k in keymap[binding.id].split(",")}
+                for other in bindings:
+                    taken = wanted & {k.strip() for k in other.key.split(",")}
+                    if other is not binding and other.id not in keymap and taken:
+                        keys = ", ".join(sorted(taken))
+                        found.append(f"keymap: {binding.id} takes {keys} from {other.id}, which loses it")
+        return found
 
     def apply_settings(self, settings: settings_store.Settings) -> None:
         self.settings = settings
@@ -271,13 +307,22 @@ class TemperApp(App[None]):
         self.call_after_refresh(self._focus_tab, tab)
 
     def _focus_tab(self, tab: str) -> None:
-        """Put the keyboard focus inside the tab just shown (or on the tab strip if it has nothing)."""
+        """Put the keyboard focus inside the tab just shown (or on the tab strip if it has nothing).
+
+        A view may name its widget with `default_focus()`; otherwise the first focusable widget that is
+        not a text field takes it, so that `[` / `]` and single-letter keys keep working after a switch
+        (`/` or a click reaches the text fields)."""
         pane = self.query_one("#tabs", TabbedContent).get_pane(tab)
-        for widget in pane.query("*"):
-            if widget.focusable:
-                widget.focus()
-                return
-        self.query_one("#tabs", TabbedContent).query_one("Tabs").focus()
+        view = next(iter(pane.query(f"#{tab}-view")), None)
+        chosen = view.default_focus() if view is not None and hasattr(view, "default_focus") else None
+        if chosen is None:
+            focusable = [w for w in pane.query("*") if w.focusable]
+            plain = [w for w in focusable if not isinstance(w, (Input, TextArea))]
+            chosen = (plain or focusable or [None])[0]
+        if chosen is not None:
+            chosen.focus()
+        else:
+            self.query_one("#tabs", TabbedContent).query_one("Tabs").focus()
 
     def _step_tab(self, step: int) -> None:
         ids = self.tab_ids

@@ -5,7 +5,9 @@ The engine calls listeners on its own thread. The bridge posts an `EngineEvent` 
 which waits for the UI). After the app has exited, events are dropped (counted in `dropped`), and
 `close()` removes the listener. A terminal event (Finished, Failed, Cancelled) is never merged or
 dropped while the app runs; high-rate `Progress` events of one job and phase merge (`can_replace`)
-when the UI falls behind, so the newest one is always what is shown.
+when the UI falls behind, so the newest one is always what is shown. A domain event class can opt in to
+the same merging with a class attribute `coalesce = True` (for "latest value wins" events such as a tok/s
+gauge; never for tokens or per-layer results, which must all arrive).
 """
 
 from __future__ import annotations
@@ -35,12 +37,11 @@ class EngineEvent(Message, bubble=False):
         if not isinstance(message, EngineEvent):
             return False
         mine, theirs = self.event, message.event
-        return (
-            type(mine) is Progress
-            and type(theirs) is Progress
-            and mine.job == theirs.job
-            and mine.phase == theirs.phase
-        )
+        if type(mine) is not type(theirs) or mine.job != theirs.job or is_terminal(mine):
+            return False
+        if type(mine) is Progress or getattr(type(mine), "coalesce", False) is True:
+            return getattr(mine, "phase", None) == getattr(theirs, "phase", None)
+        return False
 
 
 class EngineBridge:

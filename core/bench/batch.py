@@ -3,7 +3,9 @@
 All k requests are inserted at once (prefill batched up to k), then decoded together until each has
 `tg` tokens (no stop tokens: EOS is disabled). Per request we time its first token; the aggregate decode
 rate is all tokens after each request's first, over the time from the first first-token to the last
-token. Speedup is that rate over the 1× rate (the first size in the list if 1 is not in it).
+token. Each size is repeated n times (after one short uncounted warm-up): the row holds the mean and sd
+of the aggregate rate and every request's TTFT. Speedup is that mean over the 1× mean (the first size in
+the list if 1 is not in it).
 """
 
 from __future__ import annotations
@@ -66,13 +68,21 @@ def batch_request(ctx: Any, model: Any, prompts: list[list[int]], tg: int) -> Ba
 
 
 def run_batch(ctx: Any, model: Any, maker: PromptMaker, sizes: list[int], pp: int, tg: int, *,
-              warmup: bool = True, on_done: Callable[[int, dict[str, Any]], None] | None = None
-              ) -> list[BatchRow]:
+              repeats: int = 1, warmup: bool = True,
+              on_done: Callable[[int, dict[str, Any]], None] | None = None) -> list[BatchRow]:
+    """Each batch size: one short uncounted warm-up (its own kernels compile), then `repeats` timed runs."""
     rows: list[BatchRow] = []
     for k in sizes:
-        if warmup:  # each batch size compiles its own kernels
+        if warmup:
             batch_request(ctx, model, [maker.make(pp) for _ in range(k)], min(tg, 8))
-        row = batch_request(ctx, model, [maker.make(pp) for _ in range(k)], tg)
+        runs = [batch_request(ctx, model, [maker.make(pp) for _ in range(k)], tg) for _ in range(max(repeats, 1))]
+        tps = Stat.of([r.decode_tps for r in runs])
+        row = BatchRow(
+            concurrency=k, prompt_tokens=pp, tg=tg, ttft=[t for r in runs for t in r.ttft],
+            generated=runs[0].generated, e2e=Stat.of([r.e2e for r in runs]).mean, decode_tps=tps.mean,
+            throughput=Stat.of([r.throughput for r in runs]).mean,
+            peak_memory=max(r.peak_memory for r in runs), n=len(runs), decode_tps_sd=tps.sd,
+        )
         rows.append(row)
         if on_done:
             on_done(k, {"decode_tps": row.decode_tps, "ttft": Stat.of(row.ttft).mean})

@@ -44,10 +44,13 @@ _APPLE: list[tuple[str, str, float, str]] = [
     (r"\bM4 Max\b", "Apple M4 Max (16-core CPU)", 546, "apple.com/newsroom 2024-10 M4 Pro and M4 Max"),
     (r"\bM4 Pro\b", "Apple M4 Pro", 273, "apple.com/newsroom 2024-10 M4 Pro and M4 Max"),
     (r"\bM4\b", "Apple M4", 120, "apple.com/newsroom 2024-05 M4"),
-    # Apple newsroom 2025-10 "Apple unleashes M5": 153 GB/s unified memory bandwidth. M5 Pro/Max/Ultra
-    # figures were not in our sources when this table was written: such a chip falls back to the M5
-    # pattern only if its name is exactly "M5"; otherwise the measured figure is used.
-    (r"\bM5 (Pro|Max|Ultra)\b", "", 0, "not in table"),
+    # Apple newsroom 2026-03-03 (M5 Pro and M5 Max, as reported by macrumors.com the same day): M5 Pro up
+    # to 307 GB/s, M5 Max up to 614 GB/s ("up to": a binned variant may have less; the copy test shows).
+    # No M5 Ultra figure in our sources: it gets no table entry rather than a guess.
+    (r"\bM5 Ultra\b", "", 0, "not in table"),
+    (r"\bM5 Max\b", "Apple M5 Max", 614, "apple.com/newsroom 2026-03 M5 Pro and M5 Max (up to)"),
+    (r"\bM5 Pro\b", "Apple M5 Pro", 307, "apple.com/newsroom 2026-03 M5 Pro and M5 Max (up to)"),
+    # Apple newsroom 2025-10 "Apple unleashes M5": 153 GB/s unified memory bandwidth.
     (r"\bM5\b", "Apple M5", 153, "apple.com/newsroom 2025-10 M5"),
 ]
 

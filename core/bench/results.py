@@ -43,13 +43,15 @@ class BatchRow:
     concurrency: int
     prompt_tokens: int
     tg: int
-    ttft: list[float]  # per request, seconds
-    generated: int
-    e2e: float
-    decode_tps: float  # aggregate over all requests
-    throughput: float
-    peak_memory: int
+    ttft: list[float]  # per request (of every repetition), seconds
+    generated: int  # tokens of one repetition, all requests
+    e2e: float  # mean over repetitions
+    decode_tps: float  # aggregate over all requests, mean over repetitions
+    throughput: float  # mean over repetitions
+    peak_memory: int  # highest over repetitions
     speedup: float = math.nan
+    n: int = 1  # repetitions
+    decode_tps_sd: float = 0.0
 
 
 @dataclass
@@ -117,8 +119,8 @@ class BenchResult:
     # -- Markdown -----------------------------------------------------------------------------------------
     def heading(self) -> str:
         m, mc = self.model, self.machine
-        size = f"{m['weight_bytes'] / 1e9:.2f} GB" if m.get("weight_bytes") else "?"
-        params = f"{m['params'] / 1e9:.2f} B" if m.get("params") else "?"
+        size = _bytes(m["weight_bytes"]) if m.get("weight_bytes") else "?"
+        params = _count(m["params"]) if m.get("params") else "?"
         bpw = f"{m['bpw']:.2f}" if m.get("bpw") else "?"
         mem = f"{mc['memory_bytes'] / 2**30:.0f} GiB" if mc.get("memory_bytes") else "?"
         return (f"**{m.get('name', 'model')}**: {size}, {params} params, {bpw} bits/weight · "
@@ -161,6 +163,7 @@ class BenchResult:
             w.writerow({**base, "kind": "batch", "test": f"{b.concurrency}x pp{b.prompt_tokens}+tg{b.tg}",
                         "pp": b.prompt_tokens, "tg": b.tg, "n": b.concurrency,
                         "ttft_mean": _num(t.mean), "ttft_sd": _num(t.sd), "decode_tps_mean": _num(b.decode_tps),
+                        "decode_tps_sd": _num(b.decode_tps_sd) if b.n > 1 else "",
                         "e2e_mean": _num(b.e2e), "throughput_mean": _num(b.throughput),
                         "peak_memory_mean": b.peak_memory, "concurrency": b.concurrency,
                         "ttft_max": _num(max(b.ttft) if b.ttft else math.nan), "speedup": _num(b.speedup)})
@@ -196,14 +199,16 @@ def markdown_roofline(rows: list[Row], bandwidth: dict[str, Any]) -> str:
 
 def markdown_batch(batch: list[BatchRow]) -> str:
     head = ["batch", "test", "TTFT mean (ms)", "TTFT max (ms)", "aggregate tg tok/s", "throughput (tok/s)",
-            "E2E (s)", "speedup", "peak mem (GB)"]
+            "E2E (s)", "speedup", "peak mem (GB)", "n"]
     lines = [_md_row(head), _md_row(["---", "---"] + ["---:"] * (len(head) - 2))]
     for b in batch:
         t = Stat.of(b.ttft)
         lines.append(_md_row([
             f"{b.concurrency}x", f"pp{b.prompt_tokens}+tg{b.tg}", _f(t.mean * 1000, 1),
-            _f(max(b.ttft) * 1000 if b.ttft else math.nan, 1), _f(b.decode_tps, 1), _f(b.throughput, 1),
+            _f(max(b.ttft) * 1000 if b.ttft else math.nan, 1),
+            _f(b.decode_tps, 1) + (f" ± {b.decode_tps_sd:.1f}" if b.n > 1 else ""), _f(b.throughput, 1),
             _f(b.e2e, 2), _f(b.speedup, 2) + "x" if not math.isnan(b.speedup) else "-", _f(b.peak_memory / 1e9, 2),
+            str(b.n),
         ]))
     return "\n".join(lines)
 
@@ -247,6 +252,20 @@ def label_of(name: str) -> str:
     """Column label with its unit: 'TTFT (ms)', 'tg tok/s'."""
     label, unit = METRICS[name]
     return label if unit in label else f"{label} ({unit})"
+
+
+def _bytes(n: float) -> str:
+    for unit, k in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= k:
+            return f"{n / k:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _count(n: float) -> str:
+    for unit, k in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= k:
+            return f"{n / k:.2f} {unit}"
+    return f"{n:.0f}"
 
 
 def _md_row(cells: list[str]) -> str:

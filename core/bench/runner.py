@@ -173,7 +173,8 @@ def run_suite(ctx: Any, lm: Any, config: BenchConfig) -> BenchResult:
                 emit("batch", f"{k}x", data, message=f"batch {k}x")
 
             batch_rows = run_batch(ctx, lm.model, maker, config.batch, config.batch_pp or config.pp[0],
-                                   config.batch_tg or config.tg[0], warmup=config.warmup, on_done=on_batch)
+                                   config.batch_tg or config.tg[0], repeats=config.n, warmup=config.warmup,
+                                   on_done=on_batch)
     result = BenchResult(
         model=model_info, machine=machine, config=config.to_dict(), rows=rows, batch=batch_rows,
         bandwidth={"chip": chip.name if chip else None, "table_gbs": chip.bandwidth_gbs if chip else None,

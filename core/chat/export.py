@@ -39,6 +39,7 @@ def stats_line(stats: dict) -> str:
         parts.append(f"accept {stats['acceptance'] * 100:.0f}%")
     if stats.get("prefill_tokens") is not None and stats.get("prompt_tokens"):
         parts.append(f"prefill {stats['prefill_tokens']}/{stats['prompt_tokens']}")
+    parts += stats.get("notes") or []
     return " · ".join(parts)
 
 

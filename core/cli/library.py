@@ -127,7 +127,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             ["size on disk", f"{human_bytes(m.size_bytes)} ({m.size_bytes:,} bytes)"],
             ["quantization", m.quantization], ["bits per weight", f"{m.bits_per_weight:.3f} (all tensor bytes x 8 / params)"],
             ["vision", "yes" if m.vision else "no"]]
-    rows += [[str(k).replace("_", " "), str(v)] for k, v in m.details.items() if v is not None]
+    for key, value in m.details.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} x{v}" for k, v in value.items()) or "-"
+        if value is not None:
+            rows.append([str(key).replace("_", " "), str(value)])
     if m.error:
         rows.append(["error", m.error])
     print(table(None, rows))

@@ -43,8 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sensitivity", type=Path, help="saved sensitivity table (JSON) to allocate from")
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
                    help="cast before quantizing (default: the source's dtype; scales are stored in it)")
+    p.add_argument("--awq", action="store_true",
+                   help="AWQ-style pre-scaling folded into the norms (llama/mistral/qwen/gemma3/gemma4)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: temper's models folder)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--eval", action="store_true",
+                   help="measure held-out KL against the base after writing (recorded in the model card)")
+    p.add_argument("--eval-text", type=Path, help="evaluation text for --eval (default: temper's held-out set)")
     p.add_argument("--plan-only", action="store_true", help="print the plan, write nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -60,7 +65,15 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, recipe=args.recipe, bpw=args.bpw, size_gb=args.size_gb, bits=args.bits,
         group_sizes=args.group_sizes, modes=args.modes, protect=args.protect, pins=args.pin,
         min_bits=args.min_bits, max_bits=args.max_bits, sensitivity=args.sensitivity, out=args.out,
-        plan_only=args.plan_only, force=args.force, dtype=args.dtype)
+        plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq)
+    if args.eval or args.eval_text:
+        from mlx_lm.utils import load_tokenizer
+
+        from ..engine.loader import resolve
+        from .eval import eval_chunks
+
+        req.eval_chunks, req.eval_about = eval_chunks(load_tokenizer(resolve(args.model)), text=args.eval_text,
+                                              count=16, length=256)
     job = get_engine().submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
     for event in job.events():
         if isinstance(event, Progress) and not args.json and event.done == 0:
@@ -78,4 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if result.verify is not None:
         print(result.verify.text())
         print(f"wrote {result.out}")
+    if result.quality:
+        from ..quant.evaluate import format_table
+
+        print(format_table(result.quality))
     return 0

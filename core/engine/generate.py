@@ -41,7 +41,8 @@ class ChatRequest:
 class GenerationStats:
     prompt_tokens: int = 0      # the whole rendered conversation
     prefill_tokens: int = 0     # of which actually computed this turn (the rest came from the cache)
-    ttft_s: float = 0.0
+    ttft_s: float = 0.0         # from the request, model (and drafter) loading included: see load_s
+    load_s: float = 0.0         # of which loading the model / building the drafter (first turn only)
     prefill_tps: float = 0.0
     decode_tps: float = 0.0
     tokens: int = 0
@@ -56,6 +57,7 @@ class GenerationStats:
     context_limit: int = 0
     finish: str = ""            # stop | length | context | stopped
     drafter: str = ""
+    notes: list[str] = field(default_factory=list)  # e.g. "no thinking mode: effort ignored"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,10 +135,15 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             "start a new chat or delete earlier messages"
         )
     max_tokens = min(sampling.max_tokens, limit - len(prompt))
+    if request.drafter:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        check_trimmable(make_prompt_cache(lm.model), lm.name)  # before building a drafter for nothing
     drafter = get_drafter(ctx.state, lm, request.drafter)
+    t_loaded = time.perf_counter()
     session: ChatSession = reuse_session(ctx.state, lm, drafter, request.kv_bits, prompt)
     if drafter is not None:
-        check_trimmable(session.cache, lm.name)
+        check_trimmable(session.draft_cache, f"the drafter {drafter.label}")
     suffix = prompt[session.reused:]
 
     markers = Markers.of(tok)
@@ -162,13 +169,16 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             prompt_cache=session.cache + session.draft_cache, **kv)
 
     stats = GenerationStats(prompt_tokens=len(prompt), prefill_tokens=len(suffix), context_limit=limit,
-                            drafter=drafter.label if drafter else "")
+                            drafter=drafter.label if drafter else "", load_s=t_loaded - t0)
+    if effort not in (None, "none") and markers is None:
+        stats.notes.append(f"{lm.name} has no thinking mode: effort {effort} ignored")
     splitter = ThinkingSplitter(markers, initial)
     detok = tok.detokenizer
     channel = "answer"
     parts: dict[str, list[str]] = {"think": [], "answer": []}
     generated: list[int] = []
     rounds = 0
+    last_from_draft = False
     t_first = t_last = t_think = None
     next_live = 0.0
     finish = "length"
@@ -196,7 +206,10 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             if len(generated) > 1:
                 stats.decode_tps = (len(generated) - 1) / max(now - t_first, 1e-9)
         if drafter is not None:
-            stats.drafted = rounds * request.num_draft_tokens
+            # a round = accepted drafts + one token of the verifier; a round cut short (end of turn or
+            # max tokens on a drafted token) has no verifier token but was drafted all the same
+            open_round = 1 if generated and last_from_draft else 0
+            stats.drafted = (rounds + open_round) * request.num_draft_tokens
             stats.acceptance = stats.accepted / stats.drafted if stats.drafted else None
         stats.peak_memory_gb = mx.get_peak_memory() / 1e9
         stats.context_used = len(prompt) + len(generated)
@@ -209,6 +222,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
                 t_first = now
             t_last = now
             generated.append(token)
+            last_from_draft = from_draft
             if from_draft:
                 stats.accepted += 1
             else:
@@ -227,7 +241,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
                     t_think = None
             if now >= next_live:
                 fill(now)
-                ctx.emit(StatsEvent(ctx.job_id, GenerationStats(**asdict(stats))))
+                ctx.emit(StatsEvent(ctx.job_id, GenerationStats(**{**asdict(stats), "notes": list(stats.notes)})))
                 next_live = now + LIVE_EVERY_S
             ctx.check()
         else:

@@ -76,11 +76,14 @@ def get_drafter(state: dict[str, Any], main: LoadedModel, spec: str | None) -> D
 
 
 def check_trimmable(cache: list, what: str) -> None:
-    from mlx_lm.models.cache import can_trim_prompt_cache
+    """Speculative decoding rewinds the cache after each rejected draft. A sliding-window cache cannot
+    be rewound once its window is full, and mlx-lm's trim then silently does nothing (wrong output),
+    so such models are refused up front rather than when the window fills mid-answer."""
+    from mlx_lm.models.cache import KVCache, QuantizedKVCache
 
-    if not can_trim_prompt_cache(cache):
-        kinds = sorted({type(c).__name__ for c in cache if not c.is_trimmable()})
+    kinds = sorted({type(c).__name__ for c in cache if not isinstance(c, (KVCache, QuantizedKVCache))})
+    if kinds:
         raise TemperError(
             f"speculative decoding needs a cache that can be rewound; {what} uses {', '.join(kinds)} "
-            "which cannot be once its window is full: turn the drafter off for this chat"
+            "(sliding window or recurrent state), which cannot be once full: turn the drafter off for this model"
         )

@@ -9,6 +9,7 @@ job that has not started yet.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import queue
@@ -196,9 +197,13 @@ _default_lock = threading.Lock()
 
 
 def get_engine() -> Engine:
-    """The process-wide engine (created on first use)."""
+    """The process-wide engine (created on first use, stopped and joined at interpreter exit).
+
+    Joining at exit matters: a daemon thread killed mid-MLX-call can leave MLX's own threads
+    joinable, which aborts the process ("terminate called without an active exception")."""
     global _default
     with _default_lock:
         if _default is None:
             _default = Engine()
+            atexit.register(_default.shutdown, 10.0)
         return _default

@@ -1,12 +1,15 @@
 """Import a GGUF file (llama.cpp, LM Studio, Ollama blobs) as an MLX model folder mlx-lm loads.
 
-- Tensors come from `mx.load(file, return_metadata=True)`: Q4_0, Q4_1 and Q8_0 arrive as MLX affine
-  quantized triples (group size 32) and are kept as they are (or dequantized with `dequantize=True`);
-  other GGUF types are dequantized with the `gguf` package.
-- llama.cpp names are mapped to mlx-lm's llama names, and its RoPE row permutation of q/k is undone.
+- Tensors come from `mx.load(file)`: Q4_0, Q4_1 and Q8_0 arrive as MLX affine quantized triples
+  (group size 32) and are kept as they are (or dequantized with `dequantize=True`). Other types
+  (K-quants, IQ, BF16) are dequantized by the `gguf` package (llama.cpp's reference code) and
+  requantized to MLX affine g32 at about the same width (REQUANT_BITS), or kept as floats with
+  `dequantize=True`. The metadata and tensor table are read by our own header parser.
+- Architectures llama, qwen2 and qwen3. llama.cpp names are mapped to mlx-lm's, and for llama its
+  RoPE row permutation of q/k is undone.
   The permutation moves whole output rows, and affine groups run along the input dimension, so the
   same row permutation applied to weight, scales and biases is exact: no requantization.
-- config.json comes from the `llama.*` metadata; the tokenizer from the vocabulary and merges in the
+- config.json comes from the `<arch>.*` metadata; the tokenizer from the vocabulary and merges in the
   metadata through transformers' GGUF tokenizer converter; the chat template from
   `tokenizer.chat_template`. The folder is written atomically under models_dir().
 Runs MLX: call it from one thread (the engine thread in the app; the CLI runs it on its main thread).
@@ -24,9 +27,13 @@ from typing import Any
 from .. import atomic
 from ..errors import TemperError
 from ..paths import models_dir
+from .gguf_config import FAMILIES, SUPPORTED, build_config, import_error, llama3_rope_factors, plain
+from .gguf_tokenizer import write_tokenizer
+
+__all__ = ["FAMILIES", "SUPPORTED", "import_gguf", "llama3_rope_factors", "read_metadata", "unpermute_rows",
+           "write_tokenizer"]
 
 Progress = Callable[[str, float], None]
-SUPPORTED = ("llama",)
 _DTYPES = ("auto", "float16", "bfloat16", "float32")
 _GGUF_GROUP = 32  # Q4_0 / Q4_1 / Q8_0 blocks hold 32 weights
 _FLOAT_TYPES = {"F32", "F16", "BF16", "F64"}
@@ -52,6 +59,8 @@ _BLOCK = {
     "attn_k": "self_attn.k_proj",
     "attn_v": "self_attn.v_proj",
     "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
     "ffn_gate": "mlp.gate_proj",
     "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
@@ -60,24 +69,20 @@ _SKIP = {"rope_freqs", "attn_rot_embd"}
 _BLK = re.compile(r"^blk\.(\d+)\.([a-z_]+)\.(weight|bias|scales|biases)$")
 
 
-def import_error(message: str) -> TemperError:
-    return TemperError(message)
-
-
 def mlx_name(gguf_name: str) -> str | None:
-    """llama.cpp tensor name -> mlx-lm llama name (None for tensors mlx-lm rebuilds itself)."""
+    """llama.cpp tensor name -> mlx-lm name (None for tensors mlx-lm rebuilds itself)."""
     if m := _BLK.match(gguf_name):
         layer, part, leaf = m.groups()
         if part in _SKIP:
             return None
         if part not in _BLOCK:
-            raise import_error(f"unknown GGUF tensor {gguf_name!r}: this llama variant is not supported")
+            raise import_error(f"unknown GGUF tensor {gguf_name!r}: this model variant is not supported")
         return f"model.layers.{layer}.{_BLOCK[part]}.{leaf}"
     base, _, leaf = gguf_name.rpartition(".")
     if base in _SKIP:
         return None
     if base not in _TOP:
-        raise import_error(f"unknown GGUF tensor {gguf_name!r}: this llama variant is not supported")
+        raise import_error(f"unknown GGUF tensor {gguf_name!r}: this model variant is not supported")
     return f"{_TOP[base]}.{leaf}"
 
 
@@ -101,12 +106,6 @@ def default_dtype() -> str:
     return "float16" if mx.default_device() == mx.gpu else "float32"
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "tolist") and not isinstance(value, (list, str)):
-        return value.tolist()
-    return value
-
-
 def read_gguf(file: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """(all metadata as plain Python values, tensor name -> GGML type name), from the header only."""
     import gguf
@@ -128,101 +127,6 @@ def read_gguf(file: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 def read_metadata(file: Path) -> dict[str, Any]:
     return read_gguf(Path(file))[0]
-
-
-def build_config(meta: dict[str, Any], names: set[str], *, vocab_size: int) -> dict[str, Any]:
-    arch = meta.get("general.architecture")
-    if arch not in SUPPORTED:
-        raise import_error(
-            f"GGUF architecture {arch!r} is not supported yet (supported: {', '.join(SUPPORTED)})"
-        )
-    if "rope_freqs.weight" in names:
-        raise import_error("this GGUF uses Llama-3.1 RoPE frequency factors (rope_freqs), not supported yet")
-
-    def get(key: str, default: Any = None) -> Any:
-        return _plain(meta.get(f"{arch}.{key}", default))
-
-    try:
-        hidden = int(get("embedding_length"))
-        heads = int(get("attention.head_count"))
-        config: dict[str, Any] = {
-            "model_type": "llama",
-            "architectures": ["LlamaForCausalLM"],
-            "hidden_size": hidden,
-            "num_hidden_layers": int(get("block_count")),
-            "intermediate_size": int(get("feed_forward_length")),
-            "num_attention_heads": heads,
-            "num_key_value_heads": int(get("attention.head_count_kv", heads)),
-            "rms_norm_eps": float(f'{float(get("attention.layer_norm_rms_epsilon", 1e-5)):.6g}'),
-            "rope_theta": float(get("rope.freq_base", 10000.0)),
-            "max_position_embeddings": int(get("context_length", 2048)),
-            "vocab_size": vocab_size,
-            "tie_word_embeddings": "output.weight" not in names,
-            "attention_bias": "blk.0.attn_q.bias" in names,
-            "mlp_bias": "blk.0.ffn_up.bias" in names,
-        }
-    except (TypeError, ValueError) as exc:
-        raise import_error(f"GGUF metadata is missing llama hyper-parameters ({exc})") from exc
-    head_dim = int(get("attention.key_length", hidden // heads))
-    if head_dim != hidden // heads:
-        config["head_dim"] = head_dim
-    rope_dims = get("rope.dimension_count")
-    if rope_dims is not None and int(rope_dims) != head_dim:
-        raise import_error(f"partial RoPE ({rope_dims} of {head_dim} dims) is not supported for llama")
-    scaling = get("rope.scaling.type")
-    if scaling and scaling != "none":
-        if scaling != "linear":
-            raise import_error(f"RoPE scaling {scaling!r} is not supported yet")
-        config["rope_scaling"] = {"type": "linear", "factor": float(get("rope.scaling.factor", 1.0))}
-    for key in ("bos_token_id", "eos_token_id", "padding_token_id"):
-        value = meta.get(f"tokenizer.ggml.{key}")
-        if value is not None:
-            config[key.replace("padding", "pad")] = int(_plain(value))
-    return config
-
-
-def write_tokenizer(out: Path, meta: dict[str, Any]) -> None:
-    """tokenizer.json + tokenizer_config.json (with the chat template) from the GGUF vocabulary."""
-    try:
-        from transformers import PreTrainedTokenizerFast
-        from transformers.integrations.gguf.gguf_tokenizer_mapping import (
-            GGUF_TOKENIZER_MAPPING,
-            convert_gguf_tokenizer,
-        )
-    except ImportError:  # older transformers keep it under integrations.ggml
-        from transformers import PreTrainedTokenizerFast
-        from transformers.integrations.ggml import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
-
-    if "tokenizer.ggml.tokens" not in meta:
-        raise import_error("this GGUF carries no tokenizer vocabulary (tokenizer.ggml.tokens)")
-    fields = {name: _plain(meta[f"tokenizer.{key}"])
-              for key, name in GGUF_TOKENIZER_MAPPING["tokenizer"].items() if f"tokenizer.{key}" in meta}
-    try:
-        backend, extra = convert_gguf_tokenizer(meta["general.architecture"], fields)
-    except Exception as exc:
-        raise import_error(f"cannot rebuild the GGUF tokenizer ({type(exc).__name__}: {exc})") from exc
-    tokens = fields["tokens"]
-
-    def token(key: str) -> str | None:
-        idx = meta.get(f"tokenizer.ggml.{key}")
-        return tokens[int(_plain(idx))] if idx is not None and int(_plain(idx)) < len(tokens) else None
-
-    kwargs: dict[str, Any] = {
-        "bos_token": token("bos_token_id"), "eos_token": token("eos_token_id"),
-        "unk_token": token("unknown_token_id"), "pad_token": token("padding_token_id"),
-        "clean_up_tokenization_spaces": False, **(extra or {}),
-    }
-    if (template := meta.get("tokenizer.chat_template")) is not None:
-        kwargs["chat_template"] = str(template)
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, **{k: v for k, v in kwargs.items() if v is not None})
-    tok.save_pretrained(str(out))
-    # Make the template visible to every reader, whichever file this transformers wrote it to.
-    config_file = out / "tokenizer_config.json"
-    data = json.loads(config_file.read_text())
-    if "chat_template" in kwargs and "chat_template" not in data:
-        data["chat_template"] = kwargs["chat_template"]
-    data.setdefault("add_bos_token", bool(_plain(meta.get("tokenizer.ggml.add_bos_token", False))))
-    config_file.write_text(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 class _Dequantized(Mapping):
@@ -295,11 +199,16 @@ def import_gguf(
     tensors, native = _load_tensors(file)
     step()
     names = set(tensors)
-    vocab = len(meta.get("tokenizer.ggml.tokens") or []) or int(_plain(meta.get("llama.vocab_size", 0)))
-    config = build_config(meta, names, vocab_size=vocab)
+    arch = meta.get("general.architecture")
+    vocab = len(meta.get("tokenizer.ggml.tokens") or []) or int(plain(meta.get(f"{arch}.vocab_size", 0)))
+    rope_freqs = None
+    if "rope_freqs.weight" in names:
+        rope_freqs = [float(x) for x in tensors["rope_freqs.weight"].astype(mx.float32).tolist()]
+    config = build_config(meta, names, vocab_size=vocab, rope_freqs=rope_freqs)
     dtype = default_dtype() if dtype == "auto" else dtype
     target = getattr(mx, dtype)
-    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
+    permuted = FAMILIES[meta["general.architecture"]][2]
+    heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]} if permuted else {}
 
     if native and any(types.get(n, "F32") not in _MLX_READS for n in names):
         redo = {n for n in names if types.get(n, "F32") not in _MLX_READS}
@@ -363,7 +272,7 @@ def import_gguf(
         config["quantization"] = qconfig
         config["quantization_config"] = dict(qconfig)
     config["torch_dtype"] = dtype
-    config["temper"] = {"imported_from": file.name, "gguf_file_type": _plain(meta.get("general.file_type")),
+    config["temper"] = {"imported_from": file.name, "gguf_file_type": plain(meta.get("general.file_type")),
                         "gguf_read_by": "mlx" if native else "gguf", "tensors": dict(sorted(actions.items()))}
 
     report("writing", 0.9)

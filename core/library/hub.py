@@ -128,8 +128,9 @@ def search(query: str, *, limit: int = 30, mlx_only: bool = True, timeout: float
 def _files(repo_id: str, timeout: float) -> tuple[str, list[tuple[str, int]]]:
     def run():
         info = _api().model_info(repo_id, files_metadata=True, timeout=timeout)
+        # Top-level files only: sub-folders hold other formats (original/, onnx/, gguf/) mlx-lm never reads.
         files = [(s.rfilename, int(s.size or 0)) for s in info.siblings or []
-                 if any(fnmatch.fnmatch(s.rfilename.rsplit("/", 1)[-1], p) for p in WANTED)]
+                 if "/" not in s.rfilename and any(fnmatch.fnmatch(s.rfilename, p) for p in WANTED)]
         return info.sha, files
 
     try:

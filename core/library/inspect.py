@@ -187,6 +187,7 @@ def inspect_model(path: Path, *, source: str = "folder", name: str | None = None
         "tensor_bytes": total,
         "dtype": _float_dtype(tensors),
         "quantized_tensors": len(specs),
+        "quant_mix": dict(Counter(spec.label() for spec in specs.values()).most_common()),
         "layers": config.get("num_hidden_layers") or (config.get("text_config") or {}).get("num_hidden_layers"),
         "hidden_size": config.get("hidden_size") or (config.get("text_config") or {}).get("hidden_size"),
         "vocab_size": config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size"),

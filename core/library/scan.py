@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..errors import TemperError
 from ..paths import models_dir
 from .folders import folders as configured_folders
 from .gguf_files import gguf_files, inspect_gguf
@@ -107,7 +108,10 @@ def find(query: str | Path, models: list[ModelInfo] | None = None) -> ModelInfo 
     models = models if models is not None else scan()
     text = str(query)
     exact = [m for m in models if text in (m.name, m.path.name)]
-    if exact:
-        return exact[0]
+    if exact:  # a model folder before a GGUF file of the same name, a working one before a broken one
+        return sorted(exact, key=lambda m: (bool(m.details.get("gguf")), m.error is not None))[0]
     prefix = [m for m in models if m.name.lower().startswith(text.lower())]
-    return prefix[0] if len(prefix) == 1 else None
+    if len(prefix) > 1:
+        names = ", ".join(f"{m.name} ({m.source})" for m in prefix[:4])
+        raise TemperError(f"{text!r} matches {len(prefix)} models ({names}): give the full name or a path")
+    return prefix[0] if prefix else None

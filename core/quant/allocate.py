@@ -154,9 +154,10 @@ def allocate(
     required = table.meta.get("required", {}) if isinstance(table.meta, dict) else {}
     options: list[list[Option]] = []
     sources: list[str] = []
+    odd = table.meta.get("float_bytes_by_path", {}) if fb == table.float_bytes else {}
     for t in table.tensors:
         guard = next((p for p in protect if p.matches(t.path)), None)
-        opts, source = tensor_options(t, cands, fb, pin=pins.get(t.path), required=required.get(t.path),
+        opts, source = tensor_options(t, cands, odd.get(t.path, fb), pin=pins.get(t.path), required=required.get(t.path),
                                       protect=guard, min_bits=min_bits, max_bits=max_bits,
                                       allow_float=allow_float)
         opts = [o if not math.isnan(o.dkl) else Option(o.key, o.cost, 0.0) for o in opts] \
@@ -183,6 +184,9 @@ def allocate(
     entries = [PlanEntry(t.path, tuple(t.shape), t.params, opts[j].key, opts[j].cost,
                          None if (opts[j].key != FLOAT and opts[j].key not in t.scores) else opts[j].dkl, src)
                for t, opts, j, src in zip(table.tensors, options, choice, sources, strict=True)]
+    unfit = sum(1 for src in sources if src == "no candidate fits")
+    if unfit:
+        notes.append(f"{unfit} tensor(s) kept float: no allowed group size divides their input size")
     plan = Plan(model=table.model, method=method, float_bytes=fb, fixed_bits=fixed_bits,
                 fixed_params=table.fixed_params, entries=entries, budget_bits=budget, lower_bound=bound,
                 notes=notes, meta={"candidates": [c.key for c in cands], "model_hash": table.model_hash,

@@ -1,19 +1,26 @@
-"""Fast sensitivity estimate: diagonal Fisher information × quantization error, all tensors at once.
+"""Fast sensitivity estimate from the Fisher information: all tensors and candidates in one pass.
 
 For a small weight change ΔW, the KL between the model's next-token distributions before and after is,
-to second order, ½ ΔWᵀ F ΔW, with F the Fisher information of the model's own predictions. We keep
-F's diagonal, estimated from one backward pass per calibration chunk with labels *sampled from the
-model itself* (then the cross-token terms of the squared sequence gradient vanish in expectation, so
-Σ_chunks g² estimates the summed per-token Fisher diagonal). Quantization errors of different weights
-are nearly independent, which is what makes the diagonal a fair approximation. Then for every
-tensor and candidate, with ΔW the fake-quantization error:
+to second order, ½ ΔWᵀ F ΔW, with F the Fisher information of the model's own predictions. One
+backward pass per calibration chunk, with labels *sampled from the model itself*, gives a sequence
+gradient G_s whose outer product estimates F (the cross-token terms vanish in expectation). With ΔW
+the fake-quantization error of a tensor under a candidate, two estimates of ΔWᵀ F ΔW come from the
+same gradients:
 
-    ΔKL_est = ½ · Σ_ij F_ij · ΔW_ij²  / tokens          (nats per token, same scale as the exact KL)
+- diagonal:  Σ_s Σ_ij G_s,ij² ΔW_ij²  (F's diagonal only: low variance, but blind to errors that are
+  correlated within a row, e.g. the shared rounding offset of a 2-bit group)
+- projected: Σ_s ⟨G_s, ΔW⟩²            (the full empirical Fisher: unbiased, noisy with few chunks)
 
-Cost: one forward + backward per chunk (plus cheap quantize/dequantize per candidate), against
-tensors × candidates forward passes for the exact measure. Being second order, it underestimates
-large errors (2-3 bit) where the KL is no longer quadratic; hybrid mode corrects the scale per
-candidate from the tensors it measures exactly.
+The score is their mean (shrinkage of the projected form toward the diagonal), in nats per token:
+
+    ΔKL_est = ½ · ½ (diagonal + projected) / tokens
+
+On the trained fixture this ranks tensors better at 2 bits than either form alone and as well as the
+diagonal at 3-8 bits (docs/benchmarks/sensitivity_rank.md). Cost: one forward + backward per chunk
+plus one quantize/dequantize per tensor and candidate (kept in memory when they fit `cache_bytes`,
+else redone per chunk), against tensors × candidates forward passes for the exact measure. Being
+second order, it still underestimates some large (2-bit) errors; hybrid mode measures the most
+damaging tensors exactly.
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ from .candidates import Candidate
 from .tensors import QTensor, fake_quantize
 
 
-def fisher_diagonal(model: Any, chunks: np.ndarray, tensors: list[QTensor], *, seed: int = 0,
-                    draws: int = 1, check: Callable[[], None] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Per tensor path: Σ over chunks of the squared gradient of the chunk's log-likelihood of labels
-    sampled from the model (averaged over `draws` label samples). fp32 arrays shaped like the weights."""
+def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate], *,
+                     storage_dtype: Any = None, seed: int = 0, draws: int = 1,
+                     check: Callable[[], None] | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     cache_bytes: int = 1 << 30) -> dict[str, dict[str, float]]:
+    """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token."""
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_flatten
@@ -42,40 +50,54 @@ def fisher_diagonal(model: Any, chunks: np.ndarray, tensors: list[QTensor], *, s
         labels = mx.stop_gradient(mx.random.categorical(mx.stop_gradient(logits), key=key))
         return nn.losses.cross_entropy(logits, labels, reduction="sum")
 
+    fits = {t.path: [c for c in candidates if c.fits(t.shape)] for t in tensors}
+    keep = sum(t.params * len(fits[t.path]) * 4 for t in tensors) <= cache_bytes
+    deltas: dict[tuple[str, str], Any] = {}
+
+    def delta(t: QTensor, c: Candidate) -> Any:
+        if (t.path, c.key) in deltas:
+            return deltas[(t.path, c.key)]
+        w = t.module["weight"].astype(mx.float32)
+        d = fake_quantize(w, c, storage_dtype).astype(mx.float32) - w
+        if keep:
+            deltas[(t.path, c.key)] = d
+        return d
+
     grad_fn = nn.value_and_grad(model, loss_fn)
-    wanted = {t.path + ".weight": t.path for t in tensors}
-    acc: dict[str, Any] = {}
+    by_name = {t.path + ".weight": t for t in tensors}
+    diag = {(t.path, c.key): 0.0 for t in tensors for c in fits[t.path]}
+    proj = dict(diag)
     key = mx.random.key(seed)
-    for i in range(chunks.shape[0]):
+    n = chunks.shape[0]
+    for i in range(n):
         x = mx.array(chunks[i:i + 1])
         for _ in range(draws):
             if check is not None:
                 check()
             key, sub = mx.random.split(key)
             _, grads = grad_fn(model, x, sub)
+            sums: dict[tuple[str, str], tuple[Any, Any]] = {}
             for name, g in tree_flatten(grads):
-                if name in wanted:
-                    path = wanted[name]
-                    sq = g.astype(mx.float32) ** 2
-                    acc[path] = acc[path] + sq if path in acc else sq
-            mx.eval(list(acc.values()))
+                t = by_name.get(name)
+                if t is None:
+                    continue
+                g = g.astype(mx.float32)
+                g2 = g * g
+                mine = {}
+                for c in fits[t.path]:
+                    d = delta(t, c)
+                    mine[(t.path, c.key)] = ((g2 * d * d).sum(), (g * d).sum())
+                mx.eval([v for pair in mine.values() for v in pair], list(deltas.values()) if keep else [])
+                sums.update(mine)
+            for k, (dg, pj) in sums.items():
+                diag[k] += dg.item() / draws
+                proj[k] += pj.item() ** 2 / draws
         if progress is not None:
-            progress(i + 1, chunks.shape[0])
-    return {p: a / draws for p, a in acc.items()}
-
-
-def estimate_scores(tensor: QTensor, fisher: Any, candidates: list[Candidate], tokens: int,
-                    storage_dtype: Any = None) -> dict[str, float]:
-    """ΔKL estimate (nats/token) for each candidate that fits this tensor."""
-    import mlx.core as mx
-
-    weight = tensor.module["weight"]
-    out: dict[str, float] = {}
-    for c in candidates:
-        if not c.fits(tensor.shape):
-            continue
-        err = fake_quantize(weight, c, storage_dtype).astype(mx.float32) - weight.astype(mx.float32)
-        out[c.key] = float((0.5 * (fisher * err * err).sum() / tokens).item())
+            progress(i + 1, n)
+    tokens = int(chunks.size)
+    out: dict[str, dict[str, float]] = {t.path: {} for t in tensors}
+    for (path, ckey), dg in diag.items():
+        out[path][ckey] = 0.25 * (dg + proj[(path, ckey)]) / tokens
     return out
 
 

@@ -66,6 +66,18 @@ def float_bytes_of(model: Any) -> int:
     return max(set(sizes), key=sizes.count) if sizes else 2
 
 
+def cast_model(model: Any, dtype: str) -> None:
+    """Cast the float parameters the model allows to `dtype` (as mlx-lm convert --dtype does)."""
+    import mlx.core as mx
+    from mlx.utils import tree_map_with_path
+
+    target = getattr(mx, dtype)
+    cast = getattr(model, "cast_predicate", lambda _: True)
+    model.update(tree_map_with_path(
+        lambda k, v: v.astype(target) if cast(k) and mx.issubdtype(v.dtype, mx.floating) else v,
+        model.parameters()))
+
+
 def inventory(model: Any, *, name: str = "", model_hash: str = "") -> SensitivityTable:
     """A score-less table of the model's quantizable tensors plus the bits of everything else."""
     import mlx.core as mx
@@ -74,6 +86,7 @@ def inventory(model: Any, *, name: str = "", model_hash: str = "") -> Sensitivit
     tensors: list[TensorScores] = []
     quantized_weights: set[str] = set()
     required: dict[str, str] = {}
+    odd_dtypes: dict[str, int] = {}
     for path, module, req in quantizable_modules(model):
         shape = tuple(int(s) for s in module.weight.shape)
         params = 1
@@ -82,6 +95,7 @@ def inventory(model: Any, *, name: str = "", model_hash: str = "") -> Sensitivit
         tensors.append(TensorScores(path=path, shape=shape, params=params, kind=tensor_kind(path),
                                     layer=layer_index(path)))
         quantized_weights.add(f"{path}.weight")
+        odd_dtypes[path] = module.weight.dtype.size
         if req:
             cand = Candidate(int(req.get("bits", 8)), int(req.get("group_size", 64)), req.get("mode", "affine"))
             required[path] = cand.key
@@ -97,6 +111,9 @@ def inventory(model: Any, *, name: str = "", model_hash: str = "") -> Sensitivit
                              fixed_params=fixed_params, tensors=tensors)
     if required:
         table.meta["required"] = required
+    odd = {p: b for p, b in odd_dtypes.items() if b != table.float_bytes}
+    if odd:  # tensors stored in another float dtype than the model's (their scales/float cost differ)
+        table.meta["float_bytes_by_path"] = odd
     return table
 
 
@@ -107,9 +124,12 @@ def _order(t: TensorScores) -> tuple[int, int, str]:
     return (0 if "embed" in t.path else 2, 0, t.path)
 
 
-def load_inventory(path: Path) -> SensitivityTable:
-    """Inventory of a model folder, loaded lazily (weights are not read). Call on the engine thread."""
+def load_inventory(path: Path, *, dtype: str | None = None) -> SensitivityTable:
+    """Inventory of a model folder, loaded lazily (weights are not read), as it will be written when
+    cast to `dtype` (None: as stored). Call on the engine thread."""
     from mlx_lm.utils import load_model
 
     model, _ = load_model(Path(path), lazy=True)
+    if dtype is not None:
+        cast_model(model, dtype)
     return inventory(model, name=str(path))

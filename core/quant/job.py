@@ -46,6 +46,8 @@ class QuantizeRequest:
     force: bool = False
     dtype: str | None = None                # cast before quantizing (default: the source's dtype)
     eval_chunks: list[list[int]] | None = None
+    eval_about: str = ""                    # what the evaluation text is (recorded in the model card)
+    awq: bool = False                       # AWQ-style pre-scaling on calibration text
 
 
 @dataclass
@@ -147,8 +149,8 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         raise QuantError(f"{req.out} already exists: choose another output folder or pass --force")
 
     phase("inventory", 0, 1, source.name)
-    table = load_inventory(source)
-    float_bytes = DTYPES[req.dtype] if req.dtype else table.float_bytes
+    table = load_inventory(source, dtype=req.dtype)     # as it will be written (cast included)
+    float_bytes = table.float_bytes
     lap("inventory")
     cands = candidates_of(req)
     if info.needs_scores:
@@ -185,7 +187,8 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         reports.append(verify(tmp, plan))
         phase("verify", len(plan.entries), len(plan.entries), "ok")
 
-    write_quantized(source, plan, out, force=req.force, dtype=req.dtype,
+    awq_chunks = calibration_chunks(source, req.calibration) if req.awq else None
+    write_quantized(source, plan, out, force=req.force, dtype=req.dtype, awq_chunks=awq_chunks,
                     card={"base_model": source.name, "name": out.name},
                     progress=lambda name, done, total: phase(name, done, total),
                     before_commit=verify_before_commit)
@@ -197,15 +200,30 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         from .evaluate import evaluate, format_table
 
         quality = evaluate(ctx, source, [out], req.eval_chunks)
-        add_quality_to_card(out, format_table(quality), len(req.eval_chunks))
+        add_quality_to_card(out, format_table(quality), req.eval_about or f"{len(req.eval_chunks)} chunks")
         lap("evaluate")
     return QuantizeResult(plan, out, report, quality, seconds)
 
 
-def add_quality_to_card(out: Path, table: str, chunks: int) -> None:
+def calibration_chunks(source: Path, calibration: Any) -> list[list[int]]:
+    """Token chunks for AWQ: the request's own (a list of chunks or a TokenSet), else temper's calibration set."""
+    if calibration is None:
+        try:
+            from mlx_lm.utils import load_tokenizer
+
+            from .calibration import calibration_set  # type: ignore[import-not-found,attr-defined]
+        except ImportError as exc:
+            raise QuantError("AWQ needs calibration text and this build has no calibration set: "
+                             "pass calibration chunks") from exc
+        calibration = calibration_set(load_tokenizer(Path(source)))
+    rows = getattr(calibration, "chunks", calibration)
+    return [list(map(int, r)) for r in rows]
+
+
+def add_quality_to_card(out: Path, table: str, about: str) -> None:
     from .. import atomic
 
     card = out / "README.md"
     text = card.read_text()
-    block = (f"Held-out text, {chunks} chunks, against the unquantized model:\n\n```\n{table}\n```\n")
+    block = f"Against the unquantized model on held-out text ({about}):\n\n```\n{table}\n```\n"
     atomic.write_text(card, text.replace("Not measured.\n", block))

@@ -101,10 +101,13 @@ class Plan:
         """label -> (number of tensors, number of weights), widest first."""
         counts: Counter[str] = Counter()
         weights: Counter[str] = Counter()
+        order: dict[str, tuple[int, int, str]] = {}
         for e in self.entries:
             counts[e.label] += 1
             weights[e.label] += e.params
-        return {k: (counts[k], weights[k]) for k in sorted(counts, key=_label_order)}
+            c = e.candidate
+            order[e.label] = (1, 0, "") if c is None else (0, -c.bits, c.key)
+        return {k: (counts[k], weights[k]) for k in sorted(counts, key=order.__getitem__)}
 
     # -- mlx-lm config -----------------------------------------------------------------------------------
     def quantization_config(self) -> dict[str, Any]:
@@ -180,10 +183,6 @@ class Plan:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise QuantError(f"cannot read plan {path}: {exc}") from exc
-
-
-def _label_order(label: str) -> tuple[int, str]:
-    return (99, label) if label == "float" else (-int(label.split("b")[0]) if label[0].isdigit() else 0, label)
 
 
 def _mb(n: int) -> str:

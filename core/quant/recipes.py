@@ -123,6 +123,7 @@ def plan_from_predicate(
     if unknown:
         raise QuantError(f"pin names no quantizable tensor: {unknown[0]}")
     required = table.meta.get("required", {}) if isinstance(table.meta, dict) else {}
+    odd = table.meta.get("float_bytes_by_path", {}) if fb == table.float_bytes else {}
     entries = []
     for t in table.tensors:
         guard = next((p for p in [*protect, *default_protect] if p.matches(t.path)), None)
@@ -140,7 +141,8 @@ def plan_from_predicate(
                 c = Candidate.from_key(key)
                 key, source = Candidate(_valid_width(guard.floor), c.group_size).key, "protected"
         dkl = (0.0 if t.scores else None) if key == FLOAT else t.scores.get(key)
-        entries.append(PlanEntry(t.path, tuple(t.shape), t.params, key, tensor_bits(key, t.params, fb), dkl, source))
+        bits = tensor_bits(key, t.params, odd.get(t.path, fb))
+        entries.append(PlanEntry(t.path, tuple(t.shape), t.params, key, bits, dkl, source))
     fixed = table.fixed_bits if fb == table.float_bytes else round(table.fixed_bits * fb / table.float_bytes)
     return Plan(model=table.model, method=method, float_bytes=fb, fixed_bits=fixed,
                 fixed_params=table.fixed_params, entries=entries,

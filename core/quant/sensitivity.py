@@ -3,8 +3,8 @@
 Modes:
 - exact: quantize→dequantize ONE tensor in place, run the calibration forward, KL(reference ‖ model)
   of next-token distributions averaged over every calibration token, restore; tensors × candidates
-  forward passes.
-- fast: the diagonal-Fisher estimate of the same quantity for all tensors from one forward+backward
+  forward passes (blocks before the tensor's block are replayed from the reference pass, see kl.py).
+- fast: a Fisher-information estimate of the same quantity for all tensors from one forward+backward
   per calibration chunk (estimate.py).
 - hybrid (default): the fast estimate for all, then the exact measure for the top `fraction` of tensors
   by estimated damage at the cheapest candidate (where a wrong estimate costs most); the other tensors'
@@ -14,7 +14,13 @@ The model runs in fp32 (weights upcast from their stored dtype; fake quantizatio
 dtype, as the written file will). Results go to data_dir()/sensitivity/<model>-<calibration>-<mode>.json
 (or `out`), saved atomically after every tensor: a killed or cancelled pass resumes from the last
 finished tensor, and a finished one is reused (no forward pass) when the same model, calibration and a
-subset of its candidates are asked again. Models run whole in memory: there is no streamed mode yet.
+subset of its candidates are asked again (a finished exact table also answers hybrid and fast
+requests). Events: LayerScored per tensor (and Progress for the Fisher pass); ctx.check() between
+candidates and between calibration batches, so a cancel lands within one forward pass.
+
+Memory: models run whole in memory, in fp32 (about 2x a bf16 model, plus the reference log-probs and
+replay buffers, each capped at 1 GiB). There is no streamed (block-by-block) mode yet; peak MLX memory
+and process RSS are recorded in the table's meta.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from .candidates import Candidate
 from .scores import SensitivityTable, TensorScores
 from .tensors import QTensor, model_hash, quantizable
 
-MODES = ("fast", "exact", "hybrid")
+MODES = ("fast", "hybrid", "exact")     # from least to most exact
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,12 @@ def run_sensitivity(
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
     target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
+    if out is None:   # a finished table of a more exact mode answers a less exact request
+        for better in MODES[MODES.index(mode) + 1:][::-1]:
+            saved = _previous(cache_file(mhash, calib.hash, better), mhash, calib.hash)
+            run = _Run(ctx, path, cands, calib, mode, fraction, seed, cache_file(mhash, calib.hash, better), saved)
+            if saved is not None and run._complete(saved):
+                return run.go()
     table = _previous(target, mhash, calib.hash)
     run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
     run.replay, run.mhash = replay, mhash
@@ -203,12 +215,13 @@ class _Run:
         if not todo:
             return
         t0 = time.perf_counter()
-        fisher = estimate.fisher_diagonal(model, self.calib.chunks, tensors, seed=self.seed,
-                                          check=self.ctx.check, progress=self._progress("fisher"))
+        scored = estimate.fisher_estimates(model, self.calib.chunks, tensors, self.cands,
+                                           storage_dtype=self.storage, seed=self.seed, check=self.ctx.check,
+                                           progress=self._progress("fisher"))
         by_path = table.by_path()
         for i, t in enumerate(tensors):
             self.ctx.check()
-            scores = estimate.estimate_scores(t, fisher[t.path], self.cands, self.calib.tokens, self.storage)
+            scores = scored[t.path]
             ests.setdefault(t.path, {}).update(scores)
             if self.mode == "fast":   # exact scores already measured (an earlier run) are kept
                 row = by_path[t.path]
@@ -274,12 +287,14 @@ class _Run:
                  if row.path in measured and key in row.scores and ests[row.path].get(key, 0) > 0]
             ratios[key] = float(sorted(r)[len(r) // 2]) if r else 1.0
         table.meta["correction"] = ratios
-        for row in table.tensors:
+        n = len(table.tensors)
+        for i, row in enumerate(table.tensors):
             if row.path in measured:
                 continue
             for key, value in ests.get(row.path, {}).items():
                 row.scores[key] = value * ratios.get(key, 1.0)
                 row.methods[key] = "estimate"
+            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
         def report(done: int, total: int) -> None:
@@ -299,7 +314,9 @@ class _Run:
         return [c.key for c in self.cands if c.fits(t.shape)]
 
     def _complete(self, table: SensitivityTable) -> bool:
-        if not table.meta.get("complete") or table.meta.get("mode") not in (self.mode, "exact"):
+        saved_mode = table.meta.get("mode")
+        if not table.meta.get("complete") or saved_mode not in MODES or \
+                MODES.index(saved_mode) < MODES.index(self.mode):
             return False
         for row in table.tensors:
             for c in self.cands:

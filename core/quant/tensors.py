@@ -68,8 +68,7 @@ def quantizable(model: Any) -> list[QTensor]:
         out.append(QTensor(path=path, module=module, shape=tuple(int(d) for d in weight.shape)))
     if not out:
         raise QuantError("this model has no quantizable tensors (no Linear or Embedding weights)")
-    out.reverse()   # named_modules lists leaves last-first; model order reads better
-    return sorted(out, key=_order)
+    return sorted(out, key=_order)   # embeddings, then blocks in order, then the head
 
 
 def _order(t: QTensor) -> tuple[int, int, str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,14 +54,14 @@ def write_quantized(
     source: Path, plan: Plan, out: Path, *, force: bool = False, dtype: str | None = None,
     card: dict[str, Any] | None = None, progress: Progress | None = None,
     before_commit: Callable[[Path], None] | None = None,
+    awq_chunks: Sequence[Sequence[int]] | None = None,
 ) -> WriteResult:
     """Quantize `source` as `plan` says and write it to `out` (atomically). Call on the engine thread.
 
     `before_commit(tmp)` runs on the finished temporary folder before it is renamed into place (verify
-    goes there): if it raises, nothing is left behind."""
-    import mlx.core as mx
+    goes there): if it raises, nothing is left behind. `awq_chunks`: calibration token chunks for AWQ-style
+    pre-scaling (core/quant/awq.py), folded into the norms before quantizing."""
     import mlx.nn as nn
-    from mlx.utils import tree_map_with_path
     from mlx_lm.utils import load_model, save_config, save_model
 
     source, out = Path(source), Path(out)
@@ -79,11 +79,9 @@ def write_quantized(
     if dtype is not None:
         if dtype not in DTYPES:
             raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype}")
-        target = getattr(mx, dtype)
-        cast = getattr(model, "cast_predicate", lambda _: True)
-        model.update(tree_map_with_path(
-            lambda k, v: v.astype(target) if cast(k) and mx.issubdtype(v.dtype, mx.floating) else v,
-            model.parameters()))
+        from .inventory import cast_model
+
+        cast_model(model, dtype)
         raw_config["torch_dtype"] = dtype
     from .inventory import float_bytes_of
 
@@ -92,6 +90,16 @@ def write_quantized(
         raise QuantError(f"the plan prices scales at {plan.float_bytes} bytes but the weights written are "
                          f"{fb}-byte floats: make the plan for this dtype (or pass the matching dtype)")
 
+    card = dict(card or {})
+    if awq_chunks is not None:
+        from .awq import apply_awq
+
+        say("awq", 0, 1)
+        alphas = apply_awq(model, str(raw_config.get("model_type", "")), plan, awq_chunks)
+        scaled = [a for a in alphas.values() if a > 0]
+        card["awq"] = (f"AWQ-style pre-scaling folded into the norms: {len(scaled)} of {len(alphas)} groups "
+                       f"scaled (α ∈ {{{', '.join(sorted({f'{a:g}' for a in alphas.values()}))}}}), "
+                       f"on {len(awq_chunks)} calibration chunks")
     wanted = plan.by_path()
     modules = dict(model.named_modules())
     missing = [p for p in wanted if p not in modules or not hasattr(modules[p], "to_quantized")]
@@ -124,7 +132,7 @@ def write_quantized(
             plan.save(tmp / PLAN_FILE)
             src_bytes = source_tensor_bytes(source)
             written = source_tensor_bytes(tmp)
-            (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card or {}))
+            (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card))
             files = sorted(p.name for p in tmp.iterdir())
             say("write", 1, 1)
             if before_commit is not None:
@@ -169,6 +177,7 @@ Quantized with temper from `{source.name}`; loads with plain `mlx_lm.load`.
 - Size: {written_bytes / 1e6:.2f} MB of tensors, {100 * written_bytes / max(source_bytes, 1):.1f}% of the
   unquantized {source_bytes / 1e6:.2f} MB
 - Scales/biases dtype: {plan.float_bytes * 8}-bit float
+- {extra.get("awq", "AWQ pre-scaling: not applied")}
 {dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
 {notes}
 ## Tensors by width

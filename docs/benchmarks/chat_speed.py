@@ -42,18 +42,23 @@ def build_synthetic(root: Path, engine: Engine) -> Path:
     return out
 
 
+CPU_MS: dict[str, float] = {}  # process CPU time per decoded token of the last run of each path
+
+
 def bare(ctx, path: Path, prompt: list[int], max_tokens: int) -> tuple[float, list[int]]:
     """mlx-lm's own streaming loop; decode tok/s from the arrival times of its responses."""
     from mlx_lm.generate import stream_generate
     from mlx_lm.sample_utils import make_sampler
 
     lm = ensure_loaded(ctx.state, path)
-    times, tokens = [], []
+    times, cpu, tokens = [], [], []
     for resp in stream_generate(lm.model, lm.tokenizer, prompt, max_tokens=max_tokens,
                                 sampler=make_sampler(temp=0.0)):
         times.append(time.perf_counter())
+        cpu.append(time.process_time())
         tokens.append(resp.token)
     n = len(times)
+    CPU_MS["bare"] = 1000 * (cpu[-1] - cpu[0]) / (n - 1)
     return (n - 1) / (times[-1] - times[0]), tokens
 
 
@@ -62,10 +67,28 @@ def temper(engine: Engine, path: Path, max_tokens: int, drafter: str | None = No
     engine.run(lambda ctx: ctx.state.pop("chat_session", None))
     request = ChatRequest(str(path), MESSAGES, SamplingSettings(temperature=0.0, max_tokens=max_tokens),
                           effort="none", drafter=drafter, num_draft_tokens=draft_tokens)
+    cpu: list[float] = []
+
+    def on_token(event) -> None:  # on the engine thread, as each token is emitted
+        if isinstance(event, TokenEvent) and event.token >= 0:
+            cpu.append(time.process_time())
+
+    remove = engine.add_listener(on_token)
     job = engine.submit(chat_job(request), kind="chat")
     n = sum(1 for e in job.events() if isinstance(e, TokenEvent) and e.token >= 0)
     result = job.result()
+    remove()
+    CPU_MS["temper"] = 1000 * (cpu[-1] - cpu[0]) / max(len(cpu) - 1, 1)
     return result.stats, result.tokens, n
+
+
+def _load() -> str:
+    try:
+        import os
+
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
+    except (OSError, AttributeError):
+        return "unknown"
 
 
 def main(argv=None) -> int:
@@ -95,7 +118,7 @@ def main(argv=None) -> int:
     engine.run(lambda ctx: bare(ctx, path, prompt, 16))
     temper(engine, path, 16)
 
-    bare_tps, temper_tps, ratios = [], [], []
+    bare_tps, temper_tps, ratios, cpu_ratios, cpu_b, cpu_t = [], [], [], [], [], []
     for i in range(args.reps):  # pairs, alternating which path goes first; ratio taken within each pair
         order = ["bare", "temper"] if i % 2 == 0 else ["temper", "bare"]
         pair = {}
@@ -108,6 +131,9 @@ def main(argv=None) -> int:
         bare_tps.append(pair["bare"])
         temper_tps.append(pair["temper"])
         ratios.append(pair["temper"] / pair["bare"])
+        cpu_b.append(CPU_MS["bare"])
+        cpu_t.append(CPU_MS["temper"])
+        cpu_ratios.append(CPU_MS["bare"] / CPU_MS["temper"])
     same = bare_tokens[: len(tokens)] == tokens[: len(bare_tokens)]
     b, t, r = statistics.median(bare_tps), statistics.median(temper_tps), statistics.median(ratios)
     lines += ["## temper chat vs bare mlx_lm.stream_generate", "",
@@ -115,7 +141,16 @@ def main(argv=None) -> int:
               f"| mlx_lm.stream_generate | {b:.1f} | {min(bare_tps):.1f} | {max(bare_tps):.1f} | {len(bare_tokens)} |",
               f"| temper chat_job | {t:.1f} | {min(temper_tps):.1f} | {max(temper_tps):.1f} | {len(tokens)} |",
               "", f"**ratio temper / bare: {r:.3f}** (median of {len(ratios)} paired runs; pairs "
-              f"{', '.join(f'{x:.3f}' for x in ratios)}; goal >= 0.98); same greedy tokens: {same}", ""]
+              f"{', '.join(f'{x:.3f}' for x in ratios)}; goal >= 0.98); best run / best run: "
+              f"{max(temper_tps) / max(bare_tps):.3f}; same greedy tokens: {same}", "",
+              "Process CPU time per decoded token (all threads; far less sensitive to other processes than "
+              "wall time, since time spent descheduled is not counted):", "",
+              "| path | CPU ms / token (median) | min | max |", "|---|---:|---:|---:|",
+              f"| mlx_lm.stream_generate | {statistics.median(cpu_b):.2f} | {min(cpu_b):.2f} | {max(cpu_b):.2f} |",
+              f"| temper chat_job | {statistics.median(cpu_t):.2f} | {min(cpu_t):.2f} | {max(cpu_t):.2f} |", "",
+              f"**CPU-cost ratio bare / temper: {statistics.median(cpu_ratios):.3f}** (median of paired runs: "
+              f"{', '.join(f'{x:.3f}' for x in cpu_ratios)}); 1.0 = temper costs what bare mlx-lm costs per "
+              "token, the decode speed ratio on a machine with the cores to itself.", ""]
 
     lines += ["## Self-drafter (the model quantized to affine 3-bit g64)", "",
               "| drafter | draft tokens | decode tok/s | speedup vs no drafter (paired) | acceptance | same greedy output |",
@@ -134,7 +169,9 @@ def main(argv=None) -> int:
             same_all &= toks == base_tokens
         lines.append(f"| self | {k} | {statistics.median(tps_all):.1f} | {statistics.median(speedups):.2f}x | "
                      f"{statistics.median(accs) * 100:.0f}% | {same_all} |")
-    lines.append("")
+    load = _load()
+    lines += ["", f"Load average while running: {load}. On a shared machine the spread between runs "
+              "(min/max above) is the noise floor: a ratio inside it is not a measured difference.", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "core"))
 
 FIXED = ["uniform-3", "uniform-4", "uniform-5", "mixed_3_6", "mixed_4_6", "unsloth-3"]
 TARGETS = [3.5, 4.5, 5.5]
@@ -115,10 +114,12 @@ def main() -> int:
 
     jobs = [(name, name, RecipeRequest()) for name in FIXED]
     jobs += [(f"temper @{t}", "temper", RecipeRequest(bpw=t)) for t in TARGETS]
+    jobs += [(f"temper+awq @{t}", "temper", RecipeRequest(bpw=t)) for t in TARGETS]
     for name in ("uniform-3", "uniform-4", "uniform-5"):   # temper at exactly the size of each uniform
         size = build_plan(name, table).real_bpw
         jobs.append((f"temper @{size:.3f} (= {name})", "temper", RecipeRequest(bpw=size)))
-    jobs += [("optiq-like @4.75", "optiq-like", RecipeRequest(bpw=4.75)), ("oq4", "oq4", RecipeRequest())]
+    jobs += [("optiq-like @4.75", "optiq-like", RecipeRequest(bpw=4.75)), ("oq4", "oq4", RecipeRequest()),
+             ("uniform-4+awq", "uniform-4", RecipeRequest())]
     rows = []
     for label, recipe, req in jobs:
         try:
@@ -128,7 +129,7 @@ def main() -> int:
             continue
         out = work / label.replace(" ", "").replace("@", "-")
         start = time.perf_counter()
-        write_quantized(model, plan, out)
+        write_quantized(model, plan, out, awq_chunks=cal if "+awq" in label else None)
         report = verify(out, plan)
         wall = time.perf_counter() - start
         q = compare_folder(ref, out, name=label)

@@ -19,7 +19,8 @@ def llamacpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def hf_weights(vocab: int, seed: int = 0, dims: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+def hf_weights(vocab: int, seed: int = 0, dims: dict[str, int] | None = None,
+               arch: str = "llama") -> dict[str, np.ndarray]:
     dims = dims or DIMS
     rng = np.random.default_rng(seed)
     h, inter = dims["hidden"], dims["inter"]
@@ -39,6 +40,11 @@ def hf_weights(vocab: int, seed: int = 0, dims: dict[str, int] | None = None) ->
             p + "mlp.gate_proj.weight": r(inter, h), p + "mlp.up_proj.weight": r(inter, h),
             p + "mlp.down_proj.weight": r(h, inter),
         })
+        if arch == "qwen2":  # q/k/v biases
+            w.update({p + "self_attn.q_proj.bias": r(h), p + "self_attn.k_proj.bias": r(kv),
+                      p + "self_attn.v_proj.bias": r(kv)})
+        if arch == "qwen3":  # per-head q/k norms
+            w.update({p + "self_attn.q_norm.weight": 1 + r(head_dim), p + "self_attn.k_norm.weight": 1 + r(head_dim)})
     return w
 
 
@@ -47,15 +53,16 @@ GGUF_NAMES = {
     "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
     "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
     "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
 }
 
 
 def gguf_name(hf: str) -> str:
-    base = hf.removesuffix(".weight")
+    base, _, leaf = hf.rpartition(".")
     if base in GGUF_NAMES:
-        return GGUF_NAMES[base] + ".weight"
+        return f"{GGUF_NAMES[base]}.{leaf}"
     _, _, layer, rest = base.split(".", 3)
-    return f"blk.{layer}.{GGUF_NAMES[rest]}.weight"
+    return f"blk.{layer}.{GGUF_NAMES[rest]}.{leaf}"
 
 
 def random_kquant(rows: int, cols: int, qtype: str, rng: np.random.Generator) -> np.ndarray:
@@ -75,7 +82,8 @@ def random_kquant(rows: int, cols: int, qtype: str, rng: np.random.Generator) ->
 
 
 def write_gguf(out: Path, tokenizer_dir: Path, *, qtype: str = "F32", arch: str = "llama",
-               seed: int = 0, dims: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+               seed: int = 0, dims: dict[str, int] | None = None,
+               rope_freqs: list[float] | None = None) -> dict[str, np.ndarray]:
     """Write `out` from random HF-layout weights; return those weights (the truth to compare with).
 
     qtype applies to the 2-D matrices (F32, Q8_0, Q4_0, Q4_1, Q5_0...); norms stay F32. For K types
@@ -93,7 +101,8 @@ def write_gguf(out: Path, tokenizer_dir: Path, *, qtype: str = "F32", arch: str 
     tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
     merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
     special = {a["content"] for a in tok.get("added_tokens", [])}
-    weights = hf_weights(len(tokens), seed, dims)
+    weights = hf_weights(len(tokens), seed, dims, arch)
+    permute = arch == "llama"  # llama.cpp permutes q/k for the llama family only
 
     writer = gguf.GGUFWriter(str(out), arch)
     writer.add_name("tiny")
@@ -120,14 +129,14 @@ def write_gguf(out: Path, tokenizer_dir: Path, *, qtype: str = "F32", arch: str 
     for name, w in list(weights.items()):
         data = w
         heads = dims["heads"] if name.endswith("q_proj.weight") else dims["kv_heads"]
-        if name.endswith(("q_proj.weight", "k_proj.weight")):
+        if permute and name.endswith(("q_proj.weight", "k_proj.weight")):
             data = llamacpp_permute(w, heads)
         qt = getattr(gguf.GGMLQuantizationType, qtype)
         if data.ndim == 2 and qtype.endswith("_K"):
             packed = random_kquant(data.shape[0], data.shape[1], qtype, rng)
             writer.add_tensor(gguf_name(name), packed, raw_shape=packed.shape, raw_dtype=qt)
             values = gguf.quants.dequantize(packed, qt).astype(np.float32)
-            if name.endswith(("q_proj.weight", "k_proj.weight")):
+            if permute and name.endswith(("q_proj.weight", "k_proj.weight")):
                 values = values[np.argsort(llamacpp_permute(np.arange(values.shape[0]), heads))]
             weights[name] = values
         elif data.ndim == 2 and qtype != "F32":
@@ -135,6 +144,8 @@ def write_gguf(out: Path, tokenizer_dir: Path, *, qtype: str = "F32", arch: str 
             writer.add_tensor(gguf_name(name), packed, raw_shape=packed.shape, raw_dtype=qt)
         else:
             writer.add_tensor(gguf_name(name), data)
+    if rope_freqs is not None:  # Llama-3.1-style RoPE scaling, as llama.cpp's converter stores it
+        writer.add_tensor("rope_freqs.weight", np.array(rope_freqs, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

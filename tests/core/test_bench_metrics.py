@@ -64,13 +64,15 @@ def test_summarize_and_format() -> None:
     ("Apple M4 Max", 16, 546),
     ("Apple M4 Pro", None, 273),
     ("Apple M5", None, 153),
+    ("Apple M5 Pro", None, 307),
+    ("Apple M5 Max", None, 614),
 ])
 def test_chip_table(name: str, cores: int | None, expected: float) -> None:
     chip = chips.lookup(name, cores)
     assert chip is not None and chip.bandwidth_gbs == expected and chip.source
 
 
-@pytest.mark.parametrize("name", ["", "Intel(R) Xeon(R) Processor", "Apple M5 Max", "AMD EPYC 7763"])
+@pytest.mark.parametrize("name", ["", "Intel(R) Xeon(R) Processor", "Apple M5 Ultra", "AMD EPYC 7763"])
 def test_unknown_chips_have_no_table_figure(name: str) -> None:
     assert chips.lookup(name) is None
 

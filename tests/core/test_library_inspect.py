@@ -98,6 +98,8 @@ def test_mixed_per_path_overrides(engine, tiny_llama: Path, tmp_path: Path) -> N
     info = inspect_model(out)
     assert info.quantization == "mixed 3-8 bit"
     assert info.parameters == mlx_params
+    # 2 layers: 3 MLPs (gate/up/down) at 8-bit, 1 k_proj at 3-bit, q/v/o + embeddings + lm_head at 4-bit
+    assert info.details["quant_mix"] == {"4-bit g64": 2 * 3 + 2, "8-bit g64": 2 * 3, "3-bit g32": 2}
 
 
 def test_mxfp4_mode(engine, tiny_llama: Path, tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_folders_config_keeps_comments_and_is_idempotent(tmp_path: Path) -> None
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
     add_folder(a)
-    text = config_file().read_text().replace("folders =", "# my note\nfolders =", 1)
+    text = config_file().read_text().replace("models_folders =", "# my note\nmodels_folders =", 1)
     config_file().write_text(text)
     add_folder(b)
     add_folder(a)
@@ -126,6 +126,10 @@ def test_cli_list_show_delete(tmp_path: Path, tiny_llama: Path, capsys: pytest.C
     assert "bits per weight" in capsys.readouterr().out
     assert main(["library", "show", "nope"]) == 2
     assert "no such model" in capsys.readouterr().err
+    shutil.copytree(tiny_llama, models_dir() / "mine-2")
+    assert main(["library", "show", "min"]) == 2
+    assert "matches 2 models" in capsys.readouterr().err
+    assert main(["library", "delete", "mine-2", "--yes"]) == 0
     assert main(["library", "delete", "mine", "--yes"]) == 0
     assert not (models_dir() / "mine").exists()
 
@@ -146,3 +150,18 @@ def test_cli_import_gguf_and_list_it(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["library", "list", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["name"] == "tiny" and row["quantization"] == "uniform 8-bit g32"
+
+
+def test_folders_and_output_folder_live_in_settings(tmp_path: Path) -> None:
+    from temper.core import paths
+    from temper.core import settings as store
+
+    default = paths.models_dir()
+    add_folder(tmp_path)
+    settings, error = store.load()
+    assert error is None and settings.models_folders == [str(tmp_path.resolve())]
+    settings.set("output_folder", str(tmp_path / "out"))
+    store.save(settings)
+    assert paths.models_dir() == tmp_path / "out" != default
+    store.settings_path().write_text("output_folder = [not toml")
+    assert paths.models_dir() == default  # a broken file: defaults, never a crash

@@ -46,7 +46,7 @@ def check(text: str) -> None:
         assert "\n" not in message
 
 
-@settings(max_examples=800, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_structured_documents_load_or_fail_cleanly(doc: dict) -> None:
     """Random TOML documents built from the schema's own keys and every TOML value type."""

@@ -99,3 +99,23 @@ def test_effort_none_turns_thinking_off_in_the_template(engine, tiny_llama):
     assert rendered.endswith("<think>\n\n</think>\n\n")
     assert stats.thinking_tokens == 0 and result.thinking == ""
     assert not any(e.thinking for e in events)
+
+
+def test_effort_on_a_model_without_thinking_is_reported(engine, models_root):
+    """A tokenizer without <think> tokens: effort has nothing to act on, and the stats say so."""
+    import json
+
+    from temper.core.library.synthetic import build_model
+
+    out = models_root / "tiny-llama-nothink"
+    if not (out / "config.json").exists():
+        engine.run(lambda ctx: build_model(out, "llama"))
+        cfg = json.loads((out / "tokenizer.json").read_text())
+        for tok in cfg["added_tokens"]:
+            if tok["content"] in ("<think>", "</think>"):
+                tok["content"] = tok["content"].replace("think", "tnk")
+        cfg["model"]["vocab"] = {k.replace("think>", "tnk>"): v for k, v in cfg["model"]["vocab"].items()}
+        (out / "tokenizer.json").write_text(json.dumps(cfg))
+    result, events, stats = ask(engine, out, effort="low", sampling=greedy(8))
+    assert stats.notes == ["tiny-llama-nothink has no thinking mode: effort low ignored"]
+    assert stats.thinking_tokens == 0 and not any(e.thinking for e in events)

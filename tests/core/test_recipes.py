@@ -119,3 +119,23 @@ def test_gemma4_inventory_and_describe(gemma_inv):
     assert gemma_inv.float_bytes == 4 and gemma_inv.fixed_params > 0
     assert [t.path for t in gemma_inv.tensors][0] == "model.embed_tokens"
     assert describe("oq3.5").needs_scores and not describe("mixed_3_6").needs_scores
+
+
+def test_vision_and_audio_towers_are_never_planned(engine):
+    def run(ctx):
+        import mlx.nn as nn
+        from temper.core.quant.inventory import inventory
+
+        class Toy(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.vision_tower = nn.Linear(64, 64)
+                self.multi_modal_projector = nn.Linear(64, 64)
+                self.audio_tower = nn.Linear(64, 64)
+                self.lm_head = nn.Linear(64, 128)
+
+        return inventory(Toy())
+
+    table = engine.run(run)
+    assert [t.path for t in table.tensors] == ["lm_head"]
+    assert table.fixed_params == 3 * (64 * 64 + 64) + 128      # the towers count as never-quantized bytes

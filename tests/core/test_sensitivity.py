@@ -214,3 +214,18 @@ def test_gemma4_mechanics_tied_embedding_and_replay(engine, tiny_gemma4, tmp_pat
     assert "model.embed_tokens" in paths and "lm_head" not in paths       # tied: one tensor, both uses
     assert all(t.scores["affine:2b:g32"] > t.scores["affine:8b:g32"] for t in table.tensors)
     assert table.meta["replay"] is True and table.float_bytes == 4
+
+
+def test_finished_exact_table_answers_fast_and_hybrid_requests(engine, trained_tiny, calib):
+    one = grid(bits=(3,), group_sizes=(64,))
+    first = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, one, calib, mode="exact"))
+    assert not first.meta["reused"] and first.meta["forward_passes"] == 2 + N_TENSORS
+    for mode in ("fast", "hybrid"):
+        again = engine.run(lambda ctx, mode=mode: run_sensitivity(ctx, trained_tiny, one, calib, mode=mode))
+        assert again.meta["reused"] and again.meta["mode"] == "exact"
+        assert [t.scores for t in again.tensors] == [t.scores for t in first.tensors]
+    # the other way round does not hold: a fast table never stands in for an exact request
+    fast = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, grid(bits=(5,)), calib, mode="fast"))
+    assert not fast.meta["reused"]
+    exact = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, grid(bits=(5,)), calib, mode="exact"))
+    assert not exact.meta["reused"] and set(exact.tensors[0].methods.values()) == {"exact"}

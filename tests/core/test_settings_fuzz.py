@@ -29,13 +29,13 @@ def clean(fn, text: str) -> None:
         assert ERROR.match(str(exc)) and "\n" not in str(exc), str(exc)
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(setting_docs)
 def test_settings_documents(doc: dict) -> None:
     clean(store.loads, tomlkit.dumps(doc))
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(theme_docs)
 def test_theme_documents(doc: dict) -> None:
     clean(themes.loads, tomlkit.dumps(doc))

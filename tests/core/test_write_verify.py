@@ -146,3 +146,78 @@ def test_refuses_overwrite_and_quantized_sources(tiny_llama, engine, tmp_path):
 def test_shape_errors_are_clear(llama_scores, tiny_llama):
     with pytest.raises(QuantError, match="does not fit its shape"):
         build_plan("temper", llama_scores, RecipeRequest(bpw=6, pins={"model.layers.0.mlp.up_proj": "affine:4b:g128"}))
+
+
+@pytest.mark.parametrize("arch,model_type", [("tiny_llama", "llama"), ("tiny_gemma4", "gemma4_text")])
+def test_awq_prescaling_is_exact_in_float_and_writes_verified(arch, model_type, request, engine, tmp_path):
+    from quant_support import chunks_for
+    from temper.core.quant.awq import apply_awq
+
+    folder = request.getfixturevalue(arch)
+    chunks = chunks_for(folder, count=2)
+
+    def run(ctx):
+        import mlx.core as mx
+        from mlx_lm.utils import load_model
+        from temper.core.quant.inventory import inventory
+        model, _ = load_model(folder)
+        plan = build_plan("uniform-3", inventory(model))
+        x = mx.array([chunks[0][:16]])
+        before = model(x)
+        alphas = apply_awq(model, model_type, plan, chunks)
+        return float(mx.abs(model(x) - before).max().item()), alphas, plan
+
+    diff, alphas, plan = engine.run(run)
+    assert diff < 1e-4                          # the float model computes the same function
+    assert any(a > 0 for a in alphas.values())  # and something was actually rescaled
+    report = engine.run(lambda ctx: (write_quantized(folder, plan, tmp_path / "awq", awq_chunks=chunks),
+                                     verify(tmp_path / "awq"))[1])
+    assert report.ok and "AWQ-style pre-scaling folded" in (tmp_path / "awq" / "README.md").read_text()
+    assert generates(engine, tmp_path / "awq")
+
+
+def test_awq_refuses_architectures_where_it_is_not_exact():
+    from temper.core.quant.awq import groups
+
+    with pytest.raises(QuantError, match="exact only for"):
+        groups(object(), "phi3")
+
+
+def test_scales_keep_the_source_dtype_whatever_the_config_says(engine, tmp_path):
+    """bf16 weights give bf16 scales, even under a config that claims float32 (mlx-lm convert would
+    load as float32 and write 32-bit scales, +0.5 bpw at gs64, without a word)."""
+    from temper.core.library.safetensors_header import read_header
+    from temper.core.library.synthetic import build_model
+
+    src = engine.run(lambda ctx: build_model(tmp_path / "bf16", "llama", dtype="bfloat16"))
+    config = json.loads((src / "config.json").read_text())
+    config["torch_dtype"] = "float32"
+    (src / "config.json").write_text(json.dumps(config))
+    inv = engine.run(lambda ctx: load_inventory(src))
+    assert inv.float_bytes == 2
+    plan = build_plan("uniform-4", inv)
+    report = write_and_verify(engine, src, plan, tmp_path / "q4")
+    tensors, _ = read_header(tmp_path / "q4" / "model.safetensors")
+    assert {t.dtype for n, t in tensors.items() if n.endswith((".scales", ".biases"))} == {"BF16"}
+    assert report.real_bpw == pytest.approx(plan.real_bpw) and report.real_bpw < 4.6
+
+
+def test_a_tensor_in_another_dtype_is_priced_as_stored(engine, tmp_path):
+    """A bf16 model whose lm_head is stored in float32: its scales (and float cost) are 32-bit."""
+    import mlx.core as mx
+    from temper.core.library.synthetic import build_model
+
+    def make(ctx):
+        src = build_model(tmp_path / "mixed-dtype", "llama", dtype="bfloat16")
+        weights = mx.load(str(src / "model.safetensors"))
+        weights["lm_head.weight"] = weights["lm_head.weight"].astype(mx.float32)
+        mx.save_safetensors(str(src / "model.safetensors"), weights, metadata={"format": "mlx"})
+        return src, load_inventory(src)
+
+    src, inv = engine.run(make)
+    assert inv.float_bytes == 2 and inv.meta["float_bytes_by_path"] == {"lm_head": 4}
+    for recipe, req in (("uniform-4", RecipeRequest()),
+                        ("uniform-3", RecipeRequest(pins={"lm_head": "float"}))):
+        plan = build_plan(recipe, inv, req)
+        report = write_and_verify(engine, src, plan, tmp_path / recipe)
+        assert report.tensor_bytes * 8 == plan.total_bits

@@ -27,7 +27,7 @@ def test_temper_starts_switches_tabs_and_quits(tmp_path: Path) -> None:
     }
     try:
         term.start(temper_command(), env, status)
-        screen = term.wait_for(lambda lines: any("Quit" in line for line in lines))
+        screen = term.wait_for(lambda lines: active_tab(lines) == "Library" and any("Palette" in line for line in lines))
         assert "temper" in screen[0] and "e2e@tmux" in screen[0]
         assert active_tab(screen) == "Library"
 

@@ -4,11 +4,18 @@ events after the app has exited are dropped without errors."""
 from __future__ import annotations
 
 import pytest
+from shell_app import new_app
 from temper.core.engine.events import Finished, Progress, Started
 from temper.tui.bridge import EngineEvent
 from textual.widgets import Static
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
 
 
 class RecordingView(Static):
@@ -38,9 +45,9 @@ def test_only_newer_progress_of_the_same_job_and_phase_replaces() -> None:
     assert not EngineEvent(Started(1, "x")).can_replace(EngineEvent(Started(1, "x")))
 
 
-async def test_flood_of_progress_arrives_in_order_with_the_final_event(make_app, engine) -> None:
+async def test_flood_of_progress_arrives_in_order_with_the_final_event(engine) -> None:
     n = 5000
-    app = make_app(tabs=[("library", "Library", RecordingView), ("chat", "Chat", RecordingView)])
+    app = new_app(engine, tabs=[("library", "Library", RecordingView), ("chat", "Chat", RecordingView)])
     async with app.run_test(size=(80, 24)) as pilot:
         job = engine.submit(flood(n), kind="flood")
         job.result(timeout=30)
@@ -58,8 +65,8 @@ async def test_flood_of_progress_arrives_in_order_with_the_final_event(make_app,
         assert app.bridge.posted >= n + 2
 
 
-async def test_events_after_exit_are_dropped(make_app, engine) -> None:
-    app = make_app()
+async def test_events_after_exit_are_dropped(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         bridge = app.bridge
@@ -68,3 +75,45 @@ async def test_events_after_exit_are_dropped(make_app, engine) -> None:
     assert bridge.dropped == before  # the listener was removed on unmount
     bridge._on_event(Progress(1, "late"))  # a listener call racing the exit
     assert bridge.dropped == before + 1
+
+
+def test_domain_events_merge_only_when_they_opt_in() -> None:
+    from dataclasses import dataclass
+
+    from temper.core.engine.events import Event
+
+    @dataclass(frozen=True)
+    class Token(Event):
+        text: str
+
+    @dataclass(frozen=True)
+    class Rate(Event):
+        coalesce = True
+        tok_s: float
+
+    assert not EngineEvent(Token(1, "a")).can_replace(EngineEvent(Token(1, "b")))
+    assert EngineEvent(Rate(1, 10.0)).can_replace(EngineEvent(Rate(1, 11.0)))
+    assert not EngineEvent(Rate(1, 10.0)).can_replace(EngineEvent(Rate(2, 11.0)))
+
+
+async def test_quitting_cancels_a_running_job(engine) -> None:
+    import threading
+    import time
+
+    from temper.core.engine.events import Cancelled
+
+    started = threading.Event()
+
+    def long_job(ctx):
+        started.set()
+        for _ in range(2000):  # 20 s unless cancelled
+            ctx.check()
+            time.sleep(0.01)
+
+    app = new_app(engine)
+    async with app.run_test(size=(80, 24)):
+        job = engine.submit(long_job, kind="long")
+        assert started.wait(10)
+    # leaving run_test unmounted the app: the job was cancelled and has stopped
+    assert engine.current is None
+    assert isinstance(list(job.events(timeout=5))[-1], Cancelled)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from shell_app import new_app
 from temper.core import settings as store
 from temper.core.profiles import load, user_dir
 from temper.tui.screens.profiles import ProfileScreen, SaveProfileScreen
@@ -10,11 +11,17 @@ from temper.tui.screens.settings import SettingsScreen
 from textual.widgets import Input
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
 SIZE = (80, 24)
 
 
-async def test_settings_screen_saves_valid_values(make_app) -> None:
-    app = make_app()
+async def test_settings_screen_saves_valid_values(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("comma")
         await pilot.pause()
@@ -29,8 +36,8 @@ async def test_settings_screen_saves_valid_values(make_app) -> None:
     assert settings.models_folders == ["/models/a", "/models/b"] and settings.refresh_rate == 10.0
 
 
-async def test_settings_screen_rejects_a_bad_value_and_stays_open(make_app) -> None:
-    app = make_app()
+async def test_settings_screen_rejects_a_bad_value_and_stays_open(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("comma")
         await pilot.pause()
@@ -45,8 +52,8 @@ async def test_settings_screen_rejects_a_bad_value_and_stays_open(make_app) -> N
     assert not store.settings_path().exists()
 
 
-async def test_profile_picker_applies_and_saves(make_app) -> None:
-    app = make_app()
+async def test_profile_picker_applies_and_saves(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         await pilot.pause()
@@ -69,10 +76,10 @@ async def test_profile_picker_applies_and_saves(make_app) -> None:
     assert app.profile.name == "my-precise"
 
 
-async def test_broken_user_profile_is_reported_not_applied(make_app) -> None:
+async def test_broken_user_profile_is_reported_not_applied(engine) -> None:
     user_dir().mkdir(parents=True)
     (user_dir() / "aaa-broken.toml").write_text("[chat]\nreasoning_effort = 'max'\n")
-    app = make_app()
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         await pilot.pause()
@@ -83,8 +90,8 @@ async def test_broken_user_profile_is_reported_not_applied(make_app) -> None:
         assert any("aaa-broken.toml:2: chat.reasoning_effort" in n.message for n in app._notifications)
 
 
-async def test_profile_screen_compares_two_profiles(make_app) -> None:
-    app = make_app()
+async def test_profile_screen_compares_two_profiles(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         await pilot.pause()
@@ -97,8 +104,8 @@ async def test_profile_screen_compares_two_profiles(make_app) -> None:
         assert "sampling.temperature: 1.0 → 0.2" in text
 
 
-async def test_settings_screen_fits_80x24(make_app) -> None:
-    app = make_app()
+async def test_settings_screen_fits_80x24(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("comma")
         await pilot.pause()

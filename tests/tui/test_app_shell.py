@@ -5,15 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shell_app import new_app
 from temper.core import settings as store
 from temper.tui import messages
 from temper.tui.app import TABS
 from temper.tui.screens.help import HelpScreen
 from textual.command import CommandList, CommandPalette
 from textual.message import Message
-from textual.widgets import Footer, Header, Tab, TabbedContent
+from textual.widgets import Footer, Header, Input, Tab, TabbedContent, TextArea
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
 SIZE = (80, 24)
 
 
@@ -34,8 +41,8 @@ async def palette_pick(pilot, query: str, expected: str) -> None:
 TAB_IDS = [tab for tab, _, _ in TABS]
 
 
-async def test_header_footer_and_every_tab_fit_in_80x24(make_app) -> None:
-    app = make_app()
+async def test_header_footer_and_every_tab_fit_in_80x24(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert app.sub_title == "tester@box"
@@ -46,8 +53,8 @@ async def test_header_footer_and_every_tab_fit_in_80x24(make_app) -> None:
         assert [t.label_text for t in app.query(Tab)] == [label for _, label, _ in TABS]
 
 
-async def test_function_keys_and_alt_numbers_open_every_tab(make_app) -> None:
-    app = make_app()
+async def test_function_keys_and_alt_numbers_open_every_tab(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         for number, tab in enumerate(TAB_IDS, start=1):
             await pilot.press(f"f{number}")
@@ -60,11 +67,17 @@ async def test_function_keys_and_alt_numbers_open_every_tab(make_app) -> None:
             assert app.focused is not None  # the keyboard lands somewhere in the tab or on the tab strip
 
 
-async def test_brackets_step_through_tabs_and_wrap(make_app) -> None:
-    app = make_app()
+async def test_brackets_step_through_tabs_and_wrap(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         seen = []
         for _ in TAB_IDS:
+            if isinstance(app.focused, (Input, TextArea)):
+                # A focused text field (the chat prompt) takes "]" as text; F-keys and alt+N still switch.
+                await pilot.press("right_square_bracket")
+                await pilot.pause()
+                assert app.active_tab == seen[-1]
+                app.screen.set_focus(None)
             await pilot.press("right_square_bracket")
             await pilot.pause()
             seen.append(app.active_tab)
@@ -74,8 +87,8 @@ async def test_brackets_step_through_tabs_and_wrap(make_app) -> None:
         assert app.active_tab == TAB_IDS[-1]
 
 
-async def test_help_screen_lists_every_app_binding_with_its_id(make_app) -> None:
-    app = make_app()
+async def test_help_screen_lists_every_app_binding_with_its_id(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()
@@ -92,8 +105,8 @@ async def test_help_screen_lists_every_app_binding_with_its_id(make_app) -> None
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_command_palette_opens_and_switches_tabs(make_app) -> None:
-    app = make_app()
+async def test_command_palette_opens_and_switches_tabs(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await pilot.pause()
@@ -103,8 +116,8 @@ async def test_command_palette_opens_and_switches_tabs(make_app) -> None:
         assert app.active_tab == "chat"
 
 
-async def test_palette_theme_command_switches_and_persists(make_app) -> None:
-    app = make_app()
+async def test_palette_theme_command_switches_and_persists(engine) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await palette_pick(pilot, "theme: temper-light", "Theme: temper-light")
@@ -113,14 +126,14 @@ async def test_palette_theme_command_switches_and_persists(make_app) -> None:
     assert error is None and settings.theme == "temper-light"
 
 
-async def test_user_keymap_remaps_a_binding_and_help_shows_it(make_app) -> None:
+async def test_user_keymap_remaps_a_binding_and_help_shows_it(engine) -> None:
     path = store.settings_path()
     path.parent.mkdir(parents=True)
     path.write_text('[keymap]\n"app.tab.chat" = "ctrl+g"\n"app.nope" = "ctrl+n"\n')
-    app = make_app()
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert any("unknown binding id app.nope" in n.message for n in app._notifications)
+        assert any("no binding with id app.nope" in n.message for n in app._notifications)
         await pilot.press("ctrl+g")
         await pilot.pause()
         assert app.active_tab == "chat"
@@ -134,8 +147,8 @@ async def test_user_keymap_remaps_a_binding_and_help_shows_it(make_app) -> None:
         assert ["^g", "Chat", "app.tab.chat", "app"] in rows
 
 
-async def test_open_model_sets_the_active_model_and_switches_tab(make_app, tmp_path: Path) -> None:
-    app = make_app()
+async def test_open_model_sets_the_active_model_and_switches_tab(engine, tmp_path: Path) -> None:
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         app.post_message(messages.OpenModel(tmp_path / "Qwen3-0.6B-4bit", "quantize"))
         await pilot.pause()
@@ -153,16 +166,16 @@ async def test_open_model_sets_the_active_model_and_switches_tab(make_app, tmp_p
         assert app.model == "/m/gemma-4-e2b" and app.active_tab == "chat"
 
 
-async def test_animations_follow_ssh_and_settings(make_app) -> None:
-    assert make_app().animation_level == "none"
-    assert make_app(environ={}).animation_level == "full"
+async def test_animations_follow_ssh_and_settings(engine) -> None:
+    assert new_app(engine).animation_level == "none"
+    assert new_app(engine, environ={}).animation_level == "full"
 
 
-async def test_broken_settings_and_profile_still_start(make_app) -> None:
+async def test_broken_settings_and_profile_still_start(engine) -> None:
     path = store.settings_path()
     path.parent.mkdir(parents=True)
     path.write_text("theme = 3\n")
-    app = make_app(profile="does-not-exist")
+    app = new_app(engine, profile="does-not-exist")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         messages = [n.message for n in app._notifications]
@@ -174,8 +187,8 @@ async def test_broken_settings_and_profile_still_start(make_app) -> None:
     assert path.read_text() == "theme = 3\n"
 
 
-async def test_profile_from_args_shows_in_header(make_app) -> None:
-    app = make_app(profile="precise")
+async def test_profile_from_args_shows_in_header(engine) -> None:
+    app = new_app(engine, profile="precise")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert app.profile.name == "precise"
@@ -183,7 +196,7 @@ async def test_profile_from_args_shows_in_header(make_app) -> None:
         assert app.query_one(TabbedContent).active == "library"
 
 
-async def test_bad_user_theme_is_reported_and_the_app_falls_back(make_app) -> None:
+async def test_bad_user_theme_is_reported_and_the_app_falls_back(engine) -> None:
     from temper.core import themes
 
     themes.user_dir().mkdir(parents=True)
@@ -194,7 +207,7 @@ async def test_bad_user_theme_is_reported_and_the_app_falls_back(make_app) -> No
     path = store.settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text('theme = "bad-var"\n')
-    app = make_app()
+    app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         messages = [n.message for n in app._notifications]
@@ -214,3 +227,16 @@ def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
     assert main(["--profile", "creative", "--model", "/m/SmolLM2-135M"]) == 0
     assert seen["profile"].name == "creative" and seen["profile"].get("sampling", "temperature") == 1.0
     assert seen["model"] == "/m/SmolLM2-135M"
+
+
+async def test_keymap_clash_is_reported(engine) -> None:
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[keymap]\n"app.help" = "comma"\n')  # comma opens settings by default
+    app = new_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("comma")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        messages = [n.message for n in app._notifications]
+        assert "keymap: app.help takes comma from app.settings, which loses it" in messages, messages

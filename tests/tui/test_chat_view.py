@@ -278,12 +278,20 @@ async def test_follows_the_bottom_only_when_already_there():
 
 @sync
 async def test_without_a_model_the_tab_says_how_to_pick_one():
-    async with make_app(model=None).run_test(size=(120, 40)) as pilot:
+    client = FakeClient()
+    async with make_app(model=None, client=client).run_test(size=(120, 40)) as pilot:
         view = await open_chat(pilot)
         assert NO_MODEL in str(view.query_one("#chat-hint").render())
         await send(pilot, "hello")
         assert any(NO_MODEL in n.message for n in pilot.app._notifications)
-        assert ChatStore().list() == []
+        assert ChatStore().list() == [] and client.jobs == []
+        pilot.app.active_model = "models/picked"   # e.g. opened from the Library
+        await pilot.press("f1")
+        await open_chat(pilot)
+        assert not view.query("#chat-hint")
+        assert "picked" in str(view.query_one("#chat-header").render())
+        await send(pilot, "hello")
+        assert client.job.request.model == "models/picked"
 
 
 @sync
@@ -305,7 +313,7 @@ async def test_settings_modal_saves_to_the_conversation(size):
         await send(pilot, "hi")
         client.finish()
         await pilot.pause()
-        await pilot.press("ctrl+o")
+        await pilot.press("f6")
         await pilot.pause()
         screen = pilot.app.screen
         screen.query_one("#set-temperature", Input).value = "0"
@@ -332,7 +340,7 @@ async def test_rename_and_export_through_their_prompts(tmp_path):
         client.token("an answer")
         client.finish()
         await pilot.pause()
-        await pilot.press("ctrl+t")
+        await pilot.press("f7")
         await pilot.pause()
         pilot.app.screen.query_one("#ask-input", Input).value = "Renamed chat"
         await pilot.press("enter")
@@ -369,3 +377,31 @@ async def test_the_real_engine_answers_in_the_tab(engine, tiny_llama):
         assert saved.stats["tokens"] > 0 and saved.stats["thinking_tokens"] == 3
         assert answer.query_one(Collapsible).collapsed
         assert "tok/s" in str(answer.query_one(".status").render())
+
+
+@sync
+async def test_delete_from_the_list_asks_first():
+    store = ChatStore()
+    keep = store.create("Keep me", model="m")
+    gone = store.create("Delete me", model="m")
+    store.add(gone.id, "user", "bye")
+    async with make_app().run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        listing = view.query_one("#chat-list", ListView)
+        listing.focus()
+        listing.index = 0          # newest first: "Delete me"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert view.conv.id == gone.id
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("n", "enter")   # anything but y keeps it
+        await pilot.pause()
+        assert len(ChatStore().list()) == 2
+        listing.focus()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y", "enter")
+        await pilot.pause()
+        assert [c.id for c in ChatStore().list()] == [keep.id]
+        assert view.conv is None and list(view.query(ChatMessage)) == []

@@ -251,3 +251,14 @@ async def test_import_a_gguf_from_the_library(engine, library: Path, tmp_path: P
                     and view.highlighted.source == "temper" and view.highlighted.name == "tiny-q8":
                 break
         assert view.highlighted.name == "tiny-q8" and view.highlighted.quantization == "uniform 8-bit g32"
+
+
+@sync
+async def test_select_model_highlights_it(engine, library: Path) -> None:
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(LibraryView)
+        view.select_model(models_dir() / "tiny-llama")  # asked before the first scan returns
+        await _loaded(pilot, app)
+        await pilot.pause()
+        assert view.highlighted is not None and view.highlighted.name == "tiny-llama"

@@ -202,3 +202,46 @@ async def test_blas_line_and_roofline_plot() -> None:
 def test_config_defaults_are_valid() -> None:
     BenchConfig().validate()
     assert PerfBench().model == ""
+
+
+@sync
+async def test_real_engine_benchmark_from_the_tab(engine, tiny_llama) -> None:
+    """The whole path on a real engine and model: inputs -> job -> events through the bridge -> table."""
+    app = TemperApp(engine=engine)
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        view.query_one("#bench-model", Input).value = str(tiny_llama)
+        view.query_one("#bench-pp", Input).value = "16"
+        view.query_one("#bench-tg", Input).value = "4"
+        view.query_one("#bench-n", Input).value = "2"
+        await pilot.click("#bench-run")
+        for _ in range(600):
+            await pilot.pause(0.1)
+            if view.job is None and view.result is not None:
+                break
+        assert view.result is not None, str(view.query_one("#bench-status", Static).render())
+        assert view.query_one(DataTable).row_count == 1
+        assert view.query_one(PerfLive).updates >= 2  # the runs' BenchProgress carried live figures
+        assert len(view.result.rows[0].runs) == 2
+
+
+@sync
+async def test_saved_runs_come_back_on_start(tmp_path) -> None:
+    from temper.core.paths import data_dir
+
+    folder = data_dir() / "bench"
+    result().save(folder / "a.json")
+    other = result()
+    other.machine = {"chip": "another chip"}
+    other.save(folder / "b-other-machine.json")
+    (folder / "broken.json").write_text("{")
+    latest = result()
+    latest.model = {"name": "latest model"}
+    latest.save(folder / "c.json")
+    app = TemperApp(engine=FakeEngine())
+    async with app.run_test(size=(150, 45)) as pilot:
+        view = await _open(pilot)
+        roof = view.query_one(PerfRoofline)
+        assert [r.model["name"] for r in roof.history] == ["tiny model", "latest model"]
+        assert view.query_one(DataTable).row_count == 2
+        assert "latest model" in str(view.query_one("#bench-status", Static).render())

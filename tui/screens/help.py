@@ -38,7 +38,7 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
             else:
                 shown = " ".join(app.get_key_display(b) for b in bindings)
             rows.append((shown, description or bid, bid or "-", where))
-    for screen in _screen_classes():
+    for screen in screen_classes():
         for binding in screen.BINDINGS:
             if isinstance(binding, Binding) and binding.id:
                 keys = keymap[binding.id].split(",") if binding.id in keymap else binding.key.split(",")
@@ -47,7 +47,7 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _screen_classes() -> list[type]:
+def screen_classes() -> list[type]:
     from .profiles import ProfileScreen, SaveProfileScreen
     from .settings import SettingsScreen
 

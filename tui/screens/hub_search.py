@@ -51,17 +51,21 @@ class HubSearch(ModalScreen[Path | None]):
     HubSearch ProgressBar { width: 1fr; display: none; }
     HubSearch ProgressBar.-active { display: block; }
     """
-    BINDINGS = [Binding("escape", "close", "Cancel / close", id="library.hub.close")]
+    BINDINGS = [
+        Binding("escape", "close", "Cancel / close", id="library.hub.close"),
+        Binding("ctrl+t", "toggle_mlx", "MLX only / all", id="library.hub.mlx_only"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
         self.results: list[HubModel] = []
         self.cancel = threading.Event()
         self.downloading: str | None = None
+        self.mlx_only = True
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("[b]Hugging Face Hub[/b] · MLX models · Enter: search / download · Esc: cancel")
+            yield Static(self._title(), id="hub-title")
             yield Input(placeholder="model name, e.g. gemma-3 4bit", id="hub-query")
             yield DataTable(id="hub-results", cursor_type="row")
             yield ProgressBar(id="hub-progress", show_eta=False)
@@ -71,6 +75,17 @@ class HubSearch(ModalScreen[Path | None]):
         table = self.query_one(DataTable)
         table.add_columns("Model", "Downloads", "Likes", "Task")
         self.query_one("#hub-query", Input).focus()
+
+    def _title(self) -> str:
+        kind = "MLX models" if self.mlx_only else "all models"
+        return f"[b]Hugging Face Hub[/b] · {kind} (ctrl+t) · Enter: search / download · Esc: cancel"
+
+    def action_toggle_mlx(self) -> None:
+        self.mlx_only = not self.mlx_only
+        self.query_one("#hub-title", Static).update(self._title())
+        query = self.query_one("#hub-query", Input).value
+        if query.strip() and not self.downloading:
+            self._search(query)
 
     def _status(self, text: str) -> None:
         self.query_one("#hub-status", Static).update(text)
@@ -85,7 +100,7 @@ class HubSearch(ModalScreen[Path | None]):
     @work(thread=True, exclusive=True, group="hub-search", exit_on_error=False)
     def _search(self, query: str) -> None:
         try:
-            self.post_message(HubResults(query, search(query)))
+            self.post_message(HubResults(query, search(query, mlx_only=self.mlx_only)))
         except Exception as exc:
             self.post_message(HubResults(query, [], error=" ".join(str(exc).split())))
 

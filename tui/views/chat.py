@@ -63,10 +63,10 @@ class ChatView(Vertical):
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
         Binding("ctrl+b", "toggle_sidebar", "Chats", id="chat.sidebar"),
         Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
-        Binding("ctrl+o", "settings", "Settings", id="chat.settings"),
+        Binding("f6", "settings", "Chat settings", id="chat.settings"),
         Binding("ctrl+y", "copy_answer", "Copy answer", id="chat.copy"),
         Binding("ctrl+g", "copy_code", "Copy code", id="chat.copy_code"),
-        Binding("ctrl+t", "rename", "Rename", id="chat.rename", show=False),
+        Binding("f7", "rename", "Rename", id="chat.rename", show=False),
         Binding("ctrl+s", "export", "Export", id="chat.export", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
     ]
@@ -95,7 +95,7 @@ class ChatView(Vertical):
             with Vertical(id="chat-main"):
                 yield Static("", id="chat-header")
                 yield VerticalScroll(id="chat-log")
-                yield Input(placeholder="Message (Enter sends · Esc stops · ctrl+o settings)", id="chat-input")
+                yield Input(placeholder="Message (Enter sends · Esc stops · F6 settings)", id="chat-input")
 
     def on_mount(self) -> None:
         self.store = getattr(self.app, "chat_store", None) or ChatStore()
@@ -107,7 +107,14 @@ class ChatView(Vertical):
         self.refresh_list()
         self.show_conversation(None)
 
+    def handle_engine_event(self, event) -> None:
+        """The app hands every engine event to every view; this tab gets its own through the chat client."""
+
     def on_show(self) -> None:
+        """The tab came into view: the active model may have changed meanwhile (Library → OpenModel)."""
+        if self.model:
+            self.query("#chat-hint").remove()
+        self.update_header()
         if self.gen is None and not isinstance(self.app.focused, Input):
             self.query_one("#chat-input", Input).focus()
 

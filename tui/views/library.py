@@ -46,10 +46,11 @@ class OpenModel(Message):
 
 
 class ScanFinished(Message):
-    def __init__(self, models: list[ModelInfo], error: str | None = None) -> None:
+    def __init__(self, models: list[ModelInfo], error: str | None = None, generation: int = 0) -> None:
         super().__init__()
         self.models = models
         self.error = error
+        self.generation = generation
 
 
 class ImportProgress(Message):
@@ -117,8 +118,10 @@ def details_text(m: ModelInfo | None) -> str:
                  f"hidden {d.get('hidden_size') or '?'} · vocab {d.get('vocab_size') or '?'}")
     lines.append(f"{m.quantization} · {m.bits_per_weight:.3f} real bits/weight · floats {d.get('dtype', '?')} · "
                  f"{d.get('quantized_tensors', 0)}/{d.get('tensors', '?')} tensors quantized")
+    mix = d.get("quant_mix") or {}
+    mix_text = f" · mix {', '.join(f'{k}×{v}' for k, v in list(mix.items())[:3])}" if len(mix) > 1 else ""
     lines.append(f"{human_bytes(m.size_bytes)} on disk · {d.get('files', '?')} file(s) · vision "
-                 f"{'yes' if m.vision else 'no'} · {m.source}")
+                 f"{'yes' if m.vision else 'no'} · {m.source}{mix_text}")
     lines.append("[dim]c chat · q quantize · d delete · / filter · o sort · s Hub[/dim]")
     return "\n".join(lines)
 
@@ -154,6 +157,7 @@ class LibraryView(Vertical):
         self.extra_folders = extra_folders or []
         self.importing = None  # the engine Job of a running GGUF import
         self.select_after_scan: Path | None = None
+        self._generation = 0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="library-bar"):
@@ -168,21 +172,27 @@ class LibraryView(Vertical):
         for key, label, _ in COLUMNS:
             table.add_column(label + "  ", key=key)  # room for the sort arrow
         table.focus()
+        model = getattr(self.app, "active_model", None)
+        if model:  # `temper --model PATH` / `temper demo`: show that model highlighted
+            self.select_model(model)
         self.rescan()
 
     # scanning -------------------------------------------------------------------------------------
     def rescan(self) -> None:
         self.query_one("#library-status", Static).update("scanning…")
-        self._scan_worker()
+        self._generation += 1
+        self._scan_worker(self._generation)
 
     @work(thread=True, exclusive=True, group="library-scan", exit_on_error=False)
-    def _scan_worker(self) -> None:
+    def _scan_worker(self, generation: int) -> None:
         try:
-            self.post_message(ScanFinished(scan(self.extra_folders)))
+            self.post_message(ScanFinished(scan(self.extra_folders), generation=generation))
         except Exception as exc:  # a scan never takes the app down
-            self.post_message(ScanFinished([], error=" ".join(str(exc).split())))
+            self.post_message(ScanFinished([], error=" ".join(str(exc).split()), generation=generation))
 
     def on_scan_finished(self, message: ScanFinished) -> None:
+        if message.generation != self._generation:  # an older scan finishing late: a newer one is coming
+            return
         self.models = message.models
         self.loaded = True
         if message.error:
@@ -206,6 +216,9 @@ class LibraryView(Vertical):
             table.columns[key_name].label = _label(label + arrow)
         wanted = self.select_after_scan
         paths = [m.path for m in self.shown]
+        if wanted is not None and wanted not in paths:  # same folder spelled differently
+            resolved = [p.resolve() for p in paths]
+            wanted = paths[resolved.index(wanted.resolve())] if wanted.resolve() in resolved else None
         if wanted is not None and wanted in paths:
             table.move_cursor(row=paths.index(wanted))
             self.select_after_scan = None
@@ -215,6 +228,12 @@ class LibraryView(Vertical):
         status = f"{len(self.shown)}/{len(self.models)} models" + (f" · {broken} broken" if broken else "")
         self.query_one("#library-status", Static).update(status)
         self._show_details()
+
+    def select_model(self, path: str | Path) -> None:
+        """Highlight the model at `path` (now, or when the scan in flight comes back)."""
+        self.select_after_scan = Path(path)
+        if self.loaded:
+            self.refresh_table()
 
     @property
     def highlighted(self) -> ModelInfo | None:

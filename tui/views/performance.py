@@ -41,6 +41,25 @@ def blas_text() -> str:
     return f"BLAS: {status}"
 
 
+def load_history(limit: int = 20) -> list:
+    """The most recent saved results of this machine's chip, oldest first; damaged files are skipped."""
+    from temper.core.bench.results import BenchResult
+    from temper.core.errors import TemperError
+    from temper.core.paths import data_dir
+
+    files = sorted((data_dir() / "bench").glob("*.json"), key=lambda f: f.stat().st_mtime)[-limit:]
+    results = []
+    for file in files:
+        try:
+            results.append(BenchResult.load(file))
+        except TemperError:
+            continue
+    if not results:
+        return []
+    chip = results[-1].machine.get("chip")
+    return [r for r in results if r.machine.get("chip") == chip]
+
+
 class PerformanceView(Vertical):
     BINDINGS = [Binding("escape", "cancel_bench", "Stop benchmark", id="performance.cancel", show=False)]
     DEFAULT_CSS = """
@@ -62,6 +81,19 @@ class PerformanceView(Vertical):
             yield PerfRoofline(id="perf-roofline")
         yield PerfBench(model=getattr(getattr(self.app, "args", None), "model", None) or "", id="perf-bench")
         yield Static(blas_text(), id="perf-blas")
+
+    def on_mount(self) -> None:
+        """Earlier saved runs (this machine's) go into the roofline plot, the latest into the table."""
+        history = load_history()
+        if history:
+            roof = self.query_one(PerfRoofline)
+            for result in history:
+                roof.history.append(result)
+            roof.show(history[-1], remember=False)
+            self.query_one(PerfBench).show_result(history[-1])
+            self.query_one(PerfBench).set_status(
+                f"last saved run: {history[-1].model.get('name', '?')} ({history[-1].created}); "
+                f"{len(history)} saved run(s) of this machine in the plot")
 
     # -- engine events ------------------------------------------------------------------------------------
     def handle_engine_event(self, event: Any) -> None:

@@ -89,7 +89,7 @@ class PerfBench(Vertical):
             yield Input("", placeholder="1,2,4,8", id="bench-batch", tooltip="concurrent requests")
             yield Button("Run", id="bench-run", variant="primary")
             yield Button("Cancel", id="bench-cancel", disabled=True)
-        yield ProgressBar(total=None, show_eta=False, id="bench-progress")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="bench-progress")
         yield Static("", id="bench-status")
         yield DataTable(id="bench-table", zebra_stripes=True, cursor_type="row")
 

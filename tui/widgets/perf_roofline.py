@@ -59,8 +59,9 @@ class PerfRoofline(Vertical):
         yield Static(roofline_text(None), id="roof-text")
         yield PlotextPlot(id="roof-plot")
 
-    def show(self, result: BenchResult) -> None:
-        self.history.append(result)
+    def show(self, result: BenchResult, *, remember: bool = True) -> None:
+        if remember:
+            self.history.append(result)
         self.query_one("#roof-text", Static).update(roofline_text(result))
         self.replot()
 
