@@ -13,6 +13,14 @@ from temper.tui.views.layers import LayersView
 from temper.tui.views.quantize import QuantizeView
 from textual.widgets import ContentSwitcher, Input
 
+
+@pytest.fixture
+def make_app(engine):
+    """The shell's test app (fixed user@host, no animations) on the session engine."""
+    from shell_app import new_app
+
+    return lambda **kwargs: new_app(engine, **kwargs)
+
 SIZES = [(100, 30), (80, 24)]
 STEPS = {"model": 0, "goal": 1, "calibration": 2, "review": 3, "run": 3, "result": 3}
 

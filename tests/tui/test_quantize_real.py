@@ -7,9 +7,18 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from temper.core.paths import models_dir
 from temper.core.quant.scores import SensitivityTable
 from textual.widgets import ContentSwitcher, DataTable, Input
+
+
+@pytest.fixture
+def make_app(engine):
+    """The shell's test app (fixed user@host, no animations) on the session engine."""
+    from shell_app import new_app
+
+    return lambda **kwargs: new_app(engine, **kwargs)
 
 
 def test_wizard_defaults_on_tiny_llama_make_a_verified_model(make_app, engine, tiny_llama: Path) -> None:

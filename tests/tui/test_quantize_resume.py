@@ -10,11 +10,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from temper.core import jobs
 from temper.core.paths import data_dir
 from temper.core.quant.pipeline import run_pipeline
 from temper.core.quant.request import QuantRequest
 from textual.widgets import ContentSwitcher, Static
+
+
+@pytest.fixture
+def make_app(engine):
+    """The shell's test app (fixed user@host, no animations) on the session engine."""
+    from shell_app import new_app
+
+    return lambda **kwargs: new_app(engine, **kwargs)
+
 
 KILL_AT = 5      # exact-pass tensors finished before the kill
 
