@@ -132,7 +132,7 @@ def test_live_events_fill_the_table_and_heat_strip(engine, tmp_path: Path) -> No
     async def script(pilot, view: LayersView) -> None:
         assert "Waiting for sensitivity scores" in status(view)
         done = pilot.app.engine.submit(job, kind="quantize")
-        for _ in range(50):
+        for _ in range(300):
             if view.query_one(DataTable).row_count == 10:
                 break
             await pilot.pause(0.05)
@@ -146,7 +146,7 @@ def test_live_events_fill_the_table_and_heat_strip(engine, tmp_path: Path) -> No
         assert view.alloc is None                  # no allocation on a partial table
         release.set()
         await asyncio.get_running_loop().run_in_executor(None, done.result)
-        for _ in range(50):
+        for _ in range(300):
             await settle(pilot)
             if view.alloc is not None:
                 break

@@ -58,7 +58,7 @@ def test_wizard_step(snap_compare, make_app, size, step) -> None:
         if step in ("run", "result"):
             await pilot.press("enter")
             wanted = "14/29" if step == "run" else None
-            for _ in range(200):
+            for _ in range(1000):
                 await pilot.pause(0.02)
                 view = pilot.app.query_one("#quantize-view")
                 if wanted and wanted in str(view.query_one("#phase-sensitivity .phase-status").render()):

@@ -38,7 +38,7 @@ async def step(pilot) -> str:
     return pilot.app.query_one("#quantize-view").query_one(ContentSwitcher).current
 
 
-async def wait_for_step(pilot, name: str, tries: int = 100) -> None:
+async def wait_for_step(pilot, name: str, tries: int = 600) -> None:
     for _ in range(tries):
         if await step(pilot) == name:
             return
@@ -198,7 +198,7 @@ def test_cancel_stops_the_run(engine, tmp_path: Path) -> None:
     async def script(pilot) -> None:
         await pilot.press("enter", "enter", "enter", "enter")
         await wait_for_step(pilot, "step-run")
-        for _ in range(100):
+        for _ in range(400):
             if "14/29" in str(pilot.app.query_one("#phase-sensitivity .phase-status").render()):
                 break
             await pilot.pause(0.05)
@@ -206,7 +206,7 @@ def test_cancel_stops_the_run(engine, tmp_path: Path) -> None:
         await pilot.press("escape")
         await pilot.pause(0.05)
         gate.set()
-        for _ in range(100):
+        for _ in range(400):
             if "Cancelled" in str(pilot.app.query_one("#run-message").render()):
                 break
             await pilot.pause(0.05)
