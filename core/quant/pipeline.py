@@ -138,10 +138,15 @@ def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> di
                                 source=None if req.evaluation == "builtin" else req.evaluation, calibration=calib)
     sens_file = None
     if info.needs_scores:
+        from .inventory import load_inventory
+        from .job import merge_scores
         from .sensitivity import run_sensitivity
 
-        table = run_sensitivity(ctx, source, sensitivity_candidates(req), calib,
-                                mode=SENSITIVITY_MODES.get(req.sensitivity_mode, "hybrid"))
+        scored = run_sensitivity(ctx, source, sensitivity_candidates(req), calib,
+                                 mode=SENSITIVITY_MODES.get(req.sensitivity_mode, "hybrid"))
+        # the scores on the model's inventory (fixed bytes, required rules): exactly the table the
+        # allocator sees, so the Layers tab re-allocates to the same plan at the same budget
+        table = merge_scores(load_inventory(source), scored)
         sens_file = jobs_dir() / f"{record.id}.sensitivity.json"
         table.save(sens_file)
         record.result = {"sensitivity_file": str(sens_file)}

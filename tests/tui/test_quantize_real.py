@@ -70,3 +70,23 @@ def test_wizard_defaults_on_tiny_llama_make_a_verified_model(make_app, engine, t
         return sum(1 for _ in model.parameters())
 
     assert engine.run(load) > 0
+
+
+def test_layers_reallocation_matches_the_written_plan(engine, tiny_llama: Path) -> None:
+    """The saved scores re-allocated at the run's budget (what the Layers tab does) give the run's plan."""
+    from temper.core.quant.pipeline import run_pipeline
+    from temper.core.quant.request import QuantRequest
+    from temper.tui.quant_client import QuantClient
+
+    request = QuantRequest(model=str(tiny_llama), target_bpw=5.0, bits=[2, 4, 8], group_sizes=[64], samples=4,
+                           seq_len=64, output=str(models_dir() / "layers-check"))
+    result = engine.run(lambda ctx: run_pipeline(ctx, request))
+    client = QuantClient(app=None)
+    table = client.saved_table(str(tiny_llama))
+    assert table is not None
+    alloc = client.allocate(table, 5.0, {})
+    assert alloc.choice == result["plan"]
+    assert abs(alloc.kl - result["predicted_kl"]) < 1e-12
+    pinned = next(iter(alloc.choice))
+    again = client.allocate(table, 5.0, {pinned: "affine:8b:g64"})
+    assert again.choice[pinned] == "affine:8b:g64" and again.bpw <= 5.0

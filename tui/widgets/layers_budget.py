@@ -91,7 +91,7 @@ class FrontierPlot(Widget):
         if len(pts_all) < 2:
             return Text("predicted KL vs bpw\n(needs scores)", style="dim")
         label = 7
-        w = max(self.size.width - label - 1, 8)
+        w = max(self.size.width - label - 2, 8)
         h = max(self.size.height - 2, 3)
         xs = [p[0] for p in pts_all]
         ys = [math.log10(p[1]) for p in pts_all]
@@ -111,7 +111,7 @@ class FrontierPlot(Widget):
         cur = cell(*self.current) if self.current and self.current[1] > 0 else None
         out = Text("predicted KL vs bpw\n", style="dim")
         for r in range(h):
-            tick = f"{10 ** y1:.2g}" if r == 0 else (f"{10 ** y0:.2g}" if r == h - 1 else "")
+            tick = _tick(10 ** y1) if r == 0 else (_tick(10 ** y0) if r == h - 1 else "")
             out.append(f"{tick:>{label - 1}} │", style="dim")
             for c in range(w):
                 if cur == (r, c):
@@ -122,3 +122,8 @@ class FrontierPlot(Widget):
         axis = f"{x0:.2f}".ljust(w // 2) + f"{x1:.2f} bpw".rjust(w - w // 2)
         out.append(" " * label + axis, style="dim")
         return out
+
+
+def _tick(value: float) -> str:
+    """A short axis label (at most 6 characters)."""
+    return f"{value:.2g}" if value >= 0.01 else f"{value:.0e}".replace("e-0", "e-")
