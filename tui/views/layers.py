@@ -75,8 +75,11 @@ class LayersView(Vertical):
                 self.set_table(table)
 
     def on_show(self) -> None:
-        if tab_is_active(self) and self.screen.focused is None:
-            self.call_after_refresh(self.query_one(BudgetSlider).focus)
+        def focus() -> None:      # checked when it happens: focus in a hidden pane would pull it forward
+            if tab_is_active(self) and self.screen.focused is None:
+                self.query_one(BudgetSlider).focus()
+
+        self.call_after_refresh(focus)
 
     # -- data -------------------------------------------------------------------------------------------
     def set_table(self, table: SensitivityTable) -> None:

@@ -97,7 +97,7 @@ class QuantizeView(Vertical):
         """The app's active model changed (Library → Quantize): offer it first, from step 1."""
         if model and self.job is None and self.step < 4:
             self.list_models()
-            self.go(0)
+            self.go(0, focus=False)
 
     def _profile_changed(self, profile) -> None:
         """A profile was applied (ctrl+o): its [quantize] settings become the wizard's."""
@@ -112,7 +112,7 @@ class QuantizeView(Vertical):
             self._prepare_review()
 
     # -- navigation -------------------------------------------------------------------------------------
-    def go(self, step: int) -> None:
+    def go(self, step: int, focus: bool = True) -> None:
         self.step = step
         name = STEPS[step][0]
         if name == "review":
@@ -126,12 +126,17 @@ class QuantizeView(Vertical):
             text = f"{i + 1} {label}"
             parts.append(f"[reverse b] {text} [/]" if i == step else (f"[dim]{text}[/]" if i > step else text))
         self.query_one("#quant-stepper", Static).update(" › ".join(parts))
-        self._focus_step()
+        if focus:
+            self._focus_step()
 
     def _focus_step(self) -> None:
-        """Focus the step's main control, but only while this tab is the one on show."""
-        if tab_is_active(self):
-            self.call_after_refresh(self.query_one(f"#step-{STEPS[self.step][0]}").focus_first)
+        """Focus the step's main control, but only while this tab is the one on show (checked when the
+        focus happens: focusing inside a hidden pane would pull it back to the front)."""
+        def focus() -> None:
+            if tab_is_active(self):
+                self.query_one(f"#step-{STEPS[self.step][0]}").focus_first()
+
+        self.call_after_refresh(focus)
 
     def on_show(self) -> None:
         self._focus_step()
