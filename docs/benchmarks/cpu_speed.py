@@ -250,7 +250,8 @@ def main() -> int:
     auto = args.threads or blas_threads({}) or str(cores)
     started = time.time()
     print("# CPU speed: MLX on Linux, reference vs fast BLAS, native vs fp32 compute\n")
-    print(f"Command: `.venv/bin/python docs/benchmarks/cpu_speed.py` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    command = " ".join([".venv/bin/python docs/benchmarks/cpu_speed.py", *sys.argv[1:]])
+    print(f"Command: `{command}` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     cpu = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
     print(f"Machine: {cpu}, {cores} cores, {platform.python_version()}, "
           f"load average at start {os.getloadavg()[0]:.1f} (other jobs share this machine: see notes)")
