@@ -38,7 +38,8 @@ def blas_text() -> str:
         return f"BLAS: unknown ({type(exc).__name__})"
     if isinstance(status, dict):
         return "BLAS: " + ", ".join(f"{k} {v}" for k, v in status.items())
-    return f"BLAS: {status}"
+    line = getattr(status, "line", None)
+    return f"BLAS: {line() if callable(line) else status}"
 
 
 def load_history(limit: int = 20) -> list:
