@@ -80,7 +80,7 @@ class PerformanceView(Vertical):
         with Horizontal(id="perf-top"):
             yield PerfLive(id="perf-live")
             yield PerfRoofline(id="perf-roofline")
-        yield PerfBench(model=getattr(getattr(self.app, "args", None), "model", None) or "", id="perf-bench")
+        yield PerfBench(model=str(getattr(self.app, "active_model", None) or ""), id="perf-bench")
         yield Static(blas_text(), id="perf-blas")
 
     def on_mount(self) -> None:
