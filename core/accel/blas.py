@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     found = find()
-    print(f"in use: {blas_status().line()}")
-    print(f"found:  {found.path} ({found.source})" if found else f"found:  none ({HINT})")
+    print(f"fast BLAS for MLX: {found.path} ({found.source})" if found else f"fast BLAS for MLX: none ({HINT})")
+    print(f"this process uses: {blas_status().line()}")
     return 0
 
 

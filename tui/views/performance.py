@@ -38,7 +38,8 @@ def blas_text() -> str:
         return f"BLAS: unknown ({type(exc).__name__})"
     if isinstance(status, dict):
         return "BLAS: " + ", ".join(f"{k} {v}" for k, v in status.items())
-    return f"BLAS: {status}"
+    line = getattr(status, "line", None)
+    return f"BLAS: {line() if callable(line) else status}"
 
 
 def load_history(limit: int = 20) -> list:
@@ -79,7 +80,7 @@ class PerformanceView(Vertical):
         with Horizontal(id="perf-top"):
             yield PerfLive(id="perf-live")
             yield PerfRoofline(id="perf-roofline")
-        yield PerfBench(model=getattr(getattr(self.app, "args", None), "model", None) or "", id="perf-bench")
+        yield PerfBench(model=str(getattr(self.app, "active_model", None) or ""), id="perf-bench")
         yield Static(blas_text(), id="perf-blas")
 
     def on_mount(self) -> None:

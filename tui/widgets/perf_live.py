@@ -3,7 +3,8 @@
 Any engine event feeds it by duck typing (`read_stats`): an event with some of the attributes
 `ttft` (seconds), `prefill_tps`, `decode_tps` (tokens/s) and `peak_memory` (bytes; a value under 10,000 is
 read as GB, mlx-lm's `GenerationResponse` convention), or a `data` dict holding those keys (the bench
-runner's `BenchProgress`). The chat's stats event needs nothing from this module to show up here.
+runner's `BenchProgress`), or a `stats` object holding them (the chat's `StatsEvent`, whose
+`GenerationStats` names them `ttft_s` and `peak_memory_gb`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from textual.containers import Vertical
 from textual.widgets import Label, Sparkline, Static
 
 FIELDS = ("ttft", "prefill_tps", "decode_tps", "peak_memory")
+# Other names the same figure goes by (chat's GenerationStats): field -> aliases.
+ALIASES = {"ttft": ("ttft_s",), "peak_memory": ("peak_memory_gb",)}
 HISTORY = 120
 
 
@@ -30,10 +33,15 @@ def read_stats(event: Any) -> dict[str, float]:
     """The live figures an event carries ({} when it carries none). Peak memory comes back in bytes."""
     stats: dict[str, float] = {}
     data = getattr(event, "data", None)
+    holders = [event, getattr(event, "stats", None)]
     for name in FIELDS:
-        value = _number(getattr(event, name, None))
-        if value is None and isinstance(data, dict):
-            value = _number(data.get(name))
+        value = None
+        for key in (name, *ALIASES.get(name, ())):
+            for holder in holders:
+                if value is None and holder is not None:
+                    value = _number(getattr(holder, key, None))
+            if value is None and isinstance(data, dict):
+                value = _number(data.get(key))
         if value is not None:
             stats[name] = value
     if "peak_memory" in stats and stats["peak_memory"] < 10_000:
