@@ -43,7 +43,7 @@ async def wait_for_step(pilot, name: str, tries: int = 600) -> None:
         if await step(pilot) == name:
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"wizard stayed on {await step(pilot)}, expected {name}")
+    raise AssertionError(f"wizard stayed on {await step(pilot)}, expected {name}; error: {error_text(pilot.app)!r}; focus {pilot.app.focused}")
 
 
 def error_text(app) -> str:
@@ -116,6 +116,7 @@ def test_existing_output_is_not_overwritten_without_asking(engine, tmp_path: Pat
         await pilot.pause()
         assert "WILL BE REPLACED" in str(pilot.app.query_one("#review-warning", Static).render())
         pilot.app.query_one("#review-start").focus()
+        await pilot.pause(0.4)                 # a Button ignores presses while its press effect shows
         await pilot.press("enter")
         await wait_for_step(pilot, "step-result")
 

@@ -72,7 +72,9 @@ class QuantizeView(Vertical):
         return client_for(self.app)
 
     def on_mount(self) -> None:
-        self.request = self._client().request_from_profile(getattr(self.app, "profile", None))
+        profile = getattr(self.app, "profile", None)
+        self._profile_section = profile.section("quantize") if profile is not None else {}
+        self.request = self._client().request_from_profile(profile)
         self.list_models()
         self.query_one(GoalStep).show(self.request)
         self.query_one(CalibrationStep).show(self.request)
@@ -103,8 +105,12 @@ class QuantizeView(Vertical):
         """A profile was applied (ctrl+o): its [quantize] settings become the wizard's."""
         if self.job is not None:
             return
+        section = profile.section("quantize") if profile is not None else {}
+        if section == self._profile_section:
+            return                    # the same settings re-applied: keep what the user typed
+        self._profile_section = section
         loaded = self._client().request_from_profile(profile)
-        loaded.model, loaded.output = self.request.model, ""
+        loaded.model, loaded.output, loaded.overwrite = self.request.model, "", False
         self.request = loaded
         self.query_one(GoalStep).show(self.request)
         self.query_one(CalibrationStep).show(self.request)
