@@ -161,6 +161,15 @@ class BudgetProcessor:
         generated = tokens[self.seen:].tolist() if tokens is not None else []
         forced = self.next_forced(generated)
         if forced is None:
+            state = self._states[-1]
+            # Once the block has closed, the answer may not reopen or re-close it: single-token markers
+            # are banned there (a stray "</think>" in an answer is noise, and the close was ours to make).
+            banned = [m[0] for m in (self.markers.start, self.markers.end) if len(m) == 1]
+            if state.opened and not state.thinking and banned:
+                ban = mx.zeros(logits.shape[-1], dtype=mx.bool_)
+                for token in banned:
+                    ban = ban | (mx.arange(logits.shape[-1]) == token)
+                return mx.where(ban, mx.full(logits.shape, -mx.inf, logits.dtype), logits)
             return logits
         self.forced += 1
         mask = mx.arange(logits.shape[-1]) == forced

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
@@ -96,6 +97,10 @@ class Engine:
         self.current: Job[Any] | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        # Stop and join at interpreter exit: a daemon thread killed mid-MLX-call can leave MLX's own
+        # threads joinable, which aborts the process ("terminate called without an active exception").
+        ref = weakref.ref(self)
+        atexit.register(lambda: (engine := ref()) is not None and engine.shutdown(10.0))
 
     # -- public API -------------------------------------------------------------------------------------
     def submit(self, fn: Callable[[JobContext], T], *, kind: str = "job") -> Job[T]:
@@ -205,5 +210,4 @@ def get_engine() -> Engine:
     with _default_lock:
         if _default is None:
             _default = Engine()
-            atexit.register(_default.shutdown, 10.0)
         return _default

@@ -119,3 +119,19 @@ def test_effort_on_a_model_without_thinking_is_reported(engine, models_root):
     result, events, stats = ask(engine, out, effort="low", sampling=greedy(8))
     assert stats.notes == ["tiny-llama-nothink has no thinking mode: effort low ignored"]
     assert stats.thinking_tokens == 0 and not any(e.thinking for e in events)
+
+
+def test_a_closed_block_cannot_be_reopened_or_reclosed_in_the_answer():
+    """After the close, single-token markers are banned: logits for them are -inf, others untouched."""
+    import mlx.core as mx
+    from temper.core.engine.reasoning import BudgetProcessor, Markers, ThinkState
+
+    markers = Markers(start=(3,), end=(4,))
+    proc = BudgetProcessor(markers, budget=2, initial=ThinkState(), seen=0)
+    logits = mx.zeros((1, 8))
+    out = proc(mx.array([3, 5, 6, 4, 7]), logits)  # opened, 2 thinking tokens, closed, answering
+    values = out.tolist()[0]
+    assert values[3] == values[4] == float("-inf")
+    assert all(v == 0.0 for i, v in enumerate(values) if i not in (3, 4))
+    inside = proc(mx.array([3, 5]), logits).tolist()[0]  # still thinking: nothing banned or forced
+    assert all(v == 0.0 for v in inside)
