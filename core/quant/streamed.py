@@ -24,9 +24,9 @@ How blocks are run without knowing the architecture: one forward pass with every
 identity stand-in records each block's call arguments (attention mask, per-layer inputs...) and the
 embedding output; a block is then called with a stream in place of its first argument. The head is
 run by a forward pass whose blocks are replay stand-ins returning the final hidden state. This holds
-for architectures whose blocks take only the hidden state plus inputs that do not depend on it
-(llama, mistral, qwen, gemma3); architectures whose blocks share key/value state across blocks
-(gemma4 with `num_kv_shared_layers`) are refused with a clear error.
+for architectures whose blocks take only the hidden state plus inputs that do not depend on it and
+return only the new hidden state (llama, mistral, qwen, gemma3: checked on llama here). gemma4's blocks
+return key/value state for later blocks, so gemma4 models are refused with a clear error (not built yet).
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ class StreamedModel:
 
         self.path = Path(path)
         self.model, self.config = load_model(self.path, lazy=True)
-        if self.config.get("num_kv_shared_layers") or \
-                self.config.get("text_config", {}).get("num_kv_shared_layers"):
-            raise QuantError(f"{self.path.name}: blocks share key/value state, which the streamed pass "
-                             "cannot carry block by block: measure it in memory")
+        kind = str(self.config.get("model_type", ""))
+        if kind.startswith("gemma4") or self.config.get("num_kv_shared_layers"):
+            raise QuantError(f"{self.path.name}: {kind} blocks pass key/value state to later blocks, which the "
+                             "streamed pass cannot carry yet: measure it in memory (--in-memory)")
         layers = getattr(self.model, "layers", None)
         if not isinstance(layers, list) or not layers:
             raise QuantError(f"{self.path.name}: no list of transformer blocks found to stream")
@@ -126,8 +126,12 @@ class StreamedModel:
     def block_calls(self, x: Any) -> list[tuple[Any, tuple, dict]]:
         """Per block: (its input in the reference — only block 0's is meaningful, args, kwargs)."""
         store: list[Any] = []
-        with kl._swapped(self.layers, {j: _Capture(b, store) for j, b in enumerate(self.layers)}):
-            kl.forward(self.model, x)
+        try:
+            with kl._swapped(self.layers, {j: _Capture(b, store) for j, b in enumerate(self.layers)}):
+                kl.forward(self.model, x)
+        except (ValueError, TypeError) as exc:   # blocks return more than the hidden state
+            raise QuantError(f"{self.path.name}: this architecture's blocks cannot be run one at a time "
+                             f"({exc}): measure it in memory (--in-memory)") from exc
         return store
 
     def head(self, x: Any, hidden: Any) -> Any:

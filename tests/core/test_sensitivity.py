@@ -203,6 +203,10 @@ def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
     assert "reused saved table" in capsys.readouterr().out
     assert main(["sensitivity", str(trained_tiny), "--bits", "7"]) == 2
     assert "no 7-bit width" in capsys.readouterr().err
+    streamed = ["sensitivity", str(trained_tiny), "--streamed", "--bits", "4", "--samples", "1", "--seq-len", "16"]
+    assert main(streamed) == 0
+    out = capsys.readouterr().out
+    assert "mode exact" in out and "streamed, 18 block reads" in out     # 4 reference + 10 origins + 4 embedding
 
 
 def test_gemma4_mechanics_tied_embedding_and_replay(engine, tiny_gemma4, tmp_path):
@@ -254,6 +258,12 @@ def test_streamed_pass_gives_the_exact_scores_and_resumes(engine, trained_tiny, 
     want = np.array([[t.scores[c.key] for c in CANDS] for t in exact_table.tensors])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9)
     assert all(set(t.methods.values()) == {"exact"} for t in table.tensors)
+
+
+def test_streamed_refuses_gemma4_clearly(engine, tiny_gemma4, tmp_path):
+    with pytest.raises(QuantError, match="cannot carry yet"):
+        engine.run(lambda ctx: run_sensitivity(ctx, tiny_gemma4, CANDS, None, streamed=True, samples=1,
+                                               seq_len=8, out=tmp_path / "g.json"))
 
 
 def test_streamed_peak_memory_stays_below_the_model(engine, tmp_path):
