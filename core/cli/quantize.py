@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-bits", type=int)
     p.add_argument("--max-bits", type=int)
     p.add_argument("--sensitivity", type=Path, help="saved sensitivity table (JSON) to allocate from")
+    p.add_argument("--sensitivity-mode", choices=["fast", "hybrid", "exact"], default="hybrid",
+                   help="how to measure scores when no table is given (default hybrid: Fisher estimate for "
+                        "all tensors, exact KL for the most damaging quarter); a saved table is reused")
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
                    help="cast before quantizing (default: the source's dtype; scales are stored in it)")
     p.add_argument("--awq", action="store_true",
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     req = QuantizeRequest(
         model=args.model, recipe=args.recipe, bpw=args.bpw, size_gb=args.size_gb, bits=args.bits,
         group_sizes=args.group_sizes, modes=args.modes, protect=args.protect, pins=args.pin,
-        min_bits=args.min_bits, max_bits=args.max_bits, sensitivity=args.sensitivity, out=args.out,
+        min_bits=args.min_bits, max_bits=args.max_bits, sensitivity=args.sensitivity,
+        sensitivity_mode=args.sensitivity_mode, out=args.out,
         plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq)
     if args.eval or args.eval_text:
         from mlx_lm.utils import load_tokenizer
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                                               count=16, length=256)
     job = get_engine().submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
     for event in job.events():
-        if isinstance(event, Progress) and not args.json and event.done == 0:
+        if isinstance(event, Progress) and not args.json and (event.done == 0 or event.phase == "sensitivity"):
             print(f"[{event.phase}] {event.message}".rstrip(), file=sys.stderr)
     result = job.result()
     if args.json:

@@ -30,6 +30,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seq-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--calibration", help="your own text: .txt, or .jsonl/.json with text or messages")
     p.add_argument("--out", help="where to save the table (default: temper's data folder)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--streamed", action="store_true", default=None,
+                       help="read one block at a time from disk (exact measure; default: only when the "
+                            "model in fp32 does not fit the memory available)")
+    where.add_argument("--in-memory", dest="streamed", action="store_false",
+                       help="load the whole model even if it looks too big")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=run)
 
@@ -51,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     engine = get_engine()
     job = engine.submit(lambda ctx: run_sensitivity(
         ctx, args.model, cands, args.calibration, mode=args.mode, out=args.out, samples=args.samples,
-        seq_len=args.seq_len, fraction=args.fraction), kind="sensitivity")
+        seq_len=args.seq_len, fraction=args.fraction, streamed=args.streamed), kind="sensitivity")
     progress = sys.stderr.isatty()
     try:
         for event in job.events():
@@ -104,7 +110,8 @@ def format_table(table: Any) -> str:
         f"mode {meta.get('mode')}; calibration {calib.get('name')} {calib.get('samples')}x{calib.get('seq_len')} "
         f"tokens (sha256 {table.calibration_hash[:12]})",
         ("reused saved table, no forward pass" if meta.get("reused") else
-         f"{meta.get('forward_passes')} forward passes; {secs}; peak MLX memory "
+         (f"streamed, {meta.get('block_loads')} block reads" if meta.get("streamed") else
+          f"{meta.get('forward_passes')} forward passes") + f"; {secs}; peak MLX memory "
          f"{meta.get('peak_mlx_bytes', 0) / 2**20:.0f} MiB, peak RSS {meta.get('peak_rss_bytes', 0) / 2**20:.0f} MiB"),
         f"saved: {meta.get('file')}",
     ]

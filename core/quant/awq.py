@@ -94,7 +94,7 @@ def apply_awq(model: Any, model_type: str, plan: Plan, chunks: Sequence[Sequence
     """Pre-scale `model` in place for `plan`; returns the chosen α per group (path of its first linear)."""
     import mlx.core as mx
 
-    from .exact import fake_quantize
+    from .tensors import fake_quantize
 
     if not chunks:
         raise QuantError("AWQ pre-scaling needs calibration text")

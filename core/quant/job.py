@@ -40,6 +40,7 @@ class QuantizeRequest:
     min_bits: int | None = None
     max_bits: int | None = None
     sensitivity: Path | None = None         # a saved SensitivityTable JSON
+    sensitivity_mode: str = "hybrid"        # fast | hybrid | exact, when scores must be measured
     calibration: Any = None                 # passed to run_sensitivity when scores must be computed
     out: Path | None = None
     plan_only: bool = False
@@ -98,22 +99,13 @@ def merge_scores(inventory: SensitivityTable, scored: SensitivityTable) -> Sensi
     return inventory
 
 
-def compute_scores(ctx: Any, model: Path, candidates: Sequence[Candidate], calibration: Any) -> SensitivityTable:
-    try:
-        from .sensitivity import run_sensitivity  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise QuantError("this recipe needs sensitivity scores and the sensitivity pass is not available "
-                         "in this build: pass --sensitivity FILE") from exc
-    if calibration is None:
-        try:
-            from mlx_lm.utils import load_tokenizer
+def compute_scores(ctx: Any, model: Path, candidates: Sequence[Candidate], calibration: Any,
+                   mode: str = "hybrid") -> SensitivityTable:
+    """The sensitivity pass (core/quant/sensitivity): measured, resumed, or reused from the saved table
+    (a table of this model, calibration and mode, or of a more exact mode, answers with no forward pass)."""
+    from .sensitivity import run_sensitivity
 
-            from .calibration import calibration_set  # type: ignore[import-not-found,attr-defined]
-
-            calibration = calibration_set(load_tokenizer(Path(model)))
-        except ImportError:
-            pass
-    return run_sensitivity(ctx, model, list(candidates), calibration)
+    return run_sensitivity(ctx, model, list(candidates), calibration, mode=mode)
 
 
 def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
@@ -158,9 +150,14 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
             phase("sensitivity", 0, 1, f"reading {req.sensitivity}")
             table = merge_scores(table, SensitivityTable.load(Path(req.sensitivity)))
         else:
-            phase("sensitivity", 0, None, "measuring")
+            phase("sensitivity", 0, None, f"{req.sensitivity_mode} pass")
             wanted = cands or grid(AFFINE_BITS, (32, 64, 128))
-            table = merge_scores(table, compute_scores(ctx, source, wanted, req.calibration))
+            scored = compute_scores(ctx, source, wanted, req.calibration, req.sensitivity_mode)
+            meta = scored.meta
+            how = "reused" if meta.get("reused") else "measured"
+            phase("sensitivity", 1, 1, f"{how} {meta.get('mode', req.sensitivity_mode)} scores "
+                  f"({meta.get('forward_passes', 0)} forward passes): {meta.get('file', '')}")
+            table = merge_scores(table, scored)
         lap("sensitivity")
 
     phase("allocate", 0, 1, recipe)

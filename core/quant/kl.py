@@ -74,20 +74,37 @@ class Reference:
                 self.recorded.append(outs)
             else:
                 logits = forward(model, x)
-            logp = _log_softmax(logits)
-            if self.full:
-                batch = _Batch(x=x, logp=logp)
-                mx.eval(batch.logp)
-            else:
-                idx = mx.argpartition(-logp, kth=self.k - 1, axis=-1)[..., : self.k]
-                top = mx.take_along_axis(logp, idx, axis=-1)
-                tail = _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
-                batch = _Batch(x=x, idx=idx, top=top, tail=tail)
-                mx.eval(batch.idx, batch.top, batch.tail)
-            self.batches.append(batch)
+            self.batches.append(self._batch(x, logits))
         self.replay = record and self._replay_matches(model)
         if not self.replay:
             self.recorded = []
+
+    @classmethod
+    def from_logits(cls, xs: list[Any], logits: list[Any], *, vocab: int,
+                    budget_bytes: int = 1 << 30) -> Reference:
+        """A reference from logits computed elsewhere (the streamed pass); no replay."""
+        self = cls.__new__(cls)
+        self.tokens = int(sum(x.size for x in xs))
+        self.full = self.tokens * vocab * 4 <= budget_bytes
+        self.k = min(TOPK, vocab)
+        self.layers, self.recorded, self.replay = None, [], False
+        self.batches = [self._batch(x, lg) for x, lg in zip(xs, logits, strict=True)]
+        return self
+
+    def _batch(self, x: Any, logits: Any) -> _Batch:
+        import mlx.core as mx
+
+        logp = _log_softmax(logits)
+        if self.full:
+            batch = _Batch(x=x, logp=logp)
+            mx.eval(batch.logp)
+        else:
+            idx = mx.argpartition(-logp, kth=self.k - 1, axis=-1)[..., : self.k]
+            top = mx.take_along_axis(logp, idx, axis=-1)
+            tail = _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
+            batch = _Batch(x=x, idx=idx, top=top, tail=tail)
+            mx.eval(batch.idx, batch.top, batch.tail)
+        return batch
 
     def _replay_matches(self, model: Any) -> bool:
         """Replaying the first half of the blocks must reproduce the reference log-probs."""

@@ -19,8 +19,11 @@ requests). Events: LayerScored per tensor (and Progress for the Fisher pass); ct
 candidates and between calibration batches, so a cancel lands within one forward pass.
 
 Memory: models run whole in memory, in fp32 (about 2x a bf16 model, plus the reference log-probs and
-replay buffers, each capped at 1 GiB). There is no streamed (block-by-block) mode yet; peak MLX memory
-and process RSS are recorded in the table's meta.
+replay buffers, each capped at 1 GiB). A model whose fp32 weights do not fit the memory available
+(psutil), or any model with streamed=True, is measured by the streamed exact pass (streamed.py: one
+block read from disk at a time, same exact ΔKL, blocks² block reads); streaming always measures
+exactly (a Fisher estimate needs the whole model for its backward pass), so such a run is saved as
+an exact table. Peak MLX memory and process RSS are recorded in the table's meta.
 """
 
 from __future__ import annotations
@@ -73,12 +76,14 @@ def run_sensitivity(
     fraction: float = 0.25,
     seed: int = 0,
     replay: bool = True,
+    streamed: bool | None = None,
 ) -> SensitivityTable:
     """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread.
 
     calibration: a TokenSet, a user text file, or None for the built-in mix (samples x seq_len).
     out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>.json).
-    replay=False recomputes every block on every exact pass (for checking the replay shortcut)."""
+    replay=False recomputes every block on every exact pass (for checking the replay shortcut).
+    streamed: True streams blocks from disk (exact measure), None decides by available memory."""
     if mode not in MODES:
         raise QuantError(f"unknown sensitivity mode {mode!r} (choose from {', '.join(MODES)})")
     if not 0 < fraction <= 1:
@@ -93,6 +98,12 @@ def run_sensitivity(
     config = read_config(path)
     if config.get("quantization") or config.get("quantization_config"):
         raise QuantError(f"{path.name} is already quantized: measure sensitivity on the unquantized model")
+    if streamed is None:
+        from .streamed import needs_streaming
+
+        streamed = needs_streaming(path)
+    if streamed:
+        mode = "exact"
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
     target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
@@ -104,7 +115,7 @@ def run_sensitivity(
                 return run.go()
     table = _previous(target, mhash, calib.hash)
     run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
-    run.replay, run.mhash = replay, mhash
+    run.replay, run.mhash, run.streamed = replay, mhash, bool(streamed)
     return run.go()
 
 
@@ -140,7 +151,8 @@ class _Run:
         self.times: dict[str, float] = {}
         self.passes = 0
         self.reference: kl.Reference | None = None
-        self.replay, self.mhash = True, ""
+        self.replay, self.mhash, self.streamed = True, "", False
+        self.block_loads = 0
 
     # -- orchestration ------------------------------------------------------------------------------
     def go(self) -> SensitivityTable:
@@ -150,8 +162,11 @@ class _Run:
         import mlx.core as mx
 
         mx.reset_peak_memory()
+        self.baseline = int(mx.get_active_memory())    # arrays alive before this run (other models...)
         counter = _count_passes(self)
         try:
+            if self.streamed:
+                return self._go_streamed()
             t0 = time.perf_counter()
             model, storage = self._load()
             tensors = quantizable(model)
@@ -171,13 +186,19 @@ class _Run:
             counter.restore()
         return self._result(table, reused=False)
 
+    def _go_streamed(self) -> SensitivityTable:
+        from .streamed import measure_streamed
+
+        table = measure_streamed(self)
+        return self._result(table, reused=False)
+
     def _load(self) -> tuple[Any, Any]:
         import mlx.core as mx
         from mlx.utils import tree_flatten
 
         from ..engine.loader import load
 
-        lm = load(self.path)
+        lm = load(self.path, compute="native")   # the stored dtype: fake quantization rounds in it, as the file will
         tensors = quantizable(lm.model)
         storage = tensors[0].module["weight"].dtype
         quantized = {t.path + ".weight" for t in tensors}
@@ -334,6 +355,7 @@ class _Run:
             "reference": self.reference.kind if self.reference else None,
             "replay": bool(self.reference and self.reference.replay),
             "peak_mlx_bytes": int(mx.get_peak_memory()),
+            "baseline_mlx_bytes": getattr(self, "baseline", 0),
             "rss_bytes": int(psutil.Process().memory_info().rss),
             "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
             "streamed": False,

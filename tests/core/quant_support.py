@@ -19,12 +19,15 @@ def chunks_for(path: Path, *, length: int = 48, count: int = 3) -> list[list[int
     return text_chunks(tok, HELD_OUT * 3, length=length, count=count)
 
 
-def scored_table(path: Path, candidates, *, length: int = 48, count: int = 2):
-    """Inventory of the model at `path` filled with exact ΔKL scores (engine thread only)."""
-    from mlx_lm.utils import load_model
-    from temper.core.quant.exact import exact_scores
-    from temper.core.quant.inventory import inventory
+def scored_table(ctx, path: Path, candidates, *, length: int = 48, count: int = 2):
+    """The model's inventory filled with exact ΔKL scores from the real sensitivity pass (engine thread only),
+    calibrated on `count` x `length` chunks of HELD_OUT, as `quantize_job` merges them."""
+    import numpy as np
+    from temper.core.quant.calibration import TokenSet
+    from temper.core.quant.inventory import load_inventory
+    from temper.core.quant.job import merge_scores
+    from temper.core.quant.sensitivity import run_sensitivity
 
-    model, _ = load_model(Path(path))
-    table = inventory(model, name=str(path))
-    return exact_scores(model, table, chunks_for(path, length=length, count=count), candidates)
+    calib = TokenSet("held-out", "calibration", np.array(chunks_for(path, length=length, count=count), np.int32))
+    table = run_sensitivity(ctx, path, list(candidates), calib, mode="exact")
+    return merge_scores(load_inventory(Path(path)), table)

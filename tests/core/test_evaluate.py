@@ -65,7 +65,7 @@ def test_evaluation_needs_text(tiny_llama, engine, written):
 
 
 def test_quantize_job_emits_phases_and_verifies(tiny_llama, engine, tmp_path):
-    table = engine.run(lambda ctx: scored_table(tiny_llama, grid((2, 4, 8), (64,))))
+    table = engine.run(lambda ctx: scored_table(ctx, tiny_llama, grid((2, 4, 8), (64,))))
     table.save(tmp_path / "scores.json")
     req = QuantizeRequest(model=tiny_llama, bpw=5.0, sensitivity=tmp_path / "scores.json", out=tmp_path / "q",
                           eval_chunks=chunks_for(tiny_llama, count=2))
@@ -93,11 +93,12 @@ def test_cli_quantize_and_eval(tiny_llama, engine, tmp_path, capsys, monkeypatch
     assert "unknown recipe" in capsys.readouterr().err
     assert main(["quantize", str(tiny_llama), "--bpw", "4", "--sensitivity", str(tmp_path / "none.json")]) == 2
     assert "cannot read sensitivity file" in capsys.readouterr().err
-    import sys
-
-    monkeypatch.setitem(sys.modules, "temper.core.quant.sensitivity", None)   # a build without the pass
-    assert main(["quantize", str(tiny_llama), "--bpw", "4"]) == 2
-    assert "pass --sensitivity FILE" in capsys.readouterr().err
+    # --bpw measures scores with the sensitivity pass; a second budget reuses the saved table
+    assert main(["quantize", str(tiny_llama), "--bpw", "4.5", "--sensitivity-mode", "fast", "--plan-only"]) == 0
+    first = capsys.readouterr().err
+    assert "measured fast scores (" in first and "(0 forward passes)" not in first
+    assert main(["quantize", str(tiny_llama), "--bpw", "5.5", "--sensitivity-mode", "fast", "--plan-only"]) == 0
+    assert "reused fast scores (0 forward passes)" in capsys.readouterr().err
     assert main(["quantize", str(tiny_llama), "--recipe", "uniform-4", "--plan-only"]) == 0
     assert "model.layers.1.mlp.down_proj" in capsys.readouterr().out
     text = tmp_path / "held.txt"

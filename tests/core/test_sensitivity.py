@@ -203,6 +203,10 @@ def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
     assert "reused saved table" in capsys.readouterr().out
     assert main(["sensitivity", str(trained_tiny), "--bits", "7"]) == 2
     assert "no 7-bit width" in capsys.readouterr().err
+    streamed = ["sensitivity", str(trained_tiny), "--streamed", "--bits", "4", "--samples", "1", "--seq-len", "16"]
+    assert main(streamed) == 0
+    out = capsys.readouterr().out
+    assert "mode exact" in out and "streamed, 18 block reads" in out     # 4 reference + 10 origins + 4 embedding
 
 
 def test_gemma4_mechanics_tied_embedding_and_replay(engine, tiny_gemma4, tmp_path):
@@ -229,3 +233,51 @@ def test_finished_exact_table_answers_fast_and_hybrid_requests(engine, trained_t
     assert not fast.meta["reused"]
     exact = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, grid(bits=(5,)), calib, mode="exact"))
     assert not exact.meta["reused"] and set(exact.tensors[0].methods.values()) == {"exact"}
+
+
+def test_streamed_pass_gives_the_exact_scores_and_resumes(engine, trained_tiny, calib, exact_table, tmp_path):
+    out = tmp_path / "streamed.json"
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="hybrid",
+                                                    streamed=True, out=out))
+    scored = 0
+    for event in job.events():
+        if isinstance(event, LayerScored):
+            scored += 1
+            if scored == 4:
+                job.cancel()
+    with pytest.raises(JobCancelled):
+        job.result()
+    partial = SensitivityTable.load(out)
+    assert not partial.meta["complete"] and 4 <= sum(1 for t in partial.tensors if t.scores) < N_TENSORS
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="hybrid",
+                                                    streamed=True, out=out))
+    assert sum(isinstance(e, LayerScored) for e in job.events()) == N_TENSORS
+    table = job.result()
+    assert table.meta["streamed"] is True and table.meta["mode"] == "exact"   # streaming measures exactly
+    got = np.array([[t.scores[c.key] for c in CANDS] for t in table.tensors])
+    want = np.array([[t.scores[c.key] for c in CANDS] for t in exact_table.tensors])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9)
+    assert all(set(t.methods.values()) == {"exact"} for t in table.tensors)
+
+
+def test_streamed_refuses_gemma4_clearly(engine, tiny_gemma4, tmp_path):
+    with pytest.raises(QuantError, match="cannot carry yet"):
+        engine.run(lambda ctx: run_sensitivity(ctx, tiny_gemma4, CANDS, None, streamed=True, samples=1,
+                                               seq_len=8, out=tmp_path / "g.json"))
+
+
+def test_streamed_peak_memory_stays_below_the_model(engine, tmp_path):
+    """With 8 blocks the in-memory pass must hold all fp32 weights; the streamed one holds one block."""
+    from temper.core.library.synthetic import build_model
+    from temper.core.quant.calibration import TokenSet
+    from temper.core.quant.streamed import fp32_bytes
+
+    model = engine.run(lambda ctx: build_model(tmp_path / "deep", "llama", overrides={
+        "num_hidden_layers": 8, "hidden_size": 256, "intermediate_size": 1024}))
+    tokens = TokenSet("t", "calibration", np.random.default_rng(0).integers(0, 500, (1, 16)).astype(np.int32))
+    table = engine.run(lambda ctx: run_sensitivity(ctx, model, grid(bits=(4,), group_sizes=(64,)), tokens,
+                                                   streamed=True, out=tmp_path / "deep.json"))
+    size = fp32_bytes(model)
+    assert size > 30 << 20
+    assert table.meta["peak_mlx_bytes"] - table.meta["baseline_mlx_bytes"] < size / 3, table.meta
+    assert table.meta["block_loads"] == 8 + 8 * 9 // 2 + 8    # reference, origins, the embedding's stream

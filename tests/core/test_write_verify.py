@@ -21,7 +21,7 @@ CANDIDATES = grid((2, 3, 4, 6, 8), (32, 64))
 
 @pytest.fixture(scope="module")
 def llama_scores(tiny_llama, engine):
-    return engine.run(lambda ctx: scored_table(tiny_llama, CANDIDATES))
+    return engine.run(lambda ctx: scored_table(ctx, tiny_llama, CANDIDATES))
 
 
 def write_and_verify(engine, source, plan, out, **kw):
