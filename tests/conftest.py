@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,21 @@ def pytest_report_header(config: pytest.Config) -> str:
     from temper.core.accel.blas import blas_status
 
     return f"TEMPER_HOME per test; HF offline; BLAS: {blas_status().line()}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without native teardown once pytest is done (MLX can abort at exit: core/exit.py)."""
+    from temper.core.accel.preload import _started_as_pytest
+    from temper.core.exit import exit_now
+
+    if os.environ.get("TEMPER_PYTEST_NATIVE_EXIT") or not hasattr(config, "_temper_exitstatus"):
+        return
+    if not _started_as_pytest():  # pytest.main() inside another program: not ours to end
+        return
+
+    exit_now(int(config._temper_exitstatus))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._temper_exitstatus = exitstatus

@@ -87,5 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def entry() -> None:
+    """The console script: run, then leave through `exit_now` (see core/exit.py for why)."""
+    from ..exit import exit_now
+
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

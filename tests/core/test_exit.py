@@ -1,0 +1,33 @@
+"""`temper` ends through exit_now: the chosen status, exit handlers run, no native teardown abort."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import atexit, threading, sys
+import mlx.core as mx
+from temper.core.exit import exit_now
+atexit.register(lambda: print("handlers ran", flush=True))
+def work():
+    a = mx.random.normal((128, 128)); mx.eval(a @ a)
+t = threading.Thread(target=work); t.start(); t.join()
+print("done", end="")
+exit_now(int(sys.argv[1]))
+"""
+
+
+def test_exit_now_keeps_the_status_and_runs_handlers() -> None:
+    for code in (0, 3):
+        out = subprocess.run([sys.executable, "-c", SCRIPT, str(code)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == code, out.stderr
+        assert out.stdout == "donehandlers ran\n"  # the work's output, then the exit handlers
+        assert "terminate called" not in out.stderr
+
+
+def test_console_script_points_at_entry() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "temper"]
+    assert script.value == "temper.core.cli.main:entry"
