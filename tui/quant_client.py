@@ -15,7 +15,7 @@ from typing import Any
 
 from temper.core import jobs
 from temper.core.errors import QuantError, TemperError
-from temper.core.quant.request import OQ_LEVELS, QuantRequest, default_output
+from temper.core.quant.request import OQ_LEVELS, QuantRequest, default_output, resolved_sensitivity_mode
 from temper.core.quant.scores import SensitivityTable
 
 
@@ -141,7 +141,9 @@ class QuantClient:
         # Rough: reference forward over the calibration tokens once per candidate per tensor on a
         # CPU-class machine (~2 GFLOP/s effective), fast estimate for most of them.
         tokens = request.samples * request.seq_len
-        passes = 2 + len(request.candidates()) * (1 if request.sensitivity_mode == "fast" else 3)
+        fast = resolved_sensitivity_mode(request.sensitivity_mode) == "fast"
+        # the fast estimate is one forward+backward per chunk whatever the candidates; exact work grows with them
+        passes = 4 if fast else 2 + len(request.candidates()) * 3
         eta = 2.0 * model.params * tokens * passes / 2e9 + model.size_bytes / 200e6
         return Preflight(free, needed, streamed, eta)
 

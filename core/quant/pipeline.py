@@ -19,9 +19,7 @@ from ..engine.events import Event, Progress
 from ..errors import JobCancelled, QuantError
 from ..paths import jobs_dir
 from .candidates import AFFINE_BITS, Candidate, grid
-from .request import QuantRequest
-
-SENSITIVITY_MODES = {"auto": "hybrid", "fast": "fast", "exact": "exact", "hybrid": "hybrid"}
+from .request import QuantRequest, resolved_sensitivity_mode
 
 
 class RecordingContext:
@@ -143,7 +141,7 @@ def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> di
         from .sensitivity import run_sensitivity
 
         scored = run_sensitivity(ctx, source, sensitivity_candidates(req), calib,
-                                 mode=SENSITIVITY_MODES.get(req.sensitivity_mode, "hybrid"))
+                                 mode=resolved_sensitivity_mode(req.sensitivity_mode))
         # the scores on the model's inventory (fixed bytes, required rules): exactly the table the
         # allocator sees, so the Layers tab re-allocates to the same plan at the same budget
         table = merge_scores(load_inventory(source), scored)

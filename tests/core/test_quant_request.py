@@ -41,3 +41,20 @@ def test_calibration_and_evaluation_must_differ(tmp_path) -> None:
 def test_unknown_key_is_refused() -> None:
     with pytest.raises(QuantError, match="unknown quantize setting 'bpw'"):
         QuantRequest.from_dict({"bpw": 4})
+
+
+def test_auto_sensitivity_mode_is_fast_on_a_cpu_only_mlx(monkeypatch) -> None:
+    import sys
+
+    from temper.core.accel import blas
+    from temper.core.quant.request import resolved_sensitivity_mode
+
+    assert resolved_sensitivity_mode("exact") == "exact" and resolved_sensitivity_mode("hybrid") == "hybrid"
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(blas, "_cuda_build", lambda: False)
+    assert resolved_sensitivity_mode("auto") == "fast"
+    monkeypatch.setattr(blas, "_cuda_build", lambda: True)
+    assert resolved_sensitivity_mode("auto") == "hybrid"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(blas, "_cuda_build", lambda: False)
+    assert resolved_sensitivity_mode("auto") == "hybrid"
