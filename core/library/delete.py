@@ -4,6 +4,7 @@ Library folders): a path anywhere else is refused."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,21 +16,32 @@ from .scan import hf_cache_dir
 
 
 def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+    """`path` lies strictly below `root` (both compared resolved: `..` and links cannot step out)."""
+    return root.resolve() in path.parents
+
+
+def _where(target: Path) -> Path:
+    """The entry the user named, with `..`, `.` and links in the folders above it resolved, but not the entry
+    itself (in the HF cache a snapshot is a real folder of symlinks; a linked model is deleted as a link)."""
+    absolute = Path(os.path.abspath(target))      # folds `x/..` textually, before any link is followed
+    return absolute.parent.resolve() / absolute.name
 
 
 def delete_model(path: str | Path) -> int:
     """Delete the model at `path`; return the bytes freed. Raises TemperError when refused."""
     target = Path(path).expanduser()
-    if not target.exists():
+    if not target.exists() and not target.is_symlink():
         raise TemperError(f"{path}: no such model folder")
-    # Do not resolve the folder itself: in the HF cache a snapshot is a real folder of symlinks.
-    resolved = target.parent.resolve() / target.name
+    resolved = _where(target)
     cache = hf_cache_dir()
+    roots = [root.resolve() for root in (models_dir(), *folders()) if root.exists()]
+    if resolved.is_symlink() and not (cache.is_dir() and _inside(resolved, cache)):
+        # A link in a Library folder: remove the link, never what it points to.
+        if not any(_inside(resolved, root) for root in roots):
+            raise TemperError(f"{resolved} is outside temper's models folder and your Library folders: "
+                              "refusing to delete it")
+        resolved.unlink()
+        return 0
     gguf = resolved.is_file() and resolved.suffix == ".gguf"
     if cache.is_dir() and _inside(resolved, cache):
         if gguf:
@@ -38,15 +50,17 @@ def delete_model(path: str | Path) -> int:
         return _delete_cached(resolved, cache)
     if not gguf and not is_model_folder(resolved):
         raise TemperError(f"{resolved} is not a model folder: refusing to delete it")
-    roots = [models_dir(), *folders()]
-    if not any(_inside(resolved, root) for root in roots if root.exists()):
+    if not any(_inside(resolved, root) for root in roots):
         raise TemperError(f"{resolved} is outside temper's models folder and your Library folders: "
                           "refusing to delete it")
+    held = [root for root in roots if _inside(root, resolved)]
+    if held:
+        raise TemperError(f"{resolved} holds the Library folder {held[0]}: refusing to delete it")
     if gguf:
         freed = resolved.stat().st_size
         resolved.unlink()
         return freed
-    freed = sum(f.stat().st_size for f in resolved.rglob("*") if f.is_file())
+    freed = sum(f.stat().st_size for f in resolved.rglob("*") if f.is_file() and not f.is_symlink())
     shutil.rmtree(resolved)
     return freed
 
@@ -56,7 +70,8 @@ def _delete_cached(snapshot: Path, cache: Path) -> int:
 
     info = scan_cache_dir(cache)
     for repo in info.repos:
-        if _inside(snapshot, Path(repo.repo_path)):
+        repo_path = Path(repo.repo_path).resolve()
+        if snapshot == repo_path or _inside(snapshot, repo_path):
             strategy = info.delete_revisions(*(r.commit_hash for r in repo.revisions))
             freed = strategy.expected_freed_size
             strategy.execute()

@@ -19,6 +19,7 @@ from ..errors import QuantError
 from .allocate import Protect, parse_pins
 from .candidates import AFFINE_BITS, Candidate, grid
 from .evaluate import Quality
+from .output import check_output
 from .plan import Plan
 from .recipes import RecipeRequest, build_plan, describe
 from .scores import SensitivityTable
@@ -137,8 +138,8 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {req.dtype}")
     source = resolve(req.model)
     validate(source)
-    if req.out is not None and Path(req.out).exists() and not req.force and not req.plan_only:
-        raise QuantError(f"{req.out} already exists: choose another output folder or pass --force")
+    if req.out is not None and not req.plan_only:
+        check_output(Path(req.out), source, force=req.force)
 
     phase("inventory", 0, 1, source.name)
     table = load_inventory(source, dtype=req.dtype)     # as it will be written (cast included)
@@ -172,8 +173,9 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         return QuantizeResult(plan, seconds=seconds)
 
     out = Path(req.out) if req.out is not None else default_out(source, recipe)
-    if out.exists() and not req.force:
-        raise QuantError(f"{out} already exists: choose another output folder or pass --force")
+    replacing = check_output(out, source, force=req.force)
+    if replacing:
+        phase("write", 0, None, replacing)
     reports: list[VerifyReport] = []
 
     def verify_before_commit(tmp: Path) -> None:

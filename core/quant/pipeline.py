@@ -19,6 +19,7 @@ from ..engine.events import Event, Progress
 from ..errors import JobCancelled, QuantError
 from ..paths import jobs_dir
 from .candidates import AFFINE_BITS, Candidate, grid
+from .output import check_output
 from .request import QuantRequest, resolved_sensitivity_mode
 
 
@@ -90,8 +91,10 @@ def run_pipeline(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None 
     """The whole quantization as a recorded job. Returns a plain result dict (also kept in the record)."""
     request.validate()
     out = Path(request.output).expanduser() if request.output else None
-    if out is not None and out.exists() and not request.overwrite:
-        raise QuantError(f"{out} already exists: choose another output folder or allow overwriting")
+    if out is not None:
+        from ..engine.loader import resolve
+
+        check_output(out, resolve(request.model), force=request.overwrite)
     record = record or jobs.create("quantize", request.to_dict())
     rctx = RecordingContext(ctx, record)
     try:

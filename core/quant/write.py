@@ -26,6 +26,7 @@ from typing import Any
 from .. import atomic
 from ..errors import QuantError
 from .inventory import is_float_only
+from .output import check_output
 from .plan import PLAN_FILE, Plan
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -65,10 +66,7 @@ def write_quantized(
     from mlx_lm.utils import load_model, save_config, save_model
 
     source, out = Path(source), Path(out)
-    if out.exists() and not force:
-        raise QuantError(f"{out} already exists: choose another output folder or pass --force")
-    if out.resolve() == source.resolve():
-        raise QuantError("the output folder must not be the source model's folder")
+    check_output(out, source, force=force)
     raw_config = json.loads((source / "config.json").read_text())
     if "quantization" in raw_config or "quantization_config" in raw_config:
         raise QuantError(f"{source.name} is already quantized: quantize from the float model")
