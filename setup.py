@@ -1,4 +1,4 @@
-"""Maps the top-level folders core/, tui/, themes/ and profiles/ under the one import name `temper`.
+"""Maps the top-level folders core/, cli/, tui/, themes/ and profiles/ under the one import name `temper`.
 
 pyproject.toml holds all metadata; this file only computes the package list, which setuptools
 cannot express declaratively for a renamed tree.
@@ -9,7 +9,7 @@ from pathlib import Path
 from setuptools import setup
 
 ROOT = Path(__file__).parent
-TREES = {"core": "temper.core", "tui": "temper.tui", "themes": "temper.themes", "profiles": "temper.profiles"}
+TREES = {"core": "temper.core", "cli": "temper.cli", "tui": "temper.tui", "themes": "temper.themes", "profiles": "temper.profiles"}
 
 
 def packages() -> tuple[list[str], dict[str, str]]:

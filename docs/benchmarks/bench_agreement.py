@@ -63,9 +63,9 @@ def bare_mlx_lm(ctx, lm, prompts: list[list[int]], tg: int) -> list[dict[str, fl
 
 
 def main() -> int:
+    from temper.cli.bench import _ints
     from temper.core.bench.prompts import PromptMaker, special_ids, vocab_size
     from temper.core.bench.runner import timed_request
-    from temper.core.cli.bench import _ints
     from temper.core.engine import get_engine
     from temper.core.engine.models import ensure_loaded
     from temper.core.library.synthetic import build_model

@@ -84,8 +84,8 @@ def build_quant(src: Path, root: Path, variant: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> None:
+    from temper.cli.bench import bench
     from temper.core.bench.runner import BenchConfig
-    from temper.core.cli.bench import bench
     from temper.core.engine import get_engine
     from temper.core.engine.models import unload
 
@@ -146,7 +146,7 @@ def report(folder: Path) -> str:
 
 
 def main() -> None:
-    from temper.core.cli.bench import _ints
+    from temper.cli.bench import _ints
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="folder for the JSON/MD results")

@@ -42,8 +42,8 @@ def main() -> int:
     p.add_argument("--tiny", action="store_true", help="toy shape: check the pipeline, not a benchmark")
     args = p.parse_args()
 
+    from temper.cli.bench import bench
     from temper.core.bench.runner import BenchConfig
-    from temper.core.cli.bench import bench
     from temper.core.engine import get_engine
     from temper.core.engine.models import unload
     from temper.core.library.synthetic import build_model

@@ -22,7 +22,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 def _temper(*args: str, **env: str) -> subprocess.CompletedProcess:
     # `-m ...main` calls main() with no argv, exactly like the `temper` console script
-    return subprocess.run([sys.executable, "-m", "temper.core.cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "temper.cli.main", *args], capture_output=True,
                           text=True, env=_clean_env(**env), timeout=120)
 
 

@@ -8,10 +8,10 @@ import json
 import math
 
 import pytest
+from temper.cli.main import main
 from temper.core.bench.metrics import RunTiming
 from temper.core.bench.results import BatchRow, BenchResult, Row, compare_markdown
 from temper.core.bench.roofline import Roofline
-from temper.core.cli.main import main
 from temper.core.errors import TemperError
 
 

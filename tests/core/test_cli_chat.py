@@ -3,8 +3,8 @@ from __future__ import annotations
 import io
 import sys
 
+from temper.cli.main import main
 from temper.core.chat.store import ChatStore
-from temper.core.cli.main import main
 
 
 def test_one_shot_prompt_prints_the_answer_and_stats(tiny_llama, capsys):

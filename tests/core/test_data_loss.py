@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from temper.core.cli.main import main
+from temper.cli.main import main
 from temper.core.errors import QuantError, TemperError
 from temper.core.library.delete import delete_model
 from temper.core.library.folders import add_folder

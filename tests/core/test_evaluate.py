@@ -6,7 +6,7 @@ import json
 
 import pytest
 from quant_support import HELD_OUT, chunks_for, scored_table
-from temper.core.cli.main import main
+from temper.cli.main import main
 from temper.core.errors import QuantError
 from temper.core.quant.candidates import grid
 from temper.core.quant.evaluate import compare_folder, evaluate, format_table, reference

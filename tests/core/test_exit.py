@@ -30,4 +30,4 @@ def test_console_script_points_at_entry() -> None:
     from importlib.metadata import entry_points
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "temper"]
-    assert script.value == "temper.core.cli.main:entry"
+    assert script.value == "temper.cli.main:entry"

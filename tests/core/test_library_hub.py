@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from temper.core.cli.main import main
+from temper.cli.main import main
 from temper.core.errors import JobCancelled, TemperError
 from temper.core.library import demo, hub
 
@@ -133,7 +133,7 @@ def test_demo_uses_an_existing_import(monkeypatch: pytest.MonkeyPatch, tiny_llam
 def test_demo_launches_the_app_with_the_model(monkeypatch: pytest.MonkeyPatch, tiny_llama: Path) -> None:
     import shutil
 
-    import temper.core.cli.main as cli_main
+    import temper.cli.main as cli_main
 
     shutil.copytree(tiny_llama, demo.demo_folder())
     launched = {}

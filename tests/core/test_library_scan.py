@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from temper.core.cli.main import main
+from temper.cli.main import main
 from temper.core.errors import TemperError
 from temper.core.library.delete import delete_model
 from temper.core.library.folders import add_folder, config_file, folders, remove_folder
@@ -142,7 +142,7 @@ def test_cli_import_gguf_and_list_it(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     train_tokenizer(tmp_path / "tok", vocab_size=300)
     write_gguf(tmp_path / "tiny.Q8_0.gguf", tmp_path / "tok", qtype="Q8_0")
-    code = (f"import sys; from temper.core.cli.main import main; "
+    code = (f"import sys; from temper.cli.main import main; "
             f"sys.exit(main(['library', 'import', {str(tmp_path / 'tiny.Q8_0.gguf')!r}, '--name', 'tiny']))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

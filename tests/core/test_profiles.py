@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from temper.core.cli.main import main
+from temper.cli.main import main
 from temper.core.errors import ProfileError
 from temper.core.profiles import (
     Profile,

@@ -191,7 +191,7 @@ def test_spearman():
 
 
 def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
-    from temper.core.cli.main import main
+    from temper.cli.main import main
 
     argv = ["sensitivity", str(trained_tiny), "--mode", "fast", "--bits", "2,4", "--samples", "1",
             "--seq-len", "16"]

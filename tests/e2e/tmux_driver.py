@@ -14,7 +14,7 @@ from pathlib import Path
 
 def temper_command() -> list[str]:
     script = Path(sys.executable).parent / "temper"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "temper.core.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "temper.cli.main"]
 
 
 class Tmux:

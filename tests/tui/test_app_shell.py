@@ -219,7 +219,7 @@ async def test_bad_user_theme_is_reported_and_the_app_falls_back(engine) -> None
 
 def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
     """`temper --profile NAME --model PATH` opens the app with both set."""
-    from temper.core.cli.main import main
+    from temper.cli.main import main
     from temper.tui.app import TemperApp
 
     seen = {}

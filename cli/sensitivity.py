@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import JobCancelled, QuantError
+from ..core.errors import JobCancelled, QuantError
 
 
 def register(sub: Any) -> None:
@@ -48,9 +48,9 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.thread import get_engine
-    from ..quant.candidates import grid
-    from ..quant.sensitivity import LayerScored, run_sensitivity
+    from ..core.engine.thread import get_engine
+    from ..core.quant.candidates import grid
+    from ..core.quant.sensitivity import LayerScored, run_sensitivity
 
     cands = grid(bits=_ints(args.bits, "bits"), group_sizes=_ints(args.group_sizes, "group-sizes"),
                  modes=[m.strip() for m in args.modes.split(",") if m.strip()])
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 def format_table(table: Any) -> str:
     """Tensor rows x candidate columns of ΔKL (nats/token); '~' marks an estimate, '-' a skipped one."""
     keys = table.candidates
-    from ..quant.candidates import Candidate
+    from ..core.quant.candidates import Candidate
 
     heads = [str(Candidate.from_key(k)) for k in keys]
     width = max(24, *(len(t.path) for t in table.tensors))

@@ -13,8 +13,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import TemperError
+from ..core import __version__
+from ..core.errors import TemperError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def version_text() -> str:
         lines.append(f"mlx {mx.__version__} ({mx.default_device()})")
     except Exception as exc:  # MLX missing or broken: say so, don't fail
         lines.append(f"mlx unavailable: {exc}")
-    from ..accel.blas import blas_status
+    from ..core.accel.blas import blas_status
 
     status = blas_status()
     lines.append(f"blas {status.line()}")
@@ -60,7 +60,7 @@ def launch_app(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the real entry point (not a call from code): give MLX a fast BLAS before it loads
-        from ..accel.preload import ensure_fast_blas
+        from ..core.accel.preload import ensure_fast_blas
 
         ensure_fast_blas(quiet=True)
     parser = build_parser()
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script: run, then leave through `exit_now` (see core/exit.py for why)."""
-    from ..exit import exit_now
+    from ..core.exit import exit_now
 
     exit_now(main())
 

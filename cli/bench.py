@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import JobCancelled, TemperError
+from ..core.errors import JobCancelled, TemperError
 
 
 def _ints(text: str) -> list[int]:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench.results import BenchResult, compare_markdown
+    from ..core.bench.results import BenchResult, compare_markdown
 
     if args.compare:
         a, b = (BenchResult.load(x) for x in args.compare)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def config_from_args(args: argparse.Namespace):
-    from ..bench.runner import BenchConfig
+    from ..core.bench.runner import BenchConfig
 
     config = BenchConfig(pp=args.pp, tg=args.tg, n=args.n, batch=args.batch, batch_pp=args.batch_pp,
                          batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test)
@@ -77,8 +77,8 @@ def config_from_args(args: argparse.Namespace):
 
 def bench(model: str, config, *, quiet: bool = False, engine=None):
     """Load `model` and run the suite on the engine thread, printing progress to stderr."""
-    from ..bench.runner import BenchProgress, bench_job
-    from ..engine import get_engine
+    from ..core.bench.runner import BenchProgress, bench_job
+    from ..core.engine import get_engine
 
     engine = engine or get_engine()
     job = engine.submit(bench_job(model, config), kind="bench")

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..library import demo
+    from ..core.library import demo
     from .library import quiet_transformers
 
     quiet_transformers()

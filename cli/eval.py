@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import QuantError
+from ..core.errors import QuantError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -> tuple[list[list[int]], str]:
     """Held-out chunks and a line saying what they are: temper's evaluation set, or the user's text."""
-    from ..quant.evaluate import text_chunks
+    from ..core.quant.evaluate import text_chunks
 
     try:
-        from ..quant.calibration import evaluation_set  # type: ignore[import-not-found,attr-defined]
+        from ..core.quant.calibration import evaluation_set  # type: ignore[import-not-found,attr-defined]
     except ImportError:
         evaluation_set = None
     if evaluation_set is not None:
@@ -49,8 +49,8 @@ def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import get_engine
-    from ..quant.evaluate import evaluate, format_table
+    from ..core.engine import get_engine
+    from ..core.quant.evaluate import evaluate, format_table
 
     if args.chunks < 1 or args.chunk_len < 2:
         raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import QuantError
+from ..core.errors import QuantError
 
 
 def _ints(text: str) -> list[int]:
@@ -59,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import Progress, get_engine
-    from ..quant.job import QuantizeRequest, quantize_job
+    from ..core.engine import Progress, get_engine
+    from ..core.quant.job import QuantizeRequest, quantize_job
 
     if args.recipe is None and args.bpw is None and args.size_gb is None:
         raise QuantError("say what to make: --recipe NAME, --bpw X or --size-gb G")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.eval or args.eval_text:
         from mlx_lm.utils import load_tokenizer
 
-        from ..engine.loader import resolve
+        from ..core.engine.loader import resolve
         from .eval import eval_chunks
 
         req.eval_chunks, req.eval_about = eval_chunks(load_tokenizer(resolve(args.model)), text=args.eval_text,
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print(result.verify.text())
         print(f"wrote {result.out}")
     if result.quality:
-        from ..quant.evaluate import format_table
+        from ..core.quant.evaluate import format_table
 
         print(format_table(result.quality))
     return 0

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import TemperError
-from ..library.format import human_bytes, human_params, table
-from ..library.model_info import ModelInfo
+from ..core.errors import TemperError
+from ..core.library.format import human_bytes, human_params, table
+from ..core.library.model_info import ModelInfo
 
 SORTS = {
     "name": lambda m: m.name.lower(),
@@ -90,7 +90,7 @@ def _row(m: ModelInfo) -> list[str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..library.scan import scan
+    from ..core.library.scan import scan
 
     models = [m for m in scan(args.folder) if matches(m, args.filter)]
     models.sort(key=SORTS[args.sort])
@@ -109,7 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _find(query: str) -> ModelInfo:
-    from ..library.scan import find
+    from ..core.library.scan import find
 
     info = find(query)
     if info is None:
@@ -139,9 +139,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_add_folder(args: argparse.Namespace) -> int:
-    from ..library.folders import add_folder
-    from ..library.gguf_files import gguf_files
-    from ..library.scan import model_folders
+    from ..core.library.folders import add_folder
+    from ..core.library.gguf_files import gguf_files
+    from ..core.library.scan import model_folders
 
     path = add_folder(args.folder)
     found, ggufs = list(model_folders(path)), gguf_files(path)
@@ -151,7 +151,7 @@ def cmd_add_folder(args: argparse.Namespace) -> int:
 
 
 def cmd_remove_folder(args: argparse.Namespace) -> int:
-    from ..library.folders import remove_folder
+    from ..core.library.folders import remove_folder
 
     if not remove_folder(args.folder):
         raise TemperError(f"{args.folder} is not one of your Library folders")
@@ -170,8 +170,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     import time
 
     quiet_transformers()
-    from ..library.gguf_import import import_gguf
-    from ..library.inspect import inspect_model
+    from ..core.library.gguf_import import import_gguf
+    from ..core.library.inspect import inspect_model
 
     start = time.perf_counter()
 
@@ -193,7 +193,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..library.hub import search
+    from ..core.library.hub import search
 
     found = search(args.query, limit=args.limit, mlx_only=not args.all)
     if not found:
@@ -205,7 +205,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from ..library.hub import download
+    from ..core.library.hub import download
 
     def progress(done: int, total: int, name: str) -> None:
         if sys.stderr.isatty() and total:
@@ -220,7 +220,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from ..library.delete import delete_model
+    from ..core.library.delete import delete_model
 
     m = _find(args.model)
     if not args.yes:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ProfileError
-from ..profiles import format_diff, list_profiles, load, load_file, resolve
-from ..profiles.load import problems
-from ..tomlcheck import read_text
+from ..core.errors import ProfileError
+from ..core.profiles import format_diff, list_profiles, load, load_file, resolve
+from ..core.profiles.load import problems
+from ..core.tomlcheck import read_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

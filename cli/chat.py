@@ -10,16 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..chat.export import export, stats_line
-from ..chat.session import make_request
-from ..chat.settings import ChatSettings
-from ..chat.store import ChatStore, Conversation, title_from
-from ..engine import get_engine
-from ..engine.events import Cancelled, Failed, Finished
-from ..engine.generate import StatsEvent, TokenEvent, chat_job
-from ..engine.loader import resolve
-from ..engine.reasoning import EFFORTS
-from ..errors import TemperError
+from ..core.chat.export import export, stats_line
+from ..core.chat.session import make_request
+from ..core.chat.settings import ChatSettings
+from ..core.chat.store import ChatStore, Conversation, title_from
+from ..core.engine import get_engine
+from ..core.engine.events import Cancelled, Failed, Finished
+from ..core.engine.generate import StatsEvent, TokenEvent, chat_job
+from ..core.engine.loader import resolve
+from ..core.engine.reasoning import EFFORTS
+from ..core.errors import TemperError
 
 HELP = """commands: /quit  /new  /system TEXT  /effort none|low|medium|high  /regen  /drafter PATH|self|off
           /draft-tokens N  /temp T  /history  /export FILE  /help"""
@@ -99,7 +99,7 @@ class Repl:
     # -- one answer ---------------------------------------------------------------------------------------
     def ask(self, text: str | None) -> int:
         """Send `text` (None: regenerate the last answer). Returns 0, or 1 if generation failed."""
-        from ..chat.store import Message
+        from ..core.chat.store import Message
 
         if text is not None:
             self._save_user(text)
@@ -149,7 +149,7 @@ class Repl:
         return 1
 
     def _done(self, result, writer) -> int:
-        from ..chat.store import Message
+        from ..core.chat.store import Message
 
         stats = result.stats.to_dict()
         sys.stdout.write("\n")
