@@ -168,7 +168,7 @@ class _Run:
             if self.streamed:
                 return self._go_streamed()
             t0 = time.perf_counter()
-            model, storage = self._load()
+            model, storage = self._load(fisher_only=self.mode == "fast")
             tensors = quantizable(model)
             self.times["load"] = time.perf_counter() - t0
             self.storage = storage
@@ -192,10 +192,14 @@ class _Run:
         table = measure_streamed(self)
         return self._result(table, reused=False)
 
-    def _load(self) -> tuple[Any, Any]:
+    def _load(self, fisher_only: bool = False) -> tuple[Any, Any]:
+        """The model, and the dtype its weights are stored in. Exact passes run it in fp32; the Fisher
+        pass alone keeps embeddings in the stored dtype (they are only looked up, in slices) and the
+        rest in fp32 on a CPU (fast BLAS) or stored on an accelerator (no 2x copy of a large model)."""
         import mlx.core as mx
-        from mlx.utils import tree_flatten
+        from mlx.utils import tree_flatten, tree_map_with_path
 
+        from ..accel.compute import on_cpu_backend
         from ..engine.loader import load
 
         lm = load(self.path, compute="native")   # the stored dtype: fake quantization rounds in it, as the file will
@@ -204,7 +208,13 @@ class _Run:
         quantized = {t.path + ".weight" for t in tensors}
         fixed = [v for n, v in tree_flatten(lm.model.parameters()) if n not in quantized]
         self.fixed = (sum(v.size * v.dtype.size * 8 for v in fixed), sum(v.size for v in fixed))
-        lm.model.set_dtype(mx.float32)
+        if not fisher_only:
+            lm.model.set_dtype(mx.float32)
+        elif on_cpu_backend():
+            embeds = {t.path + ".weight" for t in tensors if hasattr(t.module, "as_linear")}
+            lm.model.update(tree_map_with_path(
+                lambda k, v: v.astype(mx.float32) if k not in embeds and mx.issubdtype(v.dtype, mx.floating)
+                else v, lm.model.parameters()))
         lm.model.eval()
         self.vocab = int(lm.config.get("vocab_size") or lm.config.get("text_config", {}).get("vocab_size", 0))
         return lm.model, storage
@@ -318,8 +328,8 @@ class _Run:
             self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
-        def report(done: int, total: int) -> None:
-            self.ctx.emit(Progress(self.ctx.job_id, phase, done, total, f"{phase} {done}/{total} chunks"))
+        def report(done: int, total: int, message: str) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, phase, done, total, message))
         return report
 
     def _reference(self, model: Any) -> kl.Reference:
