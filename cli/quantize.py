@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-bits", type=int)
     p.add_argument("--max-bits", type=int)
     p.add_argument("--sensitivity", type=Path, help="saved sensitivity table (JSON) to allocate from")
-    p.add_argument("--sensitivity-mode", choices=["fast", "hybrid", "exact"], default="hybrid",
-                   help="how to measure scores when no table is given (default hybrid: Fisher estimate for "
-                        "all tensors, exact KL for the most damaging quarter); a saved table is reused")
+    p.add_argument("--sensitivity-mode", choices=["auto", "fast", "hybrid", "exact"], default="auto",
+                   help="how to measure scores when no table is given (default auto: fast on a CPU or above "
+                        "1B parameters, else hybrid; the pass prints which and why); a saved table is reused")
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
                    help="cast before quantizing (default: the source's dtype; scales are stored in it)")
     p.add_argument("--awq", action="store_true",

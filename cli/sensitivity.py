@@ -22,9 +22,10 @@ def register(sub: Any) -> None:
     p.add_argument("--bits", default="2,3,4,5,6,8", help="affine widths (default: 2,3,4,5,6,8)")
     p.add_argument("--group-sizes", default="64", help="affine group sizes from 32,64,128 (default: 64)")
     p.add_argument("--modes", default="affine", help="affine,mxfp4,nvfp4,mxfp8 (default: affine)")
-    p.add_argument("--mode", default="hybrid", choices=("fast", "exact", "hybrid"),
-                   help="fast: Fisher estimate; exact: one forward per tensor x candidate; hybrid "
-                        "(default): estimate, then exact for the most damaging fraction")
+    p.add_argument("--mode", default="auto", choices=("auto", "fast", "exact", "hybrid"),
+                   help="fast: Fisher estimate; exact: one forward per tensor x candidate; hybrid: estimate, "
+                        "then exact for the most damaging fraction; auto (default): fast on a CPU or above "
+                        "1B parameters, else hybrid")
     p.add_argument("--fraction", type=float, default=0.25, help="hybrid: share of tensors measured exactly")
     p.add_argument("--samples", type=int, default=16, help="calibration chunks (default 16)")
     p.add_argument("--seq-len", type=int, default=256, help="tokens per chunk (default 256)")

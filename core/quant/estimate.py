@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantError
-from . import logit_head
+from . import kl, logit_head
 from .candidates import Candidate
 from .tensors import QTensor, fake_quantize
 
@@ -133,8 +133,6 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
         head_stats = [_Stats(b - a, head_t.shape[-1], groups[head_t.path], acc_dtype(head_t))
                       for a, b in logit_head._ranges(head.vocab, rows_per_slice)]
     mx.eval([a for s in [*stats.values(), *head_stats] for a in s.arrays()])
-    if sizes is not None:
-        sizes["statistics"] = sum(s.nbytes() for s in [*stats.values(), *head_stats])
 
     taps: dict[str, _EmbedTap] = {}
     for t in embeds:
@@ -189,6 +187,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
                 for tap in taps.values():
                     tap.offset = None
             passes.append(1)
+            kl.PASSES.n += 1
             h2, lse, labels = seen["h2"], seen["lse"], seen["labels"]
             grads = {"w": dict(zip(names[:len(linears)], flat[:len(linears)], strict=True)),
                      "tap": dict(zip(names[len(linears):], flat[len(linears):], strict=True))}
@@ -232,6 +231,8 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
         for t in embeds:
             parent, name = _parent(model, t.path)
             parent[name] = t.module
+    if sizes is not None:
+        sizes["statistics"] = sum(s.nbytes() for s in [*stats.values(), *head_stats])
     tokens = int(chunks.size)
     out: dict[str, dict[str, float]] = {}
     for j, t in enumerate(tensors):

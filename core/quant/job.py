@@ -41,7 +41,7 @@ class QuantizeRequest:
     min_bits: int | None = None
     max_bits: int | None = None
     sensitivity: Path | None = None         # a saved SensitivityTable JSON
-    sensitivity_mode: str = "hybrid"        # fast | hybrid | exact, when scores must be measured
+    sensitivity_mode: str = "auto"          # auto | fast | hybrid | exact (auto: core/quant/mode.py's rule)
     calibration: Any = None                 # passed to run_sensitivity when scores must be computed
     out: Path | None = None
     plan_only: bool = False
@@ -101,7 +101,7 @@ def merge_scores(inventory: SensitivityTable, scored: SensitivityTable) -> Sensi
 
 
 def compute_scores(ctx: Any, model: Path, candidates: Sequence[Candidate], calibration: Any,
-                   mode: str = "hybrid") -> SensitivityTable:
+                   mode: str = "auto") -> SensitivityTable:
     """The sensitivity pass (core/quant/sensitivity): measured, resumed, or reused from the saved table
     (a table of this model, calibration and mode, or of a more exact mode, answers with no forward pass)."""
     from .sensitivity import run_sensitivity

@@ -20,7 +20,7 @@ from ..errors import JobCancelled, QuantError
 from ..paths import jobs_dir
 from .candidates import AFFINE_BITS, Candidate, grid
 from .output import check_output
-from .request import QuantRequest, resolved_sensitivity_mode
+from .request import QuantRequest
 
 
 class RecordingContext:
@@ -144,7 +144,7 @@ def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> di
         from .sensitivity import run_sensitivity
 
         scored = run_sensitivity(ctx, source, sensitivity_candidates(req), calib,
-                                 mode=resolved_sensitivity_mode(req.sensitivity_mode))
+                                 mode=req.sensitivity_mode)
         # the scores on the model's inventory (fixed bytes, required rules): exactly the table the
         # allocator sees, so the Layers tab re-allocates to the same plan at the same budget
         table = merge_scores(load_inventory(source), scored)

@@ -14,18 +14,14 @@ from ..errors import QuantError
 from .candidates import AFFINE_BITS, AFFINE_GROUPS, MODES, Candidate, grid
 
 
-def resolved_sensitivity_mode(mode: str) -> str:
-    """The pass a request's mode means. "auto" is the fast estimate where MLX runs on the CPU only
-    (Linux without MLX's CUDA build) and hybrid where a GPU does the work: on the trained fixture, fast
-    and hybrid scores gave allocations within 9% of each other in held-out KL at an eighth of the time
-    (docs/benchmarks/quant_quality.md), and on a 2-core CPU hybrid on a real model takes hours."""
+def resolved_sensitivity_mode(mode: str, params: int = 0) -> str:
+    """The pass a request's mode means: "auto" is core/quant/mode.choose_mode's rule (by backend and
+    model size, the same for the CLI, the wizard and profiles); run_sensitivity applies it itself."""
     if mode != "auto":
         return mode
-    import sys
+    from .mode import ModelSize, choose_mode
 
-    from ..accel.blas import _cuda_build
-
-    return "hybrid" if sys.platform == "darwin" or _cuda_build() else "fast"
+    return choose_mode(ModelSize(params, params * 2, 0, 0, 0, 0), available=1 << 62).mode
 
 
 # oMLX levels: name -> (target real bpw, hard cap); see shared/anchors.md.

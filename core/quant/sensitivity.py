@@ -28,6 +28,8 @@ an exact table. Peak MLX memory and process RSS are recorded in the table's meta
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import resource
 import time
@@ -59,8 +61,27 @@ class LayerScored(Event):
     method: str = "exact"            # "exact" | "estimate"
 
 
-def cache_file(mhash: str, chash: str, mode: str) -> Path:
-    return paths.data_dir() / "sensitivity" / f"{mhash[:16]}-{chash[:16]}-{mode}.json"
+def cache_file(mhash: str, chash: str, mode: str, key: dict[str, Any] | None = None) -> Path:
+    """Where a table is saved by default: one file per model, calibration, mode and reuse key."""
+    tag = ""
+    if key:
+        tag = "-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    return paths.data_dir() / "sensitivity" / f"{mhash[:16]}-{chash[:16]}-{mode}{tag}.json"
+
+
+def reuse_key(mode: str, cands: Sequence[Candidate], calib: TokenSet, fraction: float, seed: int) -> dict[str, Any]:
+    """Every parameter that changes a table's numbers. Exact scores depend on the tokens only (each
+    candidate's score is its own, so a table with more candidates answers fewer); the estimate also on
+    the label-sampling seed; hybrid also on the fraction measured exactly and on the candidate set (the
+    cheapest candidate picks the tensors measured exactly, and corrections are per candidate)."""
+    key: dict[str, Any] = {"mode": mode, "calibration": calib.hash, "samples": int(calib.chunks.shape[0]),
+                           "seq_len": int(calib.chunks.shape[1])}
+    if mode in ("fast", "hybrid"):
+        key["seed"] = int(seed)
+    if mode == "hybrid":
+        key["fraction"] = float(fraction)
+        key["candidates"] = sorted(c.key for c in cands)
+    return key
 
 
 def run_sensitivity(
@@ -69,7 +90,7 @@ def run_sensitivity(
     candidates: Sequence[Candidate | str],
     calibration: TokenSet | str | Path | None = None,
     *,
-    mode: str = "hybrid",
+    mode: str = "auto",
     out: Path | None = None,
     samples: int = 16,
     seq_len: int = 256,
@@ -80,12 +101,16 @@ def run_sensitivity(
 ) -> SensitivityTable:
     """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread.
 
+    mode: fast | hybrid | exact, or auto (core/quant/mode.py picks by backend and size, and says why).
     calibration: a TokenSet, a user text file, or None for the built-in mix (samples x seq_len).
-    out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>.json).
+    out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>-<key>.json).
     replay=False recomputes every block on every exact pass (for checking the replay shortcut).
-    streamed: True streams blocks from disk (exact measure), None decides by available memory."""
-    if mode not in MODES:
-        raise QuantError(f"unknown sensitivity mode {mode!r} (choose from {', '.join(MODES)})")
+    streamed: True streams blocks from disk (exact measure); None streams only when the planned peak
+    memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused)."""
+    from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, peak_bytes
+
+    if mode not in (*MODES, "auto"):
+        raise QuantError(f"unknown sensitivity mode {mode!r} (choose from auto, {', '.join(MODES)})")
     if not 0 < fraction <= 1:
         raise QuantError(f"hybrid fraction must be in (0, 1], not {fraction}")
     cands = sorted({c if isinstance(c, Candidate) else Candidate.from_key(c) for c in candidates},
@@ -98,24 +123,41 @@ def run_sensitivity(
     config = read_config(path)
     if config.get("quantization") or config.get("quantization_config"):
         raise QuantError(f"{path.name} is already quantized: measure sensitivity on the unquantized model (a GGUF import: re-import with --dequantize)")
+    size = ModelSize.of(path)
+    reason = "asked for"
+    if mode == "auto":
+        choice = choose_mode(size)
+        mode, reason = choice.mode, choice.reason
+    need, avail = peak_bytes(size, mode, seq_len=seq_len, tokens=samples * seq_len), available_bytes()
     if streamed is None:
-        from .streamed import needs_streaming
-
-        streamed = needs_streaming(path)
+        streamed = need > FIT_FRACTION * avail
+        if streamed and mode == "fast":
+            raise QuantError(f"the fast estimate of {path.name} needs about {need / 1e9:.1f} GB and "
+                             f"{avail / 1e9:.1f} GB is available: free memory, or measure it streamed "
+                             "(--streamed: exact, one block in memory at a time, much slower)")
+        if streamed:
+            reason += (f"; streamed from disk: the in-memory {mode} pass needs about {need / 1e9:.1f} GB, "
+                       f"{avail / 1e9:.1f} GB available")
     if streamed:
         mode = "exact"
+        need = 0
+    ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, f"{mode} pass ({reason})"))
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
-    target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
-    if out is None:   # a finished table of a more exact mode answers a less exact request
-        for better in MODES[MODES.index(mode) + 1:][::-1]:
-            saved = _previous(cache_file(mhash, calib.hash, better), mhash, calib.hash)
-            run = _Run(ctx, path, cands, calib, mode, fraction, seed, cache_file(mhash, calib.hash, better), saved)
-            if saved is not None and run._complete(saved):
-                return run.go()
-    table = _previous(target, mhash, calib.hash)
+    key = reuse_key(mode, cands, calib, fraction, seed)
+    target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode, key)
+    if out is None and mode != "exact":   # a finished exact table answers a less exact request
+        other = reuse_key("exact", cands, calib, fraction, seed)
+        file = cache_file(mhash, calib.hash, "exact", other)
+        saved = _previous(file, mhash, calib.hash, other)
+        run = _Run(ctx, path, cands, calib, mode, fraction, seed, file, saved)
+        if saved is not None and run._complete(saved):
+            return run.go()
+    table = _previous(target, mhash, calib.hash, key)
     run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
     run.replay, run.mhash, run.streamed = replay, mhash, bool(streamed)
+    run.key, run.plan = key, {"mode_reason": reason, "planned_peak_bytes": int(need),
+                              "available_bytes": int(avail)}
     return run.go()
 
 
@@ -129,7 +171,7 @@ def _calibration(path: Path, calibration: TokenSet | str | Path | None, samples:
     return calibration_set(tokenizer, samples=samples, seq_len=seq_len, source=calibration)
 
 
-def _previous(target: Path, mhash: str, chash: str) -> SensitivityTable | None:
+def _previous(target: Path, mhash: str, chash: str, key: dict[str, Any]) -> SensitivityTable | None:
     if not target.is_file():
         return None
     try:
@@ -138,7 +180,15 @@ def _previous(target: Path, mhash: str, chash: str) -> SensitivityTable | None:
         return None          # unreadable or older schema: measure again (the file is replaced)
     if table.model_hash != mhash or table.calibration_hash != chash:
         return None
+    saved = table.meta.get("key")
+    if saved is not None and saved != key and not (saved.get("mode") == "exact" and _answers(saved, key)):
+        return None          # measured with other settings: neither reused nor resumed
     return table
+
+
+def _answers(exact: dict[str, Any], key: dict[str, Any]) -> bool:
+    """An exact table answers any request on the same tokens."""
+    return all(exact.get(k) == key.get(k) for k in ("calibration", "samples", "seq_len"))
 
 
 class _Run:
@@ -149,9 +199,10 @@ class _Run:
         self.table = table
         self.keys = [c.key for c in cands]
         self.times: dict[str, float] = {}
-        self.passes = 0
         self.reference: kl.Reference | None = None
         self.replay, self.mhash, self.streamed = True, "", False
+        self.key: dict[str, Any] = {}
+        self.plan: dict[str, Any] = {}
         self.block_loads = 0
 
     # -- orchestration ------------------------------------------------------------------------------
@@ -162,28 +213,25 @@ class _Run:
         import mlx.core as mx
 
         mx.reset_peak_memory()
+        self.start_passes = kl.PASSES.n
         self.baseline = int(mx.get_active_memory())    # arrays alive before this run (other models...)
-        counter = _count_passes(self)
-        try:
-            if self.streamed:
-                return self._go_streamed()
-            t0 = time.perf_counter()
-            model, storage = self._load(fisher_only=self.mode == "fast")
-            tensors = quantizable(model)
-            self.times["load"] = time.perf_counter() - t0
-            self.storage = storage
-            table = self._init_table(tensors, storage)
-            if self.mode in ("fast", "hybrid"):
-                self._estimates(model, tensors, table)
-            if self.mode in ("exact", "hybrid"):
-                self._exact(model, tensors, table)
-            if self.mode == "hybrid":
-                self._correct(table)
-            table.meta["complete"] = True
-            self._finish_meta(table)
-            table.save(self.target)
-        finally:
-            counter.restore()
+        if self.streamed:
+            return self._go_streamed()
+        t0 = time.perf_counter()
+        model, storage = self._load(fisher_only=self.mode == "fast")
+        tensors = quantizable(model)
+        self.times["load"] = time.perf_counter() - t0
+        self.storage = storage
+        table = self._init_table(tensors, storage)
+        if self.mode in ("fast", "hybrid"):
+            self._estimates(model, tensors, table)
+        if self.mode in ("exact", "hybrid"):
+            self._exact(model, tensors, table)
+        if self.mode == "hybrid":
+            self._correct(table)
+        table.meta["complete"] = True
+        self._finish_meta(table)
+        table.save(self.target)
         return self._result(table, reused=False)
 
     def _go_streamed(self) -> SensitivityTable:
@@ -232,7 +280,8 @@ class _Run:
             rows.append(row)
         float_bytes = _float_bytes(storage)
         meta = dict(table.meta) if table else {}
-        meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False})
+        meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False, "key": self.key,
+                     **self.plan})
         self.table = SensitivityTable(
             model=str(self.path), model_hash=self.mhash,
             calibration_hash=self.calib.hash, candidates=keys, float_bytes=float_bytes,
@@ -329,7 +378,7 @@ class _Run:
 
     def _progress(self, phase: str) -> Any:
         def report(done: int, total: int, message: str) -> None:
-            self.ctx.emit(Progress(self.ctx.job_id, phase, done, total, message))
+            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message, {"step": phase}))
         return report
 
     def _reference(self, model: Any) -> kl.Reference:
@@ -361,7 +410,7 @@ class _Run:
 
         table.meta.update({
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
-            "forward_passes": self.passes,
+            "forward_passes": kl.PASSES.n - self.start_passes,
             "reference": self.reference.kind if self.reference else None,
             "replay": bool(self.reference and self.reference.replay),
             "peak_mlx_bytes": int(mx.get_peak_memory()),
@@ -393,23 +442,6 @@ class _Run:
         for i, row in enumerate(table.tensors):
             method = "exact" if "exact" in row.methods.values() else "estimate"
             self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, method))
-
-
-class _count_passes:
-    """Count forward passes of this run (kl.forward is the only way in)."""
-
-    def __init__(self, run: _Run):
-        self.original = kl.forward
-        self.run = run
-
-        def counted(model: Any, x: Any) -> Any:
-            run.passes += 1
-            return self.original(model, x)
-
-        kl.forward = counted
-
-    def restore(self) -> None:
-        kl.forward = self.original
 
 
 def _first_block(t: QTensor, ref: kl.Reference) -> int | None:

@@ -43,18 +43,11 @@ def test_unknown_key_is_refused() -> None:
         QuantRequest.from_dict({"bpw": 4})
 
 
-def test_auto_sensitivity_mode_is_fast_on_a_cpu_only_mlx(monkeypatch) -> None:
-    import sys
-
-    from temper.core.accel import blas
+def test_auto_sensitivity_mode_follows_the_one_rule() -> None:
+    """'auto' is core/quant/mode.choose_mode (tested in test_sensitivity_memory.py) on this machine."""
+    from temper.core.quant.mode import ModelSize, choose_mode
     from temper.core.quant.request import resolved_sensitivity_mode
 
     assert resolved_sensitivity_mode("exact") == "exact" and resolved_sensitivity_mode("hybrid") == "hybrid"
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(blas, "_cuda_build", lambda: False)
-    assert resolved_sensitivity_mode("auto") == "fast"
-    monkeypatch.setattr(blas, "_cuda_build", lambda: True)
-    assert resolved_sensitivity_mode("auto") == "hybrid"
-    monkeypatch.setattr(sys, "platform", "darwin")
-    monkeypatch.setattr(blas, "_cuda_build", lambda: False)
-    assert resolved_sensitivity_mode("auto") == "hybrid"
+    size = ModelSize(135_000_000, 270_000_000, 0, 0, 0, 0)
+    assert resolved_sensitivity_mode("auto", size.params) == choose_mode(size, available=1 << 62).mode
