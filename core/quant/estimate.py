@@ -180,7 +180,6 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
             try:
                 flat = mx.grad(loss, argnums=list(range(len(primals))))(*primals)
                 flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
-                mx.eval(flat)
             finally:
                 for t in linears:
                     t.module["weight"] = originals[t.path]
@@ -192,8 +191,10 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
             grads = {"w": dict(zip(names[:len(linears)], flat[:len(linears)], strict=True)),
                      "tap": dict(zip(names[len(linears):], flat[len(linears):], strict=True))}
             del flat
-            for t in linears:
-                stats[t.path].add(_rows2d(grads["w"][t.path]), _rows2d(originals[t.path]))
+            # Stream the gradients: evaluate them from the last block down, folding each into its
+            # statistics and dropping it, so the backward pass never holds every gradient at once.
+            for t in sorted(linears, key=lambda t: -1 if t.layer is None else t.layer, reverse=True):
+                stats[t.path].add(_rows2d(grads["w"].pop(t.path)), _rows2d(originals[t.path]))
                 mx.eval(stats[t.path].arrays())
             lookup: dict[str, tuple[np.ndarray, Any]] = {}
             for p, tap in taps.items():

@@ -7,8 +7,9 @@
   forward and backward per calibration sequence plus one quantization per tensor and candidate.
 - an accelerator (Metal, CUDA) and at most HYBRID_MAX_PARAMS parameters whose fp32 copy fits -> hybrid (the
   estimate, then the exact KL for the most damaging quarter of the tensors).
-- bigger models -> fast: the exact phase grows as tensors × candidates × model size (283 s for an 8B model's
-  hybrid pass on an H200) and needs the model in fp32.
+- bigger models -> fast: the exact phase grows as tensors × candidates × model size and needs the model in
+  fp32. Measured on an H200 (docs/benchmarks/sensitivity_scale_gpu.md): a 135M model's default quantize took
+  147.9 s with hybrid and 4.9 s with the estimate; an 8B model's hybrid pass 283 s.
 
 `peak_bytes(...)` prices a pass before it starts (issue 16's memory guard): the sensitivity run refuses a
 fast pass, or streams an exact one, when the price exceeds what is available, and says both figures.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-HYBRID_MAX_PARAMS = 1_000_000_000
+HYBRID_MAX_PARAMS = 20_000_000      # hybrid's exact phase stays within seconds below this
 FIT_FRACTION = 0.85          # of the available memory a pass may plan to use
 
 
@@ -87,20 +88,20 @@ def available_bytes(where: str | None = None) -> int:
 
 def choose_mode(size: ModelSize, where: str | None = None, available: int | None = None) -> ModeChoice:
     where = where or backend()
-    gb = size.params / 1e9
     if where == "cpu":
         return ModeChoice("fast", "MLX runs on the CPU here: hybrid's exact KL passes (tensors × candidates "
                                   "forward passes) would take hours; the Fisher estimate takes minutes")
     if size.params > HYBRID_MAX_PARAMS:
-        return ModeChoice("fast", f"{gb:.1f}B parameters: hybrid's exact passes grow as tensors × candidates "
-                                  f"× model size (minutes to hours above {HYBRID_MAX_PARAMS / 1e9:.0f}B)")
+        return ModeChoice("fast", f"{size.params / 1e6:,.0f}M parameters: hybrid's exact passes grow as tensors × "
+                                  f"candidates × model size (148 s for 135M on an H200, against 5 s for the "
+                                  f"estimate); hybrid is the default up to {HYBRID_MAX_PARAMS / 1e6:.0f}M")
     avail = available_bytes(where) if available is None else available
     need = peak_bytes(size, "hybrid", where)
     if need > FIT_FRACTION * avail:
         return ModeChoice("fast", f"hybrid's fp32 copy needs about {need / 1e9:.1f} GB, "
                                   f"{avail / 1e9:.1f} GB available")
-    return ModeChoice("hybrid", f"{where} accelerator and {gb:.2f}B parameters: the estimate for every tensor, "
-                                "exact KL for the most damaging quarter")
+    return ModeChoice("hybrid", f"{where} accelerator and {size.params / 1e6:,.1f}M parameters: the estimate for "
+                                "every tensor, exact KL for the most damaging quarter")
 
 
 def peak_bytes(size: ModelSize, mode: str, where: str | None = None, *, tokens: int = 4096,
