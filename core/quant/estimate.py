@@ -32,7 +32,8 @@ import numpy as np
 from ..errors import QuantError
 from . import kl, logit_head
 from .candidates import Candidate
-from .tensors import QTensor, fake_quantize
+from .fakequant import fake_quantize
+from .tensors import QTensor
 
 ROW_SLICE_BYTES = 64 << 20       # ΔW is computed this many fp32 bytes of rows at a time
 
@@ -131,7 +132,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     head_stats: list[_Stats] = []
     if head_t is not None:
         head_stats = [_Stats(b - a, head_t.shape[-1], groups[head_t.path], acc_dtype(head_t))
-                      for a, b in logit_head._ranges(head.vocab, rows_per_slice)]
+                      for a, b in logit_head.ranges(head.vocab, rows_per_slice)]
     mx.eval([a for s in [*stats.values(), *head_stats] for a in s.arrays()])
 
     taps: dict[str, _EmbedTap] = {}
@@ -162,7 +163,8 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
                 return (hidden * 0).sum()
 
             @head_loss.vjp
-            def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub) -> Any:
+            def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
+                              seen: dict[str, Any] = seen) -> Any:
                 h2 = hidden.reshape(-1, hidden.shape[-1]).astype(mx.float32)
                 mx.eval(h2)
                 lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice)
@@ -170,7 +172,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
                 dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice)
                 return dh.reshape(hidden.shape).astype(hidden.dtype)
 
-            def loss(*arrays: Any) -> Any:
+            def loss(*arrays: Any, x: Any = x) -> Any:
                 for t, a in zip(linears, arrays, strict=False):
                     t.module["weight"] = a
                 for tap, a in zip(taps.values(), arrays[len(linears):], strict=True):
@@ -215,7 +217,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
             if head_t is not None:
                 urows, g_rows = lookup.get(head.path, (np.zeros(0, dtype=np.int64), None))
 
-                def each(a: int, b: int, grad: Any) -> None:
+                def each(a: int, b: int, grad: Any, urows: np.ndarray = urows, g_rows: Any = g_rows) -> None:
                     k = a // rows_per_slice
                     if g_rows is not None:
                         sel = np.nonzero((urows >= a) & (urows < b))[0]
@@ -240,7 +242,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
         check()
         w = _rows2d(t.module["weight"])
         if t.path == head.path:
-            parts = [(w[a:b], s) for (a, b), s in zip(logit_head._ranges(head.vocab, rows_per_slice), head_stats,
+            parts = [(w[a:b], s) for (a, b), s in zip(logit_head.ranges(head.vocab, rows_per_slice), head_stats,
                                                       strict=True)]
         elif t in embeds:
             parts = [(w[mx.array(calib_rows)], stats[t.path])]

@@ -81,7 +81,7 @@ def _logits(h: Any, w: Any, softcap: float | None) -> tuple[Any, Any]:
     return t * softcap, 1.0 - t * t
 
 
-def _ranges(vocab: int, rows: int) -> Iterator[tuple[int, int]]:
+def ranges(vocab: int, rows: int) -> Iterator[tuple[int, int]]:
     for a in range(0, vocab, rows):
         yield a, min(vocab, a + rows)
 
@@ -92,7 +92,7 @@ def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any,
 
     w = head.weight
     lse = best = label = None
-    for a, b in _ranges(head.vocab, rows):
+    for a, b in ranges(head.vocab, rows):
         z, _ = _logits(h, w[a:b], head.softcap)
         key, sub = mx.random.split(key)
         noisy = z + mx.random.gumbel(z.shape, key=sub)
@@ -125,7 +125,7 @@ def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int) -> Any:
     import mlx.core as mx
 
     out = mx.zeros(h.shape, dtype=mx.float32)
-    for a, b in _ranges(head.vocab, rows):
+    for a, b in ranges(head.vocab, rows):
         out = out + _dlogits(head, h, a, b, lse, labels) @ head.weight[a:b].astype(mx.float32)
         mx.eval(out)
     return out
@@ -134,7 +134,7 @@ def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int) -> Any:
 def weight_grads(head: Head, h: Any, lse: Any, labels: Any, rows: int,
                  each: Callable[[int, int, Any], None]) -> None:
     """Pass C: `each(a, b, G)` with G = dL/dW[a:b] (fp32), one vocabulary slice at a time."""
-    for a, b in _ranges(head.vocab, rows):
+    for a, b in ranges(head.vocab, rows):
         each(a, b, _dlogits(head, h, a, b, lse, labels).T @ h)
 
 

@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import paths
 from ..engine.events import Event, Progress
@@ -45,6 +45,7 @@ from . import estimate, kl
 from .calibration import TokenSet, calibration_set
 from .candidates import Candidate
 from .scores import SensitivityTable, TensorScores
+from .streamed import StreamedScorer
 from .tensors import QTensor, model_hash, quantizable
 
 MODES = ("fast", "hybrid", "exact")     # from least to most exact
@@ -150,11 +151,11 @@ def run_sensitivity(
         other = reuse_key("exact", cands, calib, fraction, seed)
         file = cache_file(mhash, calib.hash, "exact", other)
         saved = _previous(file, mhash, calib.hash, other)
-        run = _Run(ctx, path, cands, calib, mode, fraction, seed, file, saved)
+        run = SensitivityRun(ctx, path, cands, calib, mode, fraction, seed, file, saved)
         if saved is not None and run._complete(saved):
             return run.go()
     table = _previous(target, mhash, calib.hash, key)
-    run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
+    run = SensitivityRun(ctx, path, cands, calib, mode, fraction, seed, target, table)
     run.replay, run.mhash, run.streamed = replay, mhash, bool(streamed)
     run.key, run.plan = key, {"mode_reason": reason, "planned_peak_bytes": int(need),
                               "available_bytes": int(avail)}
@@ -191,7 +192,35 @@ def _answers(exact: dict[str, Any], key: dict[str, Any]) -> bool:
     return all(exact.get(k) == key.get(k) for k in ("calibration", "samples", "seq_len"))
 
 
-class _Run:
+class Scorer(Protocol):
+    """Fills, saves and returns a run's table (the run holds the request, the table and the bookkeeping)."""
+
+    def score(self, run: SensitivityRun) -> SensitivityTable: ...
+
+
+class InMemoryScorer:
+    """The whole model in memory: the Fisher estimate and/or the exact KL with block replay."""
+
+    def score(self, run: SensitivityRun) -> SensitivityTable:
+        t0 = time.perf_counter()
+        model, storage = run.load(fisher_only=run.mode == "fast")
+        tensors = quantizable(model)
+        run.times["load"] = time.perf_counter() - t0
+        run.storage = storage
+        table = run.init_table(tensors, storage)
+        if run.mode in ("fast", "hybrid"):
+            run.estimates(model, tensors, table)
+        if run.mode in ("exact", "hybrid"):
+            run.exact(model, tensors, table)
+        if run.mode == "hybrid":
+            run.correct(table)
+        table.meta["complete"] = True
+        run.finish_meta(table)
+        table.save(run.target)
+        return table
+
+
+class SensitivityRun:
     def __init__(self, ctx: Any, path: Path, cands: list[Candidate], calib: TokenSet, mode: str,
                  fraction: float, seed: int, target: Path, table: SensitivityTable | None):
         self.ctx, self.path, self.cands, self.calib = ctx, path, cands, calib
@@ -215,32 +244,10 @@ class _Run:
         mx.reset_peak_memory()
         self.start_passes = kl.PASSES.n
         self.baseline = int(mx.get_active_memory())    # arrays alive before this run (other models...)
-        if self.streamed:
-            return self._go_streamed()
-        t0 = time.perf_counter()
-        model, storage = self._load(fisher_only=self.mode == "fast")
-        tensors = quantizable(model)
-        self.times["load"] = time.perf_counter() - t0
-        self.storage = storage
-        table = self._init_table(tensors, storage)
-        if self.mode in ("fast", "hybrid"):
-            self._estimates(model, tensors, table)
-        if self.mode in ("exact", "hybrid"):
-            self._exact(model, tensors, table)
-        if self.mode == "hybrid":
-            self._correct(table)
-        table.meta["complete"] = True
-        self._finish_meta(table)
-        table.save(self.target)
-        return self._result(table, reused=False)
+        scorer: Scorer = StreamedScorer() if self.streamed else InMemoryScorer()
+        return self._result(scorer.score(self), reused=False)
 
-    def _go_streamed(self) -> SensitivityTable:
-        from .streamed import measure_streamed
-
-        table = measure_streamed(self)
-        return self._result(table, reused=False)
-
-    def _load(self, fisher_only: bool = False) -> tuple[Any, Any]:
+    def load(self, fisher_only: bool = False) -> tuple[Any, Any]:
         """The model, and the dtype its weights are stored in. Exact passes run it in fp32; the Fisher
         pass alone keeps embeddings in the stored dtype (they are only looked up, in slices) and the
         rest in fp32 on a CPU (fast BLAS) or stored on an accelerator (no 2x copy of a large model)."""
@@ -267,7 +274,7 @@ class _Run:
         self.vocab = int(lm.config.get("vocab_size") or lm.config.get("text_config", {}).get("vocab_size", 0))
         return lm.model, storage
 
-    def _init_table(self, tensors: list[QTensor], storage: Any) -> SensitivityTable:
+    def init_table(self, tensors: list[QTensor], storage: Any) -> SensitivityTable:
         table = self.table
         keys = sorted(set(self.keys) | set(table.candidates if table else []),
                       key=lambda k: (Candidate.from_key(k).bits_per_weight(), k))
@@ -289,7 +296,7 @@ class _Run:
         return self.table
 
     # -- phases -------------------------------------------------------------------------------------
-    def _estimates(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
+    def estimates(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
         ests: dict[str, dict[str, float]] = table.meta.setdefault("estimates", {})
         todo = [t for t in tensors if any(k not in ests.get(t.path, {}) for k in self._fitting(t))]
         if not todo:
@@ -329,7 +336,7 @@ class _Run:
         wanted = set(chosen)
         return [t for t in tensors if t.path in wanted]
 
-    def _exact(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
+    def exact(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
         from .tensors import fake_quantize
 
         targets = self._exact_targets(tensors, table)
@@ -347,7 +354,7 @@ class _Run:
             try:
                 for c in todo:
                     self.ctx.check()
-                    t.module["weight"] = fake_quantize(original, c, self.storage)
+                    t.module["weight"] = fake_quantize(original, c, self.storage, dtype=original.dtype)
                     scores[c.key] = ref.kl(model, check=self.ctx.check, start_layer=_first_block(t, ref))
             finally:
                 t.module["weight"] = original
@@ -357,7 +364,7 @@ class _Run:
             self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets), "exact"))
         self.times["exact"] = self.times.get("exact", 0.0) + time.perf_counter() - t0
 
-    def _correct(self, table: SensitivityTable) -> None:
+    def correct(self, table: SensitivityTable) -> None:
         """Scale the unmeasured tensors' estimates by the median exact/estimate ratio per candidate."""
         ests = table.meta["estimates"]
         measured = set(table.meta.get("exact_paths", []))
@@ -404,7 +411,7 @@ class _Run:
                     return False
         return True
 
-    def _finish_meta(self, table: SensitivityTable) -> None:
+    def finish_meta(self, table: SensitivityTable) -> None:
         import mlx.core as mx
         import psutil
 

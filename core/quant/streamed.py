@@ -40,10 +40,11 @@ from typing import Any
 from ..errors import QuantError
 from . import kl
 from .candidates import Candidate
+from .replay import Replay, StandIn, swapped
 from .tensors import QTensor, fake_quantize, quantizable
 
 
-class _Capture(kl._StandIn):
+class _Capture(StandIn):
     """Identity block that records its call (hidden state excluded) and its input."""
 
     def __init__(self, layer: Any, store: list[Any]):
@@ -127,7 +128,7 @@ class StreamedModel:
         """Per block: (its input in the reference — only block 0's is meaningful, args, kwargs)."""
         store: list[Any] = []
         try:
-            with kl._swapped(self.layers, {j: _Capture(b, store) for j, b in enumerate(self.layers)}):
+            with swapped(self.layers, {j: _Capture(b, store) for j, b in enumerate(self.layers)}):
                 kl.forward(self.model, x)
         except (ValueError, TypeError) as exc:   # blocks return more than the hidden state
             raise QuantError(f"{self.path.name}: this architecture's blocks cannot be run one at a time "
@@ -137,7 +138,7 @@ class StreamedModel:
     def head(self, x: Any, hidden: Any) -> Any:
         """fp32 logits of the model for token batch x given the last block's output `hidden`."""
         n = len(self.layers)
-        with kl._swapped(self.layers, {j: kl._Replay(self.layers[j], hidden) for j in range(n)}):
+        with swapped(self.layers, {j: Replay(self.layers[j], hidden) for j in range(n)}):
             return kl.forward(self.model, x)
 
 
@@ -181,11 +182,11 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
                 t.module["weight"] = w
                 try:
                     logits = sm.head(x, hs)
-                    total += ref.kl_sum(ref.batches[k], kl._log_softmax(logits))
+                    total += ref.kl_sum(ref.batches[k], kl.log_softmax(logits))
                 finally:
                     t.module["weight"] = saved
             else:
-                total += ref.kl_sum(ref.batches[k], kl._log_softmax(sm.head(x, hs)))
+                total += ref.kl_sum(ref.batches[k], kl.log_softmax(sm.head(x, hs)))
         return total / ref.tokens
 
     by_layer: dict[int | None, list[QTensor]] = {}
@@ -198,7 +199,7 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
         scores: dict[str, float] = {}
         original = t.module["weight"]
         fitting = [c for c in cands if c.fits(t.shape)]
-        weights = {c.key: fake_quantize(original, c, sm.storage) for c in fitting}
+        weights = {c.key: fake_quantize(original, c, sm.storage, dtype=original.dtype) for c in fitting}
         if t.path.endswith("lm_head"):
             for c in fitting:
                 scores[c.key] = kl_of(h_final, (t, weights[c.key]))
@@ -229,7 +230,7 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
                     if not c.fits(t.shape):
                         continue
                     check()
-                    t.module["weight"] = fake_quantize(original, c, sm.storage)
+                    t.module["weight"] = fake_quantize(original, c, sm.storage, dtype=original.dtype)
                     out = []
                     for k in range(len(xs)):
                         out.append(block(h[k], *calls[k][i][1], **calls[k][i][2]))
@@ -272,8 +273,15 @@ def _carry(sm: StreamedModel, streams: Any, calls: list, start: int, n: int, che
     return group if many else group[0]
 
 
+class StreamedScorer:
+    """The streamed exact pass as a sensitivity Scorer (sensitivity.InMemoryScorer is the other one)."""
+
+    def score(self, run: Any) -> Any:
+        return measure_streamed(run)
+
+
 def measure_streamed(run: Any) -> Any:
-    """The streamed exact pass for a sensitivity run (sensitivity._Run): fills, saves and returns its table."""
+    """The streamed exact pass for a sensitivity run (sensitivity.SensitivityRun): fills, saves, returns its table."""
     from .sensitivity import LayerScored
 
     t0 = time.perf_counter()
@@ -282,7 +290,7 @@ def measure_streamed(run: Any) -> Any:
     run.fixed, run.storage = sm.fixed, sm.storage
     cfg = sm.config
     vocab = int(cfg.get("vocab_size") or cfg.get("text_config", {}).get("vocab_size", 0))
-    table = run._init_table(sm.tensors, sm.storage)
+    table = run.init_table(sm.tensors, sm.storage)
     by_path = table.by_path()
     fitting = {t.path: [c for c in run.cands if c.fits(t.shape)] for t in sm.tensors}
 
@@ -308,7 +316,7 @@ def measure_streamed(run: Any) -> Any:
     run.reference = run_streamed_exact(sm, run.calib.chunks, run.cands, vocab, done, scored, run.ctx.check)
     run.times["exact"] = time.perf_counter() - t0
     table.meta["complete"] = True
-    run._finish_meta(table)
+    run.finish_meta(table)
     table.meta.update({"streamed": True, "block_loads": sm.loads})
     table.save(run.target)
     return table
