@@ -36,6 +36,7 @@ from .fakequant import fake_quantize
 from .tensors import QTensor
 
 ROW_SLICE_BYTES = 64 << 20       # ΔW is computed this many fp32 bytes of rows at a time
+CACHE_BYTES = 256 << 20          # MLX buffer cache during the pass
 
 
 class _Stats:
@@ -99,14 +100,27 @@ def _rows2d(w: Any) -> Any:
     return w.reshape(-1, w.shape[-1])
 
 
-def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate], *,
-                     storage_dtype: Any = None, seed: int = 0,
-                     check: Callable[[], None] | None = None,
-                     progress: Callable[[int, int, str], None] | None = None,
-                     sizes: dict[str, int] | None = None,
-                     passes: list[int] | None = None) -> dict[str, dict[str, float]]:
-    """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token.
-    `sizes`, when given, receives the bytes of the accumulated statistics (for tests and the meta)."""
+def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate],
+                     **options: Any) -> dict[str, dict[str, float]]:
+    """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
+    seed, check, progress(done, total, message), sizes (receives the statistics' bytes), passes."""
+    import mlx.core as mx
+
+    # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
+    # of many sizes, and a cache keeping the largest of each would hold several model-sized copies
+    cache_limit = mx.set_cache_limit(CACHE_BYTES)
+    try:
+        return _fisher_estimates(model, chunks, tensors, candidates, **options)
+    finally:
+        mx.set_cache_limit(cache_limit)
+
+
+def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate], *,
+                      storage_dtype: Any = None, seed: int = 0,
+                      check: Callable[[], None] | None = None,
+                      progress: Callable[[int, int, str], None] | None = None,
+                      sizes: dict[str, int] | None = None,
+                      passes: list[int] | None = None) -> dict[str, dict[str, float]]:
     import mlx.core as mx
 
     check = check or (lambda: None)
@@ -165,7 +179,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
             @head_loss.vjp
             def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
                               seen: dict[str, Any] = seen) -> Any:
-                h2 = hidden.reshape(-1, hidden.shape[-1]).astype(mx.float32)
+                h2 = mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32)
                 mx.eval(h2)
                 lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice)
                 seen.update(h2=h2, lse=lse, labels=labels)
