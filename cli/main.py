@@ -12,13 +12,23 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..core import __version__
 from ..core.errors import TemperError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes read like every other error: `temper: COMMAND: what is wrong`, exit 2 (help: -h)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"temper: {self.prog.removeprefix('temper').strip() or 'usage'}: {message} (see {self.prog} -h)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="temper",
         description="Chat with, quantize and benchmark local language models through MLX.",
     )
@@ -53,6 +63,15 @@ def version_text() -> str:
     return "\n".join(lines)
 
 
+def load_profile(name: str | None):
+    """`--profile NAME|FILE` for a subcommand: loaded and checked now (a bad one is a one-line error)."""
+    if not name:
+        return None
+    from ..core.profiles import load
+
+    return load(name)
+
+
 def launch_app(args: argparse.Namespace) -> int:
     app_module = importlib.import_module("temper.tui.app")
     return app_module.run(args) or 0
@@ -71,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return launch_app(args)
+        args.loaded_profile = load_profile(args.profile)
         return args.func(args) or 0
     except TemperError as exc:
         print(f"temper: {exc}", file=sys.stderr)
