@@ -7,6 +7,7 @@ answer. `--prompt TEXT` answers once and exits. Conversations are saved like the
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--search", help="list conversations whose title or messages contain this text")
     p.add_argument("--export", type=Path, metavar="FILE", help="export --conversation to Markdown and exit")
     p.add_argument("--no-save", action="store_true", help="do not save this chat")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="the answer so far is saved as stopped")
 
 
 def settings_from(args: argparse.Namespace, base: dict | None = None) -> ChatSettings:
@@ -140,11 +141,17 @@ class Repl:
                         sys.stdout.write("\n")
                     print(f"temper: {getattr(event, 'message', 'cancelled')}", file=sys.stderr)
                     return 2 if isinstance(event, Failed) else 1
-        except KeyboardInterrupt:  # Ctrl-C stops the answer, keeps what came, and the REPL goes on
+        except KeyboardInterrupt:  # Ctrl-C stops the answer and keeps what came; the REPL goes on
             job.cancel()
-            for event in events:
-                if isinstance(event, Finished):
-                    return self._done(event.result, writer)
+            try:
+                for event in job.events(timeout=2.0):
+                    if isinstance(event, Finished):
+                        self._done(event.result, writer)
+                        break
+            except queue.Empty:
+                pass
+            if self.args.prompt is not None:   # one-shot: leave with 130 (temper.cli.main says so)
+                raise
             return 1
         return 1
 

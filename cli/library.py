@@ -121,7 +121,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     m = _find(args.model)
     if args.json:
         print(json.dumps(as_dict(m), indent=2))
-        return 0
+        return 2 if m.error else 0
     rows = [["name", m.name], ["path", str(m.path)], ["source", m.source], ["architecture", m.architecture],
             ["parameters", f"{m.parameters:,} ({human_params(m.parameters)})"],
             ["size on disk", f"{human_bytes(m.size_bytes)} ({m.size_bytes:,} bytes)"],
@@ -132,9 +132,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = ", ".join(f"{k} x{v}" for k, v in value.items()) or "-"
         if value is not None:
             rows.append([str(key).replace("_", " "), str(value)])
-    if m.error:
-        rows.append(["error", m.error])
     print(table(None, rows))
+    if m.error:
+        raise TemperError(m.error)
     return 0
 
 

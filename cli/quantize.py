@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-text", type=Path, help="evaluation text for --eval (default: temper's held-out set)")
     p.add_argument("--plan-only", action="store_true", help="print the plan, write nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="nothing written (the half-written output folder is removed)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,12 +71,11 @@ def run(args: argparse.Namespace) -> int:
         sensitivity_mode=args.sensitivity_mode, out=args.out,
         plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq)
     if args.eval or args.eval_text:
-        from mlx_lm.utils import load_tokenizer
-
-        from ..core.engine.loader import resolve
+        from ..core.engine.loader import open_tokenizer, resolve, validate
         from .eval import eval_chunks
 
-        req.eval_chunks, req.eval_about = eval_chunks(load_tokenizer(resolve(args.model)), text=args.eval_text,
+        validate(resolve(args.model))
+        req.eval_chunks, req.eval_about = eval_chunks(open_tokenizer(resolve(args.model)), text=args.eval_text,
                                               count=16, length=256)
     job = get_engine().submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
     for event in job.events():

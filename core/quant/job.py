@@ -111,7 +111,7 @@ def compute_scores(ctx: Any, model: Path, candidates: Sequence[Candidate], calib
 
 def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
     """The whole quantization, on the engine thread. Raises QuantError / ModelLoadError on bad input."""
-    from ..engine.loader import resolve, validate
+    from ..engine.loader import open_model, resolve
     from .inventory import load_inventory
 
     job = ctx.job_id if ctx is not None else 0
@@ -137,11 +137,19 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
     if req.dtype is not None and req.dtype not in DTYPES:
         raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {req.dtype}")
     source = resolve(req.model)
-    validate(source)
+    open_model(source, lazy=True, finite=False)     # the folder and every tensor's shape, no weights read
     if req.out is not None and not req.plan_only:
         check_output(Path(req.out), source, force=req.force)
+    if not req.plan_only:
+        from ..partials import clean
+        from ..paths import models_dir
+
+        clean(Path(req.out).expanduser().parent if req.out is not None else models_dir())  # killed runs' leftovers
 
     phase("inventory", 0, 1, source.name)
+    from ..engine.finite import check_files
+
+    check_files(source, check)                          # NaN/Inf weights: refused before any pass
     table = load_inventory(source, dtype=req.dtype)     # as it will be written (cast included)
     float_bytes = table.float_bytes
     lap("inventory")
@@ -183,7 +191,7 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
 
         lap("write")
         phase("verify", 0, len(plan.entries), out.name)
-        reports.append(verify(tmp, plan))
+        reports.append(verify(tmp, plan, name=str(out)))
         phase("verify", len(plan.entries), len(plan.entries), "ok")
 
     awq_chunks = calibration_chunks(source, req.calibration) if req.awq else None
