@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.errors import JobCancelled, TemperError
+from ..core.errors import TemperError
 
 
 def _ints(text: str) -> list[int]:
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved JSON results")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="no result saved")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,22 +82,14 @@ def bench(model: str, config, *, quiet: bool = False, engine=None):
 
     engine = engine or get_engine()
     job = engine.submit(bench_job(model, config), kind="bench")
-    try:
-        for event in job.events():
-            if isinstance(event, BenchProgress) and not quiet:
-                line = f"[{event.done}/{event.total}] {event.message}"
-                if "decode_tps" in event.data:
-                    line += f"  tg {event.data['decode_tps']:.1f} tok/s"
-                if "ttft" in event.data:
-                    line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
-                if "measured_gbs" in event.data:
-                    line += f"  {event.data['measured_gbs']:.1f} GB/s"
-                print(line, file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        job.cancel()
-        try:
-            job.result()
-        except JobCancelled:
-            pass
-        raise
+    for event in job.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
+        if isinstance(event, BenchProgress) and not quiet:
+            line = f"[{event.done}/{event.total}] {event.message}"
+            if "decode_tps" in event.data:
+                line += f"  tg {event.data['decode_tps']:.1f} tok/s"
+            if "ttft" in event.data:
+                line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
+            if "measured_gbs" in event.data:
+                line += f"  {event.data['measured_gbs']:.1f} GB/s"
+            print(line, file=sys.stderr, flush=True)
     return job.result()

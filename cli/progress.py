@@ -1,6 +1,6 @@
 """Progress of an engine job on stderr: a Rich bar per phase (done/total, ETA, the current item) on a
 terminal; plain lines when piped (a line when a phase starts, then at most one every few seconds, and one
-when it ends); nothing with --quiet/--json. Ctrl-C cancels the job, waits for it to stop, and exits 130.
+when it ends); nothing with --quiet/--json.
 
 Every long phase reports through the engine's `Progress(job, phase, done, total, message)` events; the
 sensitivity pass's per-tensor `LayerScored` events are read the same way.
@@ -106,8 +106,9 @@ def reporter(console: Console, quiet: bool) -> PlainLines | LiveBars | None:
     return LiveBars(console) if console.is_terminal else PlainLines(console)
 
 
-def follow(job: Any, *, quiet: bool = False, console: Console | None = None, resume_hint: str = "") -> Any:
-    """Show a job's progress until it ends; its result (or its error, raised)."""
+def follow(job: Any, *, quiet: bool = False, console: Console | None = None) -> Any:
+    """Show a job's progress until it ends; its result (or its error, raised). Ctrl-C is main's to handle
+    (cli/main.interrupted: cancel the job, remove a half-written folder, one line, exit 130)."""
     console = console or stderr_console()
     shown = reporter(console, quiet)
     try:
@@ -116,15 +117,6 @@ def follow(job: Any, *, quiet: bool = False, console: Console | None = None, res
             if seen is not None and shown is not None:
                 shown.update(*seen)
         return job.result()
-    except KeyboardInterrupt:
-        job.cancel()
-        try:
-            job.result(timeout=60)
-        except Exception:  # noqa: BLE001 - the job's own ending (cancelled, or its error) is not news here
-            pass
-        if resume_hint:
-            console.print(f"temper: stopped; what is done is saved: {resume_hint}", markup=False, highlight=False)
-        raise
     finally:
         if shown is not None:
             shown.close()

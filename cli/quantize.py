@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run an unfinished quantize job again (default: the latest one)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result (no progress)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="nothing written (the half-written output folder is removed); "
+                                          "measured scores are kept: `temper quantize --resume` goes on")
 
 
 def request_from(args: argparse.Namespace, profile: Any = None) -> QuantRequest:
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         request = request_from(args, getattr(args, "loaded_profile", None))
         request.validate()
         job = get_engine().submit(lambda ctx: quantize(ctx, request), kind="quantize")
-    result = follow(job, quiet=args.quiet or args.json, resume_hint="temper quantize --resume")
+    result = follow(job, quiet=args.quiet or args.json)
     if args.json:
         data = result.to_dict()
         if result.out is None:

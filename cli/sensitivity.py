@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from ..core.errors import JobCancelled, QuantError
+from ..core.errors import QuantError
 
 
 def register(sub: Any) -> None:
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     where.add_argument("--in-memory", dest="streamed", action="store_false",
                        help="load the whole model even if it looks too big")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="finished tensors are saved: run the same command to resume")
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -48,34 +48,28 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.engine.loader import resolve, validate
     from ..core.engine.thread import get_engine
     from ..core.quant.candidates import grid
     from ..core.quant.sensitivity import LayerScored, run_sensitivity
 
     cands = grid(bits=_ints(args.bits, "bits"), group_sizes=_ints(args.group_sizes, "group-sizes"),
                  modes=[m.strip() for m in args.modes.split(",") if m.strip()])
+    validate(resolve(args.model))       # one line for a broken folder, before anything starts
     engine = get_engine()
     job = engine.submit(lambda ctx: run_sensitivity(
         ctx, args.model, cands, args.calibration, mode=args.mode, out=args.out, samples=args.samples,
         seq_len=args.seq_len, fraction=args.fraction, streamed=args.streamed), kind="sensitivity")
     progress = sys.stderr.isatty()
     try:
-        for event in job.events():
+        for event in job.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
             if isinstance(event, LayerScored) and progress:
                 print(f"\r[{event.done}/{event.total}] {event.method:8s} {event.path[:60]:60s}",
                       end="", file=sys.stderr, flush=True)
+    finally:
         if progress:
             print(file=sys.stderr)
-        table = job.result()
-    except KeyboardInterrupt:
-        job.cancel()
-        try:
-            job.result(timeout=60)
-        except (JobCancelled, Exception):
-            pass
-        print("\ntemper: interrupted; finished tensors are saved: run the same command to resume",
-              file=sys.stderr)
-        return 130
+    table = job.result()
     if args.json:
         print(json.dumps(asdict(table), indent=1))
     else:

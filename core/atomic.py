@@ -30,19 +30,31 @@ def write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+# Temporary folders this process is writing: an interrupted command removes them on its way out.
+ACTIVE: set[Path] = set()
+
+
 @contextlib.contextmanager
 def folder(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces `path`, on failure it is removed."""
+    """Yield a temporary sibling folder; on success it replaces `path`, on failure it is removed.
+
+    The temporary folder's name carries this process's id (core/partials.py): if the process is killed,
+    the next start sees its writer is gone and removes it."""
+    from .partials import prefix
+
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix(path.name), suffix=".partial", dir=path.parent))
+    ACTIVE.add(tmp)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        ACTIVE.discard(tmp)
         raise
+    ACTIVE.discard(tmp)
     if path.exists():
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)

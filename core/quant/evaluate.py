@@ -148,9 +148,10 @@ def compare_model(model: Any, ref: Reference, *, name: str, path: str = "", size
 def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None) -> Reference:
     """Load the base, compute its log-probs on the chunks, drop it. Call on the engine thread."""
     import mlx.core as mx
-    from mlx_lm import load
 
-    model, _ = load(str(base))
+    from ..engine.loader import open_model
+
+    model, _ = open_model(Path(base), check=check)
     ref = reference_from_model(model, chunks, path=str(base), params=folder_params(base),
                                size_bytes=folder_weight(base), check=check)
     del model
@@ -161,15 +162,25 @@ def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[]
 def compare_folder(ref: Reference, folder: Path, *, name: str | None = None,
                    check: Callable[[], None] | None = None) -> Quality:
     import mlx.core as mx
-    from mlx_lm import load
 
-    model, _ = load(str(folder))
+    from ..engine.loader import open_model
+
+    model, _ = open_model(Path(folder), check=check)
     try:
         return compare_model(model, ref, name=name or Path(folder).name, path=str(folder),
                              size_bytes=folder_weight(folder), check=check)
     finally:
         del model
         mx.clear_cache()
+
+
+def opened_lazily(base: Path, quants: Sequence[Path]) -> None:
+    """Every folder checked and built lazily (no weights read) before the base's long reference pass, so a
+    broken QUANT is named at once, not after minutes."""
+    from ..engine.loader import open_model
+
+    for folder in (base, *quants):
+        open_model(folder, lazy=True, finite=False)
 
 
 def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequence[int]]) -> list[Quality]:
@@ -179,6 +190,7 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
     check = ctx.check if ctx is not None else None
     emit = ctx.emit if ctx is not None else (lambda _e: None)
     job = ctx.job_id if ctx is not None else 0
+    opened_lazily(Path(base), [Path(q) for q in quants])
     emit(Progress(job, "evaluate", 0, len(quants) + 1, f"base {Path(base).name}"))
     ref = reference(Path(base), chunks, check=check)
     base_row = Quality(Path(base).name, str(base), sum(len(c) for c in ref.chunks), 0, 0, 0, 0, 0, 0, 1.0,

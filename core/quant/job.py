@@ -87,9 +87,9 @@ class _Phases:
 
 def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     """The whole quantization, on the engine thread. Raises QuantError / ModelLoadError on bad input."""
-    from mlx_lm.utils import load_tokenizer
-
-    from ..engine.loader import resolve, validate
+    from ..engine.finite import check_files
+    from ..engine.loader import open_tokenizer, resolve
+    from ..partials import clean
     from ..paths import jobs_dir
     from .calibration import calibration_set, evaluation_set
     from .inventory import load_inventory
@@ -98,12 +98,13 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     phase = _Phases(ctx)
     info = recipe(req.recipe)
     source = resolve(req.model)
-    validate(source)
     out = Path(req.output).expanduser() if req.output else default_output(str(source), req)
     if not req.plan_only:
         check_output(out, source, force=req.overwrite)
+        clean(out.parent)                               # killed runs' leftovers
 
     phase("inventory", 0, 1, source.name)
+    check_files(source, phase.check)                    # NaN/Inf weights: refused before any pass
     table = load_inventory(source, dtype=req.dtype)     # as it will be written (cast included)
     phase.lap("inventory")
     calib: TokenSet | None = None
@@ -111,7 +112,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     scored_here = info.needs_scores and req.sensitivity is None
     if scored_here or (req.awq and not req.plan_only) or (req.evaluate and not req.plan_only):
         phase("sensitivity" if scored_here else "inventory", 0, None, "reading calibration text")
-        tokenizer = load_tokenizer(source)
+        tokenizer = open_tokenizer(source)
         calib = calibration_set(tokenizer, samples=req.samples, seq_len=req.seq_len,
                                 source=None if req.calibration == "builtin" else req.calibration)
     sens_file = None
@@ -158,7 +159,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
 
         phase.lap("write")
         phase("verify", 0, len(plan.entries), out.name)
-        reports.append(verify(tmp, plan))
+        reports.append(verify(tmp, plan, name=str(out)))
         phase("verify", len(plan.entries), len(plan.entries), "ok")
 
     from .write import write_quantized

@@ -19,6 +19,7 @@ from ..errors import JobCancelled, QuantError
 from .job import QuantizeResult
 from .output import check_output
 from .request import QuantRequest
+from .source import require_float
 
 
 class RecordingContext:
@@ -79,12 +80,17 @@ class RecordingContext:
 def quantize(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None = None) -> QuantizeResult:
     """The one entry into quantization (CLI and app alike): validates the request, then runs it under a
     job record that keeps phase, progress and outcome (a killed run can be resumed from it)."""
-    from ..engine.loader import resolve
+    from ..engine.loader import open_model, resolve
     from .job import run_phases
 
     request.validate()
+    source = resolve(request.model)
+    # before a record exists (nothing to resume, nothing shown as run): the folder and every tensor's
+    # shape (no weights read), and a float source
+    open_model(source, lazy=True, finite=False)
+    require_float(source)
     if request.output and not request.plan_only:
-        check_output(Path(request.output).expanduser(), resolve(request.model), force=request.overwrite)
+        check_output(Path(request.output).expanduser(), source, force=request.overwrite)
     record = record or jobs.create("quantize", request.to_dict())
     rctx = RecordingContext(ctx, record)
     try:
