@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
     p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
     p.set_defaults(func=run, on_interrupt="nothing written")
 
 
@@ -64,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
-    rows, about = get_engine().run(job, kind="eval")
+    from .progress import follow
+
+    rows, about = follow(get_engine().submit(job, kind="eval"), quiet=args.json or args.quiet)
     if args.json:
         print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
     else:

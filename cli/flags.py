@@ -50,11 +50,12 @@ def flag_of(model: type, name: str) -> str:
     return str(extra.get("flag") or "--" + name.replace("_", "-"))
 
 
-def add_flags(parser: argparse.ArgumentParser, model: type, fields: Iterable[str]) -> None:
+def add_flags(parser: Any, model: type, fields: Iterable[str], aliases: dict[str, list[str]] | None = None) -> None:
+    """One flag per field (aliases: extra spellings of a field's flag, e.g. {"sensitivity_mode": ["--mode"]})."""
     for name in fields:
         f = model.model_fields[name]
         extra = f.json_schema_extra or {}
-        flags = [flag_of(model, name)] + ([extra["short"]] if "short" in extra else [])
+        flags = [flag_of(model, name), *(aliases or {}).get(name, [])] + ([extra["short"]] if "short" in extra else [])
         default = f.get_default(call_default_factory=True)
         tp = f.annotation
         if typing.get_origin(tp) in (typing.Union, types.UnionType):

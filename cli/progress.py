@@ -100,23 +100,35 @@ class LiveBars:
         self.bars.stop()
 
 
-def reporter(console: Console, quiet: bool) -> PlainLines | LiveBars | None:
-    if quiet:
-        return None
-    return LiveBars(console) if console.is_terminal else PlainLines(console)
+class ProgressView:
+    """`with ProgressView(quiet) as show: show(phase, done, total, message)`: bars on a terminal, plain
+    lines when piped, nothing when quiet. For callbacks (download, import) and engine jobs alike."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+        self.console = console or stderr_console()
+        self.quiet = quiet
+        self.shown: PlainLines | LiveBars | None = None
+
+    def __enter__(self) -> ProgressView:
+        if not self.quiet:
+            self.shown = LiveBars(self.console) if self.console.is_terminal else PlainLines(self.console)
+        return self
+
+    def __call__(self, phase: str, done: int, total: int | None = None, message: str = "") -> None:
+        if self.shown is not None:
+            self.shown.update(phase, int(done), int(total) if total else None, message)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.shown is not None:
+            self.shown.close()
 
 
 def follow(job: Any, *, quiet: bool = False, console: Console | None = None) -> Any:
     """Show a job's progress until it ends; its result (or its error, raised). Ctrl-C is main's to handle
     (cli/main.interrupted: cancel the job, remove a half-written folder, one line, exit 130)."""
-    console = console or stderr_console()
-    shown = reporter(console, quiet)
-    try:
+    with ProgressView(quiet, console) as show:
         for event in job.events():
             seen = as_progress(event)
-            if seen is not None and shown is not None:
-                shown.update(*seen)
-        return job.result()
-    finally:
-        if shown is not None:
-            shown.close()
+            if seen is not None:
+                show(*seen)
+    return job.result()
