@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
         chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
-    rows, about = get_engine().run(job, kind="eval")
+    from ..core.engine import Progress
+
+    submitted = get_engine().submit(job, kind="eval")
+    for event in submitted.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
+        if isinstance(event, Progress):
+            print(f"[{event.phase} {event.done}/{event.total}] {event.message}".rstrip(), file=sys.stderr, flush=True)
+    rows, about = submitted.result()
     if args.json:
         print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
     else:
