@@ -57,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
         raise TemperError("bench needs a MODEL (folder or cached Hub id), or --compare A.json B.json")
     if args.json and Path(args.json).is_dir():
         raise TemperError(f"--json {args.json} is a folder: give a file name")
-    result = bench(args.model, config_from_args(args), quiet=args.quiet)
+    config = config_from_args(args)
+    from ..core.engine.loader import resolve, validate
+
+    path = resolve(args.model)
+    config.check_context(validate(path), path.name)   # before loading anything
+    result = bench(args.model, config, quiet=args.quiet)
     if args.json:
         result.save(args.json)
         if not args.quiet:
