@@ -120,9 +120,7 @@ def resume_pipeline(ctx: Any, job_id: str) -> dict[str, Any]:
 
 
 def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> dict[str, Any]:
-    from mlx_lm.utils import load_tokenizer
-
-    from ..engine.loader import resolve
+    from ..engine.loader import open_model, open_tokenizer, resolve
     from .calibration import calibration_set, evaluation_set
     from .job import QuantizeRequest, quantize_job
     from .recipes import describe
@@ -131,8 +129,9 @@ def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> di
     if req.awq and "awq" not in {f.name for f in dataclasses.fields(QuantizeRequest)}:
         raise QuantError("AWQ pre-scaling is not available in this build: turn it off")
     source = resolve(req.model)
+    open_model(source, lazy=True, finite=False)   # a broken folder: one line now, not deep in a pass
     ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, "reading calibration and evaluation text"))
-    tokenizer = load_tokenizer(source)
+    tokenizer = open_tokenizer(source)
     calib_source = None if req.calibration == "builtin" else req.calibration
     calib = calibration_set(tokenizer, samples=req.samples, seq_len=req.seq_len, source=calib_source)
     evaluation = evaluation_set(tokenizer, samples=min(req.samples, 16), seq_len=req.seq_len,

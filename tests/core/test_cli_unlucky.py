@@ -87,3 +87,41 @@ def test_no_sequence_length_warning_in_chat(tiny_llama, tmp_path, _temper_home):
                           env=dict(os.environ, TEMPER_HOME=str(_temper_home), HF_HUB_OFFLINE="1"))
     assert proc.returncode == 0, proc.stderr
     assert "sequence length" not in proc.stdout + proc.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_on_request(monkeypatch, capsys):
+    import temper.cli.profiles as profiles_cli
+
+    def boom(args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(profiles_cli, "list_profiles", lambda: boom(None))
+    assert main(["profiles", "list"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["temper: unexpected error: KeyError: 'surprise' (TEMPER_DEBUG=1 shows the traceback)"]
+    monkeypatch.setenv("TEMPER_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["profiles", "list"])
+
+
+def test_an_os_error_is_one_line_exit_2(monkeypatch, capsys):
+    import errno
+
+    import temper.cli.profiles as profiles_cli
+
+    def denied():
+        raise PermissionError(errno.EACCES, "Permission denied", "/some/file")
+
+    monkeypatch.setattr(profiles_cli, "list_profiles", denied)
+    assert main(["profiles", "list"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["temper: Permission denied: /some/file"]
+
+
+def test_corrupt_chat_database_is_one_line(capsys):
+    from temper.core.paths import data_dir
+
+    data_dir().mkdir(parents=True)
+    (data_dir() / "chat.sqlite").write_bytes(os.urandom(5000))
+    assert main(["chat", "--list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "chat.sqlite is not a readable chat database" in err[0]
