@@ -52,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--force", action="store_true", help="replace an existing folder of that name")
     imp.set_defaults(func=cmd_import)
 
+    fc = cmds.add_parser("float-copy", help="write a float copy of a quantized model beside it (to quantize it)")
+    fc.add_argument("model", help="a quantized model folder or Hub id")
+    fc.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    fc.add_argument("--force", action="store_true", help="replace a copy made before")
+    fc.set_defaults(func=cmd_float_copy)
+
     search = cmds.add_parser("search", help="search the Hugging Face Hub")
     search.add_argument("query")
     search.add_argument("--all", action="store_true", help="not only MLX-format repositories")
@@ -189,6 +195,18 @@ def cmd_import(args: argparse.Namespace) -> int:
           f"{human_bytes(m.size_bytes)}")
     actions = json.loads((out / "config.json").read_text()).get("temper", {}).get("tensors", {})
     print("tensors: " + ", ".join(f"{n} {what}" for what, n in actions.items()))
+    return 0
+
+
+def cmd_float_copy(args: argparse.Namespace) -> int:
+    quiet_transformers()
+    from ..core.engine.loader import resolve
+    from ..core.library.float_copy import float_copy
+    from ..core.library.inspect import inspect_model
+
+    out = float_copy(resolve(args.model), dtype=args.dtype, overwrite=args.force)
+    m = inspect_model(out, source="temper")
+    print(f"float copy -> {out}: {human_params(m.parameters)} params, {args.dtype}, {human_bytes(m.size_bytes)}")
     return 0
 
 

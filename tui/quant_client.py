@@ -29,6 +29,10 @@ class ModelChoice:
     float_bytes: int = 2
     quantization: str = "none"
 
+    @property
+    def quantized(self) -> bool:
+        return self.quantization not in ("none", "", None)
+
 
 @dataclass(frozen=True)
 class Preflight:
@@ -146,6 +150,26 @@ class QuantClient:
         passes = 4 if fast else 2 + len(request.candidates()) * 3
         eta = 2.0 * model.params * tokens * passes / 2e9 + model.size_bytes / 200e6
         return Preflight(free, needed, streamed, eta)
+
+    def float_copy_of(self, model: ModelChoice) -> str | None:
+        """The float copy of a quantized model, if one was made (beside it)."""
+        from temper.core.library.float_copy import existing_copy
+
+        found = existing_copy(Path(model.path))
+        return str(found) if found is not None else None
+
+    def make_float_copy(self, model: ModelChoice):
+        """An engine job writing the bf16 copy beside the model; its result is the copy's path."""
+        from temper.core.engine.events import Progress
+        from temper.core.library.float_copy import float_copy
+
+        def job(ctx) -> str:
+            def say(message: str, fraction: float) -> None:
+                ctx.emit(Progress(ctx.job_id, "float-copy", int(fraction * 100), 100, message))
+
+            return str(float_copy(Path(model.path), progress=say, check=ctx.check))
+
+        return self.app.engine.submit(job, kind="float-copy")
 
     # -- planning ---------------------------------------------------------------------------------------
     def recipes(self) -> list[Recipe]:

@@ -23,6 +23,7 @@ from .output import check_output
 from .plan import Plan
 from .recipes import RecipeRequest, build_plan, describe
 from .scores import SensitivityTable
+from .source import require_float
 from .verify import VerifyReport
 from .write import DTYPES, write_quantized
 
@@ -138,6 +139,7 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {req.dtype}")
     source = resolve(req.model)
     open_model(source, lazy=True, finite=False)     # the folder and every tensor's shape, no weights read
+    require_float(source)
     if req.out is not None and not req.plan_only:
         check_output(Path(req.out), source, force=req.force)
     if not req.plan_only:

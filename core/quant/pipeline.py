@@ -21,6 +21,7 @@ from ..paths import jobs_dir
 from .candidates import AFFINE_BITS, Candidate, grid
 from .output import check_output
 from .request import QuantRequest, resolved_sensitivity_mode
+from .source import require_float
 
 
 class RecordingContext:
@@ -89,11 +90,12 @@ def sensitivity_candidates(request: QuantRequest) -> list[Candidate]:
 
 def run_pipeline(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None = None) -> dict[str, Any]:
     """The whole quantization as a recorded job. Returns a plain result dict (also kept in the record)."""
+    from ..engine.loader import resolve
+
     request.validate()
+    require_float(resolve(request.model))   # before a record exists: nothing to resume, nothing shown as run
     out = Path(request.output).expanduser() if request.output else None
     if out is not None:
-        from ..engine.loader import resolve
-
         check_output(out, resolve(request.model), force=request.overwrite)
     record = record or jobs.create("quantize", request.to_dict())
     rctx = RecordingContext(ctx, record)

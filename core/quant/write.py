@@ -72,7 +72,9 @@ def write_quantized(
     check_output(out, source, force=force)
     raw_config = json.loads((source / "config.json").read_text())
     if "quantization" in raw_config or "quantization_config" in raw_config:
-        raise QuantError(f"{source.name} is already quantized: quantize from the float model")
+        from .source import already_quantized
+
+        raise already_quantized(source)
     say = progress or (lambda *_: None)
 
     say("load", 0, 1)

@@ -94,8 +94,10 @@ class ModelStep(StepBase):
         ol = self.query_one("#model-list", OptionList)
         ol.clear_options()
         for c in choices:
+            note = f"  ·  {c.quantization}: f = float copy" if c.quantized else ""
             ol.add_option(Option(f"{c.name}  ·  {c.arch}  ·  {c.params / 1e6:,.1f}M params  ·  "
-                                 f"{human_bytes(c.size_bytes)}", id=c.path))
+                                 f"{human_bytes(c.size_bytes)}{note}", id=c.path))
+        self.query_one("#model-path", Input).value = ""   # a choice made elsewhere wins over an old typed path
         if not choices:
             ol.add_option(Option("No unquantized models found: type a folder path below", disabled=True))
             return
@@ -112,6 +114,7 @@ class ModelStep(StepBase):
     def selected(self, index: int) -> None:
         if 0 <= index < len(self.choices):
             self.current = self.choices[index]
+            self.query_one("#model-path", Input).value = ""   # the latest choice wins
 
     def show_facts(self, text: str) -> None:
         self.query_one("#model-facts", Static).update(text)
@@ -132,7 +135,14 @@ class ModelHighlighted(Message):
         self.model = model
 
 
-def model_facts(model: ModelChoice, preflight) -> str:
+def model_facts(model: ModelChoice, preflight, float_copy: str | None = None) -> str:
+    if model.quantized:
+        where = (f"Its float copy is {float_copy}: press [b]f[/b] to pick it." if float_copy else
+                 "Press [b]f[/b] to make a float copy (bf16, beside it) and quantize that.")
+        return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
+                f"{human_bytes(model.size_bytes)} on disk\n"
+                f"[b $warning]Already quantized ({model.quantization})[/]: quantizing it again compounds "
+                f"the error. {where}")
     return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
             f"{human_bytes(model.size_bytes)} on disk\n"
             f"Machine: {human_bytes(preflight.free_bytes)} free. Pass {preflight.summary().split(':')[0]}"
