@@ -80,21 +80,28 @@ def config_from_args(args: argparse.Namespace):
     return config
 
 
+def bench_line(event) -> str:
+    """The step and the last run's figures, e.g. 'pp512 tg128  tg 41.3 tok/s  ttft 52.0 ms'."""
+    line = event.message
+    if "decode_tps" in event.data:
+        line += f"  tg {event.data['decode_tps']:.1f} tok/s"
+    if "ttft" in event.data:
+        line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
+    if "measured_gbs" in event.data:
+        line += f"  {event.data['measured_gbs']:.1f} GB/s"
+    return line
+
+
 def bench(model: str, config, *, quiet: bool = False, engine=None):
     """Load `model` and run the suite on the engine thread, printing progress to stderr."""
     from ..core.bench.runner import BenchProgress, bench_job
     from ..core.engine import get_engine
+    from .progress import ProgressView
 
     engine = engine or get_engine()
     job = engine.submit(bench_job(model, config), kind="bench")
-    for event in job.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
-        if isinstance(event, BenchProgress) and not quiet:
-            line = f"[{event.done}/{event.total}] {event.message}"
-            if "decode_tps" in event.data:
-                line += f"  tg {event.data['decode_tps']:.1f} tok/s"
-            if "ttft" in event.data:
-                line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
-            if "measured_gbs" in event.data:
-                line += f"  {event.data['measured_gbs']:.1f} GB/s"
-            print(line, file=sys.stderr, flush=True)
+    with ProgressView(quiet) as show:
+        for event in job.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
+            if isinstance(event, BenchProgress):
+                show(event.phase, event.done, event.total, bench_line(event))
     return job.result()
