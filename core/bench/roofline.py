@@ -74,7 +74,8 @@ def count_params(model: Any) -> int:
 
 
 def kv_bytes(cache: list[Any]) -> int:
-    """Used bytes of an mlx-lm prompt cache (the preallocated slack of KVCache is not read)."""
+    """Used bytes of a prompt cache (the preallocated slack of KVCache is not read). Quantized caches hold
+    (packed, scales, biases) tuples; KV-shared layers hold nothing of their own."""
     total = 0
     for c in cache or []:
         try:
@@ -82,9 +83,11 @@ def kv_bytes(cache: list[Any]) -> int:
         except Exception:
             continue
         keys = getattr(c, "keys", None)
-        capacity = getattr(keys, "shape", None)
-        if capacity is not None and len(capacity) >= 3 and capacity[2] > 0 and hasattr(c, "size"):
-            nbytes = int(nbytes * min(c.size(), capacity[2]) / capacity[2])
+        first = keys[0] if isinstance(keys, tuple) else keys
+        capacity = getattr(first, "shape", None)
+        if capacity is not None and len(capacity) >= 3 and capacity[2] > 0:
+            used = min(int(getattr(c, "offset", capacity[2])), capacity[2])
+            nbytes = int(nbytes * used / capacity[2])
         total += nbytes
     return total
 
