@@ -45,14 +45,16 @@ def run(args: argparse.Namespace) -> int:
                                  seq_len=args.seq_len, chunk=args.chunk, context=args.context,
                                  calibration=args.calibration).validate()
     job = get_engine().submit(lambda ctx: run_kv_calibration(ctx, request), kind="kv-calibrate")
+    tty = sys.stderr.isatty()
     try:
         for event in job.events():
-            if isinstance(event, Progress):
+            if isinstance(event, Progress) and tty:
                 eta = event.data.get("eta_s")
                 tail = f"  eta {eta:.0f} s" if eta is not None else ""
                 print(f"\r[{event.done}/{event.total}] {event.message[:60]:60s}{tail}", end="",
                       file=sys.stderr, flush=True)
-        print(file=sys.stderr)
+        if tty:
+            print(file=sys.stderr)
         data = job.result()
     except KeyboardInterrupt:
         job.cancel()

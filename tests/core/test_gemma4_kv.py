@@ -149,3 +149,37 @@ def test_kv_config_json_is_the_default_and_zero_turns_it_off(engine, gemma4_shar
     kv_config.write(folder, {"group_size": 32, "bits": [8, 4]})
     with pytest.raises(TemperError, match="plans 2 caches and the model has 4"):
         engine.run(chat_job(ChatRequest(str(folder), MESSAGES, greedy(), effort="none")))
+
+
+def test_kv_calibrate_writes_a_plan_that_chat_then_uses(engine, gemma4_shared, tmp_path):
+    import json
+    import shutil
+
+    from temper.core.quant.kv_sensitivity import KVCalibrateRequest, run_kv_calibration
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(gemma4_shared, folder)
+    request = KVCalibrateRequest(str(folder), target_bits=6.0, samples=1, seq_len=64, chunk=16, context=4096)
+    data = engine.run(lambda ctx: run_kv_calibration(ctx, request))
+    saved = json.loads((folder / "kv_config.json").read_text())
+    assert saved["bits"] == data["bits"] and len(saved["bits"]) == 4
+    assert saved["kinds"] == ["sliding", "sliding", "full", "sliding"]
+    assert all(k4 >= k8 >= 0 for k4, k8 in zip(saved["kl"]["4"], saved["kl"]["8"], strict=True))
+    assert any(k > 0 for k in saved["kl"]["4"])
+    # at 4096 tokens the full layer holds 4096 positions, each window 16: the full layer dominates the
+    # bytes, so a mean of 6 bits needs it at 4 bits; the windows then stay at 8
+    assert saved["bits"] == [8, 8, 4, 8] and 4 <= saved["mean_bits"] <= 6.0
+    forget_session(engine)
+    _, _, stats = ask(engine, folder, effort="none", sampling=greedy(8))
+    assert stats.kv == "kv_config.json (3x8-bit, 1x4-bit)"
+
+
+def test_kv_allocation_takes_the_cheapest_bytes_first():
+    from temper.core.quant.kv_sensitivity import KVSensitivity, allocate
+
+    sens = KVSensitivity(kl={4: [0.5, 0.01, 0.02, 0.0], 8: [0.0] * 4}, layers=[0, 1, 2, 3],
+                         kinds=["full", "full", "full", "ArraysCache"], weights=[100, 100, 100, 0])
+    assert allocate(sens, 8.0) == [8, 8, 8, None]
+    assert allocate(sens, 7.0) == [8, 4, 8, None]
+    assert allocate(sens, 6.0) == [8, 4, 4, None]
+    assert allocate(sens, 4.0) == [4, 4, 4, None]
