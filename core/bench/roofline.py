@@ -40,8 +40,7 @@ def weight_bytes(model: Any, config: dict[str, Any] | None = None) -> WeightByte
     modules = dict(model.named_modules())
     tied = not any(name == "lm_head" or name.endswith(".lm_head") for name in modules)
     embedding = embedding_read = skipped = 0
-    experts = config.get("num_local_experts") or config.get("num_experts") or config.get("n_routed_experts")
-    top_k = config.get("num_experts_per_tok")
+    experts, top_k = moe_shape(config)
     for name, module in modules.items():
         if isinstance(module, (nn.Embedding, nn.QuantizedEmbedding)):
             nbytes = sum(v.nbytes for _, v in tree_flatten(module.parameters()))
@@ -55,6 +54,17 @@ def weight_bytes(model: Any, config: dict[str, Any] | None = None) -> WeightByte
             own = sum(v.nbytes for k, v in module.parameters().items() if not isinstance(v, dict))
             skipped += int(own * (1 - top_k / experts))
     return WeightBytes(total, embedding, embedding_read, skipped)
+
+
+def moe_shape(config: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(experts, experts per token) from a config: Mixtral/Qwen3-MoE/DeepSeek names, Gemma-4's
+    `num_experts` / `top_k_experts`, at the top level or in a VLM's `text_config`."""
+    for source in (config, config.get("text_config") or {}):
+        experts = source.get("num_local_experts") or source.get("num_experts") or source.get("n_routed_experts")
+        top_k = source.get("num_experts_per_tok") or source.get("top_k_experts")
+        if experts and top_k:
+            return int(experts), int(top_k)
+    return None, None
 
 
 def count_params(model: Any) -> int:
