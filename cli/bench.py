@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_ints, default=[], help="concurrent requests to test, e.g. 1,2,4,8")
     p.add_argument("--batch-pp", type=int, help="prompt length of batch requests (default: first --pp)")
     p.add_argument("--batch-tg", type=int, help="tokens per batch request (default: first --tg)")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
+                   help="KV-cache bits (default: the model's kv_config.json if any, else float; 0 = float)")
     p.add_argument("--no-warmup", action="store_true", help="count the first run too (not recommended)")
     p.add_argument("--no-copy-test", action="store_true", help="skip the measured memory-bandwidth test")
     p.add_argument("--json", metavar="OUT", help="save the full result (with machine info) as JSON")
@@ -75,7 +77,8 @@ def config_from_args(args: argparse.Namespace):
     from ..core.bench.runner import BenchConfig
 
     config = BenchConfig(pp=args.pp, tg=args.tg, n=args.n, batch=args.batch, batch_pp=args.batch_pp,
-                         batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test)
+                         batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test,
+                         kv_bits=args.kv_bits)
     config.validate()
     return config
 
