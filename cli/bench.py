@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_ints, help="concurrent requests to test, e.g. 1,2,4,8 (default: none)")
     p.add_argument("--batch-pp", type=int, help="prompt length of batch requests (default: first --pp)")
     p.add_argument("--batch-tg", type=int, help="tokens per batch request (default: first --tg)")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
+                   help="KV-cache bits (default: the model's kv_config.json if any, else float; 0 = float)")
     p.add_argument("--no-warmup", action="store_true", help="count the first run too (not recommended)")
     p.add_argument("--no-copy-test", action="store_true", help="skip the measured memory-bandwidth test")
     p.add_argument("--json", metavar="OUT", help="save the full result (with machine info) as JSON")
@@ -59,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
         raise TemperError("bench needs a MODEL (folder or cached Hub id), or --compare A.json B.json")
     if args.json and Path(args.json).is_dir():
         raise TemperError(f"--json {args.json} is a folder: give a file name")
-    result = bench(args.model, config_from_args(args), quiet=args.quiet)
+    config = config_from_args(args)
+    from ..core.engine.loader import resolve, validate
+
+    path = resolve(args.model)
+    config.check_context(validate(path), path.name)   # before loading anything
+    result = bench(args.model, config, quiet=args.quiet)
     if args.json:
         result.save(args.json)
         if not args.quiet:
@@ -82,7 +89,8 @@ def settings_from(args: argparse.Namespace, profile=None) -> BenchSettings:
 
 def config_from_args(args: argparse.Namespace):
     return settings_from(args, getattr(args, "loaded_profile", None)).config(
-        batch_pp=args.batch_pp, batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test)
+        batch_pp=args.batch_pp, batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test,
+        kv_bits=args.kv_bits)
 
 
 def bench_line(event) -> str:

@@ -17,7 +17,7 @@ from ..errors import TemperError
 from ..strict import StrictModel
 
 DraftTokens = Annotated[int, Field(ge=1, le=16)]
-KvBits = Literal[4, 8] | None
+KvBits = Literal[0, 4, 8] | None     # None: the model's kv_config.json plan if it has one, else off; 0: off
 Effort = Literal["none", "low", "medium", "high"] | None
 
 
@@ -31,7 +31,8 @@ class ChatProfile(StrictModel):
                                                        "template's default)")
     drafter: str = Field("", description="draft model (folder, Hub id or 'self') for speculative decoding")
     num_draft_tokens: DraftTokens = Field(3, description="tokens the drafter proposes per step")
-    kv_bits: KvBits = Field(None, description="quantize the KV cache to this many bits (unset = off)")
+    kv_bits: KvBits = Field(None, description="quantize the KV cache to this many bits (0 = off; unset = the "
+                                                   "model's kv_config.json plan if any)")
 
 
 class _Shared(StrictModel):
@@ -48,7 +49,7 @@ class ChatSettings:
     budgets: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     drafter: str | None = None         # None, "self" or a model folder
     num_draft_tokens: int = 3
-    kv_bits: int | None = None
+    kv_bits: int | None = None         # None: the model's kv_config.json if any, else float; 0: float
     context_limit: int | None = None
 
     def validate(self) -> ChatSettings:

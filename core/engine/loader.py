@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,19 @@ from typing import Any
 from ..errors import ModelLoadError
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+class _NoSequenceLengthWarning(logging.Filter):
+    """transformers warns "Token indices sequence length is longer than the specified maximum sequence length"
+    when a tokenizer's model_max_length (often a stale 2048 in tokenizer_config.json) is shorter than a
+    conversation or a calibration text. temper checks context against the model's config itself; the
+    warning only tore through chat output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Token indices sequence length is longer")
+
+
+logging.getLogger("transformers.tokenization_utils_base").addFilter(_NoSequenceLengthWarning())
 
 
 @dataclass

@@ -28,6 +28,7 @@ from .. import atomic
 from ..errors import QuantError
 from .inventory import is_float_only
 from .output import check_output
+from .passthrough import copy_towers, tower_bytes
 from .plan import PLAN_FILE, Plan
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -126,17 +127,21 @@ def write_quantized(
     config["quantization"] = quant
     config["quantization_config"] = dict(quant)
 
-    check_room(out, plan)
+    check_room(out, plan, extra=sum(f.stat().st_size for f in tokenizer_files(source)))
     try:
         with atomic.folder(out, overwrite=force) as tmp:
             say("write", 0, 1)
             save_model(tmp, model, donate_model=True)
-            save_config(config, config_path=tmp / "config.json")
+            towers = copy_towers(source, tmp)  # a VLM's vision/audio towers, unchanged (passthrough.py)
+            if towers.names:
+                card["towers"] = towers.describe()
+            save_config(config, config_path=tmp / "config.json", keep_vision_config=bool(towers.names))
             copy_tokenizer_files(source, tmp)
             plan.save(tmp / PLAN_FILE)
             src_bytes = source_tensor_bytes(source)
             written = source_tensor_bytes(tmp)
-            (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card))
+            (tmp / "README.md").write_text(model_card(plan, source, written - towers.nbytes,
+                                                      src_bytes - tower_bytes(source), card))
             files = sorted(p.name for p in tmp.iterdir())
             say("write", 1, 1)
             if before_commit is not None:
@@ -153,9 +158,9 @@ def write_quantized(
     return WriteResult(path=out, files=files, source_bytes=src_bytes, written_bytes=written)
 
 
-def check_room(out: Path, plan: Plan) -> None:
+def check_room(out: Path, plan: Plan, *, extra: int = 0) -> None:
     """Refuse before writing: a folder this process may not write in, or a disk without room for the
-    plan's bytes (plus 1% and 1 MB for headers, config and card)."""
+    plan's bytes, the `extra` bytes copied beside them (tokenizer files), 1% and 1 MB (headers, config, card)."""
     from ..partials import clean
 
     parent = Path(out).parent
@@ -168,20 +173,25 @@ def check_room(out: Path, plan: Plan) -> None:
         raise QuantError(f"cannot write {out}: {existing} is not writable")
     if parent.is_dir():
         clean(parent)                      # half-written folders of killed earlier runs
-    need = int(plan.size_bytes * 1.01) + 2**20
+    need = int(plan.size_bytes * 1.01) + extra + 2**20
     free = shutil.disk_usage(existing).free
     if free < need:
         raise QuantError(f"cannot write {out}: it needs about {need / 1e6:.1f} MB and {existing} has "
                          f"{free / 1e6:.1f} MB free")
 
 
-def copy_tokenizer_files(source: Path, dest: Path) -> list[str]:
+def tokenizer_files(source: Path) -> list[Path]:
     """Tokenizer, chat template, generation and processor configs: every small text file mlx-lm reads."""
+    return [f for f in sorted(Path(source).iterdir())
+            if f.is_file() and f.suffix in _COPY_SUFFIXES and f.name not in _NO_COPY]
+
+
+def copy_tokenizer_files(source: Path, dest: Path) -> list[str]:
+    """Copy `tokenizer_files(source)` into `dest`."""
     copied = []
-    for f in sorted(Path(source).iterdir()):
-        if f.is_file() and f.suffix in _COPY_SUFFIXES and f.name not in _NO_COPY:
-            shutil.copy2(f, dest / f.name)
-            copied.append(f.name)
+    for f in tokenizer_files(source):
+        shutil.copy2(f, dest / f.name)
+        copied.append(f.name)
     if not any(n.startswith("tokenizer") or n in ("vocab.json", "tokenizer.model") for n in copied):
         raise QuantError(f"{source.name} has no tokenizer files to copy (tokenizer.json / tokenizer.model)")
     return copied
@@ -211,7 +221,7 @@ Quantized with temper from `{source.name}`; loads with plain `mlx_lm.load`.
   unquantized {source_bytes / 1e6:.2f} MB
 - Scales/biases dtype: {plan.float_bytes * 8}-bit float
 - {extra.get("awq", "AWQ pre-scaling: not applied")}
-{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
+{"" if "towers" not in extra else "- Language model quantized; vision/audio towers and projectors copied in float: " + extra["towers"] + chr(10)}{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
 {notes}
 ## Tensors by width
 

@@ -120,3 +120,24 @@ def test_quantize_job_with_awq_and_plan_only(tiny_gemma4, engine, tmp_path):
                                                              plan_only=True, output=str(tmp_path / "b"))))
     assert only.out is None and not (tmp_path / "b").exists()
     assert only.to_dict()["plan"]["method"] == "mixed_4_6"
+
+
+def test_evaluate_reports_every_chunk_so_its_eta_moves(tiny_llama, engine):
+    from temper.core.engine.events import Progress
+    from temper.core.quant.evaluate import evaluate
+
+    seen: list[Progress] = []
+
+    class Ctx:
+        job_id = 7
+
+        def check(self) -> None:
+            pass
+
+        def emit(self, event) -> None:
+            seen.append(event)
+
+    chunks = [[1, 2, 3, 4, 5, 6, 7, 8]] * 3
+    engine.run(lambda ctx: evaluate(Ctx(), tiny_llama, [tiny_llama], chunks))
+    steps = [(e.done, e.total) for e in seen if e.phase == "evaluate"]
+    assert steps == [(i, 6) for i in range(7)]          # 3 chunks x (base + 1 model), then done

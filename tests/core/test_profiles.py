@@ -101,7 +101,7 @@ def test_every_problem_is_listed_for_validate(tmp_path: Path, capsys: pytest.Cap
         f"temper: {bad}:2: sampling.temperature: expected a number, got a string",
         f"temper: {bad}:3: sampling.top_q: unknown key (known here: temperature, top_p, top_k, min_p, "
         "repetition_penalty, repetition_context, max_tokens, seed)",
-        f"temper: {bad}:6: chat.kv_bits: must be one of 4, 8, got 1",
+        f"temper: {bad}:6: chat.kv_bits: must be one of 0, 4, 8, got 1",
     ]
 
 
