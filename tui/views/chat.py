@@ -170,7 +170,8 @@ class ChatView(Vertical):
             self.settings = ChatSettings.from_dict(self.conv.settings)
             self.system_prompt = self.conv.system_prompt
             widgets = [ChatMessage(m.role, m.content, thinking=m.thinking, status=m.status, stats=m.stats,
-                                   message_id=m.id) for m in self.store.messages(conv_id)]
+                                   message_id=m.id) for m in self.store.messages(conv_id)
+                       if m.role != "system"]
             if widgets:
                 log.mount_all(widgets)
             last = [m for m in self.store.messages(conv_id) if m.stats.get("context_limit")]
@@ -228,7 +229,7 @@ class ChatView(Vertical):
     async def action_regenerate(self) -> None:
         if self.gen is not None or self.conv is None:
             return
-        msgs = self.store.messages(self.conv.id)
+        msgs = [m for m in self.store.messages(self.conv.id) if m.role != "system"]
         if not msgs:
             return
         if msgs[-1].role == "assistant":
