@@ -43,14 +43,15 @@ def register(sub) -> None:
     p.add_argument("--draft-tokens", type=int, help="tokens drafted per step (default 3)")
     p.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: the template's)")
     p.add_argument("--think-budget", type=int, help="thinking-token budget for the chosen effort")
-    p.add_argument("--kv-bits", type=int, choices=(4, 8), help="quantize the KV cache")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
+                   help="KV-cache bits (default: the model's kv_config.json if any, else float; 0 = float)")
     p.add_argument("--context", type=int, help="context limit in tokens (default: the model's)")
     p.add_argument("--conversation", type=int, help="continue a saved conversation (id from --list)")
     p.add_argument("--list", action="store_true", help="list saved conversations and exit")
     p.add_argument("--search", help="list conversations whose title or messages contain this text")
     p.add_argument("--export", type=Path, metavar="FILE", help="export --conversation to Markdown and exit")
     p.add_argument("--no-save", action="store_true", help="do not save this chat")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="the answer so far is saved as stopped")
 
 
 def settings_from(args: argparse.Namespace, base: dict | None = None) -> ChatSettings:
@@ -135,11 +136,17 @@ class Repl:
         job = get_engine().submit(chat_job(request), kind="chat")
         answer: list[str] = []
         thinking: list[str] = []
+        interrupted = False
         while True:
             try:
-                return self._stream(job, answer, thinking, writer)
+                code = self._stream(job, answer, thinking, writer)
+                break
             except KeyboardInterrupt:   # stop the answer and keep listening: it ends with its stats
+                interrupted = True
                 job.cancel()
+        if interrupted and self.args.prompt is not None:   # one-shot: leave with 130 (temper.cli.main says so)
+            raise KeyboardInterrupt
+        return code
 
     def _stream(self, job, answer: list[str], thinking: list[str], writer) -> int:
         in_think = False

@@ -155,12 +155,14 @@ def _fast_on_cpu(model: Any) -> None:
     maybe_upcast(model)
 
 
-def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None) -> Reference:
+def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None,
+              cancel: Callable[[], None] | None = None) -> Reference:
     """Load the base, compute its log-probs on the chunks, drop it. Call on the engine thread."""
     import mlx.core as mx
-    from mlx_lm import load
 
-    model, _ = load(str(base))
+    from ..engine.loader import open_model
+
+    model, _ = open_model(Path(base), check=cancel or check)   # `check` may count chunks: loading is not one
     _fast_on_cpu(model)
     ref = reference_from_model(model, chunks, path=str(base), params=folder_params(base),
                                size_bytes=folder_weight(base), check=check)
@@ -170,11 +172,12 @@ def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[]
 
 
 def compare_folder(ref: Reference, folder: Path, *, name: str | None = None,
-                   check: Callable[[], None] | None = None) -> Quality:
+                   check: Callable[[], None] | None = None, cancel: Callable[[], None] | None = None) -> Quality:
     import mlx.core as mx
-    from mlx_lm import load
 
-    model, _ = load(str(folder))
+    from ..engine.loader import open_model
+
+    model, _ = open_model(Path(folder), check=cancel or check)
     _fast_on_cpu(model)
     try:
         return compare_model(model, ref, name=name or Path(folder).name, path=str(folder),
@@ -184,6 +187,15 @@ def compare_folder(ref: Reference, folder: Path, *, name: str | None = None,
         mx.clear_cache()
 
 
+def opened_lazily(base: Path, quants: Sequence[Path]) -> None:
+    """Every folder checked and built lazily (no weights read) before the base's long reference pass, so a
+    broken QUANT is named at once, not after minutes."""
+    from ..engine.loader import open_model
+
+    for folder in (base, *quants):
+        open_model(folder, lazy=True, finite=False)
+
+
 def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequence[int]]) -> list[Quality]:
     """Engine job body: the base row first, then one row per quantized folder (loaded one at a time)."""
     from ..engine.events import Progress
@@ -191,6 +203,7 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
     cancel = ctx.check if ctx is not None else (lambda: None)
     emit = ctx.emit if ctx is not None else (lambda _e: None)
     job = ctx.job_id if ctx is not None else 0
+    opened_lazily(Path(base), [Path(q) for q in quants])
     total = (len(quants) + 1) * len(chunks)       # one step per chunk and model: a rate to take an ETA from
     done, current = 0, f"base {Path(base).name}"
 
@@ -200,13 +213,13 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
         emit(Progress(job, "evaluate", done, total, current))
         done += 1
 
-    ref = reference(Path(base), chunks, check=check)
+    ref = reference(Path(base), chunks, check=check, cancel=cancel)
     base_row = Quality(Path(base).name, str(base), sum(len(c) for c in ref.chunks), 0, 0, 0, 0, 0, 0, 1.0,
                        ref.ppl, ref.ppl, ref.size_bytes * 8 / max(ref.params, 1), ref.size_bytes, 0.0)
     rows = [base_row]
     for q in quants:
         current = Path(q).name
-        rows.append(compare_folder(ref, Path(q), check=check))
+        rows.append(compare_folder(ref, Path(q), check=check, cancel=cancel))
     emit(Progress(job, "evaluate", total, total, "done"))
     return rows
 

@@ -152,7 +152,10 @@ class ChatView(Vertical):
         parts.append(f"effort {s.effort or 'default'}")
         if s.drafter:
             parts.append(f"drafter {s.drafter} ×{s.num_draft_tokens}")
-        if s.kv_bits:
+        kv = self.last_stats.get("kv")
+        if kv and kv != "float":
+            parts.append(f"kv {kv}")
+        elif s.kv_bits:
             parts.append(f"kv {s.kv_bits}-bit")
         self.query_one("#chat-header", Static).update(" · ".join(parts))
 
