@@ -30,11 +30,11 @@ def test_repl_reads_lines_from_a_pipe_and_continues_a_conversation(tiny_llama, c
     [conv] = ChatStore().list()
     msgs = ChatStore().messages(conv.id)
     assert [m.content for m in msgs if m.role == "user"] == ["first question", "second question"]
-    assert [m.role for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert [m.role for m in msgs] == ["user", "assistant", "system", "user", "assistant"]   # where it changed
     assert conv.system_prompt == "Be terse."
     monkeypatch.setattr(sys, "stdin", io.StringIO("third\n"))
     assert main(["chat", "--conversation", str(conv.id), "--temp", "0", "--max-tokens", "4"]) == 0
-    assert len(ChatStore().messages(conv.id)) == 6
+    assert len(ChatStore().messages(conv.id)) == 7
     assert main(["chat", "--list"]) == 0
     assert f"{conv.id}\tfirst question" in capsys.readouterr().out
 
