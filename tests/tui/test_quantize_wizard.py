@@ -318,3 +318,30 @@ def test_a_quantized_model_is_refused_at_step_one_and_f_makes_a_float_copy(engin
         assert await step(pilot) == "step-goal"
 
     run(app, script)
+
+
+def test_ctrl_q_during_a_run_asks_first(engine, tmp_path: Path) -> None:
+    from temper.tui.screens.confirm_quit import ConfirmQuit
+
+    gate = threading.Event()
+    app, client = make_app(engine, tmp_path, gate=gate)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await wait_for_step(pilot, "step-run")
+        await _wait_text(pilot, "#phase-sensitivity .phase-status", "running")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmQuit) and pilot.app.is_running
+        assert "offered for resume" in str(pilot.app.screen.query_one("#quit-text").render())
+        await pilot.press("n")                            # keep running
+        await pilot.pause()
+        assert not isinstance(pilot.app.screen, ConfirmQuit) and pilot.app.is_running
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+        assert not pilot.app.is_running
+
+    try:
+        run(app, script)
+    finally:
+        gate.set()
