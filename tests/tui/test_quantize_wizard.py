@@ -345,3 +345,16 @@ def test_ctrl_q_during_a_run_asks_first(engine, tmp_path: Path) -> None:
         run(app, script)
     finally:
         gate.set()
+
+
+def test_a_fixed_recipe_is_not_capped_by_the_budget_left_as_shown(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter")
+        assert await step(pilot) == "step-goal"
+        await pilot.press("down", "down", "down", "down", "enter")      # uniform 8-bit, budget field untouched
+        assert await step(pilot) == "step-calibration"
+        assert pilot.app.query_one("#quantize-view").request.target_bpw is None
+
+    run(app, script)
