@@ -42,3 +42,17 @@ class ChatSettings:
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names and k != "sampling"}
         return cls(sampling=SamplingSettings.from_dict(data.get("sampling")), **kwargs)
+
+    @classmethod
+    def from_profile(cls, profile: Any) -> tuple[str, ChatSettings]:
+        """(system prompt, settings) from a profile's [sampling] and [chat] sections over the defaults: what a
+        new chat starts with (the Chat tab, `temper chat`). Only the keys the profile sets change anything."""
+        sampling = dict(profile.section("sampling")) if profile is not None else {}
+        chat = dict(profile.section("chat")) if profile is not None else {}
+        settings = cls(sampling=SamplingSettings.from_dict({k: v for k, v in sampling.items() if v is not None}))
+        settings.effort = chat.get("reasoning_effort") or None
+        settings.drafter = chat.get("drafter") or None
+        if chat.get("num_draft_tokens") is not None:
+            settings.num_draft_tokens = int(chat["num_draft_tokens"])
+        settings.kv_bits = chat.get("kv_bits")
+        return str(chat.get("system_prompt") or ""), settings.validate()

@@ -423,3 +423,34 @@ async def test_single_newlines_in_an_answer_stay_line_breaks():
         [para] = answer.query(MarkdownParagraph)
         text = str(para.render()).strip()
         assert text.splitlines() == ["Roses are red,", "Violets are blue,", "Sugar is sweet,", "And so are you."]
+
+
+@sync
+async def test_a_new_chat_takes_the_active_profiles_settings_not_the_last_chats():
+    from temper.core.profiles import load
+
+    client = FakeClient()
+    app = make_app(client=client)
+    app.profile = load("precise")
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "first")
+        request = client.job.request
+        assert request.sampling.temperature == 0.2 and request.sampling.seed == 0 and request.effort == "medium"
+        assert request.messages[0] == {"role": "system", "content": load("precise").section("chat")["system_prompt"]}
+        client.finish()
+        await pilot.pause()
+        view.settings.sampling.temperature = 1.5           # changed for this chat only (F6)
+        view.system_prompt = "Be silly."
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await send(pilot, "second")
+        request = client.job.request
+        assert request.sampling.temperature == 0.2 and request.messages[0]["content"].startswith("You are a precise")
+        client.finish()
+        await pilot.pause()
+        pilot.app.profile = load("creative")               # applied later: the next new chat follows it
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await send(pilot, "third")
+        assert client.job.request.sampling.temperature == 1.0 and client.job.request.effort == "low"

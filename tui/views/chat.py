@@ -106,6 +106,16 @@ class ChatView(Vertical):
             self.query_one(ChatSidebar).display = False
         self.refresh_list()
         self.show_conversation(None)
+        self.watch(self.app, "profile", self._profile_changed, init=False)
+
+    def _from_profile(self) -> None:
+        """A new chat starts with the active profile's [sampling] and [chat] settings."""
+        self.system_prompt, self.settings = ChatSettings.from_profile(self.app.profile)
+
+    def _profile_changed(self, _profile) -> None:
+        if self.conv is None and self.gen is None:       # a fresh chat takes the new profile at once
+            self._from_profile()
+            self.update_header()
 
     def handle_engine_event(self, event) -> None:
         """The app hands every engine event to every view; this tab gets its own through the chat client."""
@@ -165,7 +175,8 @@ class ChatView(Vertical):
         log.remove_children()
         self.last_stats = {}
         if conv_id is None:
-            self.conv, self.settings = None, ChatSettings.from_dict(self.settings.to_dict())
+            self.conv = None
+            self._from_profile()                  # not the previous chat's settings
             if not self.model:
                 log.mount(Static(NO_MODEL, id="chat-hint"))
         else:
@@ -389,7 +400,7 @@ class ChatView(Vertical):
             if self.conv is not None:
                 self.store.update(self.conv.id, system_prompt=self.system_prompt, settings=self.settings.to_dict())
             self.update_header()
-            self.notify("Settings saved for this chat")
+            self.notify(f"Settings saved for this chat; new chats start from profile {self.app.profile.name}")
 
         self.app.push_screen(ChatSettingsScreen(self.system_prompt, self.settings), done)
 

@@ -100,6 +100,19 @@ class PerfBench(Vertical):
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
 
+    def show_profile(self, bench: dict) -> None:
+        """A profile's [bench] section fills the fields it sets (the rest keep what is there)."""
+        fields = {"prompt_lengths": "#bench-pp", "gen_lengths": "#bench-tg", "repetitions": "#bench-n",
+                  "batch_sizes": "#bench-batch"}
+        for key, selector in fields.items():
+            value = bench.get(key)
+            if value is None:
+                continue
+            text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            if key == "batch_sizes" and text == "1":
+                text = ""                    # one request: the plain single-stream rows
+            self.query_one(selector, Input).value = text
+
     def read_config(self) -> tuple[str, BenchConfig]:
         model = self.query_one("#bench-model", Input).value.strip()
         if not model:
