@@ -454,3 +454,33 @@ async def test_a_new_chat_takes_the_active_profiles_settings_not_the_last_chats(
         await pilot.pause()
         await send(pilot, "third")
         assert client.job.request.sampling.temperature == 1.0 and client.job.request.effort == "low"
+
+
+@sync
+async def test_a_message_queued_behind_a_quantize_job_says_so():
+    import threading
+
+    from temper.core.engine.events import Started
+
+    client = FakeClient()
+    app = make_app(client=client)
+    release = threading.Event()
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        app.engine.submit(lambda ctx: release.wait(10), kind="quantize")
+        for _ in range(100):
+            if app.engine.current is not None:
+                break
+            await pilot.pause(0.02)
+        await send(pilot, "hello")
+        [answer] = answers(view)
+        status = str(answer.query_one(".status").render())
+        assert "queued behind the running quantize job" in status, status
+        release.set()
+        client.job.on_event(Started(1, "chat"))
+        await pilot.pause()
+        assert "loading the model" in str(answer.query_one(".status").render())
+        client.token("Hi")
+        client.finish()
+        await pilot.pause()
+        assert "queued" not in str(answer.query_one(".status").render())

@@ -16,7 +16,7 @@ from temper.core.chat.export import export
 from temper.core.chat.session import EngineChatClient, make_request
 from temper.core.chat.settings import ChatSettings
 from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
-from temper.core.engine.events import Cancelled, Failed, Finished
+from temper.core.engine.events import Cancelled, Failed, Finished, Started
 from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
 from temper.core.errors import TemperError
 from temper.core.paths import data_dir
@@ -229,6 +229,9 @@ class ChatView(Vertical):
             self.store.update(self.conv.id, model=self.model)
         writer = self.store.start_answer(self.conv.id)
         widget = ChatMessage("assistant", status="generating", message_id=writer.message_id)
+        busy = self.app.engine.current        # the engine runs one job at a time: say what this one waits for
+        if busy is not None and busy.kind != "chat":
+            widget.waiting = f"queued behind the running {busy.kind} job (one job runs at a time)…"
         await self.log_view.mount(widget)
         gen_id = next(_gen_ids)
         self.gen = Generation(gen_id, None, widget, writer, prompt, user_widget, user_message_id)
@@ -259,6 +262,8 @@ class ChatView(Vertical):
         if gen is None or message.generation != gen.id:
             return
         event = message.event
+        if isinstance(event, Started):
+            gen.widget.set_waiting("loading the model and reading the prompt…")
         if isinstance(event, TokenEvent):
             gen.got_tokens = gen.got_tokens or event.token >= 0 or bool(event.text)
             if event.thinking:
