@@ -74,7 +74,7 @@ class TemperApp(App[None]):
         Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
         Binding("ctrl+pageup", "prev_tab", "Prev tab", id="app.tab.prev", priority=True, show=False),
-        Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True),
+        Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True, show=False),
         Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev.short", show=False),
         Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next.short", show=False),
         *[
