@@ -202,7 +202,8 @@ class GoalStep(StepBase):
         if recipe.name != "temper" and bpw == recipe.target_bpw:
             bpw = None                  # the recipe's own budget rule (an oQ level keeps its hard cap)
         typed = self.query_one("#goal-bpw", Input).value.strip()
-        if recipe.target_bpw is None and typed == self._shown_bpw:
+        fixed = recipe.name.startswith(("uniform", "unsloth", "mixed"))   # widths fixed by the recipe itself
+        if fixed and typed == self._shown_bpw:
             bpw = None                  # a fixed recipe (uniform 8-bit...): the budget left as shown is no cap
         request.target_bpw = bpw
         request.size_gb = _opt_float(self.query_one("#goal-gb", Input).value, "size")
