@@ -484,3 +484,21 @@ async def test_a_message_queued_behind_a_quantize_job_says_so():
         client.finish()
         await pilot.pause()
         assert "queued" not in str(answer.query_one(".status").render())
+
+
+@sync
+async def test_the_open_chat_is_marked_in_the_list():
+    from temper.tui.widgets.chat_sidebar import ConversationItem
+
+    client = FakeClient()
+    async with make_app(client=client).run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "first chat")
+        client.finish()
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await send(pilot, "second chat")
+        client.finish()
+        await pilot.pause()
+        marked = [str(i.query_one("Label").render()) for i in view.query(ConversationItem) if i.has_class("-open")]
+        assert marked == ["▸ second chat"]

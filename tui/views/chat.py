@@ -332,6 +332,7 @@ class ChatView(Vertical):
     def on_chat_sidebar_selected(self, message: ChatSidebar.Selected) -> None:
         if type(message) is ChatSidebar.Selected and not self._busy():
             self.show_conversation(message.conversation_id)
+            self.refresh_list()                      # the ▸ mark moves to the chat now open
 
     def on_chat_sidebar_search(self, message: ChatSidebar.Search) -> None:
         self.refresh_list(message.query or None)
