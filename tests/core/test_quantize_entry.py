@@ -134,3 +134,23 @@ def test_every_quantize_field_travels_profile_to_request_to_core_to_record(cli_e
         assert getattr(core, key) == value, key
     record = jobs.load(seen["record"].id)
     assert {k: record.request[k] for k in values} == values and record.status == "failed"
+
+
+@pytest.mark.parametrize("resumable", [False, True])
+def test_closing_the_app_leaves_the_job_open_for_resume(engine, tiny_llama, tmp_path, resumable):
+    """A user's cancel records the job as cancelled; the app closing mid-run (cancel_all(resumable=True), what
+    quitting does) leaves it open, so the next start offers to resume it."""
+    from temper.core.engine.events import Cancelled, Progress
+    from temper.core.quant.pipeline import quantize
+
+    out = tmp_path / f"closed-{resumable}"
+    request = QuantRequest(model=str(tiny_llama), recipe="uniform-4", samples=2, seq_len=48, evaluate=False,
+                           output=str(out))
+    job = engine.submit(lambda ctx: quantize(ctx, request), kind="quantize")
+    for event in job.events(timeout=300):
+        if isinstance(event, Progress):
+            engine.cancel_all(resumable=resumable)
+        if isinstance(event, Cancelled):
+            break
+    (record,) = [r for r in jobs.all_jobs("quantize") if r.request["output"] == str(out)]
+    assert record.status == ("running" if resumable else "cancelled")

@@ -79,7 +79,10 @@ class PerformanceView(Vertical):
         yield Static(blas_text(), id="perf-blas")
 
     def on_mount(self) -> None:
-        """Earlier saved runs (this machine's) go into the roofline plot, the latest into the table."""
+        """Earlier saved runs (this machine's) go into the roofline plot, the latest into the table; the
+        benchmark fields take the active profile's [bench] settings (and follow a profile applied later)."""
+        self.query_one(PerfBench).show_profile(self.app.profile.section("bench"))
+        self.watch(self.app, "profile", self._profile_changed, init=False)
         history = load_history()
         if history:
             roof = self.query_one(PerfRoofline)
@@ -90,6 +93,11 @@ class PerformanceView(Vertical):
             self.query_one(PerfBench).set_status(
                 f"last saved run: {history[-1].model.get('name', '?')} ({history[-1].created}); "
                 f"{len(history)} saved run(s) of this machine in the plot")
+
+    def _profile_changed(self, profile) -> None:
+        bench = self.query_one(PerfBench)
+        if not bench.running:
+            bench.show_profile(profile.section("bench"))
 
     # -- engine events ------------------------------------------------------------------------------------
     def handle_engine_event(self, event: Any) -> None:
