@@ -43,7 +43,8 @@ def register(sub) -> None:
     p.add_argument("--draft-tokens", type=int, help="tokens drafted per step (default 3)")
     p.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: the template's)")
     p.add_argument("--think-budget", type=int, help="thinking-token budget for the chosen effort")
-    p.add_argument("--kv-bits", type=int, choices=(4, 8), help="quantize the KV cache")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
+                   help="KV-cache bits (default: the model's kv_config.json if any, else float; 0 = float)")
     p.add_argument("--context", type=int, help="context limit in tokens (default: the model's)")
     p.add_argument("--conversation", type=int, help="continue a saved conversation (id from --list)")
     p.add_argument("--list", action="store_true", help="list saved conversations and exit")

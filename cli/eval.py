@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
     p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
     p.set_defaults(func=run, on_interrupt="nothing written")
 
 
@@ -65,13 +65,9 @@ def run(args: argparse.Namespace) -> int:
         chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
-    from ..core.engine import Progress
+    from .progress import follow
 
-    submitted = get_engine().submit(job, kind="eval")
-    for event in submitted.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
-        if isinstance(event, Progress):
-            print(f"[{event.phase} {event.done}/{event.total}] {event.message}".rstrip(), file=sys.stderr, flush=True)
-    rows, about = submitted.result()
+    rows, about = follow(get_engine().submit(job, kind="eval"), quiet=args.json or args.quiet)
     if args.json:
         print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
     else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..core.errors import TemperError
 from ..core.library.format import human_bytes, human_params, table
 from ..core.library.model_info import ModelInfo
+from .progress import ProgressView
 
 SORTS = {
     "name": lambda m: m.name.lower(),
@@ -181,14 +182,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
 
-    def say(message: str, fraction: float) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{fraction * 100:5.1f}% {message:<24}", end="", file=sys.stderr, flush=True)
-
-    out = import_gguf(Path(args.file), name=args.name, dequantize=args.dequantize, dtype=args.dtype,
-                      overwrite=args.force, progress=say)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    with ProgressView() as show:
+        out = import_gguf(Path(args.file), name=args.name, dequantize=args.dequantize, dtype=args.dtype,
+                          overwrite=args.force, progress=lambda message, fraction: show(
+                              "import", round(fraction * 1000), 1000, message))
     m = inspect_model(out, source="temper")
     print(f"imported {Path(args.file).name} -> {out} in {time.perf_counter() - start:.1f} s: "
           f"{human_params(m.parameters)} params, {m.quantization}, {m.bits_per_weight:.2f} bpw, "
@@ -225,14 +222,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from ..core.library.hub import download
 
-    def progress(done: int, total: int, name: str) -> None:
-        if sys.stderr.isatty() and total:
-            print(f"\r{done / total * 100:5.1f}% {human_bytes(done)}/{human_bytes(total)} {name[:40]:<40}",
-                  end="", file=sys.stderr, flush=True)
-
-    path = download(args.repo_id, progress=progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    with ProgressView() as show:
+        path = download(args.repo_id, progress=lambda done, total, name: show(
+            "download MB", done // 10**6, total // 10**6 or None, name))
     print(f"downloaded {args.repo_id} -> {path}")
     return 0
 

@@ -12,13 +12,23 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..core import __version__
 from ..core.errors import TemperError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes read like every other error: `temper: COMMAND: what is wrong`, exit 2 (help: -h)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"temper: {self.prog.removeprefix('temper').strip() or 'usage'}: {message} (see {self.prog} -h)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="temper",
         description="Chat with, quantize and benchmark local language models through MLX.",
     )
@@ -51,6 +61,15 @@ def version_text() -> str:
     if status.hint:
         lines.append(f"hint: {status.hint}")
     return "\n".join(lines)
+
+
+def load_profile(name: str | None):
+    """`--profile NAME|FILE` for a subcommand: loaded and checked now (a bad one is a one-line error)."""
+    if not name:
+        return None
+    from ..core.profiles import load
+
+    return load(name)
 
 
 def launch_app(args: argparse.Namespace) -> int:
@@ -89,13 +108,6 @@ def interrupted(args: argparse.Namespace) -> int:
     return 130
 
 
-def check_profile(name_or_file: str) -> None:
-    """A --profile that does not exist or does not load stops here, in one line."""
-    from ..core.profiles import load
-
-    load(name_or_file)
-
-
 def warn_broken_settings() -> None:
     """A settings.toml that does not load: said once, with its file and line, as the app does."""
     from ..core import settings
@@ -116,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(version_text())
         return 0
     try:
-        if args.profile:
-            check_profile(args.profile)
+        args.loaded_profile = load_profile(args.profile)
         if args.command is None:
             return launch_app(args)
         warn_broken_settings()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import QuantError
+from .passthrough import tower_bytes
 from .plan import PLAN_FILE, Plan
 from .write import source_tensor_bytes
 
@@ -73,7 +74,7 @@ def verify(folder: Path, plan: Plan | None = None, *, forward: bool = True, name
         if path not in wanted and _quant_of(module) is not None:
             mismatches.append(f"{path}: quantized ({_fmt(_quant_of(module))}) but the plan does not name it")
 
-    tensor_bytes = source_tensor_bytes(folder)
+    tensor_bytes = source_tensor_bytes(folder) - tower_bytes(folder)  # a VLM's float towers: not in the plan
     file_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     real_bpw = tensor_bytes * 8 / max(plan.params, 1)
     if tensor_bytes * 8 != plan.total_bits:

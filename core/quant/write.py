@@ -28,6 +28,7 @@ from .. import atomic
 from ..errors import QuantError
 from .inventory import is_float_only
 from .output import check_output
+from .passthrough import copy_towers, tower_bytes
 from .plan import PLAN_FILE, Plan
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -131,12 +132,16 @@ def write_quantized(
         with atomic.folder(out, overwrite=force) as tmp:
             say("write", 0, 1)
             save_model(tmp, model, donate_model=True)
-            save_config(config, config_path=tmp / "config.json")
+            towers = copy_towers(source, tmp)  # a VLM's vision/audio towers, unchanged (passthrough.py)
+            if towers.names:
+                card["towers"] = towers.describe()
+            save_config(config, config_path=tmp / "config.json", keep_vision_config=bool(towers.names))
             copy_tokenizer_files(source, tmp)
             plan.save(tmp / PLAN_FILE)
             src_bytes = source_tensor_bytes(source)
             written = source_tensor_bytes(tmp)
-            (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card))
+            (tmp / "README.md").write_text(model_card(plan, source, written - towers.nbytes,
+                                                      src_bytes - tower_bytes(source), card))
             files = sorted(p.name for p in tmp.iterdir())
             say("write", 1, 1)
             if before_commit is not None:
@@ -216,7 +221,7 @@ Quantized with temper from `{source.name}`; loads with plain `mlx_lm.load`.
   unquantized {source_bytes / 1e6:.2f} MB
 - Scales/biases dtype: {plan.float_bytes * 8}-bit float
 - {extra.get("awq", "AWQ pre-scaling: not applied")}
-{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
+{"" if "towers" not in extra else "- Language model quantized; vision/audio towers and projectors copied in float: " + extra["towers"] + chr(10)}{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
 {notes}
 ## Tensors by width
 

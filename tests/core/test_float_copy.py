@@ -10,8 +10,9 @@ import pytest
 from temper.core.errors import QuantError, TemperError
 from temper.core.library.float_copy import copy_path, existing_copy, float_copy, is_quantized
 from temper.core.quant.inventory import load_inventory
-from temper.core.quant.job import QuantizeRequest, quantize_job
+from temper.core.quant.pipeline import quantize
 from temper.core.quant.recipes import build_plan
+from temper.core.quant.request import QuantRequest
 from temper.core.quant.write import write_quantized
 
 
@@ -51,10 +52,10 @@ def test_float_copy_dequantizes_beside_the_source(quantized: Path, tiny_llama: P
 
 
 def test_quantize_refuses_a_quantized_source_and_names_the_float_copy(quantized: Path, engine) -> None:
-    req = QuantizeRequest(model=quantized, recipe="uniform-4")
+    req = QuantRequest(model=str(quantized), recipe="uniform-4")
     with pytest.raises(QuantError, match="temper library float-copy") as info:
-        engine.run(lambda ctx: quantize_job(ctx, req))
+        engine.run(lambda ctx: quantize(ctx, req))
     assert "--dequantize" in str(info.value)
     copy = engine.run(lambda ctx: float_copy(quantized))
     with pytest.raises(QuantError, match=f"quantize its float copy {copy}"):
-        engine.run(lambda ctx: quantize_job(ctx, req))
+        engine.run(lambda ctx: quantize(ctx, req))

@@ -264,6 +264,8 @@ def test_a_failed_run_offers_back_and_new_and_never_ticks_the_failed_phase(engin
         assert _phase(pilot.app, "write").startswith("✗") and "failed" in _phase(pilot.app, "write")
         assert _phase(pilot.app, "verify").endswith("waiting") and "✓" not in _phase(pilot.app, "verify")
         assert pilot.app.query_one("#run-back").display and not pilot.app.query_one("#run-cancel").display
+        await pilot.pause(0.1)
+        assert pilot.app.focused is not None and pilot.app.focused.id == "run-back"   # so Esc reaches the wizard
         await pilot.press("escape")                      # back to Review, settings kept
         assert await step(pilot) == "step-review"
         await pilot.press("enter")                       # run again: this time it works

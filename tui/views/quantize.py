@@ -237,7 +237,7 @@ class QuantizeView(Vertical):
 
     def action_back(self) -> None:
         if STEPS[self.step][0] == "run" and self.job is not None:
-            self.job.cancel()
+            self._cancel()
         else:
             self.action_previous()
 
@@ -307,9 +307,11 @@ class QuantizeView(Vertical):
             self.job = None
             run.ended("failed", event.message)
             self.error(event.message)
+            self._focus_step()                # the Cancel button went away: focus Back, so Esc works
         elif isinstance(event, Cancelled):
             self.job = None
             run.ended("cancelled")
+            self._focus_step()
 
     def _copy_event(self, event) -> None:
         facts = self.query_one(ModelStep)
@@ -326,8 +328,13 @@ class QuantizeView(Vertical):
 
     def on_cancel_requested(self, message: CancelRequested) -> None:
         message.stop()
+        self._cancel()
+
+    def _cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
+            self.query_one("#run-message", Static).update(
+                "Cancelling… (the current step stops at its next check, which can take a while on CPU)")
 
     def on_result_action(self, message: ResultAction) -> None:
         message.stop()

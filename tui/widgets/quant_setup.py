@@ -7,6 +7,7 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 from __future__ import annotations
 
 from temper.core.errors import QuantError
+from temper.core.quant.recipes import TEMPER_DEFAULT_BPW
 from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
@@ -179,7 +180,11 @@ class GoalStep(StepBase):
         names = [r.name for r in self.recipes]
         ol = self.query_one("#recipe-list", OptionList)
         ol.highlighted = names.index(request.recipe) if request.recipe in names else 0
-        self.query_one("#goal-bpw", Input).value = f"{request.target_bpw:g}" if request.target_bpw else ""
+        shown = request.target_bpw
+        if shown is None and request.size_gb is None:
+            shown = next((r.target_bpw for r in self.recipes if r.name == request.recipe), None)
+            shown = shown if shown is not None or request.recipe != "temper" else TEMPER_DEFAULT_BPW
+        self.query_one("#goal-bpw", Input).value = f"{shown:g}" if shown else ""
         self.query_one("#goal-gb", Input).value = f"{request.size_gb:g}" if request.size_gb else ""
         self.query_one("#goal-bits", Input).value = ",".join(map(str, request.bits))
         self.query_one("#goal-groups", Input).value = ",".join(map(str, request.group_sizes))
@@ -192,8 +197,8 @@ class GoalStep(StepBase):
         recipe = self.recipes[ol.highlighted or 0]
         request.recipe = recipe.name
         bpw = _opt_float(self.query_one("#goal-bpw", Input).value, "budget")
-        if recipe.name != "temper" and recipe.target_bpw is not None:
-            bpw = recipe.target_bpw
+        if recipe.name != "temper" and bpw == recipe.target_bpw:
+            bpw = None                  # the recipe's own budget rule (an oQ level keeps its hard cap)
         request.target_bpw = bpw
         request.size_gb = _opt_float(self.query_one("#goal-gb", Input).value, "size")
         if request.recipe == "temper" and request.target_bpw is None and request.size_gb is None:
