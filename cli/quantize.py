@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import QuantError
+from .eval import add_task_options, task_settings
 
 
 def _ints(text: str) -> list[int]:
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval", action="store_true",
                    help="measure held-out KL against the base after writing (recorded in the model card)")
     p.add_argument("--eval-text", type=Path, help="evaluation text for --eval (default: temper's held-out set)")
+    add_task_options(p)
     p.add_argument("--plan-only", action="store_true", help="print the plan, write nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         min_bits=args.min_bits, max_bits=args.max_bits, sensitivity=args.sensitivity,
         sensitivity_mode=args.sensitivity_mode, out=args.out,
         plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq)
+    req.eval_tasks = task_settings(args)
+    if req.eval_tasks is not None and not args.eval:
+        raise QuantError("--tasks goes with --eval (capability evals after writing)")
     if args.eval or args.eval_text:
         from mlx_lm.utils import load_tokenizer
 
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
                                               count=16, length=256)
     job = get_engine().submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
     for event in job.events():
-        if isinstance(event, Progress) and not args.json and (event.done == 0 or event.phase == "sensitivity"):
+        if isinstance(event, Progress) and not args.json and (event.done == 0 or event.phase == "sensitivity"
+                                                               or event.done == event.total):
             print(f"[{event.phase}] {event.message}".rstrip(), file=sys.stderr)
     result = job.result()
     if args.json:
@@ -99,4 +105,8 @@ def run(args: argparse.Namespace) -> int:
         from ..core.quant.evaluate import format_table
 
         print(format_table(result.quality))
+    if result.capability:
+        from ..core.evals.report import format_table as capability_table
+
+        print(capability_table(result.capability))
     return 0

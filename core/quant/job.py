@@ -50,6 +50,7 @@ class QuantizeRequest:
     eval_chunks: list[list[int]] | None = None
     eval_about: str = ""                    # what the evaluation text is (recorded in the model card)
     awq: bool = False                       # AWQ-style pre-scaling on calibration text
+    eval_tasks: Any = None                  # core.evals.run.EvalSettings: capability evals after writing
 
 
 @dataclass
@@ -59,6 +60,7 @@ class QuantizeResult:
     verify: VerifyReport | None = None
     quality: list[Quality] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    capability: list[Any] | None = None     # core.evals.run.ModelEval: the base, then this model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class QuantizeResult:
                 "tensor_bytes": self.verify.tensor_bytes, "file_bytes": self.verify.file_bytes},
             "quality": None if self.quality is None else [q.to_dict() for q in self.quality],
             "seconds": self.seconds,
+            "capability": None if self.capability is None else [m.to_dict() for m in self.capability],
         }
 
 
@@ -201,7 +204,15 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         quality = evaluate(ctx, source, [out], req.eval_chunks)
         add_quality_to_card(out, format_table(quality), req.eval_about or f"{len(req.eval_chunks)} chunks")
         lap("evaluate")
-    return QuantizeResult(plan, out, report, quality, seconds)
+    capability = None
+    if req.eval_tasks is not None:
+        from ..evals.card import add_capability_to_card
+        from ..evals.run import evaluate_models
+
+        capability = evaluate_models(ctx, source, [out], req.eval_tasks)
+        add_capability_to_card(out, capability)
+        lap("capability")
+    return QuantizeResult(plan, out, report, quality, seconds, capability)
 
 
 def calibration_chunks(source: Path, calibration: Any) -> list[list[int]]:
