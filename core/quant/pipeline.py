@@ -161,9 +161,35 @@ def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> di
         modes=req.modes if temper else None, protect=list(req.protect), sensitivity=sens_file,
         out=Path(req.output).expanduser() if req.output else None, force=req.overwrite,
         eval_chunks=[list(map(int, row)) for row in evaluation.chunks],
+        eval_tasks=eval_settings(req),
     )
     res = quantize_job(ctx, core)
     return result_dict(res, sens_file, calib.describe(), evaluation.describe())
+
+
+def eval_settings(req: QuantRequest) -> Any:
+    if not req.eval_tasks:
+        return None
+    from ..evals.run import EvalSettings
+    from ..evals.tasks import parse_tasks
+
+    return EvalSettings(tasks=tuple(parse_tasks(req.eval_tasks)), limit=req.eval_limit)
+
+
+def capability_dict(models: Any) -> dict[str, Any] | None:
+    """Per task: this model's accuracy, interval and n beside the float base's; the capability scores."""
+    if not models:
+        return None
+    base = next((m for m in models if m.role == "float"), None)
+    ours = models[-1]
+    tasks = {}
+    for t, r in ours.results.items():
+        low, high = r.interval
+        b = base.results.get(t) if base is not None else None
+        tasks[t] = {"accuracy": r.accuracy, "low": low, "high": high, "n": r.n,
+                    "base_accuracy": None if b is None else b.accuracy}
+    return {"tasks": tasks, "capability": ours.capability,
+            "base_capability": None if base is None else base.capability}
 
 
 def result_dict(res: Any, sens_file: Path | None, calibration: str, evaluation: str) -> dict[str, Any]:
@@ -190,6 +216,7 @@ def result_dict(res: Any, sens_file: Path | None, calibration: str, evaluation: 
         "verified": bool(verify is not None and verify.ok),
         "widths": plan.summary().get("widths", {}),
         "quality": q,
+        "capability": capability_dict(res.capability),
         "calibration": calibration,
         "evaluation": evaluation,
         "sensitivity_file": str(sens_file) if sens_file else None,

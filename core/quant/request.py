@@ -51,6 +51,8 @@ class QuantRequest:
     sensitivity_mode: str = "auto"     # "fast", "exact" or "auto" (exact where the estimate cannot decide)
     output: str = ""
     overwrite: bool = False
+    eval_tasks: str = ""               # capability evals after writing: "humaneval,gsm8k,mmlu" ("" = none)
+    eval_limit: int | None = None      # first N problems of each task
 
     def validate(self) -> QuantRequest:
         if not self.model:
@@ -74,6 +76,12 @@ class QuantRequest:
             raise QuantError(f"calibration file {self.calibration} does not exist")
         if self.calibration != "builtin" and self.calibration == self.evaluation:
             raise QuantError("evaluation text must be kept apart from calibration text: choose another file")
+        if self.eval_tasks:
+            from ..evals.tasks import parse_tasks
+
+            parse_tasks(self.eval_tasks)
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise QuantError("the eval limit must be at least 1 problem")
         self.candidates()
         return self
 
