@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
     p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
     add_task_options(p)
     p.add_argument("--no-kl", action="store_true", help="skip the KL table (with --tasks)")
     p.add_argument("--md", type=Path, metavar="FILE", help="also write the tables as Markdown to FILE")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="finished tasks are cached; a re-run resumes from them")
 
 
 def add_task_options(p: argparse.ArgumentParser) -> None:
@@ -57,22 +56,12 @@ def task_settings(args: argparse.Namespace) -> Any:
 
 def run_capability(base: Path | None, quants: list[Path], settings: Any, *, quiet: bool = False) -> list[Any]:
     """The capability job on the engine thread, progress (with ETA) to stderr."""
-    from ..core.engine import Progress, get_engine
+    from ..core.engine import get_engine
     from ..core.evals.run import evaluate_models
+    from .progress import follow
 
-    job = get_engine().submit(lambda ctx: evaluate_models(ctx, base, quants, settings), kind="eval")
-    last = ("", 0.0)
-    try:
-        for event in job.events():
-            if isinstance(event, Progress) and not quiet:
-                now = time.monotonic()
-                if event.phase != last[0] or now - last[1] > 5 or event.done == event.total:
-                    print(f"[{event.phase}] {event.message}", file=sys.stderr, flush=True)
-                    last = (event.phase, now)
-    except KeyboardInterrupt:
-        job.cancel()
-        raise
-    return job.result()
+    return follow(get_engine().submit(lambda ctx: evaluate_models(ctx, base, quants, settings), kind="eval"),
+                  quiet=quiet)
 
 
 def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -> tuple[list[list[int]], str]:
@@ -107,20 +96,22 @@ def run(args: argparse.Namespace) -> int:
         raise QuantError("--no-kl leaves nothing to do without --tasks")
     if args.chunks < 1 or args.chunk_len < 2:
         raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")
+    from ..core.engine.loader import open_tokenizer, validate
+
     for folder in [args.base, *args.quants]:
-        if not Path(folder).is_dir():
-            raise QuantError(f"{folder}: no such model folder")
+        validate(Path(folder))
 
     def job(ctx: Any) -> tuple[list[Any], str]:  # the KL table
-        from mlx_lm.utils import load_tokenizer
-
-        tokenizer = load_tokenizer(Path(args.base))
+        tokenizer = open_tokenizer(Path(args.base))
         chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
-    rows, about = ([], "") if args.no_kl else get_engine().run(job, kind="eval")
+    from .progress import follow
+
+    quiet = args.json or args.quiet
+    rows, about = ([], "") if args.no_kl else follow(get_engine().submit(job, kind="eval"), quiet=quiet)
     models = run_capability(Path(args.base), [Path(q) for q in args.quants], settings,
-                            quiet=args.json) if settings is not None else []
+                            quiet=quiet) if settings is not None else []
     if args.md is not None:
         write_markdown(args.md, rows, about, models)
     if args.json:
