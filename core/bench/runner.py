@@ -56,6 +56,20 @@ class BenchConfig:
         if self.kv_bits not in (None, 0, 4, 8):
             raise TemperError(f"kv bits must be 4 or 8, or 0 for off (got {self.kv_bits})")
 
+    def check_context(self, model_config: dict[str, Any], name: str) -> None:
+        """Refuse shapes longer than the model's context before anything runs: a 100k-token prompt on a
+        1k-token model would otherwise run unbounded, its memory growing, to a meaningless figure."""
+        from ..engine.generate import context_limit
+
+        limit = context_limit(model_config)
+        shapes = [(p, t) for p in self.pp for t in self.tg]
+        if self.batch:
+            shapes.append((self.batch_pp or self.pp[0], self.batch_tg or self.tg[0]))
+        p, t = max(shapes, key=sum)
+        if p + t > limit:
+            raise TemperError(f"--pp {p} + --tg {t} = {p + t} tokens, but {name} holds {limit} tokens of context: "
+                              f"choose --pp and --tg summing to at most {limit}")
+
     @property
     def total_runs(self) -> int:
         per_shape = self.n + (1 if self.warmup else 0)
@@ -199,7 +213,9 @@ def bench_job(model: str, config: BenchConfig) -> Any:
     def job(ctx: Any) -> BenchResult:
         from ..engine.models import ensure_loaded
 
-        return run_suite(ctx, ensure_loaded(ctx.state, model), config)
+        lm = ensure_loaded(ctx.state, model)
+        config.check_context(lm.config, lm.name)
+        return run_suite(ctx, lm, config)
 
     return job
 
