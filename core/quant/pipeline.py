@@ -120,6 +120,22 @@ def resume(ctx: Any, job_id: str) -> QuantizeResult:
     return quantize(ctx, QuantRequest.parse(record.request), record)
 
 
+def capability_dict(models: list[Any] | None) -> dict[str, Any] | None:
+    """Per task: this model's accuracy, interval and n beside the float base's; the capability scores."""
+    if not models:
+        return None
+    base = next((m for m in models if m.role == "float"), None)
+    ours = models[-1]
+    tasks = {}
+    for t, r in ours.results.items():
+        low, high = r.interval
+        b = base.results.get(t) if base is not None else None
+        tasks[t] = {"accuracy": r.accuracy, "low": low, "high": high, "n": r.n,
+                    "base_accuracy": None if b is None else b.accuracy}
+    return {"tasks": tasks, "capability": ours.capability,
+            "base_capability": None if base is None else base.capability}
+
+
 def result_dict(res: QuantizeResult) -> dict[str, Any]:
     """What the wizard's Result step and `temper` job records show, as plain JSON."""
     plan = res.plan
@@ -144,6 +160,7 @@ def result_dict(res: QuantizeResult) -> dict[str, Any]:
         "verified": bool(verify is not None and verify.ok),
         "widths": plan.summary().get("widths", {}),
         "quality": q,
+        "capability": capability_dict(res.capability),
         "calibration": res.calibration,
         "evaluation": res.evaluation,
         "sensitivity_file": str(res.sensitivity_file) if res.sensitivity_file else None,

@@ -41,7 +41,7 @@ def test_repl_reads_lines_from_a_pipe_and_continues_a_conversation(tiny_llama, c
 
 def test_bad_input_is_one_clear_line(tiny_llama, capsys):
     assert main(["chat", str(tiny_llama), "--prompt", "x", "--top-p", "2"]) == 2
-    assert capsys.readouterr().err.strip() == "temper: top-p must be between 0 and 1"
+    assert capsys.readouterr().err.strip() == "temper: --top-p: must be at most 1, got 2.0"
     assert main(["chat", "--prompt", "x", "--no-save"]) == 2
     assert "name a model" in capsys.readouterr().err
     assert main(["chat", "/nonexistent/model", "--prompt", "x", "--no-save"]) == 2
@@ -55,7 +55,7 @@ def test_repl_refuses_bad_commands_without_changing_anything(tiny_llama, capsys,
     assert main(["chat", str(tiny_llama), "--temp", "0", "--max-tokens", "4"]) == 0
     _, err = capsys.readouterr()
     assert "unknown reasoning effort 'ultra'" in err and "/draft-tokens needs a whole number" in err
-    assert "draft tokens must be between 1 and 16" in err and "/temp needs a number" in err
+    assert "num_draft_tokens: must be at most 16, got 99" in err and "/temp needs a number" in err
     assert "no such folder" in err and "unknown command /bogus" in err
     assert err.count("tok/s") == 1                     # the message after the typos was answered
     [conv] = ChatStore().list()
