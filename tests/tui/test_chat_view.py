@@ -395,13 +395,17 @@ async def test_delete_from_the_list_asks_first():
         assert view.conv.id == gone.id
         await pilot.press("d")
         await pilot.pause()
-        await pilot.press("n", "enter")   # anything but y keeps it
+        from temper.tui.screens.delete_model import ConfirmDelete
+
+        assert isinstance(pilot.app.screen, ConfirmDelete)     # the Library's confirmation, y / n
+        assert "“Delete me” (1 message(s))" in str(pilot.app.screen.query_one("#confirm-text").render())
+        await pilot.press("n")            # n keeps it
         await pilot.pause()
         assert len(ChatStore().list()) == 2
         listing.focus()
         await pilot.press("d")
         await pilot.pause()
-        await pilot.press("y", "enter")
+        await pilot.press("y")
         await pilot.pause()
         assert [c.id for c in ChatStore().list()] == [keep.id]
         assert view.conv is None and list(view.query(ChatMessage)) == []

@@ -344,17 +344,21 @@ class ChatView(Vertical):
         if self.gen is not None and self.conv and self.conv.id == message.conversation_id:
             self._busy()
             return
-        title = self.store.get(message.conversation_id).title
+        from ..screens.delete_model import ConfirmDelete
 
-        def done(answer: str | None) -> None:
-            if answer is not None and answer.strip().lower() in ("y", "yes"):
+        title = self.store.get(message.conversation_id).title
+        count = len(self.store.messages(message.conversation_id))
+
+        def done(yes: bool | None) -> None:
+            if yes:
                 self.store.delete(message.conversation_id)
                 if self.conv and self.conv.id == message.conversation_id:
                     self.show_conversation(None)
                 self.refresh_list()
                 self.notify(f"Deleted “{title}”")
 
-        self.app.push_screen(AskText(f"Delete “{title}”? Type y and Enter", ""), done)
+        # the same confirmation as the Library's delete: y deletes, n or Esc keeps
+        self.app.push_screen(ConfirmDelete(f"“{title}”", f"{count} message(s)", "a saved conversation"), done)
 
     def action_rename(self) -> None:
         if self.conv is not None:
