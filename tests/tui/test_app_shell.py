@@ -217,16 +217,17 @@ async def test_bad_user_theme_is_reported_and_the_app_falls_back(engine) -> None
         assert app.theme == "temper-dark" and "bad-var" not in app.available_themes
 
 
-def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
-    """`temper --profile NAME --model PATH` opens the app with both set."""
+def test_cli_profile_and_model_reach_the_app(monkeypatch, tiny_llama) -> None:
+    """`temper --profile NAME --model PATH` opens the app with both set (the model is checked at launch now,
+    so it must be a real one)."""
     from temper.cli.main import main
     from temper.tui.app import TemperApp
 
     seen = {}
     monkeypatch.setattr(TemperApp, "run", lambda self: seen.update(profile=self.profile, model=self.model))
-    assert main(["--profile", "creative", "--model", "/m/SmolLM2-135M"]) == 0
+    assert main(["--profile", "creative", "--model", str(tiny_llama)]) == 0
     assert seen["profile"].name == "creative" and seen["profile"].get("sampling", "temperature") == 1.0
-    assert seen["model"] == "/m/SmolLM2-135M"
+    assert seen["model"] == str(tiny_llama)
 
 
 async def test_keymap_clash_is_reported(engine) -> None:
