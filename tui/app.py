@@ -62,18 +62,24 @@ class TemperApp(App[None]):
     TabPane { padding: 0; }
     """
     # Every binding has an id: users remap keys in settings.toml [keymap], e.g. "app.quit" = "ctrl+x".
-    # F-keys may not reach the app in every terminal; alt+N and [ ] always do.
+    # Keys that work while typing in a text box (priority): F1-F5 and ctrl+pageup/pagedown switch tabs,
+    # F10 opens Help. `[` `]` `?` `,` work only outside text boxes (there they are typed), so the footer
+    # shows the keys that always work. alt+N does not arrive through tmux: not advertised.
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False),
-        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("f10", "help", "Help", id="app.help", priority=True),
+        Binding("question_mark", "help", "Help", id="app.help.short", show=False),
         Binding("comma", "settings", "Settings", id="app.settings"),
         Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
-        Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev", show=False),
-        Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next"),
+        Binding("ctrl+pageup", "prev_tab", "Prev tab", id="app.tab.prev", priority=True, show=False),
+        Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True, show=False),
+        Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev.short", show=False),
+        Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next.short", show=False),
         *[
-            Binding(f"f{i},alt+{i}", f"show_tab('{tab}')", label, id=f"app.tab.{tab}", show=False)
+            Binding(f"f{i},alt+{i}", f"show_tab('{tab}')", label, id=f"app.tab.{tab}", show=False,
+                    priority=True)
             for i, (tab, label, _) in enumerate(TABS, start=1)
         ],
     ]
@@ -149,13 +155,23 @@ class TemperApp(App[None]):
             self.bridge.close()
         self._stop_jobs()
 
+    async def action_quit(self) -> None:
+        """Quit; while a long job runs (not a chat answer), ask first: ctrl+q twice, or y, quits."""
+        from .screens.confirm_quit import ConfirmQuit
+
+        job = getattr(self._engine, "current", None) if self._engine is not None else None
+        if job is None or job.kind == "chat" or isinstance(self.screen, ConfirmQuit):
+            self.exit()
+            return
+        self.push_screen(ConfirmQuit(job.kind), lambda quit_now: self.exit() if quit_now else None)
+
     def _stop_jobs(self, wait: float = 3.0) -> None:
         """Quitting cancels running jobs and gives them a moment to stop cleanly (jobs check for cancel
         once per step; atomic writes then remove their temporary files)."""
         engine = self._engine
         if engine is None or getattr(engine, "current", None) is None:
             return
-        engine.cancel_all()
+        engine.cancel_all(resumable=True)        # a closed app is not a user's cancel: offer resume next time
         deadline = time.monotonic() + wait
         while getattr(engine, "current", None) is not None and time.monotonic() < deadline:
             time.sleep(0.01)

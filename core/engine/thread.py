@@ -14,6 +14,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterator
@@ -47,6 +48,8 @@ class JobContext:
     def check(self) -> None:
         """Raise JobCancelled if a cancel was requested: call once per step of a long loop."""
         if self.cancelled:
+            if self.job.resumable:
+                raise JobCancelled("stopped: the app closed; resume it next time", resumable=True)
             raise JobCancelled()
 
     def emit(self, event: Event) -> None:
@@ -65,9 +68,11 @@ class Job(Generic[T]):
         self.fn = fn
         self.future: Future[T] = Future()
         self.cancel_requested = threading.Event()
+        self.resumable = False
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
 
-    def cancel(self) -> None:
+    def cancel(self, *, resumable: bool = False) -> None:
+        self.resumable = self.resumable or resumable
         self.cancel_requested.set()
 
     def result(self, timeout: float | None = None) -> T:
@@ -95,6 +100,7 @@ class Engine:
         self._lock = threading.Lock()
         self.state: dict[str, Any] = {}
         self.current: Job[Any] | None = None
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         # Stop and join at interpreter exit: a daemon thread killed mid-MLX-call can leave MLX's own
@@ -124,9 +130,11 @@ class Engine:
 
         return remove
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, *, resumable: bool = False) -> None:
+        """Cancel the running and queued jobs. `resumable`: the app is closing, so a recorded job stays open
+        to be offered for resume next time (instead of being recorded as cancelled)."""
         if self.current is not None:
-            self.current.cancel()
+            self.current.cancel(resumable=resumable)
         pending: list[Any] = []
         while True:
             try:
@@ -135,7 +143,7 @@ class Engine:
                 break
         for item in pending:
             if isinstance(item, Job):
-                item.cancel()
+                item.cancel(resumable=resumable)
             self._queue.put(item)
 
     @property
@@ -148,8 +156,22 @@ class Engine:
     def shutdown(self, timeout: float | None = 5.0) -> None:
         self.cancel_all()
         self._queue.put(_STOP)
+        if self._abandoned:
+            timeout = 0.0
         if not self.is_engine_thread():
             self._thread.join(timeout)
+
+    def interrupt(self, grace: float) -> bool:
+        """Cancel every job and wait up to `grace` seconds for the running one to stop (it stops at its next
+        `ctx.check()`). Returns True if the engine is idle. If not, the caller is about to leave: exit
+        handlers then stop waiting for this engine (the process ends through os._exit, core/exit.py)."""
+        self.cancel_all()
+        deadline = time.monotonic() + grace
+        while self.current is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        idle = self.current is None
+        self._abandoned = not idle
+        return idle
 
     # -- engine thread ----------------------------------------------------------------------------------
     def _dispatch(self, job: Job[Any], event: Event) -> None:
@@ -199,6 +221,11 @@ class Engine:
 
 _default: Engine | None = None
 _default_lock = threading.Lock()
+
+
+def running_engine() -> Engine | None:
+    """The process-wide engine if one was started (never starts one)."""
+    return _default
 
 
 def get_engine() -> Engine:

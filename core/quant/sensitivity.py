@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -123,7 +122,9 @@ def run_sensitivity(
     path = resolve(model_path)
     config = read_config(path)
     if config.get("quantization") or config.get("quantization_config"):
-        raise QuantError(f"{path.name} is already quantized: measure sensitivity on the unquantized model (a GGUF import: re-import with --dequantize)")
+        from .source import already_quantized
+
+        raise already_quantized(path)
     size = ModelSize.of(path)
     reason = "asked for"
     if mode == "auto":
@@ -142,7 +143,8 @@ def run_sensitivity(
     if streamed:
         mode = "exact"
         need = 0
-    ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, f"{mode} pass ({reason})"))
+    if reason != "asked for":     # say which pass "auto" (or the memory guard) picked, and why
+        ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, f"{mode} pass ({reason})"))
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
     key = reuse_key(mode, cands, calib, fraction, seed)
@@ -415,6 +417,8 @@ class SensitivityRun:
         import mlx.core as mx
         import psutil
 
+        from ..rss import peak_rss_bytes
+
         table.meta.update({
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
             "forward_passes": kl.PASSES.n - self.start_passes,
@@ -423,7 +427,7 @@ class SensitivityRun:
             "peak_mlx_bytes": int(mx.get_peak_memory()),
             "baseline_mlx_bytes": getattr(self, "baseline", 0),
             "rss_bytes": int(psutil.Process().memory_info().rss),
-            "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "peak_rss_bytes": peak_rss_bytes(),
             "streamed": False,
             "mlx": mx.__version__,
         })
