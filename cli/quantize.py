@@ -46,8 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "all tensors, exact KL for the most damaging quarter); a saved table is reused")
     p.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
                    help="cast before quantizing (default: the source's dtype; scales are stored in it)")
-    p.add_argument("--awq", action="store_true",
+    p.add_argument("--awq", action=argparse.BooleanOptionalAction, default=False,
                    help="AWQ-style pre-scaling folded into the norms (llama/mistral/qwen/gemma3/gemma4)")
+    p.add_argument("--gptq", action=argparse.BooleanOptionalAction, default=True,
+                   help="error-compensated (GPTQ) rounding on calibration activations, block by block "
+                        "(default on; --no-gptq: round to nearest)")
+    p.add_argument("--clip", action=argparse.BooleanOptionalAction, default=True,
+                   help="search each group's scale/bias over shrink factors for the least output error "
+                        "(default on)")
     p.add_argument("-o", "--out", type=Path, help="output folder (default: temper's models folder)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--eval", action="store_true",
@@ -69,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         group_sizes=args.group_sizes, modes=args.modes, protect=args.protect, pins=args.pin,
         min_bits=args.min_bits, max_bits=args.max_bits, sensitivity=args.sensitivity,
         sensitivity_mode=args.sensitivity_mode, out=args.out,
-        plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq)
+        plan_only=args.plan_only, force=args.force, dtype=args.dtype, awq=args.awq,
+        gptq=args.gptq, clip=args.clip)
     if args.eval or args.eval_text:
         from mlx_lm.utils import load_tokenizer
 

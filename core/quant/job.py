@@ -50,6 +50,8 @@ class QuantizeRequest:
     eval_chunks: list[list[int]] | None = None
     eval_about: str = ""                    # what the evaluation text is (recorded in the model card)
     awq: bool = False                       # AWQ-style pre-scaling on calibration text
+    gptq: bool = True                       # error-compensated rounding on calibration activations
+    clip: bool = True                       # per-group scale/bias shrink search (output-error weighted)
 
 
 @dataclass
@@ -186,10 +188,13 @@ def quantize_job(ctx: Any, req: QuantizeRequest) -> QuantizeResult:
         reports.append(verify(tmp, plan))
         phase("verify", len(plan.entries), len(plan.entries), "ok")
 
-    awq_chunks = calibration_chunks(source, req.calibration) if req.awq else None
-    write_quantized(source, plan, out, force=req.force, dtype=req.dtype, awq_chunks=awq_chunks,
+    from .gptq import Rounding
+
+    chunks = calibration_chunks(source, req.calibration) if (req.awq or req.gptq) else None
+    write_quantized(source, plan, out, force=req.force, dtype=req.dtype, awq_chunks=chunks if req.awq else None,
+                    rounding=Rounding(gptq=req.gptq, clip=req.clip), calibration=chunks,
                     card={"base_model": source.name, "name": out.name},
-                    progress=lambda name, done, total: phase(name, done, total),
+                    progress=lambda name, done, total, message="": phase(name, done, total, message),
                     before_commit=verify_before_commit)
     report = reports[0]
     report.path = out

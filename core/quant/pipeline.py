@@ -160,7 +160,7 @@ def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> di
         bits=req.bits if temper else None, group_sizes=req.group_sizes if temper else None,
         modes=req.modes if temper else None, protect=list(req.protect), sensitivity=sens_file,
         out=Path(req.output).expanduser() if req.output else None, force=req.overwrite,
-        eval_chunks=[list(map(int, row)) for row in evaluation.chunks],
+        eval_chunks=[list(map(int, row)) for row in evaluation.chunks], gptq=req.gptq, clip=req.clip,
     )
     res = quantize_job(ctx, core)
     return result_dict(res, sens_file, calib.describe(), evaluation.describe())

@@ -44,6 +44,8 @@ class QuantRequest:
     modes: list[str] = field(default_factory=lambda: ["affine"])
     protect: list[str] = field(default_factory=list)   # tensor name patterns kept unquantized
     awq: bool = False
+    gptq: bool = True                  # error-compensated rounding (core/quant/gptq.py)
+    clip: bool = True                  # scale/bias shrink search per group (core/quant/rounding.py)
     calibration: str = "builtin"       # "builtin" or a .txt/.jsonl path
     samples: int = 32
     seq_len: int = 256
