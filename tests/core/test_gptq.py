@@ -124,3 +124,34 @@ def test_gptq_on_gemma4_writes_a_verified_model(tiny_gemma4, engine, tmp_path):
     plan = build_plan("uniform-4", load_inventory(tiny_gemma4), RecipeRequest())
     report = _write(engine, tiny_gemma4, plan, tmp_path / "g4", Rounding(), calib_chunks(tiny_gemma4, count=2))
     assert report.ok
+
+
+def test_cli_rounding_flags_reach_the_writer(trained_tiny, engine, tmp_path):
+    import numpy as np
+    from mlx.utils import tree_flatten
+    from temper.cli.main import main
+
+    assert main(["quantize", str(trained_tiny), "--recipe", "uniform-4", "-o", str(tmp_path / "d"), "--json"]) == 0
+    assert main(["quantize", str(trained_tiny), "--recipe", "uniform-4", "-o", str(tmp_path / "r"), "--json",
+                 "--no-gptq", "--no-clip"]) == 0
+    assert "GPTQ error-compensated rounding" in (tmp_path / "d" / "README.md").read_text()
+    assert "Rounding: round-to-nearest\n" in (tmp_path / "r" / "README.md").read_text()
+
+    def run(ctx):
+        import mlx.core as mx
+        import mlx.nn as nn
+        from mlx_lm import load
+
+        plain, _ = load(str(trained_tiny))
+        nn.quantize(plain, group_size=64, bits=4)
+        rtn, _ = load(str(tmp_path / "r"))
+        gptq, _ = load(str(tmp_path / "d"))
+        def arr(v):
+            return np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
+
+        want = dict(tree_flatten(plain.parameters()))
+        same = [np.array_equal(arr(v), arr(want[k])) for k, v in tree_flatten(rtn.parameters())]
+        moved = [np.array_equal(arr(v), arr(want[k])) for k, v in tree_flatten(gptq.parameters())
+                 if k.endswith(".weight") and v.dtype == mx.uint32]
+        return all(same), any(not m for m in moved)
+    assert engine.run(run) == (True, True)
