@@ -67,7 +67,7 @@ def child(argv: list[str]) -> None:
     if kind == "temper":
         from temper.cli.main import main
 
-        rc = main(["quantize", str(src), "-o", str(out), "--json", *rest])
+        rc = main(["quantize", str(src), "-o", str(out), *rest])   # phase lines on stderr: the row's log
         if rc:
             raise SystemExit(rc)
     elif kind == "convert":
@@ -118,17 +118,23 @@ def fetch_gguf(work: Path) -> Path:
 
 
 def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], timeout: float) -> dict:
+    """Run one method in its own process; its stderr (temper's phase lines) goes to OUT.log, and a
+    failure or timeout is reported with the last lines there (which phase it was in)."""
     stats = out.parent / (out.name + ".stats.json")
+    log = out.parent / (out.name + ".log")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind_args[0], str(src), str(out), str(stats),
            *kind_args[1:]]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0 or not stats.is_file():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(" / ".join(tail) or f"exit {proc.returncode}")
-    data = json.loads(stats.read_text())
-    if kind_args[0] == "temper":
-        data["temper"] = json.loads(proc.stdout[proc.stdout.index("{"):])
-    return data
+    start = time.perf_counter()
+    with open(log, "w") as err:
+        try:
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc = None
+    lines = [x for x in log.read_text().splitlines() if x.strip() and "warn" not in x.lower()]
+    if proc is None or proc.returncode != 0 or not stats.is_file():
+        why = f"timed out after {time.perf_counter() - start:.0f} s" if proc is None else f"exit {proc.returncode}"
+        raise RuntimeError(f"{why}; last output: " + " / ".join(lines[-2:]))
+    return json.loads(stats.read_text())
 
 
 def main() -> int:
@@ -180,14 +186,11 @@ def main() -> int:
         try:
             stats = run_child(cmd, src, out, env, timeout=left)
             q = compare_folder(ref, out, name=name)
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            skipped.append((name, " ".join(str(exc).split())[:200]))
+        except RuntimeError as exc:
+            skipped.append((name, " ".join(str(exc).split())[:300]))
             print(f"   failed: {skipped[-1][1]}", flush=True)
             continue
-        row = {"name": name, **q.to_dict(), **{k: v for k, v in stats.items() if k != "temper"}}
-        if "temper" in stats:
-            row["phases"] = stats["temper"].get("seconds", {})
-        rows.append(row)
+        rows.append({"name": name, **q.to_dict(), **stats})
         print(f"   {q.real_bpw:.3f} bpw  KL {q.kl_mean:.4f}  top-1 {100 * q.top1:.1f}%  {stats['seconds']:.1f} s",
               flush=True)
         shutil.rmtree(out, ignore_errors=True)
@@ -210,8 +213,6 @@ def write_md(path: Path, rows: list[dict], skipped: list, about_eval: str, about
         lines.append(f"| {r['name']} | {r['real_bpw']:.3f} | {r['kl_mean']:.4f} ± {r['kl_se']:.4f} | "
                      f"{r['kl_p95']:.3f} | {r['kl_p99']:.3f} | {100 * r['top1']:.1f}% | {r['ppl']:.3f} | "
                      f"{r['seconds']:.1f} | {r['peak_rss'] / 1e9:.2f} | {r['peak_mlx'] / 1e9:.2f} |")
-    phases = [f"- {r['name']}: " + ", ".join(f"{k} {v:.1f} s" for k, v in r["phases"].items())
-              for r in rows if r.get("phases")]
     text = f"""# Held-out quality per real bit: SmolLM2-135M-Instruct (bf16 from the demo GGUF)
 
 Made by `python docs/benchmarks/real_model_quality.py` ({platform.node() or 'host'}, MLX device {device},
@@ -228,10 +229,6 @@ Made by `python docs/benchmarks/real_model_quality.py` ({platform.node() or 'hos
 {chr(10).join(lines)}
 
 Rows sorted by real bpw.
-
-## temper phases
-
-{chr(10).join(phases) or '-'}
 
 ## Not run
 
