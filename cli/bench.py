@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.errors import JobCancelled, TemperError
+from ..core.errors import TemperError
 
 
 def _ints(text: str) -> list[int]:
@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_ints, default=[], help="concurrent requests to test, e.g. 1,2,4,8")
     p.add_argument("--batch-pp", type=int, help="prompt length of batch requests (default: first --pp)")
     p.add_argument("--batch-tg", type=int, help="tokens per batch request (default: first --tg)")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
+                   help="KV-cache bits (default: the model's kv_config.json if any, else float; 0 = float)")
     p.add_argument("--no-warmup", action="store_true", help="count the first run too (not recommended)")
     p.add_argument("--no-copy-test", action="store_true", help="skip the measured memory-bandwidth test")
     p.add_argument("--json", metavar="OUT", help="save the full result (with machine info) as JSON")
@@ -43,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved JSON results")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="no result saved")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
         raise TemperError("bench needs a MODEL (folder or cached Hub id), or --compare A.json B.json")
     if args.json and Path(args.json).is_dir():
         raise TemperError(f"--json {args.json} is a folder: give a file name")
-    result = bench(args.model, config_from_args(args), quiet=args.quiet)
+    config = config_from_args(args)
+    from ..core.engine.loader import resolve, validate
+
+    path = resolve(args.model)
+    config.check_context(validate(path), path.name)   # before loading anything
+    result = bench(args.model, config, quiet=args.quiet)
     if args.json:
         result.save(args.json)
         if not args.quiet:
@@ -70,34 +77,34 @@ def config_from_args(args: argparse.Namespace):
     from ..core.bench.runner import BenchConfig
 
     config = BenchConfig(pp=args.pp, tg=args.tg, n=args.n, batch=args.batch, batch_pp=args.batch_pp,
-                         batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test)
+                         batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test,
+                         kv_bits=args.kv_bits)
     config.validate()
     return config
+
+
+def bench_line(event) -> str:
+    """The step and the last run's figures, e.g. 'pp512 tg128  tg 41.3 tok/s  ttft 52.0 ms'."""
+    line = event.message
+    if "decode_tps" in event.data:
+        line += f"  tg {event.data['decode_tps']:.1f} tok/s"
+    if "ttft" in event.data:
+        line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
+    if "measured_gbs" in event.data:
+        line += f"  {event.data['measured_gbs']:.1f} GB/s"
+    return line
 
 
 def bench(model: str, config, *, quiet: bool = False, engine=None):
     """Load `model` and run the suite on the engine thread, printing progress to stderr."""
     from ..core.bench.runner import BenchProgress, bench_job
     from ..core.engine import get_engine
+    from .progress import ProgressView
 
     engine = engine or get_engine()
     job = engine.submit(bench_job(model, config), kind="bench")
-    try:
-        for event in job.events():
-            if isinstance(event, BenchProgress) and not quiet:
-                line = f"[{event.done}/{event.total}] {event.message}"
-                if "decode_tps" in event.data:
-                    line += f"  tg {event.data['decode_tps']:.1f} tok/s"
-                if "ttft" in event.data:
-                    line += f"  ttft {event.data['ttft'] * 1000:.1f} ms"
-                if "measured_gbs" in event.data:
-                    line += f"  {event.data['measured_gbs']:.1f} GB/s"
-                print(line, file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        job.cancel()
-        try:
-            job.result()
-        except JobCancelled:
-            pass
-        raise
+    with ProgressView(quiet) as show:
+        for event in job.events():   # Ctrl-C: temper.cli.main cancels the job and exits 130
+            if isinstance(event, BenchProgress):
+                show(event.phase, event.done, event.total, bench_line(event))
     return job.result()

@@ -2,6 +2,8 @@
 
 Thinking goes to stderr (dimmed on a terminal), answers to stdout, a stats line to stderr after each
 answer. `--prompt TEXT` answers once and exits. Conversations are saved like the Chat tab's.
+A bad /command is refused and changes nothing. Ctrl-C at the prompt clears the line, Ctrl-D leaves;
+Ctrl-C during an answer stops it, keeps what came and prints the stats line.
 """
 
 from __future__ import annotations
@@ -41,14 +43,15 @@ def register(sub) -> None:
     p.add_argument("--draft-tokens", type=int, help="tokens drafted per step (default 3)")
     p.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: the template's)")
     p.add_argument("--think-budget", type=int, help="thinking-token budget for the chosen effort")
-    p.add_argument("--kv-bits", type=int, choices=(4, 8), help="quantize the KV cache")
+    p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
+                   help="KV-cache bits (default: the model's kv_config.json if any, else float; 0 = float)")
     p.add_argument("--context", type=int, help="context limit in tokens (default: the model's)")
     p.add_argument("--conversation", type=int, help="continue a saved conversation (id from --list)")
     p.add_argument("--list", action="store_true", help="list saved conversations and exit")
     p.add_argument("--search", help="list conversations whose title or messages contain this text")
     p.add_argument("--export", type=Path, metavar="FILE", help="export --conversation to Markdown and exit")
     p.add_argument("--no-save", action="store_true", help="do not save this chat")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="the answer so far is saved as stopped")
 
 
 def settings_from(args: argparse.Namespace, base: dict | None = None) -> ChatSettings:
@@ -72,6 +75,26 @@ def settings_from(args: argparse.Namespace, base: dict | None = None) -> ChatSet
     if args.context is not None:
         s.context_limit = args.context
     return s.validate()
+
+
+def changed_settings(settings: ChatSettings, name: str, value: str) -> ChatSettings:
+    """A validated copy of `settings` with one REPL setting changed; TemperError (and no change) if bad."""
+    new = ChatSettings.from_dict(settings.to_dict())
+    try:
+        if name == "effort":
+            new.effort = value or None
+        elif name == "drafter":
+            new.drafter = None if value in ("", "off") else value
+            if new.drafter not in (None, "self"):
+                resolve(new.drafter)        # a missing folder is refused now, not at the next message
+        elif name == "draft-tokens":
+            new.num_draft_tokens = int(value)
+        elif name == "temp":
+            new.sampling.temperature = float(value)
+    except ValueError as exc:
+        kind = "a whole number" if name == "draft-tokens" else "a number"
+        raise TemperError(f"/{name} needs {kind}, not {value!r}") from exc
+    return new.validate()
 
 
 class Repl:
@@ -98,54 +121,68 @@ class Repl:
 
     # -- one answer ---------------------------------------------------------------------------------------
     def ask(self, text: str | None) -> int:
-        """Send `text` (None: regenerate the last answer). Returns 0, or 1 if generation failed."""
+        """Send `text` (None: regenerate the last answer). Returns 0, 1 if stopped before an answer came, 2 if
+        generation failed. Ctrl-C stops the answer: the job finishes with what came, stats included."""
         from ..core.chat.store import Message
 
+        if text is not None and not text.strip():
+            raise TemperError("nothing to send: the message is empty")
+        messages = self.messages + ([Message(0, 0, "user", text)] if text is not None else [])
+        request = make_request(self.model, self.system, messages, self.settings)   # bad settings: nothing saved
         if text is not None:
             self._save_user(text)
-            self.messages.append(Message(0, 0, "user", text))
-        request = make_request(self.model, self.system, self.messages, self.settings)
+            self.messages = messages
         writer = self.store.start_answer(self.conv.id) if self.store and self.conv else None
         job = get_engine().submit(chat_job(request), kind="chat")
-        answer, thinking, in_think = [], [], False
-        try:
-            events = job.events()
-            for event in events:
-                if isinstance(event, TokenEvent):
-                    if event.thinking:
-                        if not in_think and self.tty:
-                            sys.stderr.write("\x1b[2m")
-                        in_think = True
-                        thinking.append(event.text)
-                        sys.stderr.write(event.text)
-                        sys.stderr.flush()
-                    else:
-                        if in_think:
-                            sys.stderr.write("\x1b[0m\n" if self.tty else "\n")
-                            in_think = False
-                        answer.append(event.text)
-                        sys.stdout.write(event.text)
-                        sys.stdout.flush()
-                    if writer:
-                        writer.update("".join(answer), "".join(thinking))
-                elif isinstance(event, StatsEvent) and event.final:
-                    pass
-                elif isinstance(event, Finished):
-                    return self._done(event.result, writer)
-                elif isinstance(event, (Failed, Cancelled)):
-                    if writer:
-                        writer.finish("".join(answer), "".join(thinking), "error",
-                                      {"error": getattr(event, "message", "cancelled")})
-                    if answer:
-                        sys.stdout.write("\n")
-                    print(f"temper: {getattr(event, 'message', 'cancelled')}", file=sys.stderr)
-                    return 2 if isinstance(event, Failed) else 1
-        except KeyboardInterrupt:  # Ctrl-C stops the answer, keeps what came, and the REPL goes on
-            job.cancel()
-            for event in events:
-                if isinstance(event, Finished):
-                    return self._done(event.result, writer)
-            return 1
+        answer: list[str] = []
+        thinking: list[str] = []
+        interrupted = False
+        while True:
+            try:
+                code = self._stream(job, answer, thinking, writer)
+                break
+            except KeyboardInterrupt:   # stop the answer and keep listening: it ends with its stats
+                interrupted = True
+                job.cancel()
+        if interrupted and self.args.prompt is not None:   # one-shot: leave with 130 (temper.cli.main says so)
+            raise KeyboardInterrupt
+        return code
+
+    def _stream(self, job, answer: list[str], thinking: list[str], writer) -> int:
+        in_think = False
+        for event in job.events():
+            if isinstance(event, TokenEvent):
+                if event.thinking:
+                    if not in_think and self.tty:
+                        sys.stderr.write("\x1b[2m")
+                    in_think = True
+                    thinking.append(event.text)
+                    sys.stderr.write(event.text)
+                    sys.stderr.flush()
+                else:
+                    if in_think:
+                        sys.stderr.write("\x1b[0m\n" if self.tty else "\n")
+                        in_think = False
+                    answer.append(event.text)
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                if writer:
+                    writer.update("".join(answer), "".join(thinking))
+            elif isinstance(event, StatsEvent) and event.final:
+                pass
+            elif isinstance(event, Finished):
+                return self._done(event.result, writer)
+            elif isinstance(event, (Failed, Cancelled)):
+                if writer:
+                    writer.finish("".join(answer), "".join(thinking), "error",
+                                  {"error": getattr(event, "message", "cancelled")})
+                if answer:
+                    sys.stdout.write("\n")
+                if isinstance(event, Failed):
+                    print(f"temper: {event.message}", file=sys.stderr)
+                else:
+                    print("[stopped before the first token]", file=sys.stderr)
+                return 2 if isinstance(event, Failed) else 1
         return 1
 
     def _done(self, result, writer) -> int:
@@ -188,19 +225,9 @@ class Repl:
             if self.store and self.conv:
                 self.store.update(self.conv.id, system_prompt=rest)
             print(f"[system prompt {'set' if rest else 'cleared'}]", file=sys.stderr)
-        elif name == "effort":
-            self.settings.effort = rest or None
-            self.settings.validate()
-            print(f"[effort {rest or 'default'}]", file=sys.stderr)
-        elif name == "drafter":
-            self.settings.drafter = None if rest in ("", "off") else rest
-            print(f"[drafter {self.settings.drafter or 'off'}]", file=sys.stderr)
-        elif name == "draft-tokens":
-            self.settings.num_draft_tokens = int(rest)
-            self.settings.validate()
-        elif name == "temp":
-            self.settings.sampling.temperature = float(rest)
-            self.settings.validate()
+        elif name in ("effort", "drafter", "draft-tokens", "temp"):
+            self.settings = changed_settings(self.settings, name, rest)   # refused: nothing changes
+            print(f"[{name} {rest or ('default' if name == 'effort' else 'off')}]", file=sys.stderr)
         elif name == "regen":
             if self.messages and self.messages[-1].role == "assistant":
                 self.messages.pop()
@@ -215,8 +242,10 @@ class Repl:
             if not (self.store and self.conv):
                 raise TemperError("nothing saved to export yet")
             print(f"[exported to {export(self.store, self.conv.id, Path(rest or 'chat.md'))}]", file=sys.stderr)
-        else:
+        elif name == "help":
             print(HELP, file=sys.stderr)
+        else:
+            raise TemperError(f"unknown command /{name}: /help lists them")
         return True
 
     def loop(self) -> int:
@@ -226,8 +255,14 @@ class Repl:
             if sys.stdin.isatty():
                 sys.stderr.write("> ")
                 sys.stderr.flush()
-            line = sys.stdin.readline()
+            try:
+                line = sys.stdin.readline()
+            except KeyboardInterrupt:       # Ctrl-C clears the line; Ctrl-D (end of input) leaves
+                sys.stderr.write("^C\n" if sys.stdin.isatty() else "\n")
+                continue
             if not line:
+                if sys.stdin.isatty():
+                    sys.stderr.write("\n")
                 return 0
             line = line.rstrip("\n")
             if not line.strip():
@@ -239,7 +274,10 @@ class Repl:
                 except (TemperError, ValueError) as exc:
                     print(f"temper: {exc}", file=sys.stderr)
                 continue
-            self.ask(line)
+            try:
+                self.ask(line)
+            except TemperError as exc:       # e.g. a model that stopped loading: say so, keep the REPL
+                print(f"temper: {exc}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

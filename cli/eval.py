@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
     p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
-    p.set_defaults(func=run)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
+    p.set_defaults(func=run, on_interrupt="nothing written")
 
 
 def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -> tuple[list[list[int]], str]:
@@ -54,18 +55,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chunks < 1 or args.chunk_len < 2:
         raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")
+    from ..core.engine.loader import open_tokenizer, validate
+
     for folder in [args.base, *args.quants]:
-        if not Path(folder).is_dir():
-            raise QuantError(f"{folder}: no such model folder")
+        validate(Path(folder))
 
     def job(ctx: Any) -> tuple[list[Any], str]:
-        from mlx_lm.utils import load_tokenizer
-
-        tokenizer = load_tokenizer(Path(args.base))
+        tokenizer = open_tokenizer(Path(args.base))
         chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
-    rows, about = get_engine().run(job, kind="eval")
+    from .progress import follow
+
+    rows, about = follow(get_engine().submit(job, kind="eval"), quiet=args.json or args.quiet)
     if args.json:
         print(json.dumps({"text": about, "rows": [r.to_dict() for r in rows]}, indent=1))
     else:

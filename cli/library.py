@@ -10,6 +10,7 @@ from pathlib import Path
 from ..core.errors import TemperError
 from ..core.library.format import human_bytes, human_params, table
 from ..core.library.model_info import ModelInfo
+from .progress import ProgressView
 
 SORTS = {
     "name": lambda m: m.name.lower(),
@@ -51,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="float type for scales and unquantized tensors (auto: float16 on GPU, float32 on CPU)")
     imp.add_argument("--force", action="store_true", help="replace an existing folder of that name")
     imp.set_defaults(func=cmd_import)
+
+    fc = cmds.add_parser("float-copy", help="write a float copy of a quantized model beside it (to quantize it)")
+    fc.add_argument("model", help="a quantized model folder or Hub id")
+    fc.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    fc.add_argument("--force", action="store_true", help="replace a copy made before")
+    fc.set_defaults(func=cmd_float_copy)
 
     search = cmds.add_parser("search", help="search the Hugging Face Hub")
     search.add_argument("query")
@@ -121,7 +128,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     m = _find(args.model)
     if args.json:
         print(json.dumps(as_dict(m), indent=2))
-        return 0
+        return 2 if m.error else 0
     rows = [["name", m.name], ["path", str(m.path)], ["source", m.source], ["architecture", m.architecture],
             ["parameters", f"{m.parameters:,} ({human_params(m.parameters)})"],
             ["size on disk", f"{human_bytes(m.size_bytes)} ({m.size_bytes:,} bytes)"],
@@ -132,9 +139,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = ", ".join(f"{k} x{v}" for k, v in value.items()) or "-"
         if value is not None:
             rows.append([str(key).replace("_", " "), str(value)])
-    if m.error:
-        rows.append(["error", m.error])
     print(table(None, rows))
+    if m.error:
+        raise TemperError(m.error)
     return 0
 
 
@@ -175,20 +182,28 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
 
-    def say(message: str, fraction: float) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{fraction * 100:5.1f}% {message:<24}", end="", file=sys.stderr, flush=True)
-
-    out = import_gguf(Path(args.file), name=args.name, dequantize=args.dequantize, dtype=args.dtype,
-                      overwrite=args.force, progress=say)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    with ProgressView() as show:
+        out = import_gguf(Path(args.file), name=args.name, dequantize=args.dequantize, dtype=args.dtype,
+                          overwrite=args.force, progress=lambda message, fraction: show(
+                              "import", round(fraction * 1000), 1000, message))
     m = inspect_model(out, source="temper")
     print(f"imported {Path(args.file).name} -> {out} in {time.perf_counter() - start:.1f} s: "
           f"{human_params(m.parameters)} params, {m.quantization}, {m.bits_per_weight:.2f} bpw, "
           f"{human_bytes(m.size_bytes)}")
     actions = json.loads((out / "config.json").read_text()).get("temper", {}).get("tensors", {})
     print("tensors: " + ", ".join(f"{n} {what}" for what, n in actions.items()))
+    return 0
+
+
+def cmd_float_copy(args: argparse.Namespace) -> int:
+    quiet_transformers()
+    from ..core.engine.loader import resolve
+    from ..core.library.float_copy import float_copy
+    from ..core.library.inspect import inspect_model
+
+    out = float_copy(resolve(args.model), dtype=args.dtype, overwrite=args.force)
+    m = inspect_model(out, source="temper")
+    print(f"float copy -> {out}: {human_params(m.parameters)} params, {args.dtype}, {human_bytes(m.size_bytes)}")
     return 0
 
 
@@ -207,14 +222,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from ..core.library.hub import download
 
-    def progress(done: int, total: int, name: str) -> None:
-        if sys.stderr.isatty() and total:
-            print(f"\r{done / total * 100:5.1f}% {human_bytes(done)}/{human_bytes(total)} {name[:40]:<40}",
-                  end="", file=sys.stderr, flush=True)
-
-    path = download(args.repo_id, progress=progress)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    with ProgressView() as show:
+        path = download(args.repo_id, progress=lambda done, total, name: show(
+            "download MB", done // 10**6, total // 10**6 or None, name))
     print(f"downloaded {args.repo_id} -> {path}")
     return 0
 

@@ -12,13 +12,23 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..core import __version__
 from ..core.errors import TemperError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes read like every other error: `temper: COMMAND: what is wrong`, exit 2 (help: -h)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"temper: {self.prog.removeprefix('temper').strip() or 'usage'}: {message} (see {self.prog} -h)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="temper",
         description="Chat with, quantize and benchmark local language models through MLX.",
     )
@@ -53,9 +63,58 @@ def version_text() -> str:
     return "\n".join(lines)
 
 
+def load_profile(name: str | None):
+    """`--profile NAME|FILE` for a subcommand: loaded and checked now (a bad one is a one-line error)."""
+    if not name:
+        return None
+    from ..core.profiles import load
+
+    return load(name)
+
+
 def launch_app(args: argparse.Namespace) -> int:
     app_module = importlib.import_module("temper.tui.app")
     return app_module.run(args) or 0
+
+
+INTERRUPT_GRACE_S = 1.0  # how long Ctrl-C waits for the running job to stop at its next check
+
+
+def interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: cancel the engine's job, give it a moment to stop (and save what it saves), remove any
+    half-written output folder of this process, say so in one line, exit 130."""
+    import shutil
+    import signal
+
+    from ..core import atomic
+    from ..core.engine.thread import running_engine
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not turn this into a traceback
+    except ValueError:  # not the main thread (main() called from a worker): nothing to mask
+        previous = None
+    try:
+        engine = running_engine()
+        if engine is not None:
+            engine.interrupt(INTERRUPT_GRACE_S)
+        for tmp in list(atomic.ACTIVE):
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    note = getattr(args, "on_interrupt", "")
+    print(f"temper: interrupted{': ' + note if note else ''}", file=sys.stderr)
+    return 130
+
+
+def warn_broken_settings() -> None:
+    """A settings.toml that does not load: said once, with its file and line, as the app does."""
+    from ..core import settings
+
+    _, error = settings.load()
+    if error:
+        print(f"temper: {error}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,15 +128,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(version_text())
         return 0
     try:
+        args.loaded_profile = load_profile(args.profile)
         if args.command is None:
             return launch_app(args)
+        warn_broken_settings()
         return args.func(args) or 0
     except TemperError as exc:
         print(f"temper: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("temper: interrupted", file=sys.stderr)
-        return 130
+        return interrupted(args)
+    except OSError as exc:  # the machine said no (disk full, permissions, a vanished file): one line
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"temper: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("TEMPER_DEBUG"):
+            raise
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print(f"temper: unexpected error: {text} (TEMPER_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`temper library list | head`): stop quietly, as Unix tools do.
         try:

@@ -43,8 +43,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             note = load_file(ref.path, ref.name, ref.source).description
         except ProfileError as exc:
             note = f"BROKEN: {exc}"
-        print(f"{ref.name.ljust(width)}  {ref.source:<7}  {note}")
+        print(f"{ref.name.ljust(width)}  {ref.source:<7}  {one_line(note)}")
     return 0
+
+
+NOTE_CHARS = 100
+
+
+def one_line(text: str, limit: int = NOTE_CHARS) -> str:
+    """A description as one line of at most `limit` characters (a 10 MB description stays in its file)."""
+    text = " ".join(text[: limit * 4].split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

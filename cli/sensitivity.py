@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 from typing import Any
 
-from ..core.errors import JobCancelled, QuantError
+from ..core.quant.request import QuantSettings
+from . import flags
+
+GRID_FIELDS = ("bits", "group_sizes", "modes", "calibration", "samples", "seq_len", "sensitivity_mode")
 
 
 def register(sub: Any) -> None:
@@ -19,16 +21,8 @@ def register(sub: Any) -> None:
                     "ΔKL when only that tensor is quantized. Saved and reused; an interrupted run resumes.",
     )
     p.add_argument("model", help="model folder or Hub id in the local cache (unquantized)")
-    p.add_argument("--bits", default="2,3,4,5,6,8", help="affine widths (default: 2,3,4,5,6,8)")
-    p.add_argument("--group-sizes", default="64", help="affine group sizes from 32,64,128 (default: 64)")
-    p.add_argument("--modes", default="affine", help="affine,mxfp4,nvfp4,mxfp8 (default: affine)")
-    p.add_argument("--mode", default="hybrid", choices=("fast", "exact", "hybrid"),
-                   help="fast: Fisher estimate; exact: one forward per tensor x candidate; hybrid "
-                        "(default): estimate, then exact for the most damaging fraction")
+    flags.add_flags(p, QuantSettings, GRID_FIELDS, aliases={"sensitivity_mode": ["--mode"]})
     p.add_argument("--fraction", type=float, default=0.25, help="hybrid: share of tensors measured exactly")
-    p.add_argument("--samples", type=int, default=16, help="calibration chunks (default 16)")
-    p.add_argument("--seq-len", type=int, default=256, help="tokens per chunk (default 256)")
-    p.add_argument("--calibration", help="your own text: .txt, or .jsonl/.json with text or messages")
     p.add_argument("--out", help="where to save the table (default: temper's data folder)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--streamed", action="store_true", default=None,
@@ -37,45 +31,35 @@ def register(sub: Any) -> None:
     where.add_argument("--in-memory", dest="streamed", action="store_false",
                        help="load the whole model even if it looks too big")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
-    p.set_defaults(func=run)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
+    p.set_defaults(func=run, on_interrupt="finished tensors are saved: run the same command to resume")
 
 
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise QuantError(f"--{what} takes comma-separated integers, not {text!r}") from exc
+def settings_from(args: argparse.Namespace, profile: Any = None) -> QuantSettings:
+    """The profile's [quantize] grid and calibration, then the flags given: the same settings (and defaults)
+    as `temper quantize`, so a table measured here covers what quantize will ask for."""
+    values = {k: v for k, v in (profile.section("quantize") if profile is not None else {}).items()
+              if k in GRID_FIELDS}
+    values.update(flags.given(args, QuantSettings, GRID_FIELDS))
+    return flags.build(QuantSettings, values)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.engine.loader import resolve, validate
     from ..core.engine.thread import get_engine
-    from ..core.quant.candidates import grid
-    from ..core.quant.sensitivity import LayerScored, run_sensitivity
+    from ..core.quant.request import resolved_sensitivity_mode
+    from ..core.quant.sensitivity import run_sensitivity
+    from .progress import follow
 
-    cands = grid(bits=_ints(args.bits, "bits"), group_sizes=_ints(args.group_sizes, "group-sizes"),
-                 modes=[m.strip() for m in args.modes.split(",") if m.strip()])
-    engine = get_engine()
-    job = engine.submit(lambda ctx: run_sensitivity(
-        ctx, args.model, cands, args.calibration, mode=args.mode, out=args.out, samples=args.samples,
-        seq_len=args.seq_len, fraction=args.fraction, streamed=args.streamed), kind="sensitivity")
-    progress = sys.stderr.isatty()
-    try:
-        for event in job.events():
-            if isinstance(event, LayerScored) and progress:
-                print(f"\r[{event.done}/{event.total}] {event.method:8s} {event.path[:60]:60s}",
-                      end="", file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
-        table = job.result()
-    except KeyboardInterrupt:
-        job.cancel()
-        try:
-            job.result(timeout=60)
-        except (JobCancelled, Exception):
-            pass
-        print("\ntemper: interrupted; finished tensors are saved: run the same command to resume",
-              file=sys.stderr)
-        return 130
+    settings = settings_from(args, getattr(args, "loaded_profile", None))
+    cands = settings.candidates()
+    calibration = None if settings.calibration == "builtin" else settings.calibration
+    mode = resolved_sensitivity_mode(settings.sensitivity_mode)
+    validate(resolve(args.model))       # one line for a broken folder, before anything starts
+    job = get_engine().submit(lambda ctx: run_sensitivity(
+        ctx, args.model, cands, calibration, mode=mode, out=args.out, samples=settings.samples,
+        seq_len=settings.seq_len, fraction=args.fraction, streamed=args.streamed), kind="sensitivity")
+    table = follow(job, quiet=args.quiet or args.json)   # Ctrl-C: temper.cli.main cancels the job, exits 130
     if args.json:
         print(json.dumps(asdict(table), indent=1))
     else:

@@ -43,6 +43,18 @@ def jobs_dir() -> Path:
     return data_dir() / "jobs"
 
 
+def ensure_private(path: Path) -> None:
+    """temper's data folder (conversations, job records, sensitivity tables) is its owner's only: 0700.
+    Called before anything is written below it; tightens a folder an older temper made 0755."""
+    data = data_dir()
+    target = Path(path).expanduser().absolute()
+    if target != data and data not in target.parents:
+        return
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if data.stat().st_mode & 0o077:
+        os.chmod(data, 0o700)
+
+
 def ensure(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path

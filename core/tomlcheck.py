@@ -150,11 +150,36 @@ def validate(data: Mapping[str, Any], schema: Schema, prefix: tuple[str, ...] = 
                 clean[key] = normalise(spec, value)
         elif not isinstance(value, dict):
             issues.append(Issue(path, f"expected a table [{'.'.join(path)}], got {_kind(value)}"))
+        elif isinstance(spec, type):        # a settings model (core/strict.py): it validates the table
+            sub, sub_issues = validate_model(value, spec, path)
+            clean[key] = sub
+            issues.extend(sub_issues)
         else:
             sub, sub_issues = validate(value, spec, path)
             clean[key] = sub
             issues.extend(sub_issues)
     return clean, issues
+
+
+def validate_model(data: Mapping[str, Any], model: Any, prefix: tuple[str, ...] = ()) -> tuple[dict, list[Issue]]:
+    """A table checked by a settings model: (the values it holds, normalised; issues)."""
+    from .errors import TemperError
+
+    try:
+        checked = model.model_validate(dict(data))
+    except TemperError as exc:
+        issues, bad = [], set()
+        for loc, text in getattr(exc, "problems", [((), str(exc))]):
+            if text == "unknown key":
+                text += f" (known here: {', '.join(model.model_fields)})"
+            issues.append(Issue((*prefix, *loc[:1]), text))
+            bad.update(loc[:1])
+        return {k: v for k, v in data.items() if k not in bad and k in model.model_fields}, issues
+    try:
+        checked.check()
+    except TemperError as exc:
+        return checked.given(), [Issue(prefix, str(exc))]
+    return checked.given(), []
 
 
 # -- finding lines ---------------------------------------------------------------------------------------

@@ -62,18 +62,24 @@ class TemperApp(App[None]):
     TabPane { padding: 0; }
     """
     # Every binding has an id: users remap keys in settings.toml [keymap], e.g. "app.quit" = "ctrl+x".
-    # F-keys may not reach the app in every terminal; alt+N and [ ] always do.
+    # Keys that work while typing in a text box (priority): F1-F5 and ctrl+pageup/pagedown switch tabs,
+    # F10 opens Help. `[` `]` `?` `,` work only outside text boxes (there they are typed), so the footer
+    # shows the keys that always work. alt+N does not arrive through tmux: not advertised.
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False),
-        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("f10", "help", "Help", id="app.help", priority=True),
+        Binding("question_mark", "help", "Help", id="app.help.short", show=False),
         Binding("comma", "settings", "Settings", id="app.settings"),
         Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
-        Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev", show=False),
-        Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next"),
+        Binding("ctrl+pageup", "prev_tab", "Prev tab", id="app.tab.prev", priority=True, show=False),
+        Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True),
+        Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev.short", show=False),
+        Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next.short", show=False),
         *[
-            Binding(f"f{i},alt+{i}", f"show_tab('{tab}')", label, id=f"app.tab.{tab}", show=False)
+            Binding(f"f{i},alt+{i}", f"show_tab('{tab}')", label, id=f"app.tab.{tab}", show=False,
+                    priority=True)
             for i, (tab, label, _) in enumerate(TABS, start=1)
         ],
     ]

@@ -15,7 +15,7 @@ from typing import Any
 
 from temper.core import jobs
 from temper.core.errors import QuantError, TemperError
-from temper.core.quant.request import OQ_LEVELS, QuantRequest, default_output, resolved_sensitivity_mode
+from temper.core.quant.request import QuantRequest, default_output, resolved_sensitivity_mode
 from temper.core.quant.scores import SensitivityTable
 
 
@@ -28,6 +28,10 @@ class ModelChoice:
     size_bytes: int = 0
     float_bytes: int = 2
     quantization: str = "none"
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantization not in ("none", "", None)
 
 
 @dataclass(frozen=True)
@@ -74,18 +78,14 @@ class Allocation:
         return 16 if key == "float" else int(key.split(":")[1].rstrip("b"))
 
 
-RECIPES = [
-    Recipe("temper", "temper: measured KL knapsack at a real-bpw budget", 4.5,
-           "sensitivity pass, then the allocator spends the budget where KL drops most"),
-    *[Recipe(f"uniform-{b}", f"uniform {b}-bit (g64)", None, "every tensor the same width") for b in (3, 4, 6, 8)],
-    *[Recipe(name, f"{name.replace('oq', 'oQ')}: target {t:g} bpw, cap {c:g}", t, "oMLX-style level")
-      for name, (t, c) in OQ_LEVELS.items()],
-    Recipe("optiq-like", "optiq-like: KL knapsack over widths 4/8 at 5 bpw", 5.0, "widths 4 and 8 only"),
-    *[Recipe(f"unsloth-{b}", f"unsloth-like dynamic map at base {b}-bit", None, "fixed per-tensor map")
-      for b in (3, 4)],
-    *[Recipe(name, f"mlx-lm {name} predicate (for comparison)", None, "mlx-lm's mixed rule")
-      for name in ("mixed_3_6", "mixed_4_6")],
-]
+def _menu() -> list[Recipe]:
+    """The app's recipe list: the core's registry (core/quant/recipes.py), as menu rows."""
+    from temper.core.quant.recipes import menu
+
+    return [Recipe(r.name, r.label, r.default_bpw if r.name != "temper" else None, r.label) for r in menu()]
+
+
+RECIPES = _menu()
 
 
 def human_bytes(n: float) -> str:
@@ -147,6 +147,26 @@ class QuantClient:
         eta = 2.0 * model.params * tokens * passes / 2e9 + model.size_bytes / 200e6
         return Preflight(free, needed, streamed, eta)
 
+    def float_copy_of(self, model: ModelChoice) -> str | None:
+        """The float copy of a quantized model, if one was made (beside it)."""
+        from temper.core.library.float_copy import existing_copy
+
+        found = existing_copy(Path(model.path))
+        return str(found) if found is not None else None
+
+    def make_float_copy(self, model: ModelChoice):
+        """An engine job writing the bf16 copy beside the model; its result is the copy's path."""
+        from temper.core.engine.events import Progress
+        from temper.core.library.float_copy import float_copy
+
+        def job(ctx) -> str:
+            def say(message: str, fraction: float) -> None:
+                ctx.emit(Progress(ctx.job_id, "float-copy", int(fraction * 100), 100, message))
+
+            return str(float_copy(Path(model.path), progress=say, check=ctx.check))
+
+        return self.app.engine.submit(job, kind="float-copy")
+
     # -- planning ---------------------------------------------------------------------------------------
     def recipes(self) -> list[Recipe]:
         return list(RECIPES)
@@ -178,11 +198,9 @@ class QuantClient:
 
     def allocate(self, table: SensitivityTable, target_bpw: float, pins: dict[str, str],
                  request: QuantRequest | None = None) -> Allocation:
-        try:
-            from temper.core.quant.allocate import Protect
-            from temper.core.quant.recipes import RecipeRequest, build_plan
-        except ImportError as exc:
-            raise QuantError("the allocator is not installed in this build") from exc
+        from temper.core.quant.allocate import Protect
+        from temper.core.quant.recipes import RecipeRequest, build_plan
+
         protect = [Protect.parse(p) for p in (request.protect if request else [])]
         plan = build_plan("temper", table, RecipeRequest(bpw=target_bpw, pins=dict(pins), protect=protect))
         return _allocation_from_plan(plan, pins)
@@ -204,24 +222,24 @@ class QuantClient:
     # -- jobs -------------------------------------------------------------------------------------------
     def start(self, request: QuantRequest):
         request.validate()
-        from temper.core.quant.pipeline import run_pipeline
+        from temper.core.quant.pipeline import quantize, result_dict
 
-        return self.app.engine.submit(lambda ctx: run_pipeline(ctx, request), kind="quantize")
+        return self.app.engine.submit(lambda ctx: result_dict(quantize(ctx, request)), kind="quantize")
 
     def interrupted(self) -> list[jobs.JobRecord]:
         return jobs.interrupted("quantize")
 
     def resume(self, record: jobs.JobRecord):
-        from temper.core.quant.pipeline import resume_pipeline
+        from temper.core.quant.pipeline import result_dict, resume
 
-        return self.app.engine.submit(lambda ctx: resume_pipeline(ctx, record.id), kind="quantize")
+        return self.app.engine.submit(lambda ctx: result_dict(resume(ctx, record.id)), kind="quantize")
 
     def discard(self, record: jobs.JobRecord) -> None:
         jobs.discard(record)
 
     def past_results(self, model_path: str) -> list[jobs.JobRecord]:
         return [r for r in jobs.all_jobs("quantize")
-                if r.status == "done" and r.result and r.request.get("model") == model_path]
+                if r.status == "done" and r.result and r.result.get("output") and r.request.get("model") == model_path]
 
     # -- profiles ---------------------------------------------------------------------------------------
     def request_from_profile(self, profile: Any) -> QuantRequest:
@@ -232,17 +250,18 @@ class QuantClient:
 
 def _recipe_bpw(request: QuantRequest, model: ModelChoice) -> float:
     from temper.core.quant.candidates import Candidate
+    from temper.core.quant.recipes import TEMPER_DEFAULT_BPW, recipe
 
+    if request.size_gb is not None and model.params:
+        return request.size_gb * 1e9 * 8 / model.params
+    if request.target_bpw is not None:
+        return request.target_bpw
     if request.recipe.startswith("uniform-"):
         return Candidate(int(request.recipe.split("-")[1]), 64).bits_per_weight(model.float_bytes)
     if request.recipe.startswith("unsloth-"):
         base = int(request.recipe.split("-")[1])
-        return Candidate(base + 1, 64).bits_per_weight(model.float_bytes)  # rough: the map averages ~b+1
-    if request.recipe in OQ_LEVELS:
-        return OQ_LEVELS[request.recipe][0]
-    if request.size_gb is not None and model.params:
-        return request.size_gb * 1e9 * 8 / model.params
-    return request.target_bpw or 4.5
+        return Candidate(min(base + 1, 8), 64).bits_per_weight(model.float_bytes)  # rough: the map averages ~b+1
+    return recipe(request.recipe).default_bpw or TEMPER_DEFAULT_BPW
 
 
 def _allocation_from_plan(plan: Any, pins: dict[str, str]) -> Allocation:
@@ -253,58 +272,15 @@ def _allocation_from_plan(plan: Any, pins: dict[str, str]) -> Allocation:
 
 
 def _scan() -> list[Any]:
-    try:
-        from temper.core.library.scan import scan
-    except ImportError:
-        from temper.core.paths import models_dir
+    from temper.core.library.scan import scan
 
-        root = models_dir()
-        if not root.is_dir():
-            return []
-        out = []
-        for p in sorted(root.iterdir()):
-            if (p / "config.json").is_file():
-                try:
-                    out.append(_inspect(p))
-                except TemperError:
-                    pass
-        return out
-    try:
-        return scan()
-    except Exception:
-        return []
+    return scan()
 
 
 def _inspect(path: Path) -> Any:
-    try:
-        from temper.core.library.inspect import inspect_model
-    except ImportError:
-        return _header_info(path)
+    from temper.core.library.inspect import inspect_model
+
     return inspect_model(path)
-
-
-def _header_info(path: Path) -> Any:
-    """Fallback when the Library's inspector is absent: params and size from safetensors headers."""
-    import json
-
-    from temper.core.library.model_info import ModelInfo
-    from temper.core.library.safetensors_header import read_header
-
-    if not (path / "config.json").is_file():
-        raise TemperError(f"{path} is not a model folder (no config.json)")
-    config = json.loads((path / "config.json").read_text())
-    params = size = 0
-    dtypes: set[str] = set()
-    for f in sorted(path.glob("*.safetensors")):
-        tensors, _ = read_header(f)
-        for t in tensors.values():
-            params += t.size
-            size += t.nbytes
-            dtypes.add(t.dtype)
-    quant = "none" if "quantization" not in config else "quantized"
-    float_dtype = "F32" if dtypes == {"F32"} else "BF16"
-    return ModelInfo(path.name, path, "folder", config.get("model_type", "?"), params, size, quant,
-                     size * 8 / params if params else 0.0, details={"dtype": float_dtype})
 
 
 def _from_info(info: Any) -> ModelChoice:
@@ -336,23 +312,11 @@ def tab_is_active(widget: Any) -> bool:
     return pane is None or tabs is None or tabs.active == pane.id
 
 
-# The [quantize] keys a profile holds (the rest of a request is per run: model, output...).
-PROFILE_KEYS = ("recipe", "target_bpw", "size_gb", "bits", "group_sizes", "modes", "protect", "awq",
-                "calibration", "samples", "seq_len")
-
-
 def request_from_profile(profile: Any) -> QuantRequest:
-    """The wizard's starting settings: the profile's [quantize] values over temper's defaults."""
-    request = QuantRequest()
+    """The wizard's starting settings: the profile's [quantize] section over the settings' own defaults."""
     if profile is None:
-        return request
-    values = profile.section("quantize")
-    for key in PROFILE_KEYS:
-        if values.get(key) not in (None, ""):
-            setattr(request, key, list(values[key]) if isinstance(values[key], list) else values[key])
-    if "size_gb" in values and "target_bpw" not in values:
-        request.target_bpw = None
-    return request
+        return QuantRequest()
+    return QuantRequest(**profile.section("quantize"))
 
 
 def save_to_profile(name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]:
@@ -361,11 +325,10 @@ def save_to_profile(name: str, request: QuantRequest, base: Any = None) -> tuple
     from temper.core.profiles.store import save
 
     profile = base.copy(name) if base is not None else Profile.default()
-    data = request.to_dict()
-    for key in PROFILE_KEYS:
-        if data[key] is None:
+    for key, value in request.settings().to_dict().items():
+        if value is None:
             profile.unset("quantize", key)
         else:
-            profile.set("quantize", key, data[key])
+            profile.set("quantize", key, value)
     path = save(profile, name)
     return profile, path

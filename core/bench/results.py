@@ -123,7 +123,8 @@ class BenchResult:
         params = _count(m["params"]) if m.get("params") else "?"
         bpw = f"{m['bpw']:.2f}" if m.get("bpw") else "?"
         mem = f"{mc['memory_bytes'] / 2**30:.0f} GiB" if mc.get("memory_bytes") else "?"
-        return (f"**{m.get('name', 'model')}**: {size}, {params} params, {bpw} bits/weight · "
+        kv = f" · KV cache {m['kv']}" if m.get("kv") and m["kv"] != "float" else ""
+        return (f"**{m.get('name', 'model')}**: {size}, {params} params, {bpw} bits/weight{kv} · "
                 f"{mc.get('chip', '?')}, {mem}, {mc.get('os', '?')} · MLX {mc.get('mlx', '?')} "
                 f"({mc.get('device', '?')}), mlx-lm {mc.get('mlx_lm', '?')} · n={self.config.get('n', '?')}")
 

@@ -40,8 +40,7 @@ def weight_bytes(model: Any, config: dict[str, Any] | None = None) -> WeightByte
     modules = dict(model.named_modules())
     tied = not any(name == "lm_head" or name.endswith(".lm_head") for name in modules)
     embedding = embedding_read = skipped = 0
-    experts = config.get("num_local_experts") or config.get("num_experts") or config.get("n_routed_experts")
-    top_k = config.get("num_experts_per_tok")
+    experts, top_k = moe_shape(config)
     for name, module in modules.items():
         if isinstance(module, (nn.Embedding, nn.QuantizedEmbedding)):
             nbytes = sum(v.nbytes for _, v in tree_flatten(module.parameters()))
@@ -55,6 +54,17 @@ def weight_bytes(model: Any, config: dict[str, Any] | None = None) -> WeightByte
             own = sum(v.nbytes for k, v in module.parameters().items() if not isinstance(v, dict))
             skipped += int(own * (1 - top_k / experts))
     return WeightBytes(total, embedding, embedding_read, skipped)
+
+
+def moe_shape(config: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(experts, experts per token) from a config: Mixtral/Qwen3-MoE/DeepSeek names, Gemma-4's
+    `num_experts` / `top_k_experts`, at the top level or in a VLM's `text_config`."""
+    for source in (config, config.get("text_config") or {}):
+        experts = source.get("num_local_experts") or source.get("num_experts") or source.get("n_routed_experts")
+        top_k = source.get("num_experts_per_tok") or source.get("top_k_experts")
+        if experts and top_k:
+            return int(experts), int(top_k)
+    return None, None
 
 
 def count_params(model: Any) -> int:
@@ -74,7 +84,8 @@ def count_params(model: Any) -> int:
 
 
 def kv_bytes(cache: list[Any]) -> int:
-    """Used bytes of an mlx-lm prompt cache (the preallocated slack of KVCache is not read)."""
+    """Used bytes of a prompt cache (the preallocated slack of KVCache is not read). Quantized caches hold
+    (packed, scales, biases) tuples; KV-shared layers hold nothing of their own."""
     total = 0
     for c in cache or []:
         try:
@@ -82,9 +93,11 @@ def kv_bytes(cache: list[Any]) -> int:
         except Exception:
             continue
         keys = getattr(c, "keys", None)
-        capacity = getattr(keys, "shape", None)
-        if capacity is not None and len(capacity) >= 3 and capacity[2] > 0 and hasattr(c, "size"):
-            nbytes = int(nbytes * min(c.size(), capacity[2]) / capacity[2])
+        first = keys[0] if isinstance(keys, tuple) else keys
+        capacity = getattr(first, "shape", None)
+        if capacity is not None and len(capacity) >= 3 and capacity[2] > 0:
+            used = min(int(getattr(c, "offset", capacity[2])), capacity[2])
+            nbytes = int(nbytes * used / capacity[2])
         total += nbytes
     return total
 

@@ -40,6 +40,7 @@ class BenchConfig:
     warmup: bool = True
     bandwidth: bool = True  # run the measured copy test
     seed: int = 0
+    kv_bits: int | None = None  # None: kv_config.json if the model has one, else float; 0: float; 4 / 8
 
     def validate(self) -> None:
         if not self.pp or not self.tg:
@@ -52,6 +53,22 @@ class BenchConfig:
             raise TemperError("repetitions (-n) must be at least 1")
         if any(b < 1 for b in self.batch):
             raise TemperError("batch sizes must be at least 1")
+        if self.kv_bits not in (None, 0, 4, 8):
+            raise TemperError(f"kv bits must be 4 or 8, or 0 for off (got {self.kv_bits})")
+
+    def check_context(self, model_config: dict[str, Any], name: str) -> None:
+        """Refuse shapes longer than the model's context before anything runs: a 100k-token prompt on a
+        1k-token model would otherwise run unbounded, its memory growing, to a meaningless figure."""
+        from ..engine.generate import context_limit
+
+        limit = context_limit(model_config)
+        shapes = [(p, t) for p in self.pp for t in self.tg]
+        if self.batch:
+            shapes.append((self.batch_pp or self.pp[0], self.batch_tg or self.tg[0]))
+        p, t = max(shapes, key=sum)
+        if p + t > limit:
+            raise TemperError(f"--pp {p} + --tg {t} = {p + t} tokens, but {name} holds {limit} tokens of context: "
+                              f"choose --pp and --tg summing to at most {limit}")
 
     @property
     def total_runs(self) -> int:
@@ -62,17 +79,19 @@ class BenchConfig:
         return asdict(self)
 
 
-def timed_request(ctx: Any, model: Any, prompt: list[int], tg: int) -> tuple[RunTiming, list[int]]:
-    """One request: prefill `prompt`, decode exactly `tg` tokens greedily. Returns timings and tokens."""
+def timed_request(ctx: Any, model: Any, prompt: list[int], tg: int, plan: Any = None) -> tuple[RunTiming, list[int]]:
+    """One request: prefill `prompt`, decode exactly `tg` tokens greedily. Returns timings and tokens.
+    `plan`: the KV-cache plan (core/engine/kv_cache.KVPlan; None: float, as mlx-lm builds it)."""
     import mlx.core as mx
     import psutil
     from mlx_lm.generate import generate_step
-    from mlx_lm.models.cache import make_prompt_cache
+
+    from ..engine.kv_cache import build_cache
 
     mx.synchronize()
     mx.clear_cache()
     mx.reset_peak_memory()
-    cache = make_prompt_cache(model)
+    cache = build_cache(model, plan)
     tokens: list[int] = []
     start = time.perf_counter()
     first = now = start
@@ -116,11 +135,13 @@ def run_suite(ctx: Any, lm: Any, config: BenchConfig) -> BenchResult:
     """The whole suite for a loaded model (`LoadedModel`-like: .model, .tokenizer, .config, .path)."""
     from mlx_lm.generate import generation_stream, wired_limit
 
+    from ..engine.kv_config import describe, plan_for
     from . import chips
     from .batch import run_batch
     from .machine import machine_info
 
     config.validate()
+    plan = plan_for(lm.model, getattr(lm, "path", None), config.kv_bits)
     total = config.total_runs + (1 if config.bandwidth else 0)
     done = 0
 
@@ -137,6 +158,7 @@ def run_suite(ctx: Any, lm: Any, config: BenchConfig) -> BenchResult:
         emit("bandwidth", "memory copy test", {"measured_gbs": measured})
     maker = PromptMaker(vocab_size(lm.model, lm.config, lm.tokenizer), special_ids(lm.tokenizer), config.seed)
     model_info = describe_model(lm)
+    model_info["kv"] = describe(plan)
     rows: list[Row] = []
     with wired_limit(lm.model, [generation_stream]):
         for pp in config.pp:
@@ -144,12 +166,12 @@ def run_suite(ctx: Any, lm: Any, config: BenchConfig) -> BenchResult:
                 label = f"pp{pp}+tg{tg}"
                 if config.warmup:
                     emit("warmup", label, message=f"{label} warm-up (not counted)")
-                    timed_request(ctx, lm.model, maker.make(pp), tg)
+                    timed_request(ctx, lm.model, maker.make(pp), tg, plan)
                     done += 1
                 runs: list[RunTiming] = []
                 for i in range(config.n):
                     emit("run", label, message=f"{label} run {i + 1}/{config.n}")
-                    timing, _ = timed_request(ctx, lm.model, maker.make(pp), tg)
+                    timing, _ = timed_request(ctx, lm.model, maker.make(pp), tg, plan)
                     runs.append(timing)
                     done += 1
                     emit("run", label, {**timing.metrics(), "prompt_tokens": pp, "generated": tg},
@@ -191,7 +213,9 @@ def bench_job(model: str, config: BenchConfig) -> Any:
     def job(ctx: Any) -> BenchResult:
         from ..engine.models import ensure_loaded
 
-        return run_suite(ctx, ensure_loaded(ctx.state, model), config)
+        lm = ensure_loaded(ctx.state, model)
+        config.check_context(lm.config, lm.name)
+        return run_suite(ctx, lm, config)
 
     return job
 

@@ -17,7 +17,7 @@ class ChatSettings:
     budgets: dict[str, int | None] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     drafter: str | None = None         # None, "self" or a model folder
     num_draft_tokens: int = 3
-    kv_bits: int | None = None
+    kv_bits: int | None = None         # None: the model's kv_config.json if any, else float; 0: float
     context_limit: int | None = None
 
     def validate(self) -> ChatSettings:
@@ -25,8 +25,8 @@ class ChatSettings:
         check_effort(self.effort)
         if not 1 <= self.num_draft_tokens <= 16:
             raise TemperError("draft tokens must be between 1 and 16")
-        if self.kv_bits not in (None, 4, 8):
-            raise TemperError("kv bits must be 4 or 8 (or off)")
+        if self.kv_bits not in (None, 0, 4, 8):
+            raise TemperError("kv bits must be 4 or 8, or 0 for off")
         if self.context_limit is not None and self.context_limit < 16:
             raise TemperError("context limit must be at least 16 tokens")
         return self

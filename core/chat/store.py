@@ -83,7 +83,7 @@ class ChatStore:
 
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -250,6 +250,22 @@ class AnswerWriter:
 
 
 _OWNER = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def private_file(path: Path) -> None:
+    """Conversations are their owner's only: the database is made 0600 before SQLite opens it (SQLite gives
+    its -wal and -shm files the database's mode), and an older 0644 one is tightened, sidecars included."""
+    from ..paths import ensure_private
+
+    ensure_private(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _alive(owner: str) -> bool:

@@ -15,11 +15,13 @@ from typing import Any
 
 from ..errors import JobCancelled, TemperError
 from .events import Event
+from .kv_cache import unsupported_layers
+from .kv_config import describe, plan_for
 from .models import ensure_loaded
-from .prompt_cache import ChatSession, kv_group_size, reuse_session
+from .prompt_cache import ChatSession, reuse_session
 from .reasoning import BudgetProcessor, Markers, ThinkingSplitter, budget_for, check_effort, prompt_state
 from .sampling import SamplingSettings, build_processors, build_sampler
-from .speculative import check_trimmable, get_drafter
+from .speculative import check_rollback, get_drafter
 
 LIVE_EVERY_S = 0.25
 
@@ -33,7 +35,7 @@ class ChatRequest:
     budgets: dict[str, int | None] | None = None
     drafter: str | None = None       # None, "self" or a model folder / Hub id
     num_draft_tokens: int = 3
-    kv_bits: int | None = None
+    kv_bits: int | None = None       # None: kv_config.json if present, else float; 0: float; 4 / 8
     context_limit: int | None = None  # None: the model's max_position_embeddings
 
 
@@ -57,6 +59,7 @@ class GenerationStats:
     context_limit: int = 0
     finish: str = ""            # stop | length | context | stopped
     drafter: str = ""
+    kv: str = ""                # the KV cache: float, uniform 8-bit, kv_config.json (...)
     notes: list[str] = field(default_factory=list)  # e.g. "no thinking mode: effort ignored"
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,15 +138,15 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             "start a new chat or delete earlier messages"
         )
     max_tokens = min(sampling.max_tokens, limit - len(prompt))
+    plan = plan_for(lm.model, lm.path, request.kv_bits)
     if request.drafter:
-        from mlx_lm.models.cache import make_prompt_cache
-
-        check_trimmable(make_prompt_cache(lm.model), lm.name)  # before building a drafter for nothing
+        check_rollback(lm.model, lm.name)  # before building a drafter for nothing
     drafter = get_drafter(ctx.state, lm, request.drafter)
-    t_loaded = time.perf_counter()
-    session: ChatSession = reuse_session(ctx.state, lm, drafter, request.kv_bits, prompt)
     if drafter is not None:
-        check_trimmable(session.draft_cache, f"the drafter {drafter.label}")
+        check_rollback(drafter.model, f"the drafter {drafter.label}")
+    t_loaded = time.perf_counter()
+    extra = request.num_draft_tokens if drafter is not None else 0
+    session: ChatSession = reuse_session(ctx.state, lm, drafter, plan, prompt, extra)
     suffix = prompt[session.reused:]
 
     markers = Markers.of(tok)
@@ -155,21 +158,23 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
                                  seen=1 if drafter else len(suffix))
         processors.append(budget)
     sampler = build_sampler(sampling)
-    kv = dict(kv_bits=request.kv_bits, kv_group_size=kv_group_size(lm.model), quantized_kv_start=0) if request.kv_bits else {}
 
     mx.reset_peak_memory()
     if drafter is None:
         steps = ((t, lp, False) for t, lp in generate_step(
             mx.array(suffix), lm.model, max_tokens=max_tokens, sampler=sampler,
-            logits_processors=processors or None, prompt_cache=session.cache, **kv))
+            logits_processors=processors or None, prompt_cache=session.cache))
     else:
         steps = speculative_generate_step(
             mx.array(suffix), lm.model, drafter.model, num_draft_tokens=request.num_draft_tokens,
             max_tokens=max_tokens, sampler=sampler, logits_processors=processors or None,
-            prompt_cache=session.cache + session.draft_cache, **kv)
+            prompt_cache=session.cache + session.draft_cache)
 
     stats = GenerationStats(prompt_tokens=len(prompt), prefill_tokens=len(suffix), context_limit=limit,
-                            drafter=drafter.label if drafter else "", load_s=t_loaded - t0)
+                            drafter=drafter.label if drafter else "", load_s=t_loaded - t0,
+                            kv=describe(plan))
+    if plan is not None and (kinds := unsupported_layers(session.cache)):
+        stats.notes.append(f"{', '.join(kinds)} layers keep their state in float")
     if effort not in (None, "none") and markers is None:
         stats.notes.append(f"{lm.name} has no thinking mode: effort {effort} ignored")
     splitter = ThinkingSplitter(markers, initial)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from ..library.safetensors_header import read_header
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+class _NoSequenceLengthWarning(logging.Filter):
+    """transformers warns "Token indices sequence length is longer than the specified maximum sequence length"
+    when a tokenizer's model_max_length (often a stale 2048 in tokenizer_config.json) is shorter than a
+    conversation or a calibration text. temper checks context against the model's config itself; the
+    warning only tore through chat output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Token indices sequence length is longer")
+
+
+logging.getLogger("transformers.tokenization_utils_base").addFilter(_NoSequenceLengthWarning())
 
 
 @dataclass
@@ -48,18 +61,9 @@ def resolve(path_or_id: str | Path) -> Path:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        if not any(path.glob("*.safetensors")):
-            raise ModelLoadError(f"{path} is not a model folder (no config.json and no .safetensors files)")
-        raise ModelLoadError(f"{path} has no config.json: copy it from the model's original repository")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{config_file} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or "model_type" not in config:
-        raise ModelLoadError(f"{config_file} names no model_type: is this a model folder?")
-    return config
+    from ..library.check import read_config as read
+
+    return read(path)
 
 
 def architecture_supported(config: dict[str, Any]) -> bool:
@@ -73,29 +77,40 @@ def architecture_supported(config: dict[str, Any]) -> bool:
 
 
 def validate(path: Path) -> dict[str, Any]:
-    """Check a folder without loading weights; return its config. Raises ModelLoadError."""
-    if not path.is_dir():
-        raise ModelLoadError(f"{path} is not a folder")
-    config = read_config(path)
-    if not architecture_supported(config):
-        raise ModelLoadError(
-            f"{path.name}: architecture {config['model_type']!r} is not supported by this mlx-lm"
-        )
-    weights = sorted(path.glob("model*.safetensors"))
-    if not weights:
-        raise ModelLoadError(f"{path} has no model*.safetensors weight files")
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            wanted = set(json.loads(index.read_text())["weight_map"].values())
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{index.name} is corrupt: {exc}") from exc
-        missing = sorted(wanted - {w.name for w in weights})
-        if missing:
-            raise ModelLoadError(f"{path.name} is missing weight files: {', '.join(missing[:3])}")
-    for file in weights:
-        read_header(file)
-    return config
+    """Check a folder without loading weights (temper.core.library.check); return its config."""
+    from ..library.check import check_model_folder
+
+    return check_model_folder(path)
+
+
+def open_model(path: Path, *, lazy: bool = False, finite: bool = True,
+               check: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Check the folder, then build the model with mlx-lm's strict load (every tensor the architecture
+    expects, with its shape) and, unless `lazy`, refuse NaN/Inf weights. Every failure is one
+    ModelLoadError naming the folder. Must run on the engine thread (it creates MLX arrays)."""
+    from mlx_lm.utils import load_model
+
+    validate(path)
+    try:
+        model, config = load_model(path, lazy=lazy)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"{path.name}: weights do not match the config ({_short(exc)})") from exc
+    if finite and not lazy:
+        from .finite import check_model
+
+        check_model(model, path, check)
+    return model, config
+
+
+def open_tokenizer(path: Path, eos_token_ids: Any = None) -> Any:
+    from mlx_lm.utils import load_tokenizer
+
+    try:
+        return load_tokenizer(path, eos_token_ids=eos_token_ids)
+    except Exception as exc:
+        raise ModelLoadError(f"{path.name}: cannot load its tokenizer ({_short(exc)})") from exc
 
 
 def load(path_or_id: str | Path, *, lazy: bool = False, compute: str = "auto") -> LoadedModel:
@@ -104,20 +119,9 @@ def load(path_or_id: str | Path, *, lazy: bool = False, compute: str = "auto") -
     `compute` ("auto" | "native" | "fp32"): on MLX's CPU backend, "auto" runs bf16/fp16 models in fp32 and
     dequantizes quantized ones when a fast BLAS is loaded and the fp32 weights fit (temper.core.accel.compute);
     the decision is in `extra["compute"]`. Never changes anything on Metal or CUDA."""
-    from mlx_lm.utils import load_model, load_tokenizer
-
     path = resolve(path_or_id)
-    validate(path)
-    try:
-        model, config = load_model(path, lazy=lazy)
-    except ModelLoadError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"{path.name}: weights do not match the config ({_short(exc)})") from exc
-    try:
-        tokenizer = load_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
-    except Exception as exc:
-        raise ModelLoadError(f"{path.name}: cannot load its tokenizer ({_short(exc)})") from exc
+    model, config = open_model(path, lazy=lazy)
+    tokenizer = open_tokenizer(path, eos_token_ids=config.get("eos_token_id"))
     from ..accel.compute import maybe_upcast
 
     plan = maybe_upcast(model, compute)

@@ -2,15 +2,14 @@
 
 One session lives in `ctx.state`: the chat model's cache (and the drafter's), and the tokens they hold.
 A new prompt keeps the longest common prefix and trims the rest (regenerate, edited history, another
-conversation); a cache that cannot be trimmed (a full sliding window) is rebuilt.
+conversation). Sliding-window layers can be rolled back only by the extra positions their cache keeps
+(the draft length, core/engine/kv_cache.py); a longer rollback rebuilds the cache.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from ..errors import TemperError
 
 _KEY = "chat_session"
 
@@ -53,69 +52,31 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
-def head_dims(model) -> set[int]:
-    args = getattr(model, "args", None)
-    dims = set()
-    for key in ("head_dim", "global_head_dim"):
-        if isinstance(getattr(args, key, None), int):
-            dims.add(getattr(args, key))
-    if not dims and args is not None and getattr(args, "num_attention_heads", None):
-        dims.add(args.hidden_size // args.num_attention_heads)
-    return dims
+def reuse_session(state: dict[str, Any], lm, drafter, plan, prompt: list[int], extra: int = 0) -> ChatSession:
+    """The session for this prompt, its caches trimmed to the longest prefix they share with it.
 
+    `plan`: the KV plan (core/engine/kv_cache.KVPlan, None = float); `extra`: rollback room kept by
+    sliding-window layers (the draft length when drafting)."""
+    from .kv_cache import build_cache, can_trim
 
-def kv_group_size(model) -> int:
-    """The largest MLX group size (64, 32) that divides every attention head size."""
-    dims = head_dims(model)
-    for gs in (64, 32):
-        if all(d % gs == 0 for d in dims):
-            return gs
-    raise TemperError(
-        f"this model's attention heads are {'/'.join(map(str, sorted(dims)))} wide; KV-cache quantization "
-        "needs a multiple of 32: turn it off for this model"
-    )
+    key = (str(lm.path), drafter.key if drafter else None, plan, extra)
 
+    def fresh() -> tuple[list, list]:
+        return build_cache(lm.model, plan, extra), build_cache(drafter.model, None, extra) if drafter else []
 
-def check_kv_bits(cache: list, kv_bits: int | None, model_name: str) -> None:
-    if kv_bits is None:
-        return
-    if kv_bits not in (4, 8):
-        raise TemperError(f"kv bits must be 4 or 8 (got {kv_bits})")
-    from mlx_lm.models.cache import KVCache, QuantizedKVCache
-
-    unsupported = sorted({type(c).__name__ for c in cache if not isinstance(c, (KVCache, QuantizedKVCache))})
-    if unsupported:
-        raise TemperError(
-            f"{model_name} uses {', '.join(unsupported)} layers (sliding window or recurrent state), which "
-            "mlx-lm 0.32 cannot quantize: turn KV-cache quantization off for this model"
-        )
-
-
-def reuse_session(state: dict[str, Any], lm, drafter, kv_bits: int | None, prompt: list[int]) -> ChatSession:
-    """The session for this prompt, its caches trimmed to the longest prefix they share with it."""
-    from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache
-
-    key = (str(lm.path), drafter.key if drafter else None, kv_bits)
     session: ChatSession | None = state.get(_KEY)
     if session is None or session.key != key:
         state.pop(_KEY, None)
-        cache = make_prompt_cache(lm.model)
-        check_kv_bits(cache, kv_bits, lm.name)
-        if kv_bits:
-            kv_group_size(lm.model)
-        draft = make_prompt_cache(drafter.model) if drafter else []
-        session = ChatSession(key, cache, draft)
+        session = ChatSession(key, *fresh())
         state[_KEY] = session
     caches = [session.cache] + ([session.draft_cache] if drafter else [])
     keep = min(_common_prefix(session.tokens, prompt), len(prompt) - 1,
                *(cache_length(c) for c in caches))
     for c in caches:
-        extra = cache_length(c) - keep
-        if extra > 0 and not can_trim_prompt_cache(c):
+        if not can_trim(c, cache_length(c) - keep):
             keep = 0
     if keep == 0:
-        session.cache = make_prompt_cache(lm.model)
-        session.draft_cache = make_prompt_cache(drafter.model) if drafter else []
+        session.cache, session.draft_cache = fresh()
     else:
         for c in caches:
             _trim(c, cache_length(c) - keep)

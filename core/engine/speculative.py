@@ -75,15 +75,18 @@ def get_drafter(state: dict[str, Any], main: LoadedModel, spec: str | None) -> D
     return Drafter(draft.model, draft.name, key)
 
 
-def check_trimmable(cache: list, what: str) -> None:
-    """Speculative decoding rewinds the cache after each rejected draft. A sliding-window cache cannot
-    be rewound once its window is full, and mlx-lm's trim then silently does nothing (wrong output),
-    so such models are refused up front rather than when the window fills mid-answer."""
-    from mlx_lm.models.cache import KVCache, QuantizedKVCache
+def check_rollback(model, what: str) -> None:
+    """Speculative decoding rolls the cache back after each rejected draft. Full-attention caches and
+    sliding windows can be (temper's window cache keeps the draft length as extra positions: see
+    core/engine/kv_cache.py); recurrent state cannot, so such models are refused up front."""
+    from mlx_lm.models.cache import KVCache, QuantizedKVCache, RotatingKVCache, make_prompt_cache
 
-    kinds = sorted({type(c).__name__ for c in cache if not isinstance(c, (KVCache, QuantizedKVCache))})
+    cache = make_prompt_cache(model)
+    kinds = sorted({type(c).__name__ for c in cache
+                    if not isinstance(c, (KVCache, QuantizedKVCache, RotatingKVCache))
+                    or (isinstance(c, RotatingKVCache) and c.keep)})
     if kinds:
         raise TemperError(
-            f"speculative decoding needs a cache that can be rewound; {what} uses {', '.join(kinds)} "
-            "(sliding window or recurrent state), which cannot be once full: turn the drafter off for this model"
+            f"speculative decoding needs a cache that can be rolled back; {what} uses {', '.join(kinds)} "
+            "(recurrent state, or a window with kept positions), which cannot be: turn the drafter off for this model"
         )

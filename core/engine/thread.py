@@ -14,6 +14,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterator
@@ -95,6 +96,7 @@ class Engine:
         self._lock = threading.Lock()
         self.state: dict[str, Any] = {}
         self.current: Job[Any] | None = None
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         # Stop and join at interpreter exit: a daemon thread killed mid-MLX-call can leave MLX's own
@@ -148,8 +150,22 @@ class Engine:
     def shutdown(self, timeout: float | None = 5.0) -> None:
         self.cancel_all()
         self._queue.put(_STOP)
+        if self._abandoned:
+            timeout = 0.0
         if not self.is_engine_thread():
             self._thread.join(timeout)
+
+    def interrupt(self, grace: float) -> bool:
+        """Cancel every job and wait up to `grace` seconds for the running one to stop (it stops at its next
+        `ctx.check()`). Returns True if the engine is idle. If not, the caller is about to leave: exit
+        handlers then stop waiting for this engine (the process ends through os._exit, core/exit.py)."""
+        self.cancel_all()
+        deadline = time.monotonic() + grace
+        while self.current is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        idle = self.current is None
+        self._abandoned = not idle
+        return idle
 
     # -- engine thread ----------------------------------------------------------------------------------
     def _dispatch(self, job: Job[Any], event: Event) -> None:
@@ -199,6 +215,11 @@ class Engine:
 
 _default: Engine | None = None
 _default_lock = threading.Lock()
+
+
+def running_engine() -> Engine | None:
+    """The process-wide engine if one was started (never starts one)."""
+    return _default
 
 
 def get_engine() -> Engine:

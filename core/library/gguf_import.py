@@ -272,7 +272,8 @@ def import_gguf(
         config["quantization"] = qconfig
         config["quantization_config"] = dict(qconfig)
     config["torch_dtype"] = dtype
-    config["temper"] = {"imported_from": file.name, "gguf_file_type": plain(meta.get("general.file_type")),
+    config["temper"] = {"imported_from": file.name, "source": str(file.resolve()),
+                        "gguf_file_type": plain(meta.get("general.file_type")),
                         "gguf_read_by": "mlx" if native else "gguf", "tensors": dict(sorted(actions.items()))}
 
     report("writing", 0.9)

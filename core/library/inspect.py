@@ -8,7 +8,6 @@ so a 4-bit model with fp32 scales shows its true cost instead of a nominal "4".
 from __future__ import annotations
 
 import importlib.util
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from ..errors import ModelLoadError, TemperError
 from .model_info import ModelInfo
-from .safetensors_header import TensorInfo, read_header
+from .safetensors_header import TensorInfo, file_size, read_header
 
 _VISION_KEYS = ("vision_config", "vision_tower", "visual", "vision_model")
 _VISION_TENSORS = ("vision_tower", "vision_model", "visual.", "multi_modal_projector", "embed_vision")
@@ -97,15 +96,9 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _tensors(path: Path, files: list[Path]) -> dict[str, TensorInfo]:
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            wanted = set(json.loads(index.read_text())["weight_map"].values())
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(f"{index.name} is corrupt: {exc}") from exc
-        missing = sorted(wanted - {f.name for f in files})
-        if missing:
-            raise ModelLoadError(f"{path.name} is missing weight files: {', '.join(missing[:3])}")
+    from .check import check_index
+
+    check_index(path, files)
     tensors: dict[str, TensorInfo] = {}
     for file in files:
         tensors.update(read_header(file)[0])
@@ -171,6 +164,11 @@ def inspect_model(path: Path, *, source: str = "folder", name: str | None = None
         if not files:
             raise ModelLoadError(f"{path.name} has no model*.safetensors weight files")
         tensors = _tensors(path, files)
+        from .check import check_config, check_remote_code, check_shapes
+
+        check_config(path, config)
+        check_remote_code(path, config)
+        check_shapes(path, config, tensors)
         params, total, specs = count(tensors, config)
     except TemperError as exc:
         return _broken(path, source, display, config, str(exc))
@@ -180,7 +178,7 @@ def inspect_model(path: Path, *, source: str = "folder", name: str | None = None
     error = None
     if not architecture_known(arch):
         error = f"{path.name}: architecture {arch!r} is not supported by this mlx-lm"
-    on_disk = sum(f.resolve().stat().st_size for f in files)
+    on_disk = sum(file_size(f) for f in files)
     details: dict[str, object] = {
         "files": len(files),
         "tensors": len(tensors),
@@ -210,8 +208,8 @@ def inspect_model(path: Path, *, source: str = "folder", name: str | None = None
 def _broken(path: Path, source: str, name: str, config: dict[str, Any], error: str) -> ModelInfo:
     size = 0
     try:
-        size = sum(f.resolve().stat().st_size for f in path.glob("*.safetensors"))
-    except OSError:
+        size = sum(f.stat().st_size for f in path.glob("*.safetensors"))
+    except (OSError, RuntimeError):
         pass
     return ModelInfo(
         name=name, path=path, source=source, architecture=str(config.get("model_type", "?")),

@@ -77,6 +77,10 @@ def scan(extra_folders: Iterable[str | Path] | None = None, *, include_hf_cache:
             seen.add(key)
             out.append(info)
 
+    from ..partials import clean
+
+    for root in (models_dir(), *configured_folders()):
+        clean(root)                      # half-written folders left by killed writers
     for folder in models_folders_of(models_dir()):
         add(inspect_model(folder, source="temper"))
     roots = [*configured_folders(), *(Path(f).expanduser() for f in (extra_folders or ()))]

@@ -6,12 +6,13 @@ take the defaults below (None means "the engine's own default").
 
 from __future__ import annotations
 
+from ..quant.request import QuantSettings
+from ..strict import field_specs
 from ..tomlcheck import Field
 
 CURRENT_VERSION = 1
 
 EFFORTS = ("none", "low", "medium", "high")
-MODES = ("affine", "mxfp4", "nvfp4", "mxfp8")
 
 SAMPLING = {
     "temperature": Field("float", 0.7, "randomness of sampling (0 = greedy)", min=0, max=5),
@@ -31,19 +32,10 @@ CHAT = {
     "kv_bits": Field("int", None, "quantize the KV cache to this many bits (unset = off)", min=2, max=8),
 }
 
-QUANTIZE = {
-    "recipe": Field("str", "", "named recipe (oq4, optiq, unsloth-dynamic, ...)"),
-    "target_bpw": Field("float", None, "average bits per weight to aim for", min=1, max=16),
-    "size_gb": Field("float", None, "size budget in GB (instead of target_bpw)", min=0.001),
-    "bits": Field("list[int]", [2, 3, 4, 5, 6, 8], "widths the allocator may use", min=2, max=8),
-    "group_sizes": Field("list[int]", [32, 64, 128], "group sizes the allocator may use", choices=(16, 32, 64, 128)),
-    "modes": Field("list[str]", ["affine"], "quantization modes", choices=MODES),
-    "protect": Field("list[str]", [], "tensor name patterns kept in full precision"),
-    "awq": Field("bool", False, "activation-aware scaling before quantizing"),
-    "calibration": Field("str", "builtin", "calibration text: 'builtin' or a file"),
-    "samples": Field("int", 32, "calibration samples", min=1),
-    "seq_len": Field("int", 512, "tokens per calibration sample", min=8),
-}
+# The [quantize] section is the quantize settings model itself: one set of defaults and one validation
+# for the profile, `temper quantize` and the Quantize tab (core/quant/request.py).
+MODELS = {"quantize": QuantSettings}
+QUANTIZE = field_specs(QuantSettings)
 
 BENCH = {
     "prompt_lengths": Field("list[int]", [128, 512], "prompt sizes in tokens", min=1),
@@ -58,6 +50,7 @@ SCHEMA = {
     "version": Field("int", CURRENT_VERSION, "profile format version", min=0, max=CURRENT_VERSION),
     "description": Field("str", "", "one line shown in pickers"),
     **SECTIONS,
+    **MODELS,
 }
 
 

@@ -145,12 +145,25 @@ def compare_model(model: Any, ref: Reference, *, name: str, path: str = "", size
         seconds=time.perf_counter() - start)
 
 
-def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None) -> Reference:
+def _fast_on_cpu(model: Any) -> None:
+    """On MLX's CPU backend, compute in fp32 as chat does (core/accel/compute): its bf16 kernels and
+    bf16-scaled quantized matmuls are 10-50x slower, which left Evaluate crawling for minutes on a 135M
+    model. The weights keep their values (bf16 and dequantized weights are exact in fp32), so the KL still
+    measures the quantization; nothing changes on Metal or CUDA."""
+    from ..accel.compute import maybe_upcast
+
+    maybe_upcast(model)
+
+
+def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None,
+              cancel: Callable[[], None] | None = None) -> Reference:
     """Load the base, compute its log-probs on the chunks, drop it. Call on the engine thread."""
     import mlx.core as mx
-    from mlx_lm import load
 
-    model, _ = load(str(base))
+    from ..engine.loader import open_model
+
+    model, _ = open_model(Path(base), check=cancel or check)   # `check` may count chunks: loading is not one
+    _fast_on_cpu(model)
     ref = reference_from_model(model, chunks, path=str(base), params=folder_params(base),
                                size_bytes=folder_weight(base), check=check)
     del model
@@ -159,11 +172,13 @@ def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[]
 
 
 def compare_folder(ref: Reference, folder: Path, *, name: str | None = None,
-                   check: Callable[[], None] | None = None) -> Quality:
+                   check: Callable[[], None] | None = None, cancel: Callable[[], None] | None = None) -> Quality:
     import mlx.core as mx
-    from mlx_lm import load
 
-    model, _ = load(str(folder))
+    from ..engine.loader import open_model
+
+    model, _ = open_model(Path(folder), check=cancel or check)
+    _fast_on_cpu(model)
     try:
         return compare_model(model, ref, name=name or Path(folder).name, path=str(folder),
                              size_bytes=folder_weight(folder), check=check)
@@ -172,22 +187,40 @@ def compare_folder(ref: Reference, folder: Path, *, name: str | None = None,
         mx.clear_cache()
 
 
+def opened_lazily(base: Path, quants: Sequence[Path]) -> None:
+    """Every folder checked and built lazily (no weights read) before the base's long reference pass, so a
+    broken QUANT is named at once, not after minutes."""
+    from ..engine.loader import open_model
+
+    for folder in (base, *quants):
+        open_model(folder, lazy=True, finite=False)
+
+
 def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequence[int]]) -> list[Quality]:
     """Engine job body: the base row first, then one row per quantized folder (loaded one at a time)."""
     from ..engine.events import Progress
 
-    check = ctx.check if ctx is not None else None
+    cancel = ctx.check if ctx is not None else (lambda: None)
     emit = ctx.emit if ctx is not None else (lambda _e: None)
     job = ctx.job_id if ctx is not None else 0
-    emit(Progress(job, "evaluate", 0, len(quants) + 1, f"base {Path(base).name}"))
-    ref = reference(Path(base), chunks, check=check)
+    opened_lazily(Path(base), [Path(q) for q in quants])
+    total = (len(quants) + 1) * len(chunks)       # one step per chunk and model: a rate to take an ETA from
+    done, current = 0, f"base {Path(base).name}"
+
+    def check() -> None:                          # called before each chunk's forward pass
+        nonlocal done
+        cancel()
+        emit(Progress(job, "evaluate", done, total, current))
+        done += 1
+
+    ref = reference(Path(base), chunks, check=check, cancel=cancel)
     base_row = Quality(Path(base).name, str(base), sum(len(c) for c in ref.chunks), 0, 0, 0, 0, 0, 0, 1.0,
                        ref.ppl, ref.ppl, ref.size_bytes * 8 / max(ref.params, 1), ref.size_bytes, 0.0)
     rows = [base_row]
-    for i, q in enumerate(quants, 1):
-        emit(Progress(job, "evaluate", i, len(quants) + 1, Path(q).name))
-        rows.append(compare_folder(ref, Path(q), check=check))
-    emit(Progress(job, "evaluate", len(quants) + 1, len(quants) + 1, "done"))
+    for q in quants:
+        current = Path(q).name
+        rows.append(compare_folder(ref, Path(q), check=check, cancel=cancel))
+    emit(Progress(job, "evaluate", total, total, "done"))
     return rows
 
 

@@ -127,9 +127,9 @@ def _order(t: TensorScores) -> tuple[int, int, str]:
 def load_inventory(path: Path, *, dtype: str | None = None) -> SensitivityTable:
     """Inventory of a model folder, loaded lazily (weights are not read), as it will be written when
     cast to `dtype` (None: as stored). Call on the engine thread."""
-    from mlx_lm.utils import load_model
+    from ..engine.loader import open_model
 
-    model, _ = load_model(Path(path), lazy=True)
+    model, _ = open_model(Path(path), lazy=True)
     if dtype is not None:
         cast_model(model, dtype)
     return inventory(model, name=str(path))

@@ -1,10 +1,9 @@
-"""Quantization as a persistent, resumable job: what the Quantize tab (and a resumed job) runs.
+"""Quantization as a persistent, resumable job: the one entry `temper quantize` and the Quantize tab call.
 
-`run_pipeline(ctx, request)` keeps a job record in jobs_dir() up to date (phase, progress, outcome), runs
-the sensitivity pass (which checkpoints after every tensor, so a killed run resumes where it stopped),
-then hands the saved scores to `quantize_job` (allocate → write → verify → evaluate) — the same function
-`temper quantize` calls. Progress events gain an `eta_s` in their data. `resume_pipeline(ctx, job_id)`
-picks an interrupted record up again with the request it was started with.
+`quantize(ctx, request)` keeps a job record in jobs_dir() up to date (phase, progress, outcome) while
+job.run_phases runs calibration → scores → plan → write → verify → evaluate (the sensitivity pass
+checkpoints after every tensor, so a killed run resumes where it stopped). Progress events gain an `eta_s`
+in their data. `resume(ctx, job_id)` picks an unfinished record up again with the request it was started with.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from typing import Any
 from .. import jobs
 from ..engine.events import Event, Progress
 from ..errors import JobCancelled, QuantError
-from ..paths import jobs_dir
-from .candidates import AFFINE_BITS, Candidate, grid
+from .job import QuantizeResult
 from .output import check_output
-from .request import QuantRequest, resolved_sensitivity_mode
+from .request import QuantRequest
+from .source import require_float
 
 
 class RecordingContext:
@@ -78,95 +77,47 @@ class RecordingContext:
             self.record.save()
 
 
-def sensitivity_candidates(request: QuantRequest) -> list[Candidate]:
-    """The candidates the recipe will choose from: the scores must cover them."""
-    if request.recipe.startswith("oq"):
-        return grid(AFFINE_BITS, (64,))
-    if request.recipe == "optiq-like":
-        return grid((4, 8), (64,))
-    return request.candidates()
+def quantize(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None = None) -> QuantizeResult:
+    """The one entry into quantization (CLI and app alike): validates the request, then runs it under a
+    job record that keeps phase, progress and outcome (a killed run can be resumed from it)."""
+    from ..engine.loader import open_model, resolve
+    from .job import run_phases
 
-
-def run_pipeline(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None = None) -> dict[str, Any]:
-    """The whole quantization as a recorded job. Returns a plain result dict (also kept in the record)."""
     request.validate()
-    out = Path(request.output).expanduser() if request.output else None
-    if out is not None:
-        from ..engine.loader import resolve
-
-        check_output(out, resolve(request.model), force=request.overwrite)
+    source = resolve(request.model)
+    # before a record exists (nothing to resume, nothing shown as run): the folder and every tensor's
+    # shape (no weights read), and a float source
+    open_model(source, lazy=True, finite=False)
+    require_float(source)
+    if request.output and not request.plan_only:
+        check_output(Path(request.output).expanduser(), source, force=request.overwrite)
     record = record or jobs.create("quantize", request.to_dict())
     rctx = RecordingContext(ctx, record)
     try:
-        result = _run(rctx, request, record)
+        result = run_phases(rctx, request, record)
     except JobCancelled:
         record.finish("cancelled", error="cancelled")
         raise
     except BaseException as exc:
         record.finish("failed", error=" ".join(str(exc).split()) or type(exc).__name__)
         raise
-    record.finish("done", result=result)
+    record.finish("done", result=result_dict(result))
     return result
 
 
-def resume_pipeline(ctx: Any, job_id: str) -> dict[str, Any]:
+def resume(ctx: Any, job_id: str) -> QuantizeResult:
+    """Run an unfinished job again with the request it was started with (saved scores are reused)."""
     record = jobs.load(job_id)
+    if record.kind != "quantize":
+        raise QuantError(f"job {job_id} is a {record.kind} job, not a quantization")
     if record.status == "done":
         raise QuantError(f"job {job_id} already finished")
     record.attempts += 1
     record.claim()
-    request = QuantRequest.from_dict(record.request)
-    return run_pipeline(ctx, request, record)
+    return quantize(ctx, QuantRequest.parse(record.request), record)
 
 
-def _run(ctx: RecordingContext, req: QuantRequest, record: jobs.JobRecord) -> dict[str, Any]:
-    from mlx_lm.utils import load_tokenizer
-
-    from ..engine.loader import resolve
-    from .calibration import calibration_set, evaluation_set
-    from .job import QuantizeRequest, quantize_job
-    from .recipes import describe
-
-    info = describe(req.recipe)
-    if req.awq and "awq" not in {f.name for f in dataclasses.fields(QuantizeRequest)}:
-        raise QuantError("AWQ pre-scaling is not available in this build: turn it off")
-    source = resolve(req.model)
-    ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, "reading calibration and evaluation text"))
-    tokenizer = load_tokenizer(source)
-    calib_source = None if req.calibration == "builtin" else req.calibration
-    calib = calibration_set(tokenizer, samples=req.samples, seq_len=req.seq_len, source=calib_source)
-    evaluation = evaluation_set(tokenizer, samples=min(req.samples, 16), seq_len=req.seq_len,
-                                source=None if req.evaluation == "builtin" else req.evaluation, calibration=calib)
-    sens_file = None
-    if info.needs_scores:
-        from .inventory import load_inventory
-        from .job import merge_scores
-        from .sensitivity import run_sensitivity
-
-        scored = run_sensitivity(ctx, source, sensitivity_candidates(req), calib,
-                                 mode=resolved_sensitivity_mode(req.sensitivity_mode))
-        # the scores on the model's inventory (fixed bytes, required rules): exactly the table the
-        # allocator sees, so the Layers tab re-allocates to the same plan at the same budget
-        table = merge_scores(load_inventory(source), scored)
-        sens_file = jobs_dir() / f"{record.id}.sensitivity.json"
-        table.save(sens_file)
-        record.result = {"sensitivity_file": str(sens_file)}
-        record.save()
-    temper = req.recipe == "temper"
-    core = QuantizeRequest(
-        model=source, recipe=req.recipe,
-        bpw=req.target_bpw if temper and req.size_gb is None else None,
-        size_gb=req.size_gb if temper else None,
-        bits=req.bits if temper else None, group_sizes=req.group_sizes if temper else None,
-        modes=req.modes if temper else None, protect=list(req.protect), sensitivity=sens_file,
-        out=Path(req.output).expanduser() if req.output else None, force=req.overwrite,
-        eval_chunks=[list(map(int, row)) for row in evaluation.chunks], gptq=req.gptq, clip=req.clip,
-    )
-    res = quantize_job(ctx, core)
-    return result_dict(res, sens_file, calib.describe(), evaluation.describe())
-
-
-def result_dict(res: Any, sens_file: Path | None, calibration: str, evaluation: str) -> dict[str, Any]:
+def result_dict(res: QuantizeResult) -> dict[str, Any]:
     """What the wizard's Result step and `temper` job records show, as plain JSON."""
     plan = res.plan
     verify = res.verify
@@ -190,9 +141,9 @@ def result_dict(res: Any, sens_file: Path | None, calibration: str, evaluation: 
         "verified": bool(verify is not None and verify.ok),
         "widths": plan.summary().get("widths", {}),
         "quality": q,
-        "calibration": calibration,
-        "evaluation": evaluation,
-        "sensitivity_file": str(sens_file) if sens_file else None,
+        "calibration": res.calibration,
+        "evaluation": res.evaluation,
+        "sensitivity_file": str(res.sensitivity_file) if res.sensitivity_file else None,
         "plan": {e.path: e.key for e in plan.entries},
         "seconds": dict(res.seconds),
     }

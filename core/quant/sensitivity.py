@@ -97,7 +97,9 @@ def run_sensitivity(
     path = resolve(model_path)
     config = read_config(path)
     if config.get("quantization") or config.get("quantization_config"):
-        raise QuantError(f"{path.name} is already quantized: measure sensitivity on the unquantized model (a GGUF import: re-import with --dequantize)")
+        from .source import already_quantized
+
+        raise already_quantized(path)
     if streamed is None:
         from .streamed import needs_streaming
 

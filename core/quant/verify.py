@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import QuantError
+from .passthrough import tower_bytes
 from .plan import PLAN_FILE, Plan
 from .write import source_tensor_bytes
 
@@ -36,15 +37,17 @@ class VerifyReport:
         return head if self.ok else head + "\n" + "\n".join(f"  MISMATCH {m}" for m in self.mismatches)
 
 
-def verify(folder: Path, plan: Plan | None = None, *, forward: bool = True) -> VerifyReport:
+def verify(folder: Path, plan: Plan | None = None, *, forward: bool = True, name: str | None = None) -> VerifyReport:
     """Load `folder` with plain mlx-lm and compare it with `plan` (default: its temper-plan.json).
 
     Raises QuantError listing the first mismatches; returns the report when everything matches.
+    `name`: what to call the folder in errors (the model's name when `folder` is a temporary one).
     Must run on the engine thread."""
     import mlx.core as mx
     from mlx_lm import load
 
     folder = Path(folder)
+    name = name or folder.name
     if plan is None:
         if not (folder / PLAN_FILE).is_file():
             raise QuantError(f"{folder} has no {PLAN_FILE}: pass the plan to verify against")
@@ -52,7 +55,7 @@ def verify(folder: Path, plan: Plan | None = None, *, forward: bool = True) -> V
     try:
         model, _tokenizer = load(str(folder))
     except Exception as exc:
-        raise QuantError(f"plain mlx_lm.load fails on {folder.name}: {' '.join(str(exc).split())[:200]}") from exc
+        raise QuantError(f"plain mlx_lm.load fails on {name}: {' '.join(str(exc).split())[:200]}") from exc
 
     modules = dict(model.named_modules())
     wanted = plan.by_path()
@@ -71,7 +74,7 @@ def verify(folder: Path, plan: Plan | None = None, *, forward: bool = True) -> V
         if path not in wanted and _quant_of(module) is not None:
             mismatches.append(f"{path}: quantized ({_fmt(_quant_of(module))}) but the plan does not name it")
 
-    tensor_bytes = source_tensor_bytes(folder)
+    tensor_bytes = source_tensor_bytes(folder) - tower_bytes(folder)  # a VLM's float towers: not in the plan
     file_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     real_bpw = tensor_bytes * 8 / max(plan.params, 1)
     if tensor_bytes * 8 != plan.total_bits:
@@ -85,7 +88,7 @@ def verify(folder: Path, plan: Plan | None = None, *, forward: bool = True) -> V
     report = VerifyReport(folder, len(wanted), real_bpw, tensor_bytes, file_bytes, plan.params, mismatches)
     if mismatches:
         more = f" (and {len(mismatches) - 3} more)" if len(mismatches) > 3 else ""
-        raise QuantError(f"{folder.name} does not match its plan: {'; '.join(mismatches[:3])}{more}")
+        raise QuantError(f"{name} does not match its plan: {'; '.join(mismatches[:3])}{more}")
     return report
 
 

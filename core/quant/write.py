@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ..errors import QuantError
 from .gptq import Rounding
 from .inventory import is_float_only
 from .output import check_output
+from .passthrough import copy_towers, tower_bytes
 from .plan import PLAN_FILE, Plan
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -66,17 +68,21 @@ def write_quantized(
     pre-scaling (core/quant/awq.py), folded into the norms before quantizing. `rounding`: how tensors are
     rounded (core/quant/gptq.py; default round-to-nearest, as `mx.quantize`); GPTQ needs `calibration`
     (token chunks; `awq_chunks` serve when it is not given)."""
-    from mlx_lm.utils import load_model, save_config, save_model
+    from mlx_lm.utils import save_config, save_model
+
+    from ..engine.loader import open_model
 
     source, out = Path(source), Path(out)
     check_output(out, source, force=force)
     raw_config = json.loads((source / "config.json").read_text())
     if "quantization" in raw_config or "quantization_config" in raw_config:
-        raise QuantError(f"{source.name} is already quantized: quantize from the float model")
+        from .source import already_quantized
+
+        raise already_quantized(source)
     say = progress or (lambda *_: None)
 
     say("load", 0, 1)
-    model, _ = load_model(source, lazy=True)
+    model, _ = open_model(source, lazy=True)
     if dtype is not None:
         if dtype not in DTYPES:
             raise QuantError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype}")
@@ -127,22 +133,34 @@ def write_quantized(
     config["quantization"] = quant
     config["quantization_config"] = dict(quant)
 
+    check_room(out, plan, extra=sum(f.stat().st_size for f in tokenizer_files(source)))
     try:
         with atomic.folder(out, overwrite=force) as tmp:
             say("write", 0, 1)
             save_model(tmp, model, donate_model=True)
-            save_config(config, config_path=tmp / "config.json")
+            towers = copy_towers(source, tmp)  # a VLM's vision/audio towers, unchanged (passthrough.py)
+            if towers.names:
+                card["towers"] = towers.describe()
+            save_config(config, config_path=tmp / "config.json", keep_vision_config=bool(towers.names))
             copy_tokenizer_files(source, tmp)
             plan.save(tmp / PLAN_FILE)
             src_bytes = source_tensor_bytes(source)
             written = source_tensor_bytes(tmp)
-            (tmp / "README.md").write_text(model_card(plan, source, written, src_bytes, card))
+            (tmp / "README.md").write_text(model_card(plan, source, written - towers.nbytes,
+                                                      src_bytes - tower_bytes(source), card))
             files = sorted(p.name for p in tmp.iterdir())
             say("write", 1, 1)
             if before_commit is not None:
                 before_commit(tmp)
     except FileExistsError as exc:
         raise QuantError(f"{out} already exists: choose another output folder or pass --force") from exc
+    except OSError as exc:
+        raise QuantError(f"cannot write {out}: {exc.strerror or exc} (nothing was left behind)") from exc
+    except RuntimeError as exc:  # MLX's save: "[save_safetensors] Unable to write N bytes" on a full disk
+        if "write" not in str(exc).lower() and "open" not in str(exc).lower():
+            raise
+        raise QuantError(f"cannot write {out}: {' '.join(str(exc).split())[:120]} (disk full or not "
+                         "writable? nothing was left behind)") from exc
     return WriteResult(path=out, files=files, source_bytes=src_bytes, written_bytes=written)
 
 
@@ -195,13 +213,40 @@ def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding:
     return skipped
 
 
-def copy_tokenizer_files(source: Path, dest: Path) -> list[str]:
+def check_room(out: Path, plan: Plan, *, extra: int = 0) -> None:
+    """Refuse before writing: a folder this process may not write in, or a disk without room for the
+    plan's bytes, the `extra` bytes copied beside them (tokenizer files), 1% and 1 MB (headers, config, card)."""
+    from ..partials import clean
+
+    parent = Path(out).parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise QuantError(f"cannot write {out}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise QuantError(f"cannot write {out}: {existing} is not writable")
+    if parent.is_dir():
+        clean(parent)                      # half-written folders of killed earlier runs
+    need = int(plan.size_bytes * 1.01) + extra + 2**20
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise QuantError(f"cannot write {out}: it needs about {need / 1e6:.1f} MB and {existing} has "
+                         f"{free / 1e6:.1f} MB free")
+
+
+def tokenizer_files(source: Path) -> list[Path]:
     """Tokenizer, chat template, generation and processor configs: every small text file mlx-lm reads."""
+    return [f for f in sorted(Path(source).iterdir())
+            if f.is_file() and f.suffix in _COPY_SUFFIXES and f.name not in _NO_COPY]
+
+
+def copy_tokenizer_files(source: Path, dest: Path) -> list[str]:
+    """Copy `tokenizer_files(source)` into `dest`."""
     copied = []
-    for f in sorted(Path(source).iterdir()):
-        if f.is_file() and f.suffix in _COPY_SUFFIXES and f.name not in _NO_COPY:
-            shutil.copy2(f, dest / f.name)
-            copied.append(f.name)
+    for f in tokenizer_files(source):
+        shutil.copy2(f, dest / f.name)
+        copied.append(f.name)
     if not any(n.startswith("tokenizer") or n in ("vocab.json", "tokenizer.model") for n in copied):
         raise QuantError(f"{source.name} has no tokenizer files to copy (tokenizer.json / tokenizer.model)")
     return copied
@@ -232,7 +277,7 @@ Quantized with temper from `{source.name}`; loads with plain `mlx_lm.load`.
 - Scales/biases dtype: {plan.float_bytes * 8}-bit float
 - {extra.get("awq", "AWQ pre-scaling: not applied")}
 - Rounding: {extra.get("rounding", "round-to-nearest")}
-{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
+{"" if "towers" not in extra else "- Language model quantized; vision/audio towers and projectors copied in float: " + extra["towers"] + chr(10)}{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
 {notes}
 ## Tensors by width
 

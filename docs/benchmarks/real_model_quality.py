@@ -67,7 +67,7 @@ def child(argv: list[str]) -> None:
     if kind == "temper":
         from temper.cli.main import main
 
-        rc = main(["quantize", str(src), "-o", str(out), *rest])   # phase lines on stderr: the row's log
+        rc = main(["quantize", str(src), "-o", str(out), "--no-eval", *rest])   # phase lines on stderr: the row's log
         if rc:
             raise SystemExit(rc)
     elif kind == "convert":

@@ -21,7 +21,7 @@ def chunks_for(path: Path, *, length: int = 48, count: int = 3) -> list[list[int
 
 def scored_table(ctx, path: Path, candidates, *, length: int = 48, count: int = 2):
     """The model's inventory filled with exact ΔKL scores from the real sensitivity pass (engine thread only),
-    calibrated on `count` x `length` chunks of HELD_OUT, as `quantize_job` merges them."""
+    calibrated on `count` x `length` chunks of HELD_OUT, as `job.run_phases` merges them."""
     import numpy as np
     from temper.core.quant.calibration import TokenSet
     from temper.core.quant.inventory import load_inventory

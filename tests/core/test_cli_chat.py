@@ -46,3 +46,23 @@ def test_bad_input_is_one_clear_line(tiny_llama, capsys):
     assert "name a model" in capsys.readouterr().err
     assert main(["chat", "/nonexistent/model", "--prompt", "x", "--no-save"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_repl_refuses_bad_commands_without_changing_anything(tiny_llama, capsys, monkeypatch):
+    lines = ("/effort ultra\n/draft-tokens x\n/draft-tokens 99\n/temp hot\n/drafter /nonexistent/drafter\n"
+             "/bogus\nquestion\n/quit\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    assert main(["chat", str(tiny_llama), "--temp", "0", "--max-tokens", "4"]) == 0
+    _, err = capsys.readouterr()
+    assert "unknown reasoning effort 'ultra'" in err and "/draft-tokens needs a whole number" in err
+    assert "draft tokens must be between 1 and 16" in err and "/temp needs a number" in err
+    assert "no such folder" in err and "unknown command /bogus" in err
+    assert err.count("tok/s") == 1                     # the message after the typos was answered
+    [conv] = ChatStore().list()
+    assert conv.settings["effort"] is None and conv.settings["num_draft_tokens"] == 3
+    assert conv.settings["drafter"] is None and conv.settings["sampling"]["temperature"] == 0
+
+
+def test_empty_prompt_is_refused(tiny_llama, capsys):
+    assert main(["chat", str(tiny_llama), "--prompt", "", "--no-save"]) == 2
+    assert capsys.readouterr().err.strip() == "temper: nothing to send: the message is empty"

@@ -11,8 +11,9 @@ from temper.core.errors import QuantError
 from temper.core.quant.candidates import grid
 from temper.core.quant.evaluate import compare_folder, evaluate, format_table, reference
 from temper.core.quant.inventory import load_inventory
-from temper.core.quant.job import QuantizeRequest, quantize_job
+from temper.core.quant.pipeline import quantize
 from temper.core.quant.recipes import build_plan
+from temper.core.quant.request import QuantRequest
 from temper.core.quant.write import write_quantized
 
 
@@ -67,9 +68,9 @@ def test_evaluation_needs_text(tiny_llama, engine, written):
 def test_quantize_job_emits_phases_and_verifies(tiny_llama, engine, tmp_path):
     table = engine.run(lambda ctx: scored_table(ctx, tiny_llama, grid((2, 4, 8), (64,))))
     table.save(tmp_path / "scores.json")
-    req = QuantizeRequest(model=tiny_llama, bpw=5.0, sensitivity=tmp_path / "scores.json", out=tmp_path / "q",
-                          eval_chunks=chunks_for(tiny_llama, count=2))
-    job = engine.submit(lambda ctx: quantize_job(ctx, req), kind="quantize")
+    req = QuantRequest(model=str(tiny_llama), target_bpw=5.0, sensitivity=str(tmp_path / "scores.json"),
+                       output=str(tmp_path / "q"), samples=2, seq_len=48)
+    job = engine.submit(lambda ctx: quantize(ctx, req), kind="quantize")
     phases = [e.phase for e in job.events() if hasattr(e, "phase")]
     result = job.result()
     for phase in ("inventory", "sensitivity", "allocate", "write", "verify", "evaluate"):
@@ -109,11 +110,34 @@ def test_cli_quantize_and_eval(tiny_llama, engine, tmp_path, capsys, monkeypatch
 
 
 def test_quantize_job_with_awq_and_plan_only(tiny_gemma4, engine, tmp_path):
-    req = QuantizeRequest(model=tiny_gemma4, recipe="unsloth-3", awq=True, out=tmp_path / "a",
-                          calibration=chunks_for(tiny_gemma4, count=2))
-    result = engine.run(lambda ctx: quantize_job(ctx, req))
+    text = tmp_path / "calib.txt"
+    text.write_text(HELD_OUT * 3)
+    req = QuantRequest(model=str(tiny_gemma4), recipe="unsloth-3", awq=True, output=str(tmp_path / "a"),
+                       calibration=str(text), samples=2, seq_len=48, evaluate=False)
+    result = engine.run(lambda ctx: quantize(ctx, req))
     assert result.verify.ok and "groups scaled" in (tmp_path / "a" / "README.md").read_text()
-    only = engine.run(lambda ctx: quantize_job(ctx, QuantizeRequest(model=tiny_gemma4, recipe="mixed_4_6",
-                                                                    plan_only=True, out=tmp_path / "b")))
+    only = engine.run(lambda ctx: quantize(ctx, QuantRequest(model=str(tiny_gemma4), recipe="mixed_4_6",
+                                                             plan_only=True, output=str(tmp_path / "b"))))
     assert only.out is None and not (tmp_path / "b").exists()
     assert only.to_dict()["plan"]["method"] == "mixed_4_6"
+
+
+def test_evaluate_reports_every_chunk_so_its_eta_moves(tiny_llama, engine):
+    from temper.core.engine.events import Progress
+    from temper.core.quant.evaluate import evaluate
+
+    seen: list[Progress] = []
+
+    class Ctx:
+        job_id = 7
+
+        def check(self) -> None:
+            pass
+
+        def emit(self, event) -> None:
+            seen.append(event)
+
+    chunks = [[1, 2, 3, 4, 5, 6, 7, 8]] * 3
+    engine.run(lambda ctx: evaluate(Ctx(), tiny_llama, [tiny_llama], chunks))
+    steps = [(e.done, e.total) for e in seen if e.phase == "evaluate"]
+    assert steps == [(i, 6) for i in range(7)]          # 3 chunks x (base + 1 model), then done

@@ -56,7 +56,12 @@ def error_of(text: str) -> str:
         ("[sampling]\ntop_p = 1.5\n", r"^p\.toml:2: sampling\.top_p: must be at most 1, got 1\.5"),
         ("[sampling]\nmax_tokens = 0\n", r"^p\.toml:2: sampling\.max_tokens: must be at least 1, got 0"),
         ("[chat]\nreasoning_effort = 'max'\n", r"^p\.toml:2: chat\.reasoning_effort: must be one of none, low, medium, high"),
-        ("[quantize]\nbits = [4, 9]\n", r"^p\.toml:2: quantize\.bits: item 2: must be at most 8, got 9"),
+        ("[quantize]\nbits = [4, 9]\n", r"^p\.toml:2: quantize\.bits: item 2: must be one of 2, 3, 4, 5, 6, 8, got 9"),
+        # the same rule as the core's: a width or group size the core cannot run is refused at load
+        ("[quantize]\nbits = [7]\n", r"^p\.toml:2: quantize\.bits: item 1: must be one of 2, 3, 4, 5, 6, 8, got 7"),
+        ("[quantize]\ngroup_sizes = [16]\n", r"^p\.toml:2: quantize\.group_sizes: item 1: must be one of 32, 64, 128"),
+        ("[quantize]\nrecipe = 'q4'\n", r"^p\.toml:2: quantize\.recipe: unknown recipe 'q4'"),
+        ("[quantize]\nrecipe = 'uniform-4'\nbits = [4]\n", r"^p\.toml:1: quantize: recipe uniform-4 is a fixed map"),
         ("[quantize]\nmodes = 'affine'\n", r"^p\.toml:2: quantize\.modes: expected an array, got a string"),
         ("[quantize]\nawq = 1\n", r"^p\.toml:2: quantize\.awq: expected true or false, got an integer"),
         ("sampling = 3\n", r"^p\.toml:1: sampling: expected a table \[sampling\], got an integer"),

@@ -75,6 +75,13 @@ def test_line_soup_loads_or_fails_cleanly(lines: list[str]) -> None:
     check("\n".join(lines))
 
 
+# keys whose valid values the generic rule below cannot guess: a recipe name (any grid-honouring recipe
+# takes any grid: temper), text files named for calibration and evaluation (distinct, non-empty)
+SPECIAL = {("quantize", "recipe"): st.just("temper"), ("quantize", "calibration"): st.just("builtin"),
+           ("quantize", "evaluation"): st.sampled_from(["builtin", "held-out.txt"]),
+           ("quantize", "protect"): st.lists(st.sampled_from(["lm_head", "*embed*:6", "model.layers.0.*"]))}
+
+
 def _valid(field) -> st.SearchStrategy:
     if field.choices and not field.type.startswith("list"):
         return st.sampled_from(field.choices)
@@ -88,7 +95,7 @@ def _valid(field) -> st.SearchStrategy:
     }
     if field.type.startswith("list"):
         inner = st.sampled_from(field.choices) if field.choices else item[field.type[5:-1]]
-        return st.lists(inner, max_size=4)
+        return st.lists(inner, min_size=1 if field.choices else 0, max_size=4)
     return item[field.type]
 
 
@@ -97,7 +104,7 @@ valid_profiles = st.fixed_dictionaries(
     optional={
         "version": st.just(1),
         **{
-            name: st.fixed_dictionaries({}, optional={k: _valid(f) for k, f in fields.items()})
+            name: st.fixed_dictionaries({}, optional={k: SPECIAL.get((name, k), _valid(f)) for k, f in fields.items()})
             for name, fields in SECTIONS.items()
         },
     },

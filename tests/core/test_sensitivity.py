@@ -202,7 +202,7 @@ def test_cli_prints_a_table_and_reuses_it(trained_tiny, capsys):
     assert main(argv) == 0
     assert "reused saved table" in capsys.readouterr().out
     assert main(["sensitivity", str(trained_tiny), "--bits", "7"]) == 2
-    assert "no 7-bit width" in capsys.readouterr().err
+    assert "--bits: item 1: must be one of 2, 3, 4, 5, 6, 8, got 7" in capsys.readouterr().err
     streamed = ["sensitivity", str(trained_tiny), "--streamed", "--bits", "4", "--samples", "1", "--seq-len", "16"]
     assert main(streamed) == 0
     out = capsys.readouterr().out

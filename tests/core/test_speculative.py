@@ -108,8 +108,3 @@ def test_a_follow_up_with_a_drafter_reuses_both_caches_and_stays_exact(engine, t
     forget_session(engine)
     cold, _, _ = ask(engine, tiny_llama, turn2, effort="none", sampling=greedy(20))
     assert warm.tokens == cold.tokens
-
-
-def test_a_sliding_window_model_refuses_a_drafter_clearly(engine, tiny_gemma4):
-    with pytest.raises(TemperError, match="RotatingKVCache.*turn the drafter off"):
-        engine.run(chat_job(ChatRequest(str(tiny_gemma4), MESSAGES, greedy(), drafter="self")))

@@ -31,13 +31,24 @@ def test_temper_starts_switches_tabs_and_quits(tmp_path: Path) -> None:
         assert "temper" in screen[0] and "e2e@tmux" in screen[0]
         assert active_tab(screen) == "Library"
 
-        steps = [("F2", "Quantize"), ("]", "Layers"), ("]", "Chat"), ("F5", "Performance"),
-                 ("]", "Library"), ("[", "Performance"), ("F1", "Library")]
+        # in Chat the message box has the focus: ctrl+pageup/pagedown and F-keys still switch tabs
+        steps = [("F2", "Quantize"), ("]", "Layers"), ("]", "Chat"), ("C-NPage", "Performance"),
+                 ("C-PPage", "Chat"), ("F5", "Performance"), ("]", "Library"), ("[", "Performance"),
+                 ("F1", "Library")]
         for key, expected in steps:
             term.send(key)
             term.wait_for(lambda lines, expected=expected: active_tab(lines) == expected, timeout=15)
 
         term.send("?")
+        term.wait_for(lambda lines: any("app.quit" in line for line in lines), timeout=15)
+        term.send("Escape")
+        term.wait_for(lambda lines: not any("app.quit" in line for line in lines), timeout=15)
+        term.send("F4")                                   # F10 opens help while typing in the message box
+        term.wait_for(lambda lines: active_tab(lines) == "Chat", timeout=15)
+        term.send("-l", "?]")
+        term.wait_for(lambda lines: any("?]" in line for line in lines), timeout=15)
+        assert active_tab(term.capture()) == "Chat"
+        term.send("F10")
         term.wait_for(lambda lines: any("app.quit" in line for line in lines), timeout=15)
         term.send("Escape")
         term.wait_for(lambda lines: not any("app.quit" in line for line in lines), timeout=15)

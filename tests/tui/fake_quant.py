@@ -96,16 +96,24 @@ RESULT = {
 
 
 class FakeQuantClient:
-    def __init__(self, app: Any, model_dir: Path, *, gate: threading.Event | None = None) -> None:
+    def __init__(self, app: Any, model_dir: Path, *, gate: threading.Event | None = None,
+                 fail_in: str | None = None, quantized: bool = False) -> None:
         self.app = app
         self.model_dir = Path(model_dir)
+        self.fail_in = fail_in          # a phase to fail in (the next run only)
+        self.quantized = quantized      # list a 4-bit model first (its float copy is made by make_float_copy)
+        self.copies: list[str] = []
         self.table = fake_table()
         self.gate = gate               # when set, the fake job waits on it in the middle of sensitivity
         self.started: list[QuantRequest] = []
         self.saved_scores = False
 
     def models(self) -> list[ModelChoice]:
-        return [ModelChoice("tiny-llama", str(self.model_dir), "llama", 1_234_567, 2_469_134, 2),
+        four_bit = [ModelChoice("tiny-4bit", str(self.model_dir.parent / "tiny-4bit"), "llama", 1_234_567,
+                                700_000, 2, "4-bit")] if self.quantized else []
+        copies = [ModelChoice(Path(p).name, p, "llama", 1_234_567, 2_469_134, 2) for p in self.copies]
+        return [*four_bit, *copies,
+                ModelChoice("tiny-llama", str(self.model_dir), "llama", 1_234_567, 2_469_134, 2),
                 ModelChoice("tiny-gemma", str(self.model_dir.parent / "tiny-gemma"), "gemma4_text", 2_000_000,
                             4_000_000, 2)]
 
@@ -114,6 +122,18 @@ class FakeQuantClient:
             if m.path == path:
                 return m
         raise QuantError(f"{path} is not a model folder (no config.json)")
+
+    def float_copy_of(self, model: ModelChoice) -> str | None:
+        path = f"{model.path}-bf16"
+        return path if path in self.copies else None
+
+    def make_float_copy(self, model: ModelChoice):
+        def job(ctx) -> str:
+            ctx.emit(Progress(ctx.job_id, "float-copy", 50, 100, "dequantizing"))
+            self.copies.append(f"{model.path}-bf16")
+            return f"{model.path}-bf16"
+
+        return self.app.engine.submit(job, kind="float-copy")
 
     def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight:
         return Preflight(16_000_000_000, model.size_bytes * 2, False, 95.0)
@@ -160,6 +180,11 @@ class FakeQuantClient:
             ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores), t.params, t.kind, t.layer, t.shape))
             ctx.emit(Progress(ctx.job_id, "sensitivity", i + 1, n, f"scored {t.path}", {"eta_s": 5.0 * (n - i - 1)}))
         for phase in ("allocate", "write", "verify", "evaluate"):
+            if phase == self.fail_in:
+                self.fail_in = None
+                ctx.emit(Progress(ctx.job_id, phase, 0, 4, phase))
+                record.finish("failed", error=f"{phase} broke")
+                raise QuantError(f"{phase} broke")
             ctx.emit(Progress(ctx.job_id, phase, 1, 1, phase))
         self.saved_scores = True
         result = {**RESULT, "output": request.output, "model": request.model}

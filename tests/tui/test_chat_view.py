@@ -405,3 +405,21 @@ async def test_delete_from_the_list_asks_first():
         await pilot.pause()
         assert [c.id for c in ChatStore().list()] == [keep.id]
         assert view.conv is None and list(view.query(ChatMessage)) == []
+
+
+@sync
+async def test_single_newlines_in_an_answer_stay_line_breaks():
+    from textual.widgets._markdown import MarkdownParagraph
+
+    client = FakeClient()
+    async with make_app(client=client).run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "A poem")
+        for part in ["Roses are red,\nViolets", " are blue,\nSugar is sweet,\n", "And so are you."]:
+            client.token(part)
+        client.finish()
+        await pilot.pause(0.2)
+        [answer] = answers(view)
+        [para] = answer.query(MarkdownParagraph)
+        text = str(para.render()).strip()
+        assert text.splitlines() == ["Roses are red,", "Violets are blue,", "Sugar is sweet,", "And so are you."]

@@ -74,13 +74,13 @@ def test_wizard_defaults_on_tiny_llama_make_a_verified_model(make_app, engine, t
 
 def test_layers_reallocation_matches_the_written_plan(engine, tiny_llama: Path) -> None:
     """The saved scores re-allocated at the run's budget (what the Layers tab does) give the run's plan."""
-    from temper.core.quant.pipeline import run_pipeline
+    from temper.core.quant.pipeline import quantize, result_dict
     from temper.core.quant.request import QuantRequest
     from temper.tui.quant_client import QuantClient
 
     request = QuantRequest(model=str(tiny_llama), target_bpw=5.0, bits=[2, 4, 8], group_sizes=[64], samples=4,
                            seq_len=64, output=str(models_dir() / "layers-check"))
-    result = engine.run(lambda ctx: run_pipeline(ctx, request))
+    result = result_dict(engine.run(lambda ctx: quantize(ctx, request)))
     client = QuantClient(app=None)
     table = client.saved_table(str(tiny_llama))
     assert table is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from temper.core import jobs
 from temper.core.paths import data_dir
-from temper.core.quant.pipeline import run_pipeline
+from temper.core.quant.pipeline import quantize, result_dict
 from temper.core.quant.request import QuantRequest
 from textual.widgets import ContentSwitcher, Static
 
@@ -31,7 +31,7 @@ KILL_AT = 5      # exact-pass tensors finished before the kill
 SCRIPT = """
 import os, signal, sys, json
 from temper.core.engine import Engine
-from temper.core.quant.pipeline import run_pipeline
+from temper.core.quant.pipeline import quantize, result_dict
 from temper.core.quant.request import QuantRequest
 
 class KillMidPass:
@@ -43,7 +43,7 @@ class KillMidPass:
             os.kill(os.getpid(), signal.SIGKILL)
 
 request = QuantRequest.from_dict(json.loads(sys.argv[1]))
-Engine().run(lambda ctx: run_pipeline(KillMidPass(ctx), request))
+Engine().run(lambda ctx: quantize(KillMidPass(ctx), request))
 """
 
 
@@ -91,7 +91,7 @@ def test_killed_run_resumes_from_the_app_with_the_same_plan(make_app, engine, ti
 
     # 3. an uninterrupted run of the same request, measured from scratch in another home
     monkeypatch.setenv("TEMPER_HOME", str(tmp_path / "fresh-home"))
-    fresh = engine.run(lambda ctx: run_pipeline(ctx, request_for(tiny_llama, tmp_path / "fresh")))
+    fresh = result_dict(engine.run(lambda ctx: quantize(ctx, request_for(tiny_llama, tmp_path / "fresh"))))
     assert fresh["plan"] == resumed["plan"]
     # same scores up to float summation order (the kernels are not bit-reproducible across processes)
     assert abs(fresh["predicted_kl"] - resumed["predicted_kl"]) <= 1e-4 * fresh["predicted_kl"]

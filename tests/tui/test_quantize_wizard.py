@@ -238,3 +238,83 @@ def test_result_opens_in_chat_and_compares(engine, tmp_path: Path) -> None:
         assert pilot.app.query_one(TabbedContent).active == "chat"
 
     run(app, script)
+
+
+def _phase(app, name: str) -> str:
+    return str(app.query_one(f"#phase-{name} .phase-name").render()) + " | " + \
+        str(app.query_one(f"#phase-{name} .phase-status").render())
+
+
+async def _wait_text(pilot, selector: str, text: str, tries: int = 400) -> None:
+    for _ in range(tries):
+        if text in str(pilot.app.query_one(selector).render()):
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"{selector} never showed {text!r}: {pilot.app.query_one(selector).render()!r}")
+
+
+def test_a_failed_run_offers_back_and_new_and_never_ticks_the_failed_phase(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path, fail_in="write")
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await wait_for_step(pilot, "step-run")
+        await _wait_text(pilot, "#run-message", "Failed: write broke")
+        assert _phase(pilot.app, "sensitivity").startswith("✓") and _phase(pilot.app, "allocate").startswith("✓")
+        assert _phase(pilot.app, "write").startswith("✗") and "failed" in _phase(pilot.app, "write")
+        assert _phase(pilot.app, "verify").endswith("waiting") and "✓" not in _phase(pilot.app, "verify")
+        assert pilot.app.query_one("#run-back").display and not pilot.app.query_one("#run-cancel").display
+        await pilot.pause(0.1)
+        assert pilot.app.focused is not None and pilot.app.focused.id == "run-back"   # so Esc reaches the wizard
+        await pilot.press("escape")                      # back to Review, settings kept
+        assert await step(pilot) == "step-review"
+        await pilot.press("enter")                       # run again: this time it works
+        await wait_for_step(pilot, "step-result")
+        pilot.app.query_one("#result-new").press()
+        await pilot.pause()
+        assert await step(pilot) == "step-model"
+
+    run(app, script)
+    assert len(client.started) == 2
+
+
+def test_after_a_failure_new_and_the_library_leave_the_run_step(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path, fail_in="allocate")
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await _wait_text(pilot, "#run-message", "Failed: allocate broke")
+        await pilot.pause(0.4)
+        pilot.app.query_one("#run-new").press()
+        await pilot.pause()
+        assert await step(pilot) == "step-model"
+        client.fail_in = "write"
+        await pilot.press("enter", "enter", "enter", "enter")
+        await _wait_text(pilot, "#run-message", "Failed: write broke")
+        pilot.app.open_model(str(tmp_path / "tiny-llama"), "quantize")   # Library → q on the same model
+        await pilot.pause()
+        assert await step(pilot) == "step-model"
+
+    run(app, script)
+
+
+def test_a_quantized_model_is_refused_at_step_one_and_f_makes_a_float_copy(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path, quantized=True)
+
+    async def script(pilot) -> None:
+        facts = str(pilot.app.query_one("#model-facts").render())
+        assert "Already quantized (4-bit)" in facts and "Press f to make a float copy" in facts
+        await pilot.press("enter")
+        assert await step(pilot) == "step-model"
+        assert "already quantized" in error_text(pilot.app) and "press f" in error_text(pilot.app)
+        await pilot.press("f")
+        for _ in range(200):
+            current = pilot.app.query_one("#step-model").current
+            if current is not None and current.path.endswith("tiny-4bit-bf16"):
+                break
+            await pilot.pause(0.05)
+        assert pilot.app.query_one("#step-model").current.path == str(tmp_path / "tiny-4bit-bf16")
+        await pilot.press("enter")
+        assert await step(pilot) == "step-goal"
+
+    run(app, script)

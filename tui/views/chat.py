@@ -110,6 +110,11 @@ class ChatView(Vertical):
     def handle_engine_event(self, event) -> None:
         """The app hands every engine event to every view; this tab gets its own through the chat client."""
 
+    def default_focus(self):
+        """The message box: what a user arriving here (a tab key, Open in Chat) types into. Tab keys that work
+        while typing: F1-F5 and ctrl+pageup/pagedown."""
+        return self.query_one("#chat-input", Input) if self.gen is None else None
+
     def on_show(self) -> None:
         """The tab came into view: the active model may have changed meanwhile (Library → OpenModel)."""
         if self.model:
@@ -147,7 +152,10 @@ class ChatView(Vertical):
         parts.append(f"effort {s.effort or 'default'}")
         if s.drafter:
             parts.append(f"drafter {s.drafter} ×{s.num_draft_tokens}")
-        if s.kv_bits:
+        kv = self.last_stats.get("kv")
+        if kv and kv != "float":
+            parts.append(f"kv {kv}")
+        elif s.kv_bits:
             parts.append(f"kv {s.kv_bits}-bit")
         self.query_one("#chat-header", Static).update(" · ".join(parts))
 

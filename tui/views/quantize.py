@@ -8,7 +8,7 @@ profile's [quantize] section. A job left unfinished by a closed app is offered f
 from __future__ import annotations
 
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
-from temper.core.errors import TemperError
+from temper.core.errors import QuantError, TemperError
 from temper.core.jobs import JobRecord
 from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
@@ -46,6 +46,7 @@ class QuantizeView(Vertical):
         Binding("ctrl+n", "next", "Next", id="quantize.next"),
         Binding("ctrl+b", "previous", "Prev", id="quantize.previous", show=False),
         Binding("ctrl+s", "save_profile", "Save to profile", id="quantize.save_profile"),
+        Binding("f", "float_copy", "Float copy", id="quantize.float_copy"),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -55,6 +56,7 @@ class QuantizeView(Vertical):
         self.job = None
         self.model: ModelChoice | None = None
         self.result: dict | None = None
+        self.copy_job = None            # the float copy being made for a quantized model (step 1)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="quant-stepper")
@@ -96,8 +98,9 @@ class QuantizeView(Vertical):
         self._show_model_facts(self.query_one(ModelStep).current)
 
     def _model_changed(self, model: str | None) -> None:
-        """The app's active model changed (Library → Quantize): offer it first, from step 1."""
-        if model and self.job is None and self.step < 4:
+        """The app's active model changed (Library → Quantize): offer it first, from step 1 (also after a
+        run ended: only a running job keeps the wizard where it is)."""
+        if model and self.job is None:
             self.list_models()
             self.go(0, focus=False)
 
@@ -132,6 +135,7 @@ class QuantizeView(Vertical):
             text = f"{i + 1} {label}"
             parts.append(f"[reverse b] {text} [/]" if i == step else (f"[dim]{text}[/]" if i > step else text))
         self.query_one("#quant-stepper", Static).update(" › ".join(parts))
+        self.refresh_bindings()
         if focus:
             self._focus_step()
 
@@ -159,6 +163,9 @@ class QuantizeView(Vertical):
             if name == "model":
                 self.model = self._client().model(self.request.model)
                 self.request.output = ""
+                if self.model.quantized:
+                    raise QuantError(f"{self.model.name} is already quantized ({self.model.quantization}): "
+                                     "press f to make a float copy and quantize that")
             if name == "review":
                 self.request.validate()
         except TemperError as exc:
@@ -171,13 +178,66 @@ class QuantizeView(Vertical):
             self.go(self.step + 1)
 
     def action_previous(self) -> None:
+        """One step back; from a run that ended (failed, cancelled) or a result: back to Review."""
+        if self.job is not None:
+            return
         if 0 < self.step < 4:
             self.error()
             self.go(self.step - 1)
+        elif self.step >= 4:
+            self.error()
+            self.request.output = ""        # a new default output name: the old one may exist now
+            self.go(3)
+
+    def action_new(self) -> None:
+        if self.job is None:
+            self.error()
+            self.request.output = ""
+            self.list_models()
+            self.go(0)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "float_copy":
+            current = self.query_one(ModelStep).current
+            return self.step == 0 and self.copy_job is None and current is not None and current.quantized
+        return True
+
+    def action_float_copy(self) -> None:
+        """Step 1 on a quantized model: pick its float copy, or make one (an engine job) and pick it."""
+        current = self.query_one(ModelStep).current
+        if self.step != 0 or current is None or not current.quantized or self.copy_job is not None:
+            return
+        client = self._client()
+        existing = client.float_copy_of(current)
+        if existing:
+            self._pick(existing)
+            return
+        self.error()
+        self.copy_job = client.make_float_copy(current)
+        self.query_one(ModelStep).show_facts(f"Making a float copy of {current.name}…")
+        self.refresh_bindings()
+
+    def _pick(self, path: str) -> None:
+        models = self.query_one(ModelStep)
+        try:
+            models.set_models(self._client().models(), preselect=path)
+        except TemperError as exc:
+            self.error(str(exc))
+            return
+        if models.current is None or models.current.path != path:
+            try:
+                choice = self._client().model(path)
+            except TemperError as exc:
+                self.error(str(exc))
+                return
+            models.set_models([choice, *models.choices], preselect=path)
+        self._show_model_facts(models.current)
+        self.refresh_bindings()
+        self._focus_step()
 
     def action_back(self) -> None:
         if STEPS[self.step][0] == "run" and self.job is not None:
-            self.job.cancel()
+            self._cancel()
         else:
             self.action_previous()
 
@@ -190,11 +250,14 @@ class QuantizeView(Vertical):
         self._show_model_facts(message.model)
 
     def _show_model_facts(self, model: ModelChoice | None) -> None:
+        self.refresh_bindings()
         if model is None:
             return
         step = self.query_one(ModelStep)
         try:
-            step.show_facts(model_facts(model, self._client().preflight(model, self.request)))
+            client = self._client()
+            copy = client.float_copy_of(model) if model.quantized else None
+            step.show_facts(model_facts(model, client.preflight(model, self.request), copy))
         except TemperError as exc:
             step.show_facts(str(exc))
 
@@ -226,6 +289,9 @@ class QuantizeView(Vertical):
 
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
+        if self.copy_job is not None and event.job == self.copy_job.id:
+            self._copy_event(event)
+            return
         if self.job is None or event.job != self.job.id:
             return
         run = self.query_one(RunStep)
@@ -241,14 +307,34 @@ class QuantizeView(Vertical):
             self.job = None
             run.ended("failed", event.message)
             self.error(event.message)
+            self._focus_step()                # the Cancel button went away: focus Back, so Esc works
         elif isinstance(event, Cancelled):
             self.job = None
             run.ended("cancelled")
+            self._focus_step()
+
+    def _copy_event(self, event) -> None:
+        facts = self.query_one(ModelStep)
+        if isinstance(event, Progress):
+            facts.show_facts(f"Making a float copy… {event.done}% {event.message}")
+        elif isinstance(event, Finished):
+            self.copy_job = None
+            self.notify(f"Float copy ready: {event.result}", timeout=4)
+            self._pick(str(event.result))
+        elif isinstance(event, (Failed, Cancelled)):
+            self.copy_job = None
+            self.error(f"Could not make a float copy: {getattr(event, 'message', '') or 'cancelled'}")
+            self._show_model_facts(facts.current)
 
     def on_cancel_requested(self, message: CancelRequested) -> None:
         message.stop()
+        self._cancel()
+
+    def _cancel(self) -> None:
         if self.job is not None:
             self.job.cancel()
+            self.query_one("#run-message", Static).update(
+                "Cancelling… (the current step stops at its next check, which can take a while on CPU)")
 
     def on_result_action(self, message: ResultAction) -> None:
         message.stop()
@@ -269,8 +355,9 @@ class QuantizeView(Vertical):
                 self.error("Nothing to compare yet: earlier quantizations of this model appear here.")
             self.query_one(ResultStep).show(result, others[:3])
         elif message.action == "new":
-            self.request.output = ""
-            self.go(0)
+            self.action_new()
+        elif message.action == "back":
+            self.action_previous()
 
     # -- resume -----------------------------------------------------------------------------------------
     def offer_resume(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from markdown_it import MarkdownIt
 from temper.core.chat.export import stats_line
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +14,20 @@ from textual.widgets import Collapsible, Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def chat_markdown() -> MarkdownIt:
+    """Markdown as chat UIs read it: a single newline is a line break (a poem keeps its lines)."""
+    md = MarkdownIt("gfm-like")
+    md.core.ruler.push("soft_breaks_are_line_breaks", _hard_breaks)
+    return md
+
+
+def _hard_breaks(state) -> None:
+    for token in state.tokens:
+        for child in token.children or ():
+            if child.type == "softbreak":
+                child.type = "hardbreak"
 
 
 def last_code_block(text: str) -> str | None:
@@ -52,11 +67,11 @@ class ChatMessage(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Assistant", classes="role")
         if self.role == "assistant":
-            collapsible = Collapsible(Markdown(self.thinking, classes="thinking-text"), title=self._think_title(),
+            collapsible = Collapsible(Markdown(self.thinking, classes="thinking-text", parser_factory=chat_markdown), title=self._think_title(),
                                       collapsed=True, classes="thinking")
             collapsible.display = bool(self.thinking)
             yield collapsible
-        yield Markdown(self.content, classes="answer")
+        yield Markdown(self.content, classes="answer", parser_factory=chat_markdown)
         yield Static(self._status_text(), classes=f"status {self.status}")
 
     # -- streaming --------------------------------------------------------------------------------------

@@ -67,8 +67,8 @@ class ChatSettingsScreen(ModalScreen[tuple[str, ChatSettings] | None]):
                     yield Label("Draft tokens")
                     yield Input(str(s.num_draft_tokens), id="set-draft-tokens")
                     yield Label("KV-cache bits")
-                    yield Select([("off", 0), ("8", 8), ("4", 4)], value=s.kv_bits or 0, allow_blank=False,
-                                 id="set-kv-bits")
+                    yield Select([("model default (kv_config.json, else off)", -1), ("off", 0), ("8", 8), ("4", 4)],
+                                 value=-1 if s.kv_bits is None else s.kv_bits, allow_blank=False, id="set-kv-bits")
                     yield Label("Context limit (empty = model's)")
                     yield Input("" if s.context_limit is None else str(s.context_limit), id="set-context")
             yield Static("", id="settings-error")
@@ -98,7 +98,8 @@ class ChatSettingsScreen(ModalScreen[tuple[str, ChatSettings] | None]):
             s.budgets[effort_name] = self._value(f"set-budget-{effort_name}", int, "thinking budget")
         s.drafter = self.query_one("#set-drafter", Input).value.strip() or None
         s.num_draft_tokens = self._value("set-draft-tokens", int, "draft tokens") or 3
-        s.kv_bits = int(self.query_one("#set-kv-bits", Select).value) or None
+        kv_bits = int(self.query_one("#set-kv-bits", Select).value)
+        s.kv_bits = None if kv_bits < 0 else kv_bits
         s.context_limit = self._value("set-context", int, "context limit")
         return self.query_one("#set-system", TextArea).text, s.validate()
 

@@ -55,6 +55,7 @@ class PerfBench(Vertical):
     PerfBench Horizontal { height: auto; }
     PerfBench Input { width: 1fr; }
     PerfBench #bench-model { width: 3fr; }
+    PerfBench #bench-kv { width: 8; }
     PerfBench Label { padding: 1 0 0 1; }
     PerfBench Button { min-width: 10; margin-left: 1; }
     PerfBench #bench-status { height: auto; color: $text-muted; }
@@ -87,6 +88,9 @@ class PerfBench(Vertical):
             yield Input("3", id="bench-n", tooltip="counted runs per shape (after a warm-up)")
             yield Label("batch")
             yield Input("", placeholder="1,2,4,8", id="bench-batch", tooltip="concurrent requests")
+            yield Label("kv")
+            yield Input("", placeholder="auto", id="bench-kv",
+                        tooltip="KV-cache bits: 4 or 8, 0 = float, empty = the model's kv_config.json if any")
             yield Button("Run", id="bench-run", variant="primary")
             yield Button("Cancel", id="bench-cancel", disabled=True)
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="bench-progress")
@@ -108,6 +112,7 @@ class PerfBench(Vertical):
             tg=parse_ints(self.query_one("#bench-tg", Input).value, "tg"),
             n=int(n_text),
             batch=parse_ints(self.query_one("#bench-batch", Input).value, "batch", allow_empty=True),
+            kv_bits=(parse_ints(self.query_one("#bench-kv", Input).value, "kv", allow_empty=True) or [None])[0],
         )
         config.validate()
         return model, config

@@ -49,6 +49,9 @@ class PhaseRow(Horizontal):
         yield ProgressBar(total=1, show_eta=False, id=f"bar-{self.phase}")
         yield Label("waiting", classes="phase-status")
 
+    def status(self) -> str:
+        return str(self.query_one(".phase-status", Label).render())
+
     def set_state(self, mark: str, done: int, total: int | None, status: str) -> None:
         self.query_one(".phase-name", Label).update(f"{mark} {self.label}")
         bar = self.query_one(ProgressBar)
@@ -61,7 +64,11 @@ class RunStep(Vertical):
     RunStep { padding: 0 1; height: 1fr; }
     RunStep .step-title { text-style: bold; margin-bottom: 1; }
     RunStep #run-message { margin-top: 1; height: auto; color: $text-muted; }
-    RunStep Button { margin-top: 1; }
+    RunStep #run-buttons { height: auto; margin-top: 1; }
+    RunStep #run-buttons Button { margin-right: 2; }
+    RunStep #run-buttons .after { display: none; }
+    RunStep.ended #run-buttons .after { display: block; }
+    RunStep.ended #run-cancel { display: none; }
     """
 
     def compose(self) -> ComposeResult:
@@ -69,10 +76,13 @@ class RunStep(Vertical):
         for phase, label in PHASES:
             yield PhaseRow(phase, label)
         yield Static("", id="run-message")
-        yield Button("Cancel  (Esc)", variant="error", id="run-cancel")
+        with Horizontal(id="run-buttons"):
+            yield Button("Cancel  (Esc)", variant="error", id="run-cancel")
+            yield Button("Back  (Esc)", variant="primary", id="run-back", classes="after")
+            yield Button("New", id="run-new", classes="after")
 
     def focus_first(self) -> None:
-        self.query_one("#run-cancel", Button).focus()
+        self.query_one("#run-back" if self.has_class("ended") else "#run-cancel", Button).focus()
 
     def reset(self, title: str) -> None:
         self.query_one("#run-title", Static).update(f"5 · Run: {title}")
@@ -81,6 +91,7 @@ class RunStep(Vertical):
             row.set_state(" ", 0, None, "waiting")
         self.query_one("#run-message", Static).update("")
         self.query_one("#run-cancel", Button).disabled = False
+        self.remove_class("ended")
 
     def progress(self, phase: str, done: int, total: int | None, message: str = "",
                  eta_s: float | None = None) -> None:
@@ -93,10 +104,13 @@ class RunStep(Vertical):
                 self.query_one("#run-message", Static).update(message)
             return
         index = names.index(phase)
-        for earlier in names[:index]:   # a later phase started: every earlier one is done
-            row = self.query_one(f"#phase-{earlier}", PhaseRow)
-            if not str(row.query_one(".phase-status", Label).render()).startswith(("done", "skipped")):
+        for earlier in names[:index]:   # a later phase started: an earlier one that ran is done,
+            row = self.query_one(f"#phase-{earlier}", PhaseRow)     # one that never reported was skipped
+            status = row.status()
+            if status.startswith("running"):
                 row.set_state("✓", 1, 1, "done")
+            elif status == "waiting":
+                row.set_state("–", 0, None, "skipped")
         count = f"{done}/{total}" if total else (f"{done}" if done else "")
         eta = f" · ETA {human_duration(eta_s)}" if eta_s is not None and total and done < total else ""
         finished = bool(total) and done >= total
@@ -106,18 +120,29 @@ class RunStep(Vertical):
             self.query_one("#run-message", Static).update(message)
 
     def ended(self, outcome: str, message: str = "") -> None:
-        """outcome: done | failed | cancelled."""
-        if outcome == "done":
-            for row in self.query(PhaseRow):
-                row.set_state("✓", 1, 1, "done")
+        """outcome: done | failed | cancelled. Only a finished run ticks every phase; otherwise the phase
+        that was running is marked ✗ and the ones never reached stay as they were."""
+        for row in self.query(PhaseRow):
+            status = row.status()
+            if outcome == "done":
+                if not status.startswith("skipped"):
+                    row.set_state("✓", 1, 1, "done")
+            elif status.startswith("running"):
+                row.set_state("✗", 0, None, outcome)
         self.query_one("#run-cancel", Button).disabled = True
         text = {"done": "Finished.", "failed": f"Failed: {message}",
-                "cancelled": "Cancelled. The job can be resumed from where it stopped."}[outcome]
+                "cancelled": "Cancelled."}[outcome]
+        if outcome != "done":
+            text += "\nEsc or Back: change the settings and run again · New: start over from step 1."
+            self.add_class("ended")
         self.query_one("#run-message", Static).update(text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.post_message(CancelRequested())
+        if event.button.id == "run-cancel":
+            self.post_message(CancelRequested())
+        else:
+            self.post_message(ResultAction(event.button.id.removeprefix("run-")))
 
 
 QUALITY_ROWS = [

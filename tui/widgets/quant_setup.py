@@ -7,6 +7,7 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 from __future__ import annotations
 
 from temper.core.errors import QuantError
+from temper.core.quant.recipes import TEMPER_DEFAULT_BPW
 from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
@@ -94,8 +95,10 @@ class ModelStep(StepBase):
         ol = self.query_one("#model-list", OptionList)
         ol.clear_options()
         for c in choices:
+            note = f"  ·  {c.quantization}: f = float copy" if c.quantized else ""
             ol.add_option(Option(f"{c.name}  ·  {c.arch}  ·  {c.params / 1e6:,.1f}M params  ·  "
-                                 f"{human_bytes(c.size_bytes)}", id=c.path))
+                                 f"{human_bytes(c.size_bytes)}{note}", id=c.path))
+        self.query_one("#model-path", Input).value = ""   # a choice made elsewhere wins over an old typed path
         if not choices:
             ol.add_option(Option("No unquantized models found: type a folder path below", disabled=True))
             return
@@ -112,6 +115,7 @@ class ModelStep(StepBase):
     def selected(self, index: int) -> None:
         if 0 <= index < len(self.choices):
             self.current = self.choices[index]
+            self.query_one("#model-path", Input).value = ""   # the latest choice wins
 
     def show_facts(self, text: str) -> None:
         self.query_one("#model-facts", Static).update(text)
@@ -132,7 +136,14 @@ class ModelHighlighted(Message):
         self.model = model
 
 
-def model_facts(model: ModelChoice, preflight) -> str:
+def model_facts(model: ModelChoice, preflight, float_copy: str | None = None) -> str:
+    if model.quantized:
+        where = (f"Its float copy is {float_copy}: press [b]f[/b] to pick it." if float_copy else
+                 "Press [b]f[/b] to make a float copy (bf16, beside it) and quantize that.")
+        return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
+                f"{human_bytes(model.size_bytes)} on disk\n"
+                f"[b $warning]Already quantized ({model.quantization})[/]: quantizing it again compounds "
+                f"the error. {where}")
     return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
             f"{human_bytes(model.size_bytes)} on disk\n"
             f"Machine: {human_bytes(preflight.free_bytes)} free. Pass {preflight.summary().split(':')[0]}"
@@ -169,7 +180,11 @@ class GoalStep(StepBase):
         names = [r.name for r in self.recipes]
         ol = self.query_one("#recipe-list", OptionList)
         ol.highlighted = names.index(request.recipe) if request.recipe in names else 0
-        self.query_one("#goal-bpw", Input).value = f"{request.target_bpw:g}" if request.target_bpw else ""
+        shown = request.target_bpw
+        if shown is None and request.size_gb is None:
+            shown = next((r.target_bpw for r in self.recipes if r.name == request.recipe), None)
+            shown = shown if shown is not None or request.recipe != "temper" else TEMPER_DEFAULT_BPW
+        self.query_one("#goal-bpw", Input).value = f"{shown:g}" if shown else ""
         self.query_one("#goal-gb", Input).value = f"{request.size_gb:g}" if request.size_gb else ""
         self.query_one("#goal-bits", Input).value = ",".join(map(str, request.bits))
         self.query_one("#goal-groups", Input).value = ",".join(map(str, request.group_sizes))
@@ -182,8 +197,8 @@ class GoalStep(StepBase):
         recipe = self.recipes[ol.highlighted or 0]
         request.recipe = recipe.name
         bpw = _opt_float(self.query_one("#goal-bpw", Input).value, "budget")
-        if recipe.name != "temper" and recipe.target_bpw is not None:
-            bpw = recipe.target_bpw
+        if recipe.name != "temper" and bpw == recipe.target_bpw:
+            bpw = None                  # the recipe's own budget rule (an oQ level keeps its hard cap)
         request.target_bpw = bpw
         request.size_gb = _opt_float(self.query_one("#goal-gb", Input).value, "size")
         if request.recipe == "temper" and request.target_bpw is None and request.size_gb is None:

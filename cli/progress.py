@@ -1,0 +1,134 @@
+"""Progress of an engine job on stderr: a Rich bar per phase (done/total, ETA, the current item) on a
+terminal; plain lines when piped (a line when a phase starts, then at most one every few seconds, and one
+when it ends); nothing with --quiet/--json.
+
+Every long phase reports through the engine's `Progress(job, phase, done, total, message)` events; the
+sensitivity pass's per-tensor `LayerScored` events are read the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bars
+
+from ..core.engine.events import Progress
+
+PLAIN_EVERY_S = 5.0
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def as_progress(event: Any) -> tuple[str, int, int | None, str] | None:
+    """(phase, done, total, current item) of a progress-like event, else None."""
+    if isinstance(event, Progress):
+        return event.phase, int(event.done), event.total, event.message
+    if type(event).__name__ == "LayerScored":
+        return "sensitivity", int(event.done), int(event.total) or None, f"{event.method} {event.path}".strip()
+    return None
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class PlainLines:
+    """Piped output: readable lines, few of them."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.phase = ""
+        self.started = 0.0
+        self.last = 0.0
+        self.first_done = 0
+
+    def update(self, phase: str, done: int, total: int | None, message: str) -> None:
+        now = time.monotonic()
+        new = phase != self.phase
+        if new:
+            self.phase, self.started, self.last, self.first_done = phase, now, 0.0, done
+        finished = total is not None and done >= total
+        if not (new or finished or now - self.last >= PLAIN_EVERY_S):
+            return
+        self.last = now
+        count = f" {done}/{total}" if total else ""
+        eta = ""
+        if total and done > self.first_done and not finished:
+            eta = eta_text((now - self.started) / (done - self.first_done) * (total - done))
+        parts = [f"[{phase}]{count}", f"eta {eta}" if eta else "", message]
+        self.console.print(" ".join(p for p in parts if p), markup=False, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveBars:
+    """A terminal: one bar per phase, with ETA and the item being worked on."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = Bars(SpinnerColumn(), TextColumn("{task.description:<12}"), BarColumn(bar_width=28),
+                         MofNCompleteColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                         TextColumn("{task.fields[item]}", style="dim"), console=console, transient=False)
+        self.tasks: dict[str, Any] = {}
+        self.current = ""
+        self.bars.start()
+
+    def update(self, phase: str, done: int, total: int | None, message: str) -> None:
+        if phase != self.current and self.current in self.tasks:
+            task = self.tasks[self.current]
+            self.bars.update(task, completed=self.bars.tasks[task].total or 1, total=self.bars.tasks[task].total or 1)
+        self.current = phase
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bars.add_task(phase, total=total, item="")
+        item = message if len(message) <= 60 else "…" + message[-59:]
+        self.bars.update(self.tasks[phase], completed=done, total=total, item=item)
+
+    def close(self) -> None:
+        self.bars.stop()
+
+
+class ProgressView:
+    """`with ProgressView(quiet) as show: show(phase, done, total, message)`: bars on a terminal, plain
+    lines when piped, nothing when quiet. For callbacks (download, import) and engine jobs alike."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+        self.console = console or stderr_console()
+        self.quiet = quiet
+        self.shown: PlainLines | LiveBars | None = None
+
+    def __enter__(self) -> ProgressView:
+        if not self.quiet:
+            self.shown = LiveBars(self.console) if self.console.is_terminal else PlainLines(self.console)
+        return self
+
+    def __call__(self, phase: str, done: int, total: int | None = None, message: str = "") -> None:
+        if self.shown is not None:
+            self.shown.update(phase, int(done), int(total) if total else None, message)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.shown is not None:
+            self.shown.close()
+
+
+def follow(job: Any, *, quiet: bool = False, console: Console | None = None) -> Any:
+    """Show a job's progress until it ends; its result (or its error, raised). Ctrl-C is main's to handle
+    (cli/main.interrupted: cancel the job, remove a half-written folder, one line, exit 130)."""
+    with ProgressView(quiet, console) as show:
+        for event in job.events():
+            seen = as_progress(event)
+            if seen is not None:
+                show(*seen)
+    return job.result()

@@ -1,0 +1,123 @@
+"""CLI progress: bars with ETA and the current item on a terminal, plain lines when piped, nothing with
+--quiet or --json; usage and input errors in one line with exit 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from rich.console import Console
+from temper.cli.main import main
+from temper.cli.progress import ProgressView, follow
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.fixture
+def cli_engine(engine, monkeypatch):
+    import temper.core.engine.thread as thread
+
+    monkeypatch.setattr(thread, "_default", engine)
+    return engine
+
+
+def terminal() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, force_terminal=True, width=120, color_system="standard"), buf
+
+
+def test_a_terminal_gets_a_bar_with_eta_and_the_current_item(monkeypatch) -> None:
+    import temper.cli.progress as progress
+
+    clock = iter(range(0, 10_000, 2))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: float(next(clock)))
+    console, buf = terminal()
+    with ProgressView(console=console) as show:
+        for done in range(0, 11):
+            show("sensitivity", done, 10, f"exact model.layers.{done}.mlp.down_proj")
+        show("write", 1, 4, "model-00001.safetensors")
+    text = ANSI.sub("", buf.getvalue())
+    assert "sensitivity" in text and "10/10" in text and "write" in text and "1/4" in text
+    assert "eta" in text and "model.layers.10.mlp.down_proj" in text and "model-00001.safetensors" in text
+    assert "━" in text                                   # the bar itself
+
+
+def test_piped_output_is_plain_lines_with_eta(monkeypatch) -> None:
+    import temper.cli.progress as progress
+
+    clock = iter(float(t) for t in range(0, 10_000, 10))   # 10 s per event: every one is due for a line
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    buf = io.StringIO()
+    with ProgressView(console=Console(file=buf, force_terminal=False, width=200)) as show:
+        for done in range(0, 5):
+            show("sensitivity", done, 4, f"tensor {done}")
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "[sensitivity] 0/4 tensor 0"
+    assert lines[2] == "[sensitivity] 2/4 eta 20s tensor 2"
+    assert lines[-1] == "[sensitivity] 4/4 tensor 4"
+    assert "\r" not in buf.getvalue() and not ANSI.search(buf.getvalue())
+
+
+def test_a_real_job_reports_every_phase_on_a_terminal(engine, tiny_llama, tmp_path) -> None:
+    from temper.core.quant.pipeline import quantize
+    from temper.core.quant.request import QuantRequest
+
+    console, buf = terminal()
+    request = QuantRequest(model=str(tiny_llama), recipe="uniform-4", samples=2, seq_len=32,
+                           output=str(tmp_path / "q"))
+    result = follow(engine.submit(lambda ctx: quantize(ctx, request), kind="quantize"), console=console)
+    assert result.verify.ok
+    text = ANSI.sub("", buf.getvalue())
+    for phase in ("inventory", "write", "verify", "evaluate"):
+        assert phase in text, phase
+
+
+def test_piped_quantize_prints_plain_phase_lines_and_quiet_and_json_stay_clean(cli_engine, tiny_llama, tmp_path,
+                                                                                capsys) -> None:
+    args = ["quantize", str(tiny_llama), "--recipe", "uniform-4", "--samples", "2", "--seq-len", "32"]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "[write]" in err and "[verify]" in err and "[evaluate]" in err
+    assert "\r" not in err and not ANSI.search(err)
+    assert main([*args, "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "wrote" in captured.out
+    assert main([*args, "-o", str(tmp_path / "c"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["verify"]["ok"]
+
+
+def test_sensitivity_reports_per_tensor_progress_when_piped(cli_engine, tiny_llama, capsys) -> None:
+    argv = ["sensitivity", str(tiny_llama), "--mode", "exact", "--bits", "4", "--group-sizes", "64",
+            "--samples", "1", "--seq-len", "16"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    counts = re.findall(r"\[sensitivity\] (\d+)/(\d+)", err)
+    assert counts and counts[-1][0] == counts[-1][1]          # the last line says it is done
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["tensors"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["quantize", "m", "--bits", "2,x"], "temper: quantize: argument --bits: expected a number, not 'x'"),
+    (["quantize", "m", "--bits", "7"], "temper: --bits: item 1: must be one of 2, 3, 4, 5, 6, 8, got 7"),
+    (["sensitivity", "m", "--group-sizes", "16"], "temper: --group-sizes: item 1: must be one of 32, 64, 128"),
+    (["quantize", "m", "--nope"], "temper: usage: unrecognized arguments: --nope"),
+])
+def test_usage_and_setting_errors_are_one_line_with_exit_2(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) if "argument" in message or "unrecognized" in message else _no_raise():
+        code = main(argv)
+        assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
