@@ -38,7 +38,9 @@ class Rounding:
     gptq: bool = True           # error-compensated rounding on calibration activations
     clip: bool = True           # per-group shrink search of the scale/bias (output-error weighted)
     act_order: bool = True      # round columns in order of decreasing activation energy (static groups)
-    sequential: bool = True     # feed each block the previous quantized blocks' output
+    sequential: bool = False    # feed each block the previous quantized blocks' output: no measurable gain
+    #                             on the trained fixture (docs/benchmarks/rounding_ablation.md), one more
+    #                             block pass each (slow with CPU quantized matmuls)
     damp: float = DAMP
 
     def describe(self) -> str:

@@ -20,10 +20,11 @@ from pathlib import Path
 VARIANTS = {
     "round-to-nearest (mx.quantize)": dict(gptq=False, clip=False),
     "clip search": dict(gptq=False, clip=True),
-    "GPTQ": dict(gptq=True, clip=False, act_order=False),
-    "GPTQ + act-order": dict(gptq=True, clip=False, act_order=True),
-    "GPTQ + act-order + clip (default)": dict(gptq=True, clip=True, act_order=True),
-    "default, float block inputs (not sequential)": dict(gptq=True, clip=True, act_order=True, sequential=False),
+    "GPTQ": dict(gptq=True, clip=False, act_order=False, sequential=True),
+    "GPTQ + act-order": dict(gptq=True, clip=False, act_order=True, sequential=True),
+    "GPTQ + act-order + clip, sequential blocks": dict(gptq=True, clip=True, act_order=True, sequential=True),
+    "GPTQ + act-order + clip, float block inputs (default)": dict(gptq=True, clip=True, act_order=True,
+                                                                   sequential=False),
 }
 
 
