@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("model", type=Path)
     ap.add_argument("recipe")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--only", nargs="*", help="run only the variants whose name contains one of these")
     args = ap.parse_args()
     from mlx_lm.utils import load_tokenizer
     from temper.core.quant.calibration import calibration_set, evaluation_set
@@ -52,6 +53,8 @@ def main() -> None:
     rows = ["| rounding | real bpw | KL mean ± SE | KL p99 | top-1 | write s |", "|---|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, kw in VARIANTS.items():
+            if args.only and not any(o in name for o in args.only):
+                continue
             out = Path(tmp) / "q"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
@@ -62,7 +65,9 @@ def main() -> None:
                         f"{100 * q.top1:.1f}% | {dt:.1f} |")
             print(rows[-1], flush=True)
     text = (f"# Rounding ablation: {args.model.name}, recipe {args.recipe}\n\n"
-            f"Made by `python docs/benchmarks/rounding_ablation.py {args.model} {args.recipe}` (load average at "
+            f"Made by `python docs/benchmarks/rounding_ablation.py {args.model} {args.recipe}"
+            + ("" if not args.only else " --only " + " ".join(repr(o) for o in args.only))
+            + f"` (load average at "
             f"start {load[0]:.2f}; write times are noisy on a shared CPU).\n\n- {cal.describe()}\n- {ev.describe()}\n\n"
             + "\n".join(rows) + "\n")
     if args.out:
