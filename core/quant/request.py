@@ -60,6 +60,10 @@ class QuantSettings(StrictModel):
     protect: list[str] = Field([], json_schema_extra={"nargs": "+", "metavar": "PATTERN[:BITS]"}, description="keep matching tensors float (or at ≥ BITS): PATTERN[:BITS], "
                                                "e.g. lm_head '*embed*:6'")
     awq: bool = Field(False, description="AWQ-style pre-scaling on the calibration text, folded into the norms")
+    gptq: bool = Field(True, description="error-compensated (GPTQ) rounding on the calibration activations, "
+                                         "block by block (--no-gptq: round to nearest)")
+    clip: bool = Field(True, description="search each group's scale and bias over shrink factors for the least "
+                                         "output error")
     calibration: str = Field("builtin", min_length=1, description="calibration text: 'builtin' or a .txt/.jsonl file")
     samples: int = Field(16, ge=1, description="calibration chunks")
     seq_len: int = Field(256, ge=8, description="tokens per calibration chunk")
