@@ -57,7 +57,8 @@ def choose_params(w: Any, h_blocks: Any | None, bits: int, group_size: int, dtyp
         if h_blocks is None:
             err = (d * d).sum(-1)
         else:
-            err = (mx.einsum("rgi,gij->rgj", d, h_blocks) * d).sum(-1)
+            dg = d.transpose(1, 0, 2)                     # (groups, rows, gs): one BLAS product per group
+            err = ((dg @ h_blocks) * dg).sum(-1).T
         if best_err is None:
             best_err, best_s, best_b = err, s, b
         else:
@@ -118,45 +119,46 @@ def gptq(w: Any, h: Any, bits: int, group_size: int, dtype: Any, *, clip: bool =
         group_of = (perm // group_size)
         mx.eval(group_of)
         group_of = np.array(group_of)
-    u = inverse_cholesky(h, damp)
+    u = np.array(inverse_cholesky(h, damp))
     nb = 2 ** bits - 1
-    q_cols: list[Any] = []
+    # The column loop runs in NumPy: each step is a few vector operations on one column, and MLX's
+    # per-operation overhead (graph building, evaluation every few columns) made it ~100x slower.
+    w_np = np.array(w)
+    q_np = np.empty((rows, cols), dtype=np.float32)
+    if act_order:
+        s_np, b_np = np.array(scales), np.array(biases)
     s_groups: list[Any] = []
     b_groups: list[Any] = []
     s_col = b_col = None
     for i1 in range(0, cols, BLOCK):
         i2 = min(i1 + BLOCK, cols)
-        w1 = w[:, i1:i2]
+        w1 = w_np[:, i1:i2].copy()
         u1 = u[i1:i2, i1:i2]
-        errs = []
+        err = np.empty((rows, i2 - i1), dtype=np.float32)
         for i in range(i2 - i1):
             col = i1 + i
             if act_order:
                 g = int(group_of[col])
-                s_col, b_col = scales[:, g], biases[:, g]
+                s_col, b_col = s_np[:, g], b_np[:, g]
             elif col % group_size == 0:
                 hb = diag_blocks(h[col:col + group_size, col:col + group_size], group_size)
-                s_g, b_g = choose_params(w1[:, i:i + group_size], hb, bits, group_size, dtype, shrinks)
-                s_col, b_col = s_g[:, 0], b_g[:, 0]
+                s_g, b_g = choose_params(mx.array(w1[:, i:i + group_size]), hb, bits, group_size, dtype, shrinks)
+                s_col, b_col = np.array(s_g[:, 0]), np.array(b_g[:, 0])
                 s_groups.append(s_col)
                 b_groups.append(b_col)
             x = w1[:, i]
-            q = mx.clip(mx.round((x - b_col) / s_col), 0, nb)
+            q = np.clip(np.round((x - b_col) / s_col), 0, nb)
             e = (x - (s_col * q + b_col)) / u1[i, i]
-            w1 = w1 - e[:, None] * u1[i][None, :]
-            q_cols.append(q)
-            errs.append(e)
-            if i % 32 == 31:
-                mx.eval(w1, q_cols[-32:])
-        err = mx.stack(errs, axis=1)
+            w1[:, i:] -= np.outer(e, u1[i, i:])
+            q_np[:, col] = q
+            err[:, i] = e
         if i2 < cols:
-            w = mx.concatenate([w[:, :i2], w[:, i2:] - err @ u[i1:i2, i2:]], axis=1)
-        mx.eval(w, q_cols[i1:i2])
-    q_all = mx.stack(q_cols, axis=1)
+            w_np[:, i2:] -= err @ u[i1:i2, i2:]
+    q_all = mx.array(q_np)
     if act_order:
         q_all = q_all[:, mx.argsort(perm)]
     else:
-        scales, biases = mx.stack(s_groups, axis=1), mx.stack(b_groups, axis=1)
+        scales, biases = mx.array(np.stack(s_groups, axis=1)), mx.array(np.stack(b_groups, axis=1))
     mx.eval(q_all, scales, biases)
     return q_all, scales, biases
 
