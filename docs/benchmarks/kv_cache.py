@@ -28,13 +28,27 @@ PROMPTS = ["Write a Python function that checks whether a number is prime, and e
            "List five uses of a hash map, with one sentence each."]
 
 
+def noisy_cache(model):
+    import mlx.core as mx
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    class NoisyKVCache(KVCache):
+        def update_and_fetch(self, keys, values):
+            def f(x):
+                return (x.astype(mx.float32) * (1 + 2**-9 * mx.random.normal(x.shape))).astype(x.dtype)
+            return super().update_and_fetch(f(keys), f(values))
+
+    return [NoisyKVCache() if type(c) is KVCache else c for c in make_prompt_cache(model)]
+
+
 def greedy(model, tok, prompt: str, n: int, plan):
     import mlx.core as mx
     from mlx_lm.generate import generate_step
     from temper.core.engine.kv_cache import build_cache
 
     ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-    steps = generate_step(mx.array(ids), model, max_tokens=n, prompt_cache=build_cache(model, plan),
+    cache = noisy_cache(model) if plan == "noise" else build_cache(model, plan)
+    steps = generate_step(mx.array(ids), model, max_tokens=n, prompt_cache=cache,
                           sampler=lambda lp: mx.argmax(lp, axis=-1))
     return [int(t) for t, _ in steps]
 
