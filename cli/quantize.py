@@ -91,4 +91,8 @@ def run(args: argparse.Namespace) -> int:
         from ..core.quant.evaluate import format_table
 
         print(format_table(result.quality))
+    if result.capability:
+        from ..core.evals.report import format_table as capability_table
+
+        print(capability_table(result.capability))
     return 0

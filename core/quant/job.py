@@ -35,6 +35,7 @@ class QuantizeResult:
     sensitivity_file: Path | None = None
     calibration: str = ""
     evaluation: str = ""
+    capability: list[Any] | None = None     # core.evals.run.ModelEval: the float base, then this model
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class QuantizeResult:
                 "tensor_bytes": self.verify.tensor_bytes, "file_bytes": self.verify.file_bytes},
             "quality": None if self.quality is None else [q.to_dict() for q in self.quality],
             "seconds": self.seconds,
+            "capability": None if self.capability is None else [m.to_dict() for m in self.capability],
         }
 
 
@@ -181,6 +183,15 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
         result.quality = evaluate(ctx, source, [out], [list(map(int, row)) for row in held.chunks])
         add_quality_to_card(out, format_table(result.quality), held.describe())
         phase.lap("evaluate")
+    if req.eval_tasks:
+        from ..evals.card import add_capability_to_card
+        from ..evals.run import EvalSettings, evaluate_models
+        from ..evals.tasks import parse_tasks
+
+        settings = EvalSettings(tasks=tuple(parse_tasks(req.eval_tasks)), limit=req.eval_limit)
+        result.capability = evaluate_models(ctx, source, [out], settings)
+        add_capability_to_card(out, result.capability)
+        phase.lap("capability")
     return result
 
 

@@ -95,8 +95,11 @@ def quantize(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None = No
     rctx = RecordingContext(ctx, record)
     try:
         result = run_phases(rctx, request, record)
-    except JobCancelled:
-        record.finish("cancelled", error="cancelled")
+    except JobCancelled as exc:
+        if exc.resumable:     # the app closed mid-run: the record stays open, offered for resume next start
+            record.save()
+        else:
+            record.finish("cancelled", error="cancelled")
         raise
     except BaseException as exc:
         record.finish("failed", error=" ".join(str(exc).split()) or type(exc).__name__)
@@ -115,6 +118,22 @@ def resume(ctx: Any, job_id: str) -> QuantizeResult:
     record.attempts += 1
     record.claim()
     return quantize(ctx, QuantRequest.parse(record.request), record)
+
+
+def capability_dict(models: list[Any] | None) -> dict[str, Any] | None:
+    """Per task: this model's accuracy, interval and n beside the float base's; the capability scores."""
+    if not models:
+        return None
+    base = next((m for m in models if m.role == "float"), None)
+    ours = models[-1]
+    tasks = {}
+    for t, r in ours.results.items():
+        low, high = r.interval
+        b = base.results.get(t) if base is not None else None
+        tasks[t] = {"accuracy": r.accuracy, "low": low, "high": high, "n": r.n,
+                    "base_accuracy": None if b is None else b.accuracy}
+    return {"tasks": tasks, "capability": ours.capability,
+            "base_capability": None if base is None else base.capability}
 
 
 def result_dict(res: QuantizeResult) -> dict[str, Any]:
@@ -141,6 +160,7 @@ def result_dict(res: QuantizeResult) -> dict[str, Any]:
         "verified": bool(verify is not None and verify.ok),
         "widths": plan.summary().get("widths", {}),
         "quality": q,
+        "capability": capability_dict(res.capability),
         "calibration": res.calibration,
         "evaluation": res.evaluation,
         "sensitivity_file": str(res.sensitivity_file) if res.sensitivity_file else None,

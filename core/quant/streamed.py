@@ -322,8 +322,8 @@ def fp32_bytes(path: Path) -> int:
                for info in read_header(f)[0].values())
 
 
-def needs_streaming(path: Path, margin: float = 1.5) -> bool:
-    """True when the fp32 model (plus working room) exceeds the memory available now (psutil)."""
-    import psutil
+def needs_streaming(path: Path) -> bool:
+    """True when the fp32 model (plus working room) exceeds the memory available now (memory_rule)."""
+    from .memory_rule import pass_memory
 
-    return fp32_bytes(path) * margin > psutil.virtual_memory().available
+    return pass_memory(path).streamed

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Label, ProgressBar, Static
 
 from ..quant_client import human_bytes, human_duration
+from .capability_rows import capability_rows
 
 PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", "Write"),
           ("verify", "Verify"), ("evaluate", "Evaluate")]
@@ -97,7 +98,7 @@ class RunStep(Vertical):
                  eta_s: float | None = None) -> None:
         names = [p for p, _ in PHASES]
         if phase in ALIASES:
-            message = f"{phase}: {message}" if message else phase
+            message = (message if message.startswith(phase) else f"{phase}: {message}") if message else phase
             phase = ALIASES[phase]
         if phase not in names:
             if message:
@@ -212,6 +213,8 @@ class ResultStep(Vertical):
         cells = [quality_cells(r) for _, r in columns]
         for key, label in self.ROWS:
             table.add_row(label, *[c[key] for c in cells], key=key)
+        for label, row in capability_rows([r for _, r in columns]):
+            table.add_row(label, *row, key=f"capability-{label}")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

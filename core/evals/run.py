@@ -1,0 +1,217 @@
+"""The eval job: each model (the float base first, then each quant) on each task, cached per
+(model content, task, settings). Runs on the engine thread; emits Progress with an ETA per phase."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import cache, prompts, tasks
+from .extract import cut_at_stops, gsm8k_answer, gsm8k_correct, humaneval_program, mmlu_choice
+from .sandbox import Limits, isolation, run_program
+from .stats import capability, wilson
+
+MAX_TOKENS = {"humaneval": 384, "gsm8k": 256, "mmlu": 1}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    tasks: tuple[str, ...] = ("humaneval", "gsm8k", "mmlu")
+    limit: int | None = None
+    batch: int = 32                     # sequences decoded together (not in the cache key: greedy either way)
+    limits: Limits = Limits()           # HumanEval sandbox
+    max_new: int | None = None          # cap on generated tokens (default: MAX_TOKENS per task)
+
+    def max_tokens(self, task: str) -> int:
+        return min(MAX_TOKENS[task], self.max_new) if self.max_new else MAX_TOKENS[task]
+
+    def task_settings(self, task: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": task, "limit": self.limit, "max_tokens": self.max_tokens(task),
+                               "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
+        if task == "humaneval":
+            out["sandbox"] = asdict(self.limits)
+        return out
+
+
+@dataclass
+class TaskResult:
+    task: str
+    n: int
+    correct: int
+    seconds: float
+    settings: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.correct, self.n)
+
+    def to_dict(self, records: bool = True) -> dict[str, Any]:
+        low, high = self.interval
+        out = {"task": self.task, "n": self.n, "correct": self.correct, "accuracy": self.accuracy,
+               "low": low, "high": high, "seconds": self.seconds, "cached": self.cached,
+               "settings": self.settings}
+        if records:
+            out["records"] = self.records
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskResult:
+        return cls(d["task"], int(d["n"]), int(d["correct"]), float(d["seconds"]), dict(d["settings"]),
+                   list(d.get("records", [])), bool(d.get("cached", False)))
+
+
+@dataclass
+class ModelEval:
+    name: str
+    path: str
+    role: str                            # "float" (the base) or "quant"
+    results: dict[str, TaskResult] = field(default_factory=dict)
+
+    @property
+    def capability(self) -> float:
+        return capability([r.accuracy for r in self.results.values()])
+
+    def to_dict(self, records: bool = False) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "role": self.role, "capability": self.capability,
+                "tasks": {t: r.to_dict(records) for t, r in self.results.items()}}
+
+
+class Ticker:
+    """Progress with an ETA from the rate so far, at most a few events a second."""
+
+    def __init__(self, ctx: Any, phase: str, total: int):
+        self.ctx, self.phase, self.total = ctx, phase, total
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self(0, total)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.ctx is None:
+            return
+        from ..engine.events import Progress
+
+        now = time.perf_counter()
+        if done not in (0, total) and now - self.last < 0.25:
+            return
+        self.last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (total - done) if done else None
+        msg = f"{self.phase} {done}/{total}" + (f", ETA {eta:.0f} s" if eta is not None else "")
+        self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, msg,
+                               {"eta_s": eta, "elapsed_s": elapsed}))
+
+
+def _gen(model: Any, tokenizer: Any, ps: list[prompts.Prompt], ctx: Any, phase: str, settings: EvalSettings,
+         **kw: Any) -> list[Any]:
+    from . import batched
+
+    check = ctx.check if ctx is not None else (lambda: None)
+    return batched.generate(model, tokenizer, ps, batch=settings.batch, check=check,
+                            progress=Ticker(ctx, phase, len(ps)), **kw)
+
+
+def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSettings, label: str) -> TaskResult:
+    """One task on one loaded model (no cache)."""
+    start = time.perf_counter()
+    items = tasks.problems(task, settings.limit)
+    phase = f"{label} {task}"
+    records: list[dict[str, Any]] = []
+    if task == "gsm8k":
+        outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings,
+                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS)
+        for p, text in zip(items, outs, strict=True):
+            text = cut_at_stops(text, prompts.GSM8K_STOPS)
+            records.append({"id": p.id, "want": p.answer, "got": gsm8k_answer(text),
+                            "ok": gsm8k_correct(text, p.answer)})
+    elif task == "mmlu":
+        from .batched import letter_ids
+
+        shots, _ = tasks.mmlu_split()
+        outs = _gen(model, tokenizer, [prompts.mmlu(p, shots) for p in items], ctx, phase, settings,
+                    max_tokens=1, want_logprobs=letter_ids(tokenizer))
+        for p, lps in zip(items, outs, strict=True):
+            got = mmlu_choice(lps)
+            records.append({"id": p.id, "want": p.answer, "got": got, "ok": got == p.answer})
+    else:
+        outs = _gen(model, tokenizer, [prompts.humaneval(p) for p in items], ctx, phase, settings,
+                    max_tokens=settings.max_tokens(task), stops=prompts.HUMANEVAL_STOPS)
+        programs = [humaneval_program(p.question, cut_at_stops(t, prompts.HUMANEVAL_STOPS),
+                                      p.extra["test"], p.extra["entry_point"]) for p, t in zip(items, outs, strict=True)]
+        records = sandbox_all(ctx, items, programs, settings.limits, f"{label} humaneval sandbox")
+    correct = sum(1 for r in records if r["ok"])
+    return TaskResult(task, len(records), correct, time.perf_counter() - start, settings.task_settings(task), records)
+
+
+def sandbox_all(ctx: Any, items: Sequence[tasks.Problem], programs: Sequence[str], limits: Limits,
+                phase: str) -> list[dict[str, Any]]:
+    ticker = Ticker(ctx, phase, len(programs))
+    done = 0
+    out: list[dict[str, Any]] = []
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for p, outcome in zip(items, pool.map(lambda src: run_program(src, limits), programs), strict=True):
+            if ctx is not None:
+                ctx.check()
+            out.append({"id": p.id, "ok": outcome.passed, "status": outcome.status, "detail": outcome.detail})
+            done += 1
+            ticker(done, len(programs))
+    return out
+
+
+def evaluate_models(ctx: Any, base: Path | None, quants: Sequence[Path], settings: EvalSettings,
+                    *, loader: Callable[[Path], tuple[Any, Any]] | None = None) -> list[ModelEval]:
+    """Engine job body: every model on every task; a cached result is reused and its model not loaded."""
+    from ..quant.tensors import model_hash
+
+    for t in settings.tasks:
+        tasks.data_file(t)                          # a missing data package fails before any work
+    if "humaneval" in settings.tasks:
+        isolation()
+    load = loader or _load
+    models = ([(Path(base), "float")] if base is not None else []) + [(Path(q), "quant") for q in quants]
+    out: list[ModelEval] = []
+    for path, role in models:
+        ev = ModelEval(path.name, str(path), role)
+        mhash = model_hash(path)
+        loaded: tuple[Any, Any] | None = None
+        for task in settings.tasks:
+            k = cache.key(mhash, settings.task_settings(task))
+            hit = cache.load(k)
+            if hit is not None:
+                result = TaskResult.from_dict(hit)
+                result.cached = True
+            else:
+                if loaded is None:
+                    loaded = load(path)
+                result = run_task(ctx, loaded[0], loaded[1], task, settings, path.name)
+                cache.save(k, result.to_dict())
+            ev.results[task] = result
+        out.append(ev)
+        if loaded is not None:
+            del loaded
+            _free()
+    return out
+
+
+def _load(path: Path) -> tuple[Any, Any]:
+    from mlx_lm import load
+
+    model, tokenizer = load(str(path))
+    return model, tokenizer
+
+
+def _free() -> None:
+    import mlx.core as mx
+
+    mx.clear_cache()
