@@ -28,13 +28,27 @@ PROMPTS = ["Write a Python function that checks whether a number is prime, and e
            "List five uses of a hash map, with one sentence each."]
 
 
+def noisy_cache(model):
+    import mlx.core as mx
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    class NoisyKVCache(KVCache):
+        def update_and_fetch(self, keys, values):
+            def f(x):
+                return (x.astype(mx.float32) * (1 + 2**-9 * mx.random.normal(x.shape))).astype(x.dtype)
+            return super().update_and_fetch(f(keys), f(values))
+
+    return [NoisyKVCache() if type(c) is KVCache else c for c in make_prompt_cache(model)]
+
+
 def greedy(model, tok, prompt: str, n: int, plan):
     import mlx.core as mx
     from mlx_lm.generate import generate_step
     from temper.core.engine.kv_cache import build_cache
 
     ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-    steps = generate_step(mx.array(ids), model, max_tokens=n, prompt_cache=build_cache(model, plan),
+    cache = noisy_cache(model) if plan == "noise" else build_cache(model, plan)
+    steps = generate_step(mx.array(ids), model, max_tokens=n, prompt_cache=cache,
                           sampler=lambda lp: mx.argmax(lp, axis=-1))
     return [int(t) for t, _ in steps]
 
@@ -88,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--prompts", type=int, default=len(PROMPTS))
     ap.add_argument("--floor", action="store_true", help="add the bf16-rounding noise floor (see above)")
     ap.add_argument("--only-agreement", action="store_true", help="skip the memory part")
+    ap.add_argument("--floor-only", action="store_true", help="agreement of the noise floor alone")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
@@ -109,6 +124,8 @@ def main(argv=None) -> int:
              f"## Greedy agreement with the float cache ({args.tokens} tokens per prompt)", "",
              "| prompt | cache | same token | first difference |", "|---|---|---:|---:|"]
     variants = ("8-bit", "4-bit") + (("noise 2^-9",) if args.floor else ())
+    if args.floor_only:
+        variants = ("noise 2^-9",)
     totals = {name: [0, 0] for name in variants}
     for prompt in PROMPTS[: args.prompts]:
         ref = greedy(model, tok, prompt, args.tokens, None)
