@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_task_options(p)
     p.add_argument("--no-kl", action="store_true", help="skip the KL table (with --tasks)")
     p.add_argument("--md", type=Path, metavar="FILE", help="also write the tables as Markdown to FILE")
-    p.set_defaults(func=run, on_interrupt="finished tasks are cached; a re-run resumes from them")
+    p.set_defaults(func=run, on_interrupt="nothing written; finished capability tasks are cached (a re-run resumes from them)")
 
 
 def add_task_options(p: argparse.ArgumentParser) -> None:

@@ -79,7 +79,9 @@ def test_line_soup_loads_or_fails_cleanly(lines: list[str]) -> None:
 # takes any grid: temper), text files named for calibration and evaluation (distinct, non-empty)
 SPECIAL = {("quantize", "recipe"): st.just("temper"), ("quantize", "calibration"): st.just("builtin"),
            ("quantize", "evaluation"): st.sampled_from(["builtin", "held-out.txt"]),
-           ("quantize", "protect"): st.lists(st.sampled_from(["lm_head", "*embed*:6", "model.layers.0.*"]))}
+           ("quantize", "protect"): st.lists(st.sampled_from(["lm_head", "*embed*:6", "model.layers.0.*"])),
+           ("quantize", "eval_tasks"): st.lists(st.sampled_from(["humaneval", "gsm8k", "mmlu"]), unique=True)
+                                         .map(",".join)}
 
 
 def _valid(field) -> st.SearchStrategy:
