@@ -31,7 +31,10 @@ class EvalSettings:
         return min(MAX_TOKENS[task], self.max_new) if self.max_new else MAX_TOKENS[task]
 
     def task_settings(self, task: str) -> dict[str, Any]:
+        from .dequant import compute_mode
+
         out: dict[str, Any] = {"task": task, "limit": self.limit, "max_tokens": self.max_tokens(task),
+                               "compute": compute_mode(),
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
         if task == "humaneval":
             out["sandbox"] = asdict(self.limits)
@@ -207,7 +210,10 @@ def evaluate_models(ctx: Any, base: Path | None, quants: Sequence[Path], setting
 def _load(path: Path) -> tuple[Any, Any]:
     from mlx_lm import load
 
+    from .dequant import float32_for_cpu
+
     model, tokenizer = load(str(path))
+    float32_for_cpu(model)
     return model, tokenizer
 
 
