@@ -31,8 +31,6 @@ class EvalSettings:
         return min(MAX_TOKENS[task], self.max_new) if self.max_new else MAX_TOKENS[task]
 
     def task_settings(self, task: str) -> dict[str, Any]:
-        from .dequant import compute_mode
-
         out: dict[str, Any] = {"task": task, "limit": self.limit, "max_tokens": self.max_tokens(task),
                                "compute": compute_mode(),
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
@@ -110,8 +108,7 @@ class Ticker:
         self.last = now
         elapsed = now - self.start
         eta = elapsed / done * (total - done) if done else None
-        msg = f"{self.phase} {done}/{total}" + (f", ETA {eta:.0f} s" if eta is not None else "")
-        self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, msg,
+        self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, "",
                                {"eta_s": eta, "elapsed_s": elapsed}))
 
 
@@ -207,14 +204,20 @@ def evaluate_models(ctx: Any, base: Path | None, quants: Sequence[Path], setting
     return out
 
 
+def compute_mode() -> str:
+    """What evals compute in (part of the cache key): on MLX's CPU backend with a fast BLAS, fp32 for every
+    model (quantized layers dequantized: the same weights; bf16 and quantized kernels there run ~25x
+    slower, core/accel/compute.py), so the float base and its quants are run alike; else native."""
+    from ..accel.compute import fast_blas, on_cpu_backend
+
+    return "fp32" if on_cpu_backend() and fast_blas() else "native"
+
+
 def _load(path: Path) -> tuple[Any, Any]:
-    from mlx_lm import load
+    from ..engine.loader import load
 
-    from .dequant import float32_for_cpu
-
-    model, tokenizer = load(str(path))
-    float32_for_cpu(model)
-    return model, tokenizer
+    loaded = load(path, compute=compute_mode())
+    return loaded.model, loaded.tokenizer
 
 
 def _free() -> None:
