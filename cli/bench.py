@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.bench.settings import BenchSettings
 from ..core.errors import TemperError
 
 
@@ -30,10 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Benchmark a model: a prompt × generation matrix repeated n times after a "
                                    "warm-up, continuous batching, and the memory-bandwidth roofline.")
     p.add_argument("model", nargs="?", help="model folder or Hub id in the local cache")
-    p.add_argument("--pp", type=_ints, default=[512], help="prompt lengths, comma-separated (default 512)")
-    p.add_argument("--tg", type=_ints, default=[128], help="tokens to generate, comma-separated (default 128)")
-    p.add_argument("-n", "--repetitions", type=int, default=3, dest="n", help="counted runs per shape (default 3)")
-    p.add_argument("--batch", type=_ints, default=[], help="concurrent requests to test, e.g. 1,2,4,8")
+    d = BenchSettings()        # the defaults; a profile's [bench] replaces them, flags replace both
+    p.add_argument("--pp", type=_ints, help=f"prompt lengths, comma-separated (default {_csv(d.prompt_lengths)})")
+    p.add_argument("--tg", type=_ints, help=f"tokens to generate, comma-separated (default {_csv(d.gen_lengths)})")
+    p.add_argument("-n", "--repetitions", type=int, dest="n", help=f"counted runs per shape (default {d.repetitions})")
+    p.add_argument("--batch", type=_ints, help="concurrent requests to test, e.g. 1,2,4,8 (default: none)")
     p.add_argument("--batch-pp", type=int, help="prompt length of batch requests (default: first --pp)")
     p.add_argument("--batch-tg", type=int, help="tokens per batch request (default: first --tg)")
     p.add_argument("--kv-bits", type=int, choices=(0, 4, 8),
@@ -73,14 +75,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def config_from_args(args: argparse.Namespace):
-    from ..core.bench.runner import BenchConfig
+def _csv(values: list[int]) -> str:
+    return ",".join(map(str, values))
 
-    config = BenchConfig(pp=args.pp, tg=args.tg, n=args.n, batch=args.batch, batch_pp=args.batch_pp,
-                         batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test,
-                         kv_bits=args.kv_bits)
-    config.validate()
-    return config
+
+def settings_from(args: argparse.Namespace, profile=None) -> BenchSettings:
+    """The profile's [bench] (`temper --profile P bench`), then the flags given, over the defaults."""
+    values = dict(profile.section("bench")) if profile is not None else {}
+    given = {"prompt_lengths": args.pp, "gen_lengths": args.tg, "repetitions": args.n, "batch_sizes": args.batch}
+    values.update({k: v for k, v in given.items() if v is not None})
+    return BenchSettings(**values)
+
+
+def config_from_args(args: argparse.Namespace):
+    return settings_from(args, getattr(args, "loaded_profile", None)).config(
+        batch_pp=args.batch_pp, batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test,
+        kv_bits=args.kv_bits)
 
 
 def bench_line(event) -> str:

@@ -21,10 +21,14 @@ from ..core.engine.events import Cancelled, Failed, Finished
 from ..core.engine.generate import StatsEvent, TokenEvent, chat_job
 from ..core.engine.loader import resolve
 from ..core.engine.reasoning import EFFORTS
+from ..core.engine.sampling import SamplingSettings
 from ..core.errors import TemperError
+from . import flags
 
 HELP = """commands: /quit  /new  /system TEXT  /effort none|low|medium|high  /regen  /drafter PATH|self|off
           /draft-tokens N  /temp T  /history  /export FILE  /help"""
+
+SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens", "seed")
 
 
 def register(sub) -> None:
@@ -32,13 +36,7 @@ def register(sub) -> None:
     p.add_argument("model", nargs="?", help="model folder or cached Hub id (default: the conversation's)")
     p.add_argument("--prompt", help="answer this one prompt and exit (stats on stderr)")
     p.add_argument("--system", help="system prompt")
-    p.add_argument("--temp", type=float, help="temperature (0 = greedy)")
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--min-p", type=float)
-    p.add_argument("--repeat-penalty", type=float, help="repetition penalty (1 = off)")
-    p.add_argument("--max-tokens", type=int)
-    p.add_argument("--seed", type=int)
+    flags.add_flags(p, SamplingSettings, SAMPLING_FLAGS)
     p.add_argument("--drafter", help="drafter model folder, or 'self' for a 3-bit copy of the model")
     p.add_argument("--draft-tokens", type=int, help="tokens drafted per step (default 3)")
     p.add_argument("--effort", choices=EFFORTS, help="reasoning effort (default: the template's)")
@@ -56,12 +54,8 @@ def register(sub) -> None:
 
 def settings_from(args: argparse.Namespace, base: dict | None = None) -> ChatSettings:
     s = ChatSettings.from_dict(base)
-    sp = s.sampling
-    for attr, value in [("temperature", args.temp), ("top_p", args.top_p), ("top_k", args.top_k),
-                        ("min_p", args.min_p), ("repetition_penalty", args.repeat_penalty),
-                        ("max_tokens", args.max_tokens), ("seed", args.seed)]:
-        if value is not None:
-            setattr(sp, attr, value)
+    given = flags.given(args, SamplingSettings, SAMPLING_FLAGS)
+    s.sampling = flags.build(SamplingSettings, {**s.sampling.to_dict(), **given})
     if args.drafter is not None:
         s.drafter = None if args.drafter == "off" else args.drafter
     if args.draft_tokens is not None:
@@ -104,8 +98,10 @@ class Repl:
         self.conv: Conversation | None = None
         self.messages: list = []
         self.model = args.model
-        self.system = args.system or ""
-        self.settings = settings_from(args)
+        # a new chat starts from the profile's [sampling] and [chat] (`temper --profile P chat`), then the flags
+        system, base = ChatSettings.from_profile(getattr(args, "loaded_profile", None))
+        self.system = args.system if args.system is not None else system
+        self.settings = settings_from(args, base.to_dict())
         self.tty = sys.stderr.isatty()
         if args.conversation is not None:
             if store is None:

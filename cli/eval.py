@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", action="store_true", help="one table over all QUANTs (the default output)")
     p.add_argument("--text", type=Path, help="evaluation text (.txt, or .jsonl records); default: temper's "
                                              "held-out set, kept apart from calibration text")
-    p.add_argument("--chunks", type=int, default=16, help="number of chunks (default 16)")
-    p.add_argument("--chunk-len", type=int, default=256, help="tokens per chunk (default 256)")
+    p.add_argument("--chunks", type=int, help="number of chunks (default: min(samples, 16) of the quantize "
+                                               "settings, 16)")
+    p.add_argument("--chunk-len", type=int, help="tokens per chunk (default: seq_len of the quantize settings, 256)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the table (no progress)")
     add_task_options(p)
@@ -64,46 +65,44 @@ def run_capability(base: Path | None, quants: list[Path], settings: Any, *, quie
                   quiet=quiet)
 
 
-def eval_chunks(tokenizer: Any, *, text: Path | None, count: int, length: int) -> tuple[list[list[int]], str]:
+def eval_chunks(tokenizer: Any, *, text: Path | str | None, count: int, length: int) -> tuple[list[list[int]], str]:
     """Held-out chunks and a line saying what they are: temper's evaluation set, or the user's text."""
-    from ..core.quant.evaluate import text_chunks
+    from ..core.quant.calibration import evaluation_set
 
-    try:
-        from ..core.quant.calibration import evaluation_set  # type: ignore[import-not-found,attr-defined]
-    except ImportError:
-        evaluation_set = None
-    if evaluation_set is not None:
-        tokens = evaluation_set(tokenizer, samples=count, seq_len=length, source=text)
-        return [list(map(int, row)) for row in tokens.chunks], tokens.describe()
-    if text is None:
-        raise QuantError("pass --text FILE: this build has no built-in evaluation text")
-    try:
-        raw = text.read_text()
-    except OSError as exc:
-        raise QuantError(f"cannot read {text}: {exc}") from exc
-    if text.suffix == ".jsonl":
-        raw = "\n\n".join(json.loads(line).get("text", "") for line in raw.splitlines() if line.strip())
-    chunks = text_chunks(tokenizer, raw, length=length, count=count)
-    return chunks, f"evaluation: {text.name}, {len(chunks)} x {length} tokens"
+    tokens = evaluation_set(tokenizer, samples=count, seq_len=length, source=text)
+    return [list(map(int, row)) for row in tokens.chunks], tokens.describe()
+
+
+def held_out(args: argparse.Namespace, profile: Any = None) -> tuple[Path | str | None, int, int]:
+    """(text, chunks, chunk length): the flags, else the profile's [quantize] evaluation settings, else the
+    same defaults `temper quantize` evaluates with (min(samples, 16) chunks of seq_len tokens)."""
+    from ..core.quant.request import QuantSettings
+
+    q = QuantSettings(**(profile.section("quantize") if profile is not None else {}))
+    text = args.text if args.text is not None else (None if q.evaluation == "builtin" else q.evaluation)
+    chunks = args.chunks if args.chunks is not None else min(q.samples, 16)
+    length = args.chunk_len if args.chunk_len is not None else q.seq_len
+    if chunks < 1 or length < 2:
+        raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")
+    return text, chunks, length
 
 
 def run(args: argparse.Namespace) -> int:
     from ..core.engine import get_engine
+    from ..core.engine.loader import open_tokenizer, validate
     from ..core.quant.evaluate import evaluate, format_table
 
     settings = task_settings(args)
     if args.no_kl and settings is None:
         raise QuantError("--no-kl leaves nothing to do without --tasks")
-    if args.chunks < 1 or args.chunk_len < 2:
-        raise QuantError("--chunks must be ≥ 1 and --chunk-len ≥ 2")
-    from ..core.engine.loader import open_tokenizer, validate
+    text, count, length = held_out(args, getattr(args, "loaded_profile", None))
 
     for folder in [args.base, *args.quants]:
         validate(Path(folder))
 
     def job(ctx: Any) -> tuple[list[Any], str]:  # the KL table
         tokenizer = open_tokenizer(Path(args.base))
-        chunks, about = eval_chunks(tokenizer, text=args.text, count=args.chunks, length=args.chunk_len)
+        chunks, about = eval_chunks(tokenizer, text=text, count=count, length=length)
         return evaluate(ctx, Path(args.base), [Path(q) for q in args.quants], chunks), about
 
     from .progress import follow

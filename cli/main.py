@@ -73,6 +73,10 @@ def load_profile(name: str | None):
 
 
 def launch_app(args: argparse.Namespace) -> int:
+    if getattr(args, "model", None):     # a model that cannot load is a one-line error now, not at the first chat
+        from ..core.engine.loader import resolve, validate
+
+        validate(resolve(args.model))
     app_module = importlib.import_module("temper.tui.app")
     return app_module.run(args) or 0
 

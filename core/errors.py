@@ -25,5 +25,6 @@ class QuantError(TemperError):
 class JobCancelled(TemperError):
     """Raised inside a job when its cancel was requested; the engine reports it as cancelled."""
 
-    def __init__(self, message: str = "cancelled"):
+    def __init__(self, message: str = "cancelled", *, resumable: bool = False):
         super().__init__(message)
+        self.resumable = resumable   # stopped by the app closing, not by the user: a job record stays open

@@ -154,6 +154,14 @@ def field_specs(model: type[StrictModel]) -> dict[str, Any]:
 
     from .tomlcheck import Field
 
+    def bounds(metadata: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+        flat = [x for m in metadata for x in (getattr(m, "metadata", None) or [m])]
+        for m in flat:
+            lo = getattr(m, "ge", None) if getattr(m, "ge", None) is not None else lo
+            lo = getattr(m, "gt", None) if getattr(m, "gt", None) is not None else lo
+            hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else hi
+        return lo, hi
+
     def scalar(tp: Any) -> tuple[str, tuple[Any, ...]]:
         if typing.get_origin(tp) is typing.Literal:
             choices = typing.get_args(tp)
@@ -165,15 +173,16 @@ def field_specs(model: type[StrictModel]) -> dict[str, Any]:
         tp = f.annotation
         if typing.get_origin(tp) in (typing.Union, types.UnionType):
             tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        lo = hi = None
         if typing.get_origin(tp) is list:
-            kind, choices = scalar(typing.get_args(tp)[0])
+            inner = typing.get_args(tp)[0]
+            if typing.get_origin(inner) is typing.Annotated:
+                inner, *meta = typing.get_args(inner)
+                lo, hi = bounds(meta, lo, hi)
+            kind, choices = scalar(inner)
             kind = f"list[{kind}]"
         else:
             kind, choices = scalar(tp)
-        lo = hi = None
-        for m in f.metadata:
-            lo = getattr(m, "ge", None) if getattr(m, "ge", None) is not None else lo
-            lo = getattr(m, "gt", None) if getattr(m, "gt", None) is not None else lo
-            hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else hi
+        lo, hi = bounds(f.metadata, lo, hi)
         out[name] = Field(kind, f.get_default(call_default_factory=True), f.description or "", choices, lo, hi)
     return out

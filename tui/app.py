@@ -74,7 +74,7 @@ class TemperApp(App[None]):
         Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
         Binding("ctrl+pageup", "prev_tab", "Prev tab", id="app.tab.prev", priority=True, show=False),
-        Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True),
+        Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True, show=False),
         Binding("left_square_bracket", "prev_tab", "Prev tab", id="app.tab.prev.short", show=False),
         Binding("right_square_bracket", "next_tab", "Next tab", id="app.tab.next.short", show=False),
         *[
@@ -155,13 +155,23 @@ class TemperApp(App[None]):
             self.bridge.close()
         self._stop_jobs()
 
+    async def action_quit(self) -> None:
+        """Quit; while a long job runs (not a chat answer), ask first: ctrl+q twice, or y, quits."""
+        from .screens.confirm_quit import ConfirmQuit
+
+        job = getattr(self._engine, "current", None) if self._engine is not None else None
+        if job is None or job.kind == "chat" or isinstance(self.screen, ConfirmQuit):
+            self.exit()
+            return
+        self.push_screen(ConfirmQuit(job.kind), lambda quit_now: self.exit() if quit_now else None)
+
     def _stop_jobs(self, wait: float = 3.0) -> None:
         """Quitting cancels running jobs and gives them a moment to stop cleanly (jobs check for cancel
         once per step; atomic writes then remove their temporary files)."""
         engine = self._engine
         if engine is None or getattr(engine, "current", None) is None:
             return
-        engine.cancel_all()
+        engine.cancel_all(resumable=True)        # a closed app is not a user's cancel: offer resume next time
         deadline = time.monotonic() + wait
         while getattr(engine, "current", None) is not None and time.monotonic() < deadline:
             time.sleep(0.01)

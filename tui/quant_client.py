@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from temper.core import jobs
 from temper.core.errors import QuantError, TemperError
@@ -107,6 +107,32 @@ def human_duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+@runtime_checkable
+class QuantService(Protocol):
+    """What the Quantize and Layers tabs may ask: the real QuantClient and the tests' fake both implement it
+    (tests/tui/test_quant_client_protocol.py checks their signatures against this one)."""
+
+    def models(self) -> list[ModelChoice]: ...
+    def model(self, path: str) -> ModelChoice: ...
+    def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight: ...
+    def float_copy_of(self, model: ModelChoice) -> str | None: ...
+    def make_float_copy(self, model: ModelChoice) -> Any: ...
+    def recipes(self) -> list[Recipe]: ...
+    def default_output(self, request: QuantRequest) -> str: ...
+    def saved_table(self, model_path: str) -> SensitivityTable | None: ...
+    def predict(self, model: ModelChoice, request: QuantRequest) -> Prediction: ...
+    def allocate(self, table: SensitivityTable, target_bpw: float, pins: dict[str, str],
+                 request: QuantRequest | None = None) -> Allocation: ...
+    def frontier(self, table: SensitivityTable, pins: dict[str, str], points: int = 12) -> list[tuple[float, float]]: ...
+    def start(self, request: QuantRequest) -> Any: ...
+    def interrupted(self) -> list[jobs.JobRecord]: ...
+    def resume(self, record: jobs.JobRecord) -> Any: ...
+    def discard(self, record: jobs.JobRecord) -> None: ...
+    def past_results(self, model_path: str) -> list[jobs.JobRecord]: ...
+    def request_from_profile(self, profile: Any) -> QuantRequest: ...
+    def save_profile(self, name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]: ...
+
+
 class QuantClient:
     """The real client: core functions, engine jobs, job records in jobs_dir()."""
 
@@ -132,12 +158,10 @@ class QuantClient:
         return _from_info(_inspect(Path(path).expanduser()))
 
     def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight:
-        import psutil
+        from temper.core.quant.memory_rule import pass_memory
 
-        free = psutil.virtual_memory().available
-        # The pass holds the reference weights plus one quantized copy of a block and activations.
-        needed = int(model.size_bytes * 1.25) + 256 * 1024 * 1024
-        streamed = needed > free
+        memory = pass_memory(Path(model.path))      # the core's own rule: it streams exactly when this says so
+        free, needed, streamed = memory.free_bytes, memory.needed_bytes, memory.streamed
         # Rough: reference forward over the calibration tokens once per candidate per tensor on a
         # CPU-class machine (~2 GFLOP/s effective), fast estimate for most of them.
         tokens = request.samples * request.seq_len
@@ -292,7 +316,7 @@ def _from_info(info: Any) -> ModelChoice:
                        float_bytes, info.quantization)
 
 
-def client_for(app: Any) -> QuantClient:
+def client_for(app: Any) -> QuantService:
     """The app's quantization client (one per app, shared by the Quantize and Layers tabs).
 
     Tests set `app.quant_client` to a fake before running the app."""

@@ -131,4 +131,6 @@ def fmt(name: str, stat: Stat) -> str:
         return "-"
     mean, sd = scale(name, stat.mean), scale(name, stat.sd)
     digits = 2 if abs(mean) < 1000 else 0
+    if stat.n == 1:                 # one run has no spread: say so rather than print ± 0.00
+        return f"{mean:.{digits}f} (n=1)"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"

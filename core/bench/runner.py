@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..engine.events import Progress
@@ -112,13 +113,27 @@ def timed_request(ctx: Any, model: Any, prompt: list[int], tg: int, plan: Any = 
     return timing, tokens
 
 
+def stored_bytes(folder: Path) -> int | None:
+    """Bytes of every tensor in the folder's safetensors files (headers only), or None if unreadable."""
+    from ..library.safetensors_header import read_header
+
+    try:
+        return sum(t.nbytes for f in sorted(folder.glob("*.safetensors")) for t in read_header(f)[0].values()) or None
+    except (TemperError, OSError):
+        return None
+
+
 def describe_model(lm: Any) -> dict[str, Any]:
     from .roofline import count_params
 
     wb = weight_bytes(lm.model, lm.config)
     params = count_params(lm.model)
     quant = lm.config.get("quantization") or {}
+    stored = stored_bytes(Path(lm.path)) if getattr(lm, "path", None) else None
     return {
+        "stored_bytes": stored,        # the model as it is on disk (what the Library shows)
+        "stored_bpw": stored * 8 / params if stored and params else None,
+        "compute": str((getattr(lm, "extra", None) or {}).get("compute", "") or ""),
         "name": lm.path.name if getattr(lm, "path", None) else "model",
         "path": str(getattr(lm, "path", "")),
         "model_type": lm.config.get("model_type"),

@@ -12,10 +12,14 @@ from .store import ChatStore, Conversation, Message
 def to_markdown(conv: Conversation, messages: list[Message]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created))
     lines = [f"# {conv.title}", "", f"- model: `{conv.model or '?'}`", f"- started: {when}"]
-    if conv.system_prompt:
-        lines += ["", "**System**", "", *[f"> {line}" for line in conv.system_prompt.splitlines()]]
+    changes = [m for m in messages if m.role == "system"]
+    first = changes[0].stats.get("previous", "") if changes else conv.system_prompt   # in effect at the start
+    if first:
+        lines += ["", "**System**", "", *[f"> {line}" for line in first.splitlines()]]
     for msg in messages:
         if msg.role == "system":
+            said = [f"> {line}" for line in msg.content.splitlines()] if msg.content else ["(cleared)"]
+            lines += ["", "**System prompt changed** (from here on)", "", *said]
             continue
         who = "You" if msg.role == "user" else "Assistant"
         note = "" if msg.status in ("ok", "") else f" _({msg.status})_"

@@ -17,6 +17,8 @@ def history(system_prompt: str, messages: list[Message]) -> list[dict[str, str]]
     """The chat-template messages: the system prompt, then every kept turn (empty or failed answers dropped)."""
     out = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     for msg in messages:
+        if msg.role == "system":        # a record of a prompt change: the prompt in effect is the one above
+            continue
         if msg.role == "assistant" and (msg.status == "error" or not msg.content.strip()):
             continue
         out.append({"role": msg.role, "content": msg.content})

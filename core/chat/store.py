@@ -161,6 +161,12 @@ class ChatStore:
 
     def update(self, conversation_id: int, *, model: str | None = None, system_prompt: str | None = None,
                settings: dict[str, Any] | None = None) -> None:
+        """A system prompt changed after messages were exchanged is also recorded in place, as a 'system'
+        message holding the new prompt (and the previous one in its stats): the export shows when it changed."""
+        if system_prompt is not None:
+            before = self.get(conversation_id).system_prompt
+            if system_prompt != before and self.messages(conversation_id):
+                self.add(conversation_id, "system", system_prompt, stats={"previous": before})
         values = {"model": model, "system_prompt": system_prompt,
                   "settings": json.dumps(settings) if settings is not None else None}
         self._update_conv(conversation_id, **{k: v for k, v in values.items() if v is not None})
@@ -214,7 +220,7 @@ class ChatStore:
 
     def pop_last_answer(self, conversation_id: int) -> Message | None:
         """For regenerate: remove the last assistant message (if the conversation ends with one)."""
-        msgs = self.messages(conversation_id)
+        msgs = [m for m in self.messages(conversation_id) if m.role != "system"]
         if msgs and msgs[-1].role == "assistant":
             self.delete_message(msgs[-1].id)
             return msgs[-1]

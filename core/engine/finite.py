@@ -1,8 +1,11 @@
 """NaN / Inf in the weights: found once, when a model is loaded, and refused with the tensor's name.
 
 A model with one NaN weight answers garbage, scores a table of nan and quantizes "verified"; nothing
-downstream can tell. One reduction per tensor (`mx.isfinite(w).all()`) settles it: evaluated a few tensors
-at a time, it costs one read of the weights, which a load does anyway. Runs on the engine thread."""
+downstream can tell. One plain sum per tensor settles it: NaN and Inf carry through a sum (Inf - Inf is NaN),
+and a sum is the cheapest full pass MLX has (on CPU, `isfinite(w).all()` on bf16 cost 4x more:
+docs/benchmarks/load_checks.md). A sum that overflows without any NaN/Inf inside (float16, huge tensors) is
+told apart by the exact `isfinite` test, run only on a tensor whose sum is not finite. Evaluated a few tensors
+at a time. Runs on the engine thread."""
 
 from __future__ import annotations
 
@@ -22,11 +25,14 @@ def first_nonfinite(items: Iterable[tuple[str, Any]], check: Callable[[], None] 
     batch: list[tuple[str, Any]] = []
 
     def flush() -> str | None:
-        flags = [mx.all(mx.isfinite(a)) for _, a in batch]
-        mx.eval(flags)
-        bad = next((name for (name, _), ok in zip(batch, flags, strict=True) if not ok.item()), None)
+        sums = [mx.isfinite(mx.sum(a)) for _, a in batch]
+        mx.eval(sums)
+        suspects = [(name, a) for (name, a), ok in zip(batch, sums, strict=True) if not ok.item()]
         batch.clear()
-        return bad
+        for name, a in suspects:   # exact, and only where the sum says so
+            if not mx.all(mx.isfinite(a)).item():
+                return name
+        return None
 
     for name, array in items:
         if not isinstance(array, mx.array) or not mx.issubdtype(array.dtype, mx.inexact):

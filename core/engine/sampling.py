@@ -2,52 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from ..errors import TemperError
+from pydantic import Field
+
+from ..strict import StrictModel
 
 
-@dataclass
-class SamplingSettings:
-    """What a user sets per chat. temperature 0 is greedy; 0 for top_p/top_k/min_p means "off"."""
+class SamplingSettings(StrictModel):
+    """What a user sets per chat, and a profile's [sampling] section (one set of defaults, one validation).
+    temperature 0 is greedy; 0 for top_k/min_p and 1 for top_p mean "off"."""
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 0
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    repetition_context: int = 64
-    max_tokens: int = 2048
-    seed: int | None = None
+    what: ClassVar[str] = "sampling"
 
-    def validate(self) -> SamplingSettings:
-        checks = [
-            (self.temperature >= 0, "temperature must be >= 0"),
-            (0 <= self.top_p <= 1, "top-p must be between 0 and 1"),
-            (self.top_k >= 0, "top-k must be >= 0 (0 = off)"),
-            (0 <= self.min_p <= 1, "min-p must be between 0 and 1"),
-            (self.repetition_penalty > 0, "repetition penalty must be > 0 (1 = off)"),
-            (self.repetition_context >= 1, "repetition context must be >= 1 token"),
-            (self.max_tokens >= 1, "max tokens must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise TemperError(message)
+    temperature: float = Field(0.7, ge=0, le=5, json_schema_extra={"flag": "--temp"},
+                               description="randomness of sampling (0 = greedy)")
+    top_p: float = Field(0.95, ge=0, le=1, description="nucleus sampling mass (1 = off)")
+    top_k: int = Field(0, ge=0, description="sample from the k most likely tokens (0 = off)")
+    min_p: float = Field(0.0, ge=0, le=1, description="drop tokens below this fraction of the top probability")
+    repetition_penalty: float = Field(1.0, ge=0.01, le=10, json_schema_extra={"flag": "--repeat-penalty"},
+                                      description="penalty for repeated tokens (1 = off)")
+    repetition_context: int = Field(64, ge=1, description="tokens the repetition penalty looks back over")
+    max_tokens: int = Field(2048, ge=1, description="most tokens to generate per answer")
+    seed: int | None = Field(None, ge=0, description="random seed (unset = random)")
+
+    def validate(self) -> SamplingSettings:  # type: ignore[override]
+        """Every field is checked when it is set; kept for callers that validate explicitly."""
         return self
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> SamplingSettings:
         """Unknown keys are dropped (settings saved by a newer temper still load)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+        return cls(**{k: v for k, v in (data or {}).items() if k in cls.model_fields})
 
 
 def build_sampler(settings: SamplingSettings):

@@ -48,6 +48,8 @@ class JobContext:
     def check(self) -> None:
         """Raise JobCancelled if a cancel was requested: call once per step of a long loop."""
         if self.cancelled:
+            if self.job.resumable:
+                raise JobCancelled("stopped: the app closed; resume it next time", resumable=True)
             raise JobCancelled()
 
     def emit(self, event: Event) -> None:
@@ -66,9 +68,11 @@ class Job(Generic[T]):
         self.fn = fn
         self.future: Future[T] = Future()
         self.cancel_requested = threading.Event()
+        self.resumable = False
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
 
-    def cancel(self) -> None:
+    def cancel(self, *, resumable: bool = False) -> None:
+        self.resumable = self.resumable or resumable
         self.cancel_requested.set()
 
     def result(self, timeout: float | None = None) -> T:
@@ -126,9 +130,11 @@ class Engine:
 
         return remove
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, *, resumable: bool = False) -> None:
+        """Cancel the running and queued jobs. `resumable`: the app is closing, so a recorded job stays open
+        to be offered for resume next time (instead of being recorded as cancelled)."""
         if self.current is not None:
-            self.current.cancel()
+            self.current.cancel(resumable=resumable)
         pending: list[Any] = []
         while True:
             try:
@@ -137,7 +143,7 @@ class Engine:
                 break
         for item in pending:
             if isinstance(item, Job):
-                item.cancel()
+                item.cancel(resumable=resumable)
             self._queue.put(item)
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 import tomlkit
 
 from ..errors import ProfileError
-from ..tomlcheck import check_field, normalise, validate_model
+from ..tomlcheck import validate_model
 from .schema import CURRENT_VERSION, MODELS, SECTIONS
 from .schema import field as schema_field
 
@@ -57,21 +57,15 @@ class Profile:
 
     def set(self, section: str, key: str, value: Any) -> None:
         """Set one value (validated); the document keeps its comments and order."""
-        spec = schema_field(section, key)
-        if section in MODELS:
-            value = self._checked(section, key, value)
-        else:
-            problem = check_field(spec, value)
-            if problem:
-                raise ProfileError(f"{section}.{key}: {problem}")
-            value = normalise(spec, value)
+        schema_field(section, key)                      # an unknown key is a KeyError, as before
+        value = self._checked(section, key, value)
         if section not in self.doc:
             self.doc[section] = tomlkit.table()
         self.doc[section][key] = value
         self.values.setdefault(section, {})[key] = value
 
     def _checked(self, section: str, key: str, value: Any) -> Any:
-        """A value for a model section, checked with the rest of the section by its settings model."""
+        """A value checked with the rest of its section by the section's settings model."""
         _, issues = validate_model({**self.values.get(section, {}), key: value}, MODELS[section], (section,))
         if issues:
             where = ".".join(issues[0].path)

@@ -1,26 +1,25 @@
-"""Fast sensitivity estimate from the Fisher information: all tensors and candidates in one pass.
+"""Fast sensitivity estimate from the Fisher information: statistics gathered once, candidates scored once.
 
-For a small weight change ΔW, the KL between the model's next-token distributions before and after is,
-to second order, ½ ΔWᵀ F ΔW, with F the Fisher information of the model's own predictions. One
-backward pass per calibration chunk, with labels *sampled from the model itself*, gives a sequence
-gradient G_s whose outer product estimates F (the cross-token terms vanish in expectation). With ΔW
-the fake-quantization error of a tensor under a candidate, two estimates of ΔWᵀ F ΔW come from the
-same gradients:
+For a small weight change ΔW, the KL between the model's next-token distributions before and after is, to
+second order, ½ ΔWᵀ F ΔW, with F the Fisher information of the model's own predictions. One backward pass
+per calibration sequence s, with labels *sampled from the model itself*, gives a sequence gradient G_s
+whose outer product estimates F. Two estimates of ΔWᵀ F ΔW are averaged:
 
-- diagonal:  Σ_s Σ_ij G_s,ij² ΔW_ij²  (F's diagonal only: low variance, but blind to errors that are
-  correlated within a row, e.g. the shared rounding offset of a 2-bit group)
-- projected: Σ_s ⟨G_s, ΔW⟩²            (the full empirical Fisher: unbiased, noisy with few chunks)
+- diagonal:  Σ_ij D_ij ΔW_ij²              with D = Σ_s G_s²  (F's diagonal)
+- grouped:   Σ_g m_g² S_g + Σ_ij D_ij r_ij²  with S_g = Σ_s (Σ_{ij∈g} G_s,ij)², m_g the mean of ΔW over
+  quantization group g and r = ΔW - m_g: F kept block-diagonal per group (the correlated part of a
+  group's error is its shared offset, which the diagonal misses; e.g. a 2-bit group's rounding offset).
 
-The score is their mean (shrinkage of the projected form toward the diagonal), in nats per token:
+    ΔKL_est = ½ · ½ (diagonal + grouped) / tokens      (nats per token)
 
-    ΔKL_est = ½ · ½ (diagonal + projected) / tokens
-
-On the trained fixture this ranks tensors better at 2 bits than either form alone and as well as the
-diagonal at 3-8 bits (docs/benchmarks/sensitivity_rank.md). Cost: one forward + backward per chunk
-plus one quantize/dequantize per tensor and candidate (kept in memory when they fit `cache_bytes`,
-else redone per chunk), against tensors × candidates forward passes for the exact measure. Being
-second order, it still underestimates some large (2-bit) errors; hybrid mode measures the most
-damaging tensors exactly.
+Cost and memory (the point of this form): per sequence, one forward of the body, the head in vocabulary
+slices (logit_head.py), and one backward; the statistics D (one array per weight, in the compute dtype)
+and S (params / group size per group size asked) are *accumulated* across sequences. Only then is each
+candidate's quantization error computed, ONCE per tensor, a row slice at a time. So work is
+sequences × model + candidates × model (not their product), and memory is the model, its Linear
+gradients for one sequence, D and S, and one slice of ΔW. Embeddings are measured on the rows the
+calibration text uses (their gradient arrives through a zero "tap" added to the lookup, never as a dense
+vocabulary × hidden array); a head's statistics are kept per vocabulary slice.
 """
 
 from __future__ import annotations
@@ -30,75 +29,293 @@ from typing import Any
 
 import numpy as np
 
-from . import kl
+from ..errors import QuantError
+from . import kl, logit_head
 from .candidates import Candidate
-from .tensors import QTensor, fake_quantize
+from .fakequant import fake_quantize
+from .tensors import QTensor
+
+ROW_SLICE_BYTES = 64 << 20       # ΔW is computed this many fp32 bytes of rows at a time
+CACHE_BYTES = 256 << 20          # MLX buffer cache during the pass
 
 
-def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate], *,
-                     storage_dtype: Any = None, seed: int = 0, draws: int = 1,
-                     check: Callable[[], None] | None = None,
-                     progress: Callable[[int, int], None] | None = None,
-                     cache_bytes: int = 1 << 30) -> dict[str, dict[str, float]]:
-    """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token."""
+class _Stats:
+    """D and S_g for one weight (or for the rows of it that the calibration reaches)."""
+
+    def __init__(self, rows: int, cols: int, groups: list[int], dtype: Any):
+        import mlx.core as mx
+
+        self.d = mx.zeros((rows, cols), dtype=dtype)
+        self.s = {g: mx.zeros((rows, cols // g), dtype=dtype) for g in groups}
+        self.q: list[Any] = []          # per sequence: ⟨G_s, W⟩ per row (fp32)
+        self.rows = rows
+
+    def add(self, grad: Any, weight: Any, at: Any = None) -> None:
+        """Add one sequence's gradient (rows × cols) of `weight` (the same rows); `at`: the rows of the
+        statistics it lands on (None: all)."""
+        import mlx.core as mx
+
+        q = (grad.astype(mx.float32) * weight.astype(mx.float32)).sum(-1)
+        self.q.append(q if at is None else mx.zeros((self.rows,), dtype=mx.float32).at[at].add(q))
+        grad = grad.astype(self.d.dtype)
+        sq = grad * grad
+        self.d = self.d + sq if at is None else self.d.at[at].add(sq)
+        for g in self.s:
+            gs = grad.reshape(grad.shape[0], -1, g).sum(-1)
+            self.s[g] = self.s[g] + gs * gs if at is None else self.s[g].at[at].add(gs * gs)
+
+    def arrays(self) -> list[Any]:
+        return [self.d, *self.s.values(), *self.q]
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays())
+
+
+class _EmbedTap:
+    """Stands in for an Embedding: lookup + a zero offset whose gradient is dL/d(lookup output)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.offset: Any = None
+        self.seen: Any = None
+
+    def __call__(self, x: Any) -> Any:
+        self.seen = x
+        out = self.inner(x)
+        return out if self.offset is None else out + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _parent(model: Any, path: str) -> tuple[Any, str]:
+    *head, last = path.split(".")
+    node = model
+    for part in head:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node, last
+
+
+def _rows2d(w: Any) -> Any:
+    return w.reshape(-1, w.shape[-1])
+
+
+def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate],
+                     **options: Any) -> dict[str, dict[str, float]]:
+    """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
+    seed, check, progress(done, total, message), sizes (receives the statistics' bytes), passes."""
     import mlx.core as mx
-    import mlx.nn as nn
-    from mlx.utils import tree_flatten
 
-    def loss_fn(m: Any, x: Any, key: Any) -> Any:
-        logits = kl.forward(m, x)
-        labels = mx.stop_gradient(mx.random.categorical(mx.stop_gradient(logits), key=key))
-        return nn.losses.cross_entropy(logits, labels, reduction="sum")
+    # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
+    # of many sizes, and a cache keeping the largest of each would hold several model-sized copies
+    cache_limit = mx.set_cache_limit(CACHE_BYTES)
+    try:
+        return _fisher_estimates(model, chunks, tensors, candidates, **options)
+    finally:
+        mx.set_cache_limit(cache_limit)
 
+
+def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate], *,
+                      storage_dtype: Any = None, seed: int = 0,
+                      check: Callable[[], None] | None = None,
+                      progress: Callable[[int, int, str], None] | None = None,
+                      sizes: dict[str, int] | None = None,
+                      passes: list[int] | None = None) -> dict[str, dict[str, float]]:
+    import mlx.core as mx
+
+    check = check or (lambda: None)
+    passes = [] if passes is None else passes       # one entry per forward+backward pass
     fits = {t.path: [c for c in candidates if c.fits(t.shape)] for t in tensors}
-    keep = sum(t.params * len(fits[t.path]) * 4 for t in tensors) <= cache_bytes
-    deltas: dict[tuple[str, str], Any] = {}
+    groups = {t.path: sorted({c.group_size for c in fits[t.path]}) for t in tensors}
+    head = logit_head.find_head(model)
+    body = logit_head.body_of(model)
+    n, seq = chunks.shape
+    rows_per_slice = logit_head.slice_rows(seq, head.vocab)
+    calib_rows = np.unique(chunks)
+    embeds = [t for t in tensors if hasattr(t.module, "as_linear") and t.path != "lm_head"]
+    linears = [t for t in tensors if t not in embeds and t.path != head.path]
+    head_t = next((t for t in tensors if t.path == head.path), None)
 
-    def delta(t: QTensor, c: Candidate) -> Any:
-        if (t.path, c.key) in deltas:
-            return deltas[(t.path, c.key)]
-        w = t.module["weight"].astype(mx.float32)
-        d = fake_quantize(w, c, storage_dtype).astype(mx.float32) - w
-        if keep:
-            deltas[(t.path, c.key)] = d
-        return d
+    def acc_dtype(t: QTensor) -> Any:
+        return mx.float32 if t.module["weight"].dtype == mx.float32 else t.module["weight"].dtype
 
-    grad_fn = nn.value_and_grad(model, loss_fn)
-    by_name = {t.path + ".weight": t for t in tensors}
-    diag = {(t.path, c.key): 0.0 for t in tensors for c in fits[t.path]}
-    proj = dict(diag)
+    stats = {t.path: _Stats(t.params // t.shape[-1], t.shape[-1], groups[t.path], acc_dtype(t)) for t in linears}
+    for t in embeds:
+        if t.path != head.path:
+            stats[t.path] = _Stats(len(calib_rows), t.shape[-1], groups[t.path], acc_dtype(t))
+    head_stats: list[_Stats] = []
+    if head_t is not None:
+        head_stats = [_Stats(b - a, head_t.shape[-1], groups[head_t.path], acc_dtype(head_t))
+                      for a, b in logit_head.ranges(head.vocab, rows_per_slice)]
+    mx.eval([a for s in [*stats.values(), *head_stats] for a in s.arrays()])
+
+    taps: dict[str, _EmbedTap] = {}
+    for t in embeds:
+        parent, name = _parent(model, t.path)
+        taps[t.path] = _EmbedTap(t.module)
+        parent[name] = taps[t.path]
+    originals = {t.path: t.module["weight"] for t in linears}
+    total = n + len(tensors)
     key = mx.random.key(seed)
-    n = chunks.shape[0]
-    for i in range(n):
-        x = mx.array(chunks[i:i + 1])
-        for _ in range(draws):
-            if check is not None:
-                check()
+    try:
+        first = mx.array(chunks[:1])
+        for tap in taps.values():
+            tap.offset = None
+        logit_head.check_matches(model, head, first)
+        for i in range(n):
+            check()
+            x = mx.array(chunks[i:i + 1])
             key, sub = mx.random.split(key)
-            _, grads = grad_fn(model, x, sub)
-            sums: dict[tuple[str, str], tuple[Any, Any]] = {}
-            for name, g in tree_flatten(grads):
-                t = by_name.get(name)
-                if t is None:
+            names = [t.path for t in linears] + list(taps)
+            primals = [originals[t.path] for t in linears] + \
+                [mx.zeros((1, seq, tap.inner["weight"].shape[-1]), dtype=tap.inner["weight"].dtype)
+                 for tap in taps.values()]
+            seen: dict[str, Any] = {}
+
+            @mx.custom_function
+            def head_loss(hidden: Any) -> Any:
+                return (hidden * 0).sum()
+
+            @head_loss.vjp
+            def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
+                              seen: dict[str, Any] = seen) -> Any:
+                h2 = mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32)
+                mx.eval(h2)
+                lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice)
+                seen.update(h2=h2, lse=lse, labels=labels)
+                dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice)
+                return dh.reshape(hidden.shape).astype(hidden.dtype)
+
+            def loss(*arrays: Any, x: Any = x) -> Any:
+                for t, a in zip(linears, arrays, strict=False):
+                    t.module["weight"] = a
+                for tap, a in zip(taps.values(), arrays[len(linears):], strict=True):
+                    tap.offset = a
+                return head_loss(body(x))
+
+            try:
+                flat = mx.grad(loss, argnums=list(range(len(primals))))(*primals)
+                flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
+            finally:
+                for t in linears:
+                    t.module["weight"] = originals[t.path]
+                for tap in taps.values():
+                    tap.offset = None
+            passes.append(1)
+            kl.PASSES.n += 1
+            h2, lse, labels = seen["h2"], seen["lse"], seen["labels"]
+            grads = {"w": dict(zip(names[:len(linears)], flat[:len(linears)], strict=True)),
+                     "tap": dict(zip(names[len(linears):], flat[len(linears):], strict=True))}
+            del flat
+            # Stream the gradients: evaluate them from the last block down, folding each into its
+            # statistics and dropping it, so the backward pass never holds every gradient at once.
+            for t in sorted(linears, key=lambda t: -1 if t.layer is None else t.layer, reverse=True):
+                stats[t.path].add(_rows2d(grads["w"].pop(t.path)), _rows2d(originals[t.path]))
+                mx.eval(stats[t.path].arrays())
+            lookup: dict[str, tuple[np.ndarray, Any]] = {}
+            for p, tap in taps.items():
+                ids = np.array(tap.seen).reshape(-1)
+                shapes = {p: (1, seq, tap.inner["weight"].shape[-1])}
+                urows, inverse = np.unique(ids, return_inverse=True)
+                g = tap_grad = grads["tap"][p].reshape(-1, shapes[p][-1]).astype(mx.float32)
+                g = mx.zeros((len(urows), tap_grad.shape[-1]), dtype=mx.float32).at[mx.array(inverse)].add(g)
+                if p == head.path:
+                    lookup[p] = (urows, g)
                     continue
-                g = g.astype(mx.float32)
-                g2 = g * g
-                mine = {}
-                for c in fits[t.path]:
-                    d = delta(t, c)
-                    mine[(t.path, c.key)] = ((g2 * d * d).sum(), (g * d).sum())
-                mx.eval([v for pair in mine.values() for v in pair], list(deltas.values()) if keep else [])
-                sums.update(mine)
-            for k, (dg, pj) in sums.items():
-                diag[k] += dg.item() / draws
-                proj[k] += pj.item() ** 2 / draws
-        if progress is not None:
-            progress(i + 1, n)
+                pos = np.searchsorted(calib_rows, urows)
+                if np.any(pos >= len(calib_rows)) or np.any(calib_rows[np.minimum(pos, len(calib_rows) - 1)] != urows):
+                    raise QuantError(f"{p} is looked up with ids outside the calibration tokens: "
+                                     "measure it with --mode exact")
+                stats[p].add(g, tap.inner["weight"][mx.array(urows)], mx.array(pos))
+                mx.eval(stats[p].arrays())
+            if head_t is not None:
+                urows, g_rows = lookup.get(head.path, (np.zeros(0, dtype=np.int64), None))
+
+                def each(a: int, b: int, grad: Any, urows: np.ndarray = urows, g_rows: Any = g_rows) -> None:
+                    k = a // rows_per_slice
+                    if g_rows is not None:
+                        sel = np.nonzero((urows >= a) & (urows < b))[0]
+                        if len(sel):
+                            grad = grad.at[mx.array(urows[sel] - a)].add(g_rows[mx.array(sel)])
+                    head_stats[k].add(grad, head.weight[a:b])
+                    mx.eval(head_stats[k].arrays())
+
+                logit_head.weight_grads(head, h2, lse, labels, rows_per_slice, each)
+            del grads, primals
+            if progress is not None:
+                progress(i + 1, total, f"fisher: sequence {i + 1}/{n}")
+    finally:
+        for t in embeds:
+            parent, name = _parent(model, t.path)
+            parent[name] = t.module
+    if sizes is not None:
+        sizes["statistics"] = sum(s.nbytes() for s in [*stats.values(), *head_stats])
     tokens = int(chunks.size)
-    out: dict[str, dict[str, float]] = {t.path: {} for t in tensors}
-    for (path, ckey), dg in diag.items():
-        out[path][ckey] = 0.25 * (dg + proj[(path, ckey)]) / tokens
+    out: dict[str, dict[str, float]] = {}
+    for j, t in enumerate(tensors):
+        check()
+        w = _rows2d(t.module["weight"])
+        if t.path == head.path:
+            parts = [(w[a:b], s) for (a, b), s in zip(logit_head.ranges(head.vocab, rows_per_slice), head_stats,
+                                                      strict=True)]
+        elif t in embeds:
+            parts = [(w[mx.array(calib_rows)], stats[t.path])]
+        else:
+            parts = [(w, stats[t.path])]
+        out[t.path] = {c.key: 0.25 * _quadratic(parts, c, storage_dtype, check) / tokens for c in fits[t.path]}
+        if progress is not None:
+            progress(n + j + 1, total, f"scoring {t.path}")
     return out
+
+
+_KERNELS: dict[tuple[str, Any], Any] = {}
+
+
+def _kernel(c: Candidate, storage_dtype: Any) -> Any:
+    """Compiled: (weight rows, D rows, S rows) -> (diagonal + grouped terms, per-row α) for candidate c."""
+    import mlx.core as mx
+
+    key = (c.key, storage_dtype)
+    if key not in _KERNELS:
+        def terms(ws: Any, dd: Any, sg: Any) -> tuple[Any, Any]:
+            ref = ws.astype(storage_dtype) if storage_dtype is not None else ws
+            wf = ref.astype(mx.float32)
+            d = fake_quantize(ref, c).astype(mx.float32) - wf
+            alpha = (d * wf).sum(-1) / mx.maximum((wf * wf).sum(-1), 1e-30)
+            d2 = d - alpha[:, None] * wf
+            m = d2.reshape(d2.shape[0], -1, c.group_size).mean(-1)
+            r = d2 - mx.repeat(m, c.group_size, axis=-1)
+            dd, sg = dd.astype(mx.float32), sg.astype(mx.float32)
+            return (dd * (d * d + r * r)).sum() + (sg * m * m).sum(), alpha
+
+        _KERNELS[key] = mx.compile(terms)
+    return _KERNELS[key]
+
+
+def _quadratic(parts: list[tuple[Any, _Stats]], c: Candidate, storage_dtype: Any,
+               check: Callable[[], None]) -> float:
+    """diagonal + structured for one candidate, ΔW computed a row slice at a time."""
+    import mlx.core as mx
+
+    kernel = _kernel(c, storage_dtype)
+    total = mx.array(0.0)
+    proj = None
+    for w, st in parts:
+        rows = max(1, ROW_SLICE_BYTES // (4 * w.shape[-1]))
+        alphas = []
+        for a in range(0, w.shape[0], rows):
+            check()
+            part, alpha = kernel(w[a:a + rows], st.d[a:a + rows], st.s[c.group_size][a:a + rows])
+            total = total + part
+            alphas.append(alpha)
+            mx.eval(total, alpha)
+        alpha = mx.concatenate(alphas)
+        q = mx.stack(st.q)                      # sequences × rows
+        part = q @ alpha
+        proj = part if proj is None else proj + part
+    if proj is not None:
+        total = total + (proj * proj).sum()
+    return float(total.item())
 
 
 def spearman(a: list[float], b: list[float]) -> float:

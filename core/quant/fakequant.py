@@ -28,11 +28,13 @@ from ..errors import QuantError
 from .candidates import Candidate
 
 
-def fake_quantize(weight: Any, candidate: Candidate, *, dtype: Any = None) -> Any:
-    """`weight` quantized with `candidate` and dequantized again, as an array of `weight`'s shape.
+def fake_quantize(weight: Any, candidate: Candidate, storage: Any = None, *, dtype: Any = None) -> Any:
+    """`weight` quantized with `candidate` and dequantized again, as an array of `weight`'s shape. The one
+    fake-quantization function of the project (tensors.py re-exports it).
 
-    - Quantization happens in `weight`'s own dtype, as mlx-lm does when it writes a model: a bf16 weight
-      gets bf16 scales and biases, so the values equal those of a real quantized bf16 model.
+    - Quantization happens in `storage` (default: `weight`'s own dtype), as mlx-lm does when it writes a
+      model: a bf16 weight gets bf16 scales and biases, so the values equal those of a real quantized bf16
+      model; pass the stored dtype when `weight` was upcast for computing.
     - The result is cast to `dtype` (default float32, the fast path on CPUs; pass `weight.dtype` to keep it).
     - Raises QuantError when the last dimension does not split into the candidate's groups
       (`candidate.fits(shape)` tells beforehand).
@@ -44,6 +46,8 @@ def fake_quantize(weight: Any, candidate: Candidate, *, dtype: Any = None) -> An
         raise QuantError(f"{candidate.key} cannot quantize a weight of shape {shape}: "
                          f"its last dimension is not a multiple of {candidate.group_size}")
     mode = candidate.mode
+    if storage is not None:
+        weight = weight.astype(storage)
     packed = mx.quantize(weight, group_size=candidate.group_size, bits=candidate.bits, mode=mode)
     w, scales = packed[0], packed[1]
     biases = packed[2] if len(packed) > 2 and mode == "affine" else None

@@ -19,7 +19,7 @@ from .calibration import TokenSet
 from .evaluate import Quality
 from .output import check_output
 from .plan import Plan
-from .request import QuantRequest, default_output, resolved_sensitivity_mode
+from .request import QuantRequest, default_output
 from .scores import SensitivityTable
 from .verify import VerifyReport
 
@@ -112,7 +112,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     calib: TokenSet | None = None
     tokenizer = None
     scored_here = info.needs_scores and req.sensitivity is None
-    if scored_here or (req.awq and not req.plan_only) or (req.evaluate and not req.plan_only):
+    if scored_here or ((req.awq or req.gptq or req.evaluate) and not req.plan_only):
         phase("sensitivity" if scored_here else "inventory", 0, None, "reading calibration text")
         tokenizer = open_tokenizer(source)
         calib = calibration_set(tokenizer, samples=req.samples, seq_len=req.seq_len,
@@ -125,8 +125,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
         else:
             from .sensitivity import run_sensitivity
 
-            mode = resolved_sensitivity_mode(req.sensitivity_mode)
-            phase("sensitivity", 0, None, f"{mode} pass" + (" (auto)" if req.sensitivity_mode == "auto" else ""))
+            mode = req.sensitivity_mode      # "auto": run_sensitivity applies core/quant/mode.py and says why
             scored = run_sensitivity(ctx, source, req.scored_candidates(), calib, mode=mode)
             meta = scored.meta
             how = "reused" if meta.get("reused") else "measured"
@@ -164,12 +163,15 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
         reports.append(verify(tmp, plan, name=str(out)))
         phase("verify", len(plan.entries), len(plan.entries), "ok")
 
+    from .gptq import Rounding
     from .write import write_quantized
 
-    awq_chunks = [list(map(int, row)) for row in calib.chunks] if req.awq and calib is not None else None
-    write_quantized(source, plan, out, force=req.overwrite, dtype=req.dtype, awq_chunks=awq_chunks,
+    chunks = [list(map(int, row)) for row in calib.chunks] if calib is not None else None
+    write_quantized(source, plan, out, force=req.overwrite, dtype=req.dtype,
+                    awq_chunks=chunks if req.awq else None, calibration=chunks,
+                    rounding=Rounding(gptq=req.gptq, clip=req.clip),
                     card={"base_model": source.name, "name": out.name},
-                    progress=lambda name, done, total: phase(name, done, total),
+                    progress=lambda name, done, total, message="": phase(name, done, total, message),
                     before_commit=verify_before_commit)
     result.out, result.verify = out, reports[0]
     result.verify.path = out

@@ -19,13 +19,27 @@ from typing import Any
 
 import numpy as np
 
+from .replay import Recorder, Replay, swapped
+
 TOPK = 256
+
+
+class PassCounter:
+    """Forward passes made through `forward` (and the Fisher pass's forward+backward, counted by it).
+    A sensitivity run reads `n` before and after: no patching of functions needed."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+PASSES = PassCounter()
 
 
 def forward(model: Any, x: Any) -> Any:
     """One forward pass (fp32 logits). Every pass of the sensitivity code goes through here."""
     import mlx.core as mx
 
+    PASSES.n += 1
     return model(x).astype(mx.float32)
 
 
@@ -68,7 +82,7 @@ class Reference:
             x = mx.array(chunks[i:i + b])
             if record:
                 outs: list[Any] = []
-                with _swapped(self.layers, {j: _Recorder(layer, outs) for j, layer in enumerate(self.layers)}):
+                with swapped(self.layers, {j: Recorder(layer, outs) for j, layer in enumerate(self.layers)}):
                     logits = forward(model, x)
                 mx.eval(outs)
                 self.recorded.append(outs)
@@ -94,7 +108,7 @@ class Reference:
     def _batch(self, x: Any, logits: Any) -> _Batch:
         import mlx.core as mx
 
-        logp = _log_softmax(logits)
+        logp = log_softmax(logits)
         if self.full:
             batch = _Batch(x=x, logp=logp)
             mx.eval(batch.logp)
@@ -112,7 +126,7 @@ class Reference:
 
         batch = self.batches[0]
         try:
-            logq = _log_softmax(self._forward(model, 0, len(self.layers) // 2 or 1))
+            logq = log_softmax(self._forward(model, 0, len(self.layers) // 2 or 1))
         except Exception:
             return False
         ref = batch.logp if self.full else batch.top
@@ -124,8 +138,8 @@ class Reference:
         x = self.batches[index].x
         if not self.recorded or not start_layer:
             return forward(model, x)
-        stubs = {j: _Replay(self.layers[j], self.recorded[index][j]) for j in range(min(start_layer, len(self.layers)))}
-        with _swapped(self.layers, stubs):
+        stubs = {j: Replay(self.layers[j], self.recorded[index][j]) for j in range(min(start_layer, len(self.layers)))}
+        with swapped(self.layers, stubs):
             return forward(model, x)
 
     @property
@@ -139,7 +153,7 @@ class Reference:
         for i, batch in enumerate(self.batches):
             if check is not None:
                 check()
-            total += self.kl_sum(batch, _log_softmax(self._forward(model, i, start_layer)))
+            total += self.kl_sum(batch, log_softmax(self._forward(model, i, start_layer)))
         return total / self.tokens
 
     def per_token(self, model: Any, check: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +165,7 @@ class Reference:
         for i, batch in enumerate(self.batches):
             if check is not None:
                 check()
-            logq = _log_softmax(self._forward(model, i, None))
+            logq = log_softmax(self._forward(model, i, None))
             kls.append(np.array(self._kl_tokens(batch, logq)).reshape(-1))
             ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
                 mx.take_along_axis(batch.idx, mx.argmax(batch.top, axis=-1, keepdims=True), axis=-1)[..., 0]
@@ -176,7 +190,7 @@ class Reference:
         return mx.maximum(kl, 0.0)
 
 
-def _log_softmax(logits: Any) -> Any:
+def log_softmax(logits: Any) -> Any:
     import mlx.core as mx
 
     return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
@@ -187,52 +201,6 @@ def _log1mexp(a: Any) -> Any:
     import mlx.core as mx
 
     return mx.log(mx.maximum(1.0 - mx.exp(a), 1e-12))
-
-
-class _StandIn:
-    """Looks like the block it replaces (attributes such as `use_sliding` pass through)."""
-
-    def __init__(self, layer: Any):
-        self.layer = layer
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.layer, name)
-
-
-class _Recorder(_StandIn):
-    def __init__(self, layer: Any, outs: list[Any]):
-        super().__init__(layer)
-        self.outs = outs
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.layer(*args, **kwargs)
-        self.outs.append(out)
-        return out
-
-
-class _Replay(_StandIn):
-    def __init__(self, layer: Any, out: Any):
-        super().__init__(layer)
-        self.out = out
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.out
-
-
-class _swapped:
-    """Put stand-ins into the model's block list for the duration of one call."""
-
-    def __init__(self, layers: list[Any], stand_ins: dict[int, Any]):
-        self.layers, self.stand_ins, self.saved = layers, stand_ins, {}
-
-    def __enter__(self) -> None:
-        for j, s in self.stand_ins.items():
-            self.saved[j] = self.layers[j]
-            self.layers[j] = s
-
-    def __exit__(self, *exc: Any) -> None:
-        for j, layer in self.saved.items():
-            self.layers[j] = layer
 
 
 def _hidden_size(model: Any) -> int:

@@ -95,8 +95,11 @@ def quantize(ctx: Any, request: QuantRequest, record: jobs.JobRecord | None = No
     rctx = RecordingContext(ctx, record)
     try:
         result = run_phases(rctx, request, record)
-    except JobCancelled:
-        record.finish("cancelled", error="cancelled")
+    except JobCancelled as exc:
+        if exc.resumable:     # the app closed mid-run: the record stays open, offered for resume next start
+            record.save()
+        else:
+            record.finish("cancelled", error="cancelled")
         raise
     except BaseException as exc:
         record.finish("failed", error=" ".join(str(exc).split()) or type(exc).__name__)

@@ -27,18 +27,14 @@ assert set(Width.__args__) == set(AFFINE_BITS) and set(Group.__args__) == set(AF
 assert set(Mode.__args__) == set(MODES)  # type: ignore[attr-defined]
 
 
-def resolved_sensitivity_mode(mode: str) -> str:
-    """The pass a request's mode means. "auto" is the fast estimate where MLX runs on the CPU only
-    (Linux without MLX's CUDA build) and hybrid where a GPU does the work: on the trained fixture, fast
-    and hybrid scores gave allocations within 9% of each other in held-out KL at an eighth of the time
-    (docs/benchmarks/quant_quality.md), and on a 2-core CPU hybrid on a real model takes hours."""
+def resolved_sensitivity_mode(mode: str, params: int = 0) -> str:
+    """The pass a request's mode means: "auto" is core/quant/mode.choose_mode's rule (by backend and
+    model size, the same for the CLI, the wizard and profiles); run_sensitivity applies it itself."""
     if mode != "auto":
         return mode
-    import sys
+    from .mode import ModelSize, choose_mode
 
-    from ..accel.blas import _cuda_build
-
-    return "hybrid" if sys.platform == "darwin" or _cuda_build() else "fast"
+    return choose_mode(ModelSize(params, params * 2, 0, 0, 0, 0), available=1 << 62).mode
 
 
 def _flag(name: str, **extra: Any) -> dict[str, Any]:
@@ -64,6 +60,10 @@ class QuantSettings(StrictModel):
     protect: list[str] = Field([], json_schema_extra={"nargs": "+", "metavar": "PATTERN[:BITS]"}, description="keep matching tensors float (or at ≥ BITS): PATTERN[:BITS], "
                                                "e.g. lm_head '*embed*:6'")
     awq: bool = Field(False, description="AWQ-style pre-scaling on the calibration text, folded into the norms")
+    gptq: bool = Field(True, description="error-compensated (GPTQ) rounding on the calibration activations, "
+                                         "block by block (--no-gptq: round to nearest)")
+    clip: bool = Field(True, description="search each group's scale and bias over shrink factors for the least "
+                                         "output error")
     calibration: str = Field("builtin", min_length=1, description="calibration text: 'builtin' or a .txt/.jsonl file")
     samples: int = Field(16, ge=1, description="calibration chunks")
     seq_len: int = Field(256, ge=8, description="tokens per calibration chunk")

@@ -28,13 +28,14 @@ an exact table. Peak MLX memory and process RSS are recorded in the table's meta
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import paths
 from ..engine.events import Event, Progress
@@ -43,6 +44,7 @@ from . import estimate, kl
 from .calibration import TokenSet, calibration_set
 from .candidates import Candidate
 from .scores import SensitivityTable, TensorScores
+from .streamed import StreamedScorer
 from .tensors import QTensor, model_hash, quantizable
 
 MODES = ("fast", "hybrid", "exact")     # from least to most exact
@@ -59,8 +61,27 @@ class LayerScored(Event):
     method: str = "exact"            # "exact" | "estimate"
 
 
-def cache_file(mhash: str, chash: str, mode: str) -> Path:
-    return paths.data_dir() / "sensitivity" / f"{mhash[:16]}-{chash[:16]}-{mode}.json"
+def cache_file(mhash: str, chash: str, mode: str, key: dict[str, Any] | None = None) -> Path:
+    """Where a table is saved by default: one file per model, calibration, mode and reuse key."""
+    tag = ""
+    if key:
+        tag = "-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    return paths.data_dir() / "sensitivity" / f"{mhash[:16]}-{chash[:16]}-{mode}{tag}.json"
+
+
+def reuse_key(mode: str, cands: Sequence[Candidate], calib: TokenSet, fraction: float, seed: int) -> dict[str, Any]:
+    """Every parameter that changes a table's numbers. Exact scores depend on the tokens only (each
+    candidate's score is its own, so a table with more candidates answers fewer); the estimate also on
+    the label-sampling seed; hybrid also on the fraction measured exactly and on the candidate set (the
+    cheapest candidate picks the tensors measured exactly, and corrections are per candidate)."""
+    key: dict[str, Any] = {"mode": mode, "calibration": calib.hash, "samples": int(calib.chunks.shape[0]),
+                           "seq_len": int(calib.chunks.shape[1])}
+    if mode in ("fast", "hybrid"):
+        key["seed"] = int(seed)
+    if mode == "hybrid":
+        key["fraction"] = float(fraction)
+        key["candidates"] = sorted(c.key for c in cands)
+    return key
 
 
 def run_sensitivity(
@@ -69,7 +90,7 @@ def run_sensitivity(
     candidates: Sequence[Candidate | str],
     calibration: TokenSet | str | Path | None = None,
     *,
-    mode: str = "hybrid",
+    mode: str = "auto",
     out: Path | None = None,
     samples: int = 16,
     seq_len: int = 256,
@@ -80,12 +101,16 @@ def run_sensitivity(
 ) -> SensitivityTable:
     """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread.
 
+    mode: fast | hybrid | exact, or auto (core/quant/mode.py picks by backend and size, and says why).
     calibration: a TokenSet, a user text file, or None for the built-in mix (samples x seq_len).
-    out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>.json).
+    out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>-<key>.json).
     replay=False recomputes every block on every exact pass (for checking the replay shortcut).
-    streamed: True streams blocks from disk (exact measure), None decides by available memory."""
-    if mode not in MODES:
-        raise QuantError(f"unknown sensitivity mode {mode!r} (choose from {', '.join(MODES)})")
+    streamed: True streams blocks from disk (exact measure); None streams only when the planned peak
+    memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused)."""
+    from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, peak_bytes
+
+    if mode not in (*MODES, "auto"):
+        raise QuantError(f"unknown sensitivity mode {mode!r} (choose from auto, {', '.join(MODES)})")
     if not 0 < fraction <= 1:
         raise QuantError(f"hybrid fraction must be in (0, 1], not {fraction}")
     cands = sorted({c if isinstance(c, Candidate) else Candidate.from_key(c) for c in candidates},
@@ -100,24 +125,42 @@ def run_sensitivity(
         from .source import already_quantized
 
         raise already_quantized(path)
+    size = ModelSize.of(path)
+    reason = "asked for"
+    if mode == "auto":
+        choice = choose_mode(size)
+        mode, reason = choice.mode, choice.reason
+    need, avail = peak_bytes(size, mode, seq_len=seq_len, tokens=samples * seq_len), available_bytes()
     if streamed is None:
-        from .streamed import needs_streaming
-
-        streamed = needs_streaming(path)
+        streamed = need > FIT_FRACTION * avail
+        if streamed and mode == "fast":
+            raise QuantError(f"the fast estimate of {path.name} needs about {need / 1e9:.1f} GB and "
+                             f"{avail / 1e9:.1f} GB is available: free memory, or measure it streamed "
+                             "(--streamed: exact, one block in memory at a time, much slower)")
+        if streamed:
+            reason += (f"; streamed from disk: the in-memory {mode} pass needs about {need / 1e9:.1f} GB, "
+                       f"{avail / 1e9:.1f} GB available")
     if streamed:
         mode = "exact"
+        need = 0
+    if reason != "asked for":     # say which pass "auto" (or the memory guard) picked, and why
+        ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, f"{mode} pass ({reason})"))
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
-    target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode)
-    if out is None:   # a finished table of a more exact mode answers a less exact request
-        for better in MODES[MODES.index(mode) + 1:][::-1]:
-            saved = _previous(cache_file(mhash, calib.hash, better), mhash, calib.hash)
-            run = _Run(ctx, path, cands, calib, mode, fraction, seed, cache_file(mhash, calib.hash, better), saved)
-            if saved is not None and run._complete(saved):
-                return run.go()
-    table = _previous(target, mhash, calib.hash)
-    run = _Run(ctx, path, cands, calib, mode, fraction, seed, target, table)
+    key = reuse_key(mode, cands, calib, fraction, seed)
+    target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode, key)
+    if out is None and mode != "exact":   # a finished exact table answers a less exact request
+        other = reuse_key("exact", cands, calib, fraction, seed)
+        file = cache_file(mhash, calib.hash, "exact", other)
+        saved = _previous(file, mhash, calib.hash, other)
+        run = SensitivityRun(ctx, path, cands, calib, mode, fraction, seed, file, saved)
+        if saved is not None and run._complete(saved):
+            return run.go()
+    table = _previous(target, mhash, calib.hash, key)
+    run = SensitivityRun(ctx, path, cands, calib, mode, fraction, seed, target, table)
     run.replay, run.mhash, run.streamed = replay, mhash, bool(streamed)
+    run.key, run.plan = key, {"mode_reason": reason, "planned_peak_bytes": int(need),
+                              "available_bytes": int(avail)}
     return run.go()
 
 
@@ -131,7 +174,7 @@ def _calibration(path: Path, calibration: TokenSet | str | Path | None, samples:
     return calibration_set(tokenizer, samples=samples, seq_len=seq_len, source=calibration)
 
 
-def _previous(target: Path, mhash: str, chash: str) -> SensitivityTable | None:
+def _previous(target: Path, mhash: str, chash: str, key: dict[str, Any]) -> SensitivityTable | None:
     if not target.is_file():
         return None
     try:
@@ -140,10 +183,46 @@ def _previous(target: Path, mhash: str, chash: str) -> SensitivityTable | None:
         return None          # unreadable or older schema: measure again (the file is replaced)
     if table.model_hash != mhash or table.calibration_hash != chash:
         return None
+    saved = table.meta.get("key")
+    if saved is not None and saved != key and not (saved.get("mode") == "exact" and _answers(saved, key)):
+        return None          # measured with other settings: neither reused nor resumed
     return table
 
 
-class _Run:
+def _answers(exact: dict[str, Any], key: dict[str, Any]) -> bool:
+    """An exact table answers any request on the same tokens."""
+    return all(exact.get(k) == key.get(k) for k in ("calibration", "samples", "seq_len"))
+
+
+class Scorer(Protocol):
+    """Fills, saves and returns a run's table (the run holds the request, the table and the bookkeeping)."""
+
+    def score(self, run: SensitivityRun) -> SensitivityTable: ...
+
+
+class InMemoryScorer:
+    """The whole model in memory: the Fisher estimate and/or the exact KL with block replay."""
+
+    def score(self, run: SensitivityRun) -> SensitivityTable:
+        t0 = time.perf_counter()
+        model, storage = run.load(fisher_only=run.mode == "fast")
+        tensors = quantizable(model)
+        run.times["load"] = time.perf_counter() - t0
+        run.storage = storage
+        table = run.init_table(tensors, storage)
+        if run.mode in ("fast", "hybrid"):
+            run.estimates(model, tensors, table)
+        if run.mode in ("exact", "hybrid"):
+            run.exact(model, tensors, table)
+        if run.mode == "hybrid":
+            run.correct(table)
+        table.meta["complete"] = True
+        run.finish_meta(table)
+        table.save(run.target)
+        return table
+
+
+class SensitivityRun:
     def __init__(self, ctx: Any, path: Path, cands: list[Candidate], calib: TokenSet, mode: str,
                  fraction: float, seed: int, target: Path, table: SensitivityTable | None):
         self.ctx, self.path, self.cands, self.calib = ctx, path, cands, calib
@@ -151,9 +230,10 @@ class _Run:
         self.table = table
         self.keys = [c.key for c in cands]
         self.times: dict[str, float] = {}
-        self.passes = 0
         self.reference: kl.Reference | None = None
         self.replay, self.mhash, self.streamed = True, "", False
+        self.key: dict[str, Any] = {}
+        self.plan: dict[str, Any] = {}
         self.block_loads = 0
 
     # -- orchestration ------------------------------------------------------------------------------
@@ -164,40 +244,19 @@ class _Run:
         import mlx.core as mx
 
         mx.reset_peak_memory()
+        self.start_passes = kl.PASSES.n
         self.baseline = int(mx.get_active_memory())    # arrays alive before this run (other models...)
-        counter = _count_passes(self)
-        try:
-            if self.streamed:
-                return self._go_streamed()
-            t0 = time.perf_counter()
-            model, storage = self._load()
-            tensors = quantizable(model)
-            self.times["load"] = time.perf_counter() - t0
-            self.storage = storage
-            table = self._init_table(tensors, storage)
-            if self.mode in ("fast", "hybrid"):
-                self._estimates(model, tensors, table)
-            if self.mode in ("exact", "hybrid"):
-                self._exact(model, tensors, table)
-            if self.mode == "hybrid":
-                self._correct(table)
-            table.meta["complete"] = True
-            self._finish_meta(table)
-            table.save(self.target)
-        finally:
-            counter.restore()
-        return self._result(table, reused=False)
+        scorer: Scorer = StreamedScorer() if self.streamed else InMemoryScorer()
+        return self._result(scorer.score(self), reused=False)
 
-    def _go_streamed(self) -> SensitivityTable:
-        from .streamed import measure_streamed
-
-        table = measure_streamed(self)
-        return self._result(table, reused=False)
-
-    def _load(self) -> tuple[Any, Any]:
+    def load(self, fisher_only: bool = False) -> tuple[Any, Any]:
+        """The model, and the dtype its weights are stored in. Exact passes run it in fp32; the Fisher
+        pass alone keeps embeddings in the stored dtype (they are only looked up, in slices) and the
+        rest in fp32 on a CPU (fast BLAS) or stored on an accelerator (no 2x copy of a large model)."""
         import mlx.core as mx
-        from mlx.utils import tree_flatten
+        from mlx.utils import tree_flatten, tree_map_with_path
 
+        from ..accel.compute import on_cpu_backend
         from ..engine.loader import load
 
         lm = load(self.path, compute="native")   # the stored dtype: fake quantization rounds in it, as the file will
@@ -206,12 +265,18 @@ class _Run:
         quantized = {t.path + ".weight" for t in tensors}
         fixed = [v for n, v in tree_flatten(lm.model.parameters()) if n not in quantized]
         self.fixed = (sum(v.size * v.dtype.size * 8 for v in fixed), sum(v.size for v in fixed))
-        lm.model.set_dtype(mx.float32)
+        if not fisher_only:
+            lm.model.set_dtype(mx.float32)
+        elif on_cpu_backend():
+            embeds = {t.path + ".weight" for t in tensors if hasattr(t.module, "as_linear")}
+            lm.model.update(tree_map_with_path(
+                lambda k, v: v.astype(mx.float32) if k not in embeds and mx.issubdtype(v.dtype, mx.floating)
+                else v, lm.model.parameters()))
         lm.model.eval()
         self.vocab = int(lm.config.get("vocab_size") or lm.config.get("text_config", {}).get("vocab_size", 0))
         return lm.model, storage
 
-    def _init_table(self, tensors: list[QTensor], storage: Any) -> SensitivityTable:
+    def init_table(self, tensors: list[QTensor], storage: Any) -> SensitivityTable:
         table = self.table
         keys = sorted(set(self.keys) | set(table.candidates if table else []),
                       key=lambda k: (Candidate.from_key(k).bits_per_weight(), k))
@@ -224,7 +289,8 @@ class _Run:
             rows.append(row)
         float_bytes = _float_bytes(storage)
         meta = dict(table.meta) if table else {}
-        meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False})
+        meta.update({"mode": self.mode, "calibration": self.calib.meta(), "complete": False, "key": self.key,
+                     **self.plan})
         self.table = SensitivityTable(
             model=str(self.path), model_hash=self.mhash,
             calibration_hash=self.calib.hash, candidates=keys, float_bytes=float_bytes,
@@ -232,7 +298,7 @@ class _Run:
         return self.table
 
     # -- phases -------------------------------------------------------------------------------------
-    def _estimates(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
+    def estimates(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
         ests: dict[str, dict[str, float]] = table.meta.setdefault("estimates", {})
         todo = [t for t in tensors if any(k not in ests.get(t.path, {}) for k in self._fitting(t))]
         if not todo:
@@ -272,7 +338,7 @@ class _Run:
         wanted = set(chosen)
         return [t for t in tensors if t.path in wanted]
 
-    def _exact(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
+    def exact(self, model: Any, tensors: list[QTensor], table: SensitivityTable) -> None:
         from .tensors import fake_quantize
 
         targets = self._exact_targets(tensors, table)
@@ -290,7 +356,7 @@ class _Run:
             try:
                 for c in todo:
                     self.ctx.check()
-                    t.module["weight"] = fake_quantize(original, c, self.storage)
+                    t.module["weight"] = fake_quantize(original, c, self.storage, dtype=original.dtype)
                     scores[c.key] = ref.kl(model, check=self.ctx.check, start_layer=_first_block(t, ref))
             finally:
                 t.module["weight"] = original
@@ -300,7 +366,7 @@ class _Run:
             self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets), "exact"))
         self.times["exact"] = self.times.get("exact", 0.0) + time.perf_counter() - t0
 
-    def _correct(self, table: SensitivityTable) -> None:
+    def correct(self, table: SensitivityTable) -> None:
         """Scale the unmeasured tensors' estimates by the median exact/estimate ratio per candidate."""
         ests = table.meta["estimates"]
         measured = set(table.meta.get("exact_paths", []))
@@ -320,8 +386,8 @@ class _Run:
             self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
-        def report(done: int, total: int) -> None:
-            self.ctx.emit(Progress(self.ctx.job_id, phase, done, total, f"{phase} {done}/{total} chunks"))
+        def report(done: int, total: int, message: str) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message, {"step": phase}))
         return report
 
     def _reference(self, model: Any) -> kl.Reference:
@@ -347,19 +413,21 @@ class _Run:
                     return False
         return True
 
-    def _finish_meta(self, table: SensitivityTable) -> None:
+    def finish_meta(self, table: SensitivityTable) -> None:
         import mlx.core as mx
         import psutil
 
+        from ..rss import peak_rss_bytes
+
         table.meta.update({
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
-            "forward_passes": self.passes,
+            "forward_passes": kl.PASSES.n - self.start_passes,
             "reference": self.reference.kind if self.reference else None,
             "replay": bool(self.reference and self.reference.replay),
             "peak_mlx_bytes": int(mx.get_peak_memory()),
             "baseline_mlx_bytes": getattr(self, "baseline", 0),
             "rss_bytes": int(psutil.Process().memory_info().rss),
-            "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+            "peak_rss_bytes": peak_rss_bytes(),
             "streamed": False,
             "mlx": mx.__version__,
         })
@@ -385,23 +453,6 @@ class _Run:
         for i, row in enumerate(table.tensors):
             method = "exact" if "exact" in row.methods.values() else "estimate"
             self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, method))
-
-
-class _count_passes:
-    """Count forward passes of this run (kl.forward is the only way in)."""
-
-    def __init__(self, run: _Run):
-        self.original = kl.forward
-        self.run = run
-
-        def counted(model: Any, x: Any) -> Any:
-            run.passes += 1
-            return self.original(model, x)
-
-        kl.forward = counted
-
-    def restore(self) -> None:
-        kl.forward = self.original
 
 
 def _first_block(t: QTensor, ref: kl.Reference) -> int | None:

@@ -26,7 +26,11 @@ embedding output; a block is then called with a stream in place of its first arg
 run by a forward pass whose blocks are replay stand-ins returning the final hidden state. This holds
 for architectures whose blocks take only the hidden state plus inputs that do not depend on it and
 return only the new hidden state (llama, mistral, qwen, gemma3: checked on llama here). gemma4's blocks
-return key/value state for later blocks, so gemma4 models are refused with a clear error (not built yet).
+return (hidden, key/value state, offset) and its KV-shared blocks read the state of an earlier block
+(model.previous_kvs): every stream carries the state of the blocks that others read (the reference's for
+blocks before its origin, its own after), and an embedding's streams use the per-block inputs recorded
+with that embedding perturbed (gemma4's per-layer inputs come from the embeddings). Checked equal to the
+in-memory exact pass on tiny gemma4 models, with and without KV sharing and per-layer inputs.
 """
 
 from __future__ import annotations
@@ -40,19 +44,20 @@ from typing import Any
 from ..errors import QuantError
 from . import kl
 from .candidates import Candidate
+from .replay import Replay, StandIn, swapped
 from .tensors import QTensor, fake_quantize, quantizable
 
 
-class _Capture(kl._StandIn):
+class _Capture(StandIn):
     """Identity block that records its call (hidden state excluded) and its input."""
 
-    def __init__(self, layer: Any, store: list[Any]):
+    def __init__(self, layer: Any, store: list[Any], triple: bool = False):
         super().__init__(layer)
-        self.store = store
+        self.store, self.triple = store, triple
 
     def __call__(self, h: Any, *args: Any, **kwargs: Any) -> Any:
         self.store.append((h, args, kwargs))
-        return h
+        return (h, None, None) if self.triple else h
 
 
 class StreamedModel:
@@ -66,13 +71,16 @@ class StreamedModel:
         self.path = Path(path)
         self.model, self.config = load_model(self.path, lazy=True)
         kind = str(self.config.get("model_type", ""))
-        if kind.startswith("gemma4") or self.config.get("num_kv_shared_layers"):
-            raise QuantError(f"{self.path.name}: {kind} blocks pass key/value state to later blocks, which the "
-                             "streamed pass cannot carry yet: measure it in memory (--in-memory)")
+        # gemma4: blocks return (h, key/value state, offset) and KV-shared blocks read an earlier block's
+        # state (model.previous_kvs): each stream carries the state of the blocks others read.
+        self.triple = kind.startswith("gemma4")
         layers = getattr(self.model, "layers", None)
         if not isinstance(layers, list) or not layers:
             raise QuantError(f"{self.path.name}: no list of transformer blocks found to stream")
         self.layers = layers
+        inner = getattr(self.model, "model", None)
+        self.prev = list(getattr(inner, "previous_kvs", None) or range(len(layers)))
+        self.sources = {p for j, p in enumerate(self.prev) if p != j}
         self.tensors = quantizable(self.model)
         self.storage = self.tensors[0].module["weight"].dtype
         names = [n for n, _ in tree_flatten(self.model.parameters())]
@@ -127,7 +135,7 @@ class StreamedModel:
         """Per block: (its input in the reference — only block 0's is meaningful, args, kwargs)."""
         store: list[Any] = []
         try:
-            with kl._swapped(self.layers, {j: _Capture(b, store) for j, b in enumerate(self.layers)}):
+            with swapped(self.layers, {j: _Capture(b, store, self.triple) for j, b in enumerate(self.layers)}):
                 kl.forward(self.model, x)
         except (ValueError, TypeError) as exc:   # blocks return more than the hidden state
             raise QuantError(f"{self.path.name}: this architecture's blocks cannot be run one at a time "
@@ -137,8 +145,28 @@ class StreamedModel:
     def head(self, x: Any, hidden: Any) -> Any:
         """fp32 logits of the model for token batch x given the last block's output `hidden`."""
         n = len(self.layers)
-        with kl._swapped(self.layers, {j: kl._Replay(self.layers[j], hidden) for j in range(n)}):
+        out = (hidden, None, None) if self.triple else hidden
+        with swapped(self.layers, {j: Replay(self.layers[j], out) for j in range(n)}):
             return kl.forward(self.model, x)
+
+    def step(self, j: int, block: Any, h: Any, call: tuple, kv: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
+        """Block j on hidden state h with its recorded call; kv: this stream's state of the blocks that
+        KV-shared blocks read (returned updated). Evaluated before returning."""
+        import mlx.core as mx
+
+        _, args, kwargs = call
+        if not self.triple:
+            out = block(h, *args, **kwargs)
+            mx.eval(out)
+            return out, kv
+        shared, offset = kv.get(self.prev[j], (None, None))
+        out, shared, offset = block(h, *args, **{**kwargs, "shared_kv": shared, "offset": offset})
+        if j in self.sources:
+            kv = {**kv, j: (shared, offset)}
+            mx.eval(out, shared)
+        else:
+            mx.eval(out)
+        return out, kv
 
 
 def _unflatten(items: list[tuple[str, Any]]) -> Any:
@@ -162,13 +190,18 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
     h = [c[0][0] for c in calls]
     mx.eval(h)
     h0 = list(h)
+    kv_ref: list[dict[int, Any]] = [{} for _ in xs]
     for j in range(n):
         check()
         block = sm.load_block(j)
-        h = [block(h[k], *calls[k][j][1], **calls[k][j][2]) for k in range(len(xs))]
-        mx.eval(h)
+        for k in range(len(xs)):
+            h[k], kv_ref[k] = sm.step(j, block, h[k], calls[k][j], kv_ref[k])
         sm.release_block(j)
     h_final = h
+
+    def kv_before(i: int) -> list[dict[int, Any]]:
+        """The reference state of the blocks before i (what a stream starting at block i reads)."""
+        return [{s: v for s, v in kv.items() if s < i} for kv in kv_ref]
     ref = kl.Reference.from_logits(xs, [sm.head(x, hf) for x, hf in zip(xs, h_final, strict=True)], vocab=vocab)
 
     def kl_of(streams: list[Any], perturbed: tuple[QTensor, Any] | None = None) -> float:
@@ -181,11 +214,11 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
                 t.module["weight"] = w
                 try:
                     logits = sm.head(x, hs)
-                    total += ref.kl_sum(ref.batches[k], kl._log_softmax(logits))
+                    total += ref.kl_sum(ref.batches[k], kl.log_softmax(logits))
                 finally:
                     t.module["weight"] = saved
             else:
-                total += ref.kl_sum(ref.batches[k], kl._log_softmax(sm.head(x, hs)))
+                total += ref.kl_sum(ref.batches[k], kl.log_softmax(sm.head(x, hs)))
         return total / ref.tokens
 
     by_layer: dict[int | None, list[QTensor]] = {}
@@ -198,30 +231,32 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
         scores: dict[str, float] = {}
         original = t.module["weight"]
         fitting = [c for c in cands if c.fits(t.shape)]
-        weights = {c.key: fake_quantize(original, c, sm.storage) for c in fitting}
+        weights = {c.key: fake_quantize(original, c, sm.storage, dtype=original.dtype) for c in fitting}
         if t.path.endswith("lm_head"):
             for c in fitting:
                 scores[c.key] = kl_of(h_final, (t, weights[c.key]))
             on_scored(t, scores)
             continue
-        starts = []
-        for c in fitting:
+        starts, own_calls = [], []
+        for c in fitting:       # the embedding also feeds per-block inputs (gemma4): record them perturbed
             check()
             t.module["weight"] = weights[c.key]
             try:
-                starts.append([call[0][0] for call in (sm.block_calls(x) for x in xs)])
-                mx.eval(starts[-1])
+                own_calls.append([sm.block_calls(x) for x in xs])
+                starts.append(([cl[0][0] for cl in own_calls[-1]], [{} for _ in xs]))
+                mx.eval(starts[-1][0])
             finally:
                 t.module["weight"] = original
-        carried = _carry(sm, starts, calls, 0, n, check, many=True)
-        for c, streams in zip(fitting, carried, strict=True):
+        carried = _carry(sm, starts, own_calls, 0, n, check)
+        for c, (streams, _) in zip(fitting, carried, strict=True):
             scores[c.key] = kl_of(streams, (t, weights[c.key]) if tied_embed else None)
         on_scored(t, scores)
     h = h0
     for i in range(n):
         block = sm.load_block(i)
         todo = by_layer.get(i, [])
-        origin: list[tuple[QTensor, Candidate, list[Any]]] = []
+        origin: list[tuple[QTensor, Candidate, Any]] = []
+        start_kv = kv_before(i)
         for t in todo:
             original = t.module["weight"]
             try:
@@ -229,51 +264,58 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
                     if not c.fits(t.shape):
                         continue
                     check()
-                    t.module["weight"] = fake_quantize(original, c, sm.storage)
-                    out = []
+                    t.module["weight"] = fake_quantize(original, c, sm.storage, dtype=original.dtype)
+                    out, kvs = [], []
                     for k in range(len(xs)):
-                        out.append(block(h[k], *calls[k][i][1], **calls[k][i][2]))
-                        mx.eval(out[-1])
-                    origin.append((t, c, out))
+                        o, kv = sm.step(i, block, h[k], calls[k][i], start_kv[k])
+                        out.append(o)
+                        kvs.append(kv)
+                    origin.append((t, c, (out, kvs)))
             finally:
                 t.module["weight"] = original
-        h = [block(h[k], *calls[k][i][1], **calls[k][i][2]) for k in range(len(xs))]
-        mx.eval(h)
+        h = [sm.step(i, block, h[k], calls[k][i], start_kv[k])[0] for k in range(len(xs))]
         sm.release_block(i)
         if not origin:
             continue
-        carried = _carry(sm, [s for _, _, s in origin], calls, i + 1, n, check, many=True)
+        carried = _carry(sm, [s for _, _, s in origin], [calls] * len(origin), i + 1, n, check)
         results: dict[str, dict[str, float]] = {}
-        for (t, c, _), streams in zip(origin, carried, strict=True):
+        for (t, c, _), (streams, _) in zip(origin, carried, strict=True):
             results.setdefault(t.path, {})[c.key] = kl_of(streams)
         for t in todo:
             on_scored(t, results.get(t.path, {}))
     return ref
 
 
-def _carry(sm: StreamedModel, streams: Any, calls: list, start: int, n: int, check: Callable[[], None],
-           *, many: bool = False) -> Any:
-    """Carry one stream (list over batches) or `many` streams through blocks start..n-1, each read once."""
-    import mlx.core as mx
-
-    group = streams if many else [streams]
+def _carry(sm: StreamedModel, streams: list[tuple[list[Any], list[dict[int, Any]]]], calls: list[list],
+           start: int, n: int, check: Callable[[], None]) -> list[tuple[list[Any], list[dict[int, Any]]]]:
+    """Carry streams ((hidden per batch, KV state per batch), each with its own recorded calls) through
+    blocks start..n-1, each block read once for all of them; one batch's activations alive at a time."""
+    group = streams
     for j in range(start, n):
         check()
         block = sm.load_block(j)
         moved = []
-        for s in group:       # one stream, one batch at a time: only one set of activations alive
-            out = []
-            for k in range(len(s)):
-                out.append(block(s[k], *calls[k][j][1], **calls[k][j][2]))
-                mx.eval(out[-1])
-            moved.append(out)
+        for (hs, kvs), own in zip(group, calls, strict=True):
+            out, state = [], []
+            for k in range(len(hs)):
+                o, kv = sm.step(j, block, hs[k], own[k][j], kvs[k])
+                out.append(o)
+                state.append(kv)
+            moved.append((out, state))
         group = moved
         sm.release_block(j)
-    return group if many else group[0]
+    return group
+
+
+class StreamedScorer:
+    """The streamed exact pass as a sensitivity Scorer (sensitivity.InMemoryScorer is the other one)."""
+
+    def score(self, run: Any) -> Any:
+        return measure_streamed(run)
 
 
 def measure_streamed(run: Any) -> Any:
-    """The streamed exact pass for a sensitivity run (sensitivity._Run): fills, saves and returns its table."""
+    """The streamed exact pass for a sensitivity run (sensitivity.SensitivityRun): fills, saves, returns its table."""
     from .sensitivity import LayerScored
 
     t0 = time.perf_counter()
@@ -282,7 +324,7 @@ def measure_streamed(run: Any) -> Any:
     run.fixed, run.storage = sm.fixed, sm.storage
     cfg = sm.config
     vocab = int(cfg.get("vocab_size") or cfg.get("text_config", {}).get("vocab_size", 0))
-    table = run._init_table(sm.tensors, sm.storage)
+    table = run.init_table(sm.tensors, sm.storage)
     by_path = table.by_path()
     fitting = {t.path: [c for c in run.cands if c.fits(t.shape)] for t in sm.tensors}
 
@@ -308,7 +350,7 @@ def measure_streamed(run: Any) -> Any:
     run.reference = run_streamed_exact(sm, run.calib.chunks, run.cands, vocab, done, scored, run.ctx.check)
     run.times["exact"] = time.perf_counter() - t0
     table.meta["complete"] = True
-    run._finish_meta(table)
+    run.finish_meta(table)
     table.meta.update({"streamed": True, "block_loads": sm.loads})
     table.save(run.target)
     return table
@@ -322,8 +364,8 @@ def fp32_bytes(path: Path) -> int:
                for info in read_header(f)[0].values())
 
 
-def needs_streaming(path: Path, margin: float = 1.5) -> bool:
-    """True when the fp32 model (plus working room) exceeds the memory available now (psutil)."""
-    import psutil
+def needs_streaming(path: Path) -> bool:
+    """True when the fp32 model (plus working room) exceeds the memory available now (memory_rule)."""
+    from .memory_rule import pass_memory
 
-    return fp32_bytes(path) * margin > psutil.virtual_memory().available
+    return pass_memory(path).streamed

@@ -18,7 +18,9 @@ from typing import Any
 
 from ..errors import QuantError
 from ..library.safetensors_header import read_header
-from .candidates import Candidate
+from .fakequant import fake_quantize
+
+__all__ = ["QTensor", "fake_quantize", "model_hash", "quantizable"]
 
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
 
@@ -49,23 +51,12 @@ class QTensor:
 
 
 def quantizable(model: Any) -> list[QTensor]:
-    """Every module mlx-lm's quantization would consider, in model order (embeddings first)."""
-    predicate = getattr(model, "quant_predicate", None)
-    out: list[QTensor] = []
-    for path, module in model.named_modules():
-        if not hasattr(module, "to_quantized") or "weight" not in module:
-            continue
-        weight = module["weight"]
-        if weight.ndim < 2:
-            continue
-        if predicate is not None:
-            try:
-                verdict = predicate(path, module)
-            except Exception:  # a predicate that needs arguments it cannot get: do not exclude on it
-                verdict = True
-            if verdict is False:
-                continue
-        out.append(QTensor(path=path, module=module, shape=tuple(int(d) for d in weight.shape)))
+    """Every module mlx-lm's quantization would consider, in model order (embeddings first): the one rule,
+    inventory.quantizable_modules (the model's own quant_predicate, vision/audio towers kept float)."""
+    from .inventory import quantizable_modules
+
+    out = [QTensor(path=path, module=module, shape=tuple(int(d) for d in module["weight"].shape))
+           for path, module, _ in quantizable_modules(model)]
     if not out:
         raise QuantError("this model has no quantizable tensors (no Linear or Embedding weights)")
     return sorted(out, key=_order)   # embeddings, then blocks in order, then the head
@@ -75,21 +66,6 @@ def _order(t: QTensor) -> tuple[int, int, str]:
     if t.layer is not None:
         return (1, t.layer, t.path)
     return (0 if "embed" in t.path else 2, 0, t.path)
-
-
-def fake_quantize(weight: Any, candidate: Candidate, storage_dtype: Any = None) -> Any:
-    """Quantize then dequantize `weight` as `candidate` would store it; returns weight's dtype.
-
-    storage_dtype: the dtype the quantized model keeps scales/biases in (the model's original float
-    dtype, e.g. bfloat16). Quantizing in that dtype reproduces the rounding of the real file."""
-    import mlx.core as mx
-
-    src = weight.astype(storage_dtype) if storage_dtype is not None else weight
-    q = mx.quantize(src, group_size=candidate.group_size, bits=candidate.bits, mode=candidate.mode)
-    biases = q[2] if len(q) > 2 else None
-    w = mx.dequantize(q[0], q[1], biases, group_size=candidate.group_size, bits=candidate.bits,
-                      mode=candidate.mode)
-    return w.astype(weight.dtype)
 
 
 def model_hash(path: Path) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import atomic
 from ..errors import QuantError
+from .gptq import Rounding
 from .inventory import is_float_only
 from .output import check_output
 from .passthrough import copy_towers, tower_bytes
@@ -35,7 +36,7 @@ DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
 _COPY_SUFFIXES = {".json", ".jinja", ".model", ".tiktoken", ".txt", ".jsonl", ".py"}
 _NO_COPY = {"config.json", "model.safetensors.index.json", PLAN_FILE}
 
-Progress = Callable[[str, int, int], None]
+Progress = Callable[..., None]       # (phase, done, total[, message])
 
 
 @dataclass
@@ -58,13 +59,15 @@ def write_quantized(
     card: dict[str, Any] | None = None, progress: Progress | None = None,
     before_commit: Callable[[Path], None] | None = None,
     awq_chunks: Sequence[Sequence[int]] | None = None,
+    rounding: Rounding | None = None, calibration: Sequence[Sequence[int]] | None = None,
 ) -> WriteResult:
     """Quantize `source` as `plan` says and write it to `out` (atomically). Call on the engine thread.
 
     `before_commit(tmp)` runs on the finished temporary folder before it is renamed into place (verify
     goes there): if it raises, nothing is left behind. `awq_chunks`: calibration token chunks for AWQ-style
-    pre-scaling (core/quant/awq.py), folded into the norms before quantizing."""
-    import mlx.nn as nn
+    pre-scaling (core/quant/awq.py), folded into the norms before quantizing. `rounding`: how tensors are
+    rounded (core/quant/gptq.py; default round-to-nearest, as `mx.quantize`); GPTQ needs `calibration`
+    (token chunks; `awq_chunks` serve when it is not given)."""
     from mlx_lm.utils import save_config, save_model
 
     from ..engine.loader import open_model
@@ -120,8 +123,11 @@ def write_quantized(
             raise QuantError(f"{path}: {c.key} does not fit its shape {tuple(module.weight.shape)}")
         return {"group_size": c.group_size, "bits": c.bits, "mode": c.mode}
 
-    say("quantize", 0, len(wanted))
-    nn.quantize(model, class_predicate=predicate)
+    rounding = rounding or Rounding(gptq=False, clip=False)
+    card["rounding"] = rounding.describe()
+    skipped = quantize_tensors(model, predicate, rounding, plan, list(calibration or awq_chunks or []), say)
+    if skipped:
+        card["rounding"] = f"round-to-nearest{' with clip search' if rounding.clip else ''} ({skipped})"
     quant = plan.quantization_config()
     config = {k: v for k, v in raw_config.items()}
     config["quantization"] = quant
@@ -156,6 +162,55 @@ def write_quantized(
         raise QuantError(f"cannot write {out}: {' '.join(str(exc).split())[:120]} (disk full or not "
                          "writable? nothing was left behind)") from exc
     return WriteResult(path=out, files=files, source_bytes=src_bytes, written_bytes=written)
+
+
+def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding: Rounding, plan: Plan,
+                     chunks: list[list[int]], say: Progress) -> str:
+    """Replace every planned module by its quantized form, one tensor at a time (progress per tensor):
+    GPTQ for the blocks' affine Linears when asked, then round-to-nearest (clip-searched when asked) for
+    the rest — embeddings, non-affine modes, modules GPTQ cannot see. Returns why GPTQ was skipped, if it
+    was (a model whose blocks it cannot walk: nothing was changed, and round-to-nearest does it all)."""
+    import mlx.core as mx
+    from mlx.utils import tree_unflatten
+
+    todo = [(p, m) for p, m in model.named_modules() if hasattr(m, "to_quantized") and predicate(p, m)]
+    total, done = len(todo), 0
+
+    def tick(path: str) -> None:
+        nonlocal done
+        done += 1
+        say("quantize", done, total, path)
+
+    say("quantize", 0, total, rounding.describe())
+    skipped = ""
+    if rounding.gptq:
+        if not chunks:
+            raise QuantError("GPTQ rounding needs calibration text: pass calibration chunks or turn it off")
+        from .gptq import round_with_gptq
+
+        try:
+            round_with_gptq(model, plan, chunks, rounding, on_tensor=tick)
+        except QuantError as exc:
+            if done:
+                raise
+            skipped = f"GPTQ skipped: {exc}"
+            say("quantize", 0, total, skipped)
+    rest = [(p, m) for p, m in model.named_modules() if hasattr(m, "to_quantized") and predicate(p, m)]
+    for path, module in rest:
+        cfg = predicate(path, module)
+        assert isinstance(cfg, dict)
+        q = module.to_quantized(**cfg)
+        if rounding.clip and cfg["mode"] == "affine":
+            from .rounding import choose_params, quantized_arrays, round_to_grid
+
+            w = module.weight.astype(mx.float32)
+            s, b = choose_params(w, None, cfg["bits"], cfg["group_size"], module.weight.dtype)
+            q.weight, q.scales, q.biases = quantized_arrays(round_to_grid(w, s, b, cfg["bits"], cfg["group_size"]),
+                                                            s, b, cfg["bits"], module.weight.dtype)
+        mx.eval(q.parameters())
+        model.update_modules(tree_unflatten([(path, q)]))
+        tick(path)
+    return skipped
 
 
 def check_room(out: Path, plan: Plan, *, extra: int = 0) -> None:
@@ -221,6 +276,7 @@ Quantized with temper from `{source.name}`; loads with plain `mlx_lm.load`.
   unquantized {source_bytes / 1e6:.2f} MB
 - Scales/biases dtype: {plan.float_bytes * 8}-bit float
 - {extra.get("awq", "AWQ pre-scaling: not applied")}
+- Rounding: {extra.get("rounding", "round-to-nearest")}
 {"" if "towers" not in extra else "- Language model quantized; vision/audio towers and projectors copied in float: " + extra["towers"] + chr(10)}{dkl}- Calibration: {extra.get("calibration", plan.meta.get("calibration_hash") or "none (no scores used)")}
 {notes}
 ## Tensors by width

@@ -8,6 +8,9 @@
    as a prefill would; bytes held by the cache, float vs 8-bit vs 4-bit. The bytes depend on shapes only,
    so the positions are written directly, without running the model.
 3. Optionally (--decode N) decode speed after a prompt of N tokens, float vs 8-bit vs 4-bit.
+4. Optionally (--floor) the noise floor of the agreement: the float cache with every key/value multiplied
+   by (1 + e), e ~ N(0, 2^-9) (one bf16 rounding step, several times smaller than 8-bit quantization's
+   error): where greedy output flips under that, it flips under any lossy cache.
 
     python docs/benchmarks/kv_cache.py MODEL_FOLDER [--tokens 256] [--context 8192] [--out FILE.md]
 """
@@ -25,13 +28,27 @@ PROMPTS = ["Write a Python function that checks whether a number is prime, and e
            "List five uses of a hash map, with one sentence each."]
 
 
+def noisy_cache(model):
+    import mlx.core as mx
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    class NoisyKVCache(KVCache):
+        def update_and_fetch(self, keys, values):
+            def f(x):
+                return (x.astype(mx.float32) * (1 + 2**-9 * mx.random.normal(x.shape))).astype(x.dtype)
+            return super().update_and_fetch(f(keys), f(values))
+
+    return [NoisyKVCache() if type(c) is KVCache else c for c in make_prompt_cache(model)]
+
+
 def greedy(model, tok, prompt: str, n: int, plan):
     import mlx.core as mx
     from mlx_lm.generate import generate_step
     from temper.core.engine.kv_cache import build_cache
 
     ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-    steps = generate_step(mx.array(ids), model, max_tokens=n, prompt_cache=build_cache(model, plan),
+    cache = noisy_cache(model) if plan == "noise" else build_cache(model, plan)
+    steps = generate_step(mx.array(ids), model, max_tokens=n, prompt_cache=cache,
                           sampler=lambda lp: mx.argmax(lp, axis=-1))
     return [int(t) for t, _ in steps]
 
@@ -83,6 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--context", type=int, default=8192)
     ap.add_argument("--decode", type=int, default=0, help="also time decoding after a prompt of N tokens")
     ap.add_argument("--prompts", type=int, default=len(PROMPTS))
+    ap.add_argument("--floor", action="store_true", help="add the bf16-rounding noise floor (see above)")
+    ap.add_argument("--only-agreement", action="store_true", help="skip the memory part")
+    ap.add_argument("--floor-only", action="store_true", help="agreement of the noise floor alone")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
 
@@ -103,11 +123,15 @@ def main(argv=None) -> int:
              f"{n} caches; load average {os.getloadavg()[0]:.1f}", "",
              f"## Greedy agreement with the float cache ({args.tokens} tokens per prompt)", "",
              "| prompt | cache | same token | first difference |", "|---|---|---:|---:|"]
-    totals = {"8-bit": [0, 0], "4-bit": [0, 0]}
+    variants = ("8-bit", "4-bit") + (("noise 2^-9",) if args.floor else ())
+    if args.floor_only:
+        variants = ("noise 2^-9",)
+    totals = {name: [0, 0] for name in variants}
     for prompt in PROMPTS[: args.prompts]:
         ref = greedy(model, tok, prompt, args.tokens, None)
-        for name in ("8-bit", "4-bit"):
-            out = greedy(model, tok, prompt, args.tokens, plans[name])
+        for name in variants:
+            mx.random.seed(0)
+            out = greedy(model, tok, prompt, args.tokens, plans.get(name, "noise"))
             same = sum(a == b for a, b in zip(out, ref, strict=False))
             first = next((i for i, (a, b) in enumerate(zip(out, ref, strict=False)) if a != b), None)
             totals[name][0] += same
@@ -117,10 +141,11 @@ def main(argv=None) -> int:
             print(lines[-1], flush=True)
     for name, (same, total) in totals.items():
         lines.append(f"| **all** | {name} | **{same}/{total} = {same / total:.1%}** | |")
-    lines += ["", f"## Cache memory at {args.context} tokens", "",
-              "| cache | bytes | vs float |", "|---|---:|---:|"]
+    if not args.only_agreement:
+        lines += ["", f"## Cache memory at {args.context} tokens", "",
+                  "| cache | bytes | vs float |", "|---|---:|---:|"]
     base = None
-    for name, plan in plans.items():
+    for name, plan in ({} if args.only_agreement else plans).items():
         nbytes = fill(model, plan, args.context, dtype)
         base = base or nbytes
         lines.append(f"| {name} ({dtype if plan is None else name}) | {nbytes / 2**20:.1f} MiB | "

@@ -142,6 +142,18 @@ def remote_code(good: Path, where: Path) -> Path:
     return out
 
 
+def remote_tokenizer(good: Path, where: Path) -> Path:
+    """A supported architecture whose tokenizer exists only as the model's own Python code."""
+    out = _copy(good, where)
+    (out / "tokenizer.json").unlink()
+    tok = json.loads((out / "tokenizer_config.json").read_text())
+    tok.update(tokenizer_class="WizardTokenizer", auto_map={"AutoTokenizer": ["tokenization_wizard.WizardTokenizer",
+                                                                              None]})
+    (out / "tokenizer_config.json").write_text(json.dumps(tok))
+    (out / "tokenization_wizard.py").write_text("raise SystemExit('remote code ran')\n")
+    return out
+
+
 def symlink_loop(good: Path, where: Path) -> Path:
     out = _copy(good, where)
     (out / WEIGHTS).unlink()
@@ -179,6 +191,7 @@ CORRUPT: dict[str, Callable[[Path, Path], Path]] = {
     "wrong-hidden-size": wrong_hidden_size,
     "negative-layers": negative_layers,
     "remote-code": remote_code,
+    "remote-tokenizer": remote_tokenizer,
     "symlink-loop": symlink_loop,
     "dotdot": dotdot,
     "index-escape": index_escape,

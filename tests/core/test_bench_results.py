@@ -124,3 +124,20 @@ def test_cli_rejects_bad_numbers(capsys, tiny_llama) -> None:
     assert "at least 2" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "m", "--pp", "5,x"])
+
+
+def test_a_demo_like_run_reads_honestly() -> None:
+    """The 115 MB demo on CPU: the model as stored (not its fp32 working copy), n=1 without a fake ± 0,
+    a ceiling above 100% explained, and a chip outside the table named as such."""
+    run = RunTiming(512, 128, 0.0, 0.5, 10.0, peak_memory=600_000_000)
+    roof = Roofline(538_000_000, 1_000_000, None, 5.0, run.decode_tps, None, "")
+    result = BenchResult(model={"name": "SmolLM2-135M-Instruct", "weight_bytes": 538e6, "params": 134.5e6,
+                                "bpw": 32.0, "stored_bytes": 115.2e6, "stored_bpw": 6.85},
+                         machine={"chip": "cpu"}, config={"n": 1}, rows=[Row(512, 128, [run], roof)],
+                         bandwidth={"chip": None, "table_gbs": None, "measured_gbs": 5.0})
+    md = result.to_markdown()
+    assert "115.20 MB" in md and "6.85 bits/weight (runs as a 538.00 MB working copy in memory)" in md
+    assert "32.00 bits/weight" not in md
+    assert "± 0.00" not in md and "(n=1)" in md
+    assert "%*" in md and "above 100%: the ceiling is a lower bound" in md
+    assert "this chip is not in temper's table" in md and "chip not in table" not in md

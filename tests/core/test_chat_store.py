@@ -125,3 +125,25 @@ def test_export_markdown(tmp_path):
     assert "<details><summary>Thinking</summary>" in text and "accept 50%" in text
     out = export(store, conv.id, tmp_path / "out" / "chat.md")
     assert out.read_text() == text
+
+
+def test_export_places_a_system_prompt_set_later_where_it_was_set(tmp_path):
+    from temper.core.chat.session import history
+
+    store = ChatStore(tmp_path / "c.sqlite")
+    conv = store.create("Later prompt", model="m")
+    for text in ("one", "two", "three"):
+        store.add(conv.id, "user", text)
+        store.add(conv.id, "assistant", f"answer {text}")
+    store.update(conv.id, system_prompt="Talk like a pirate.")
+    store.add(conv.id, "user", "four")
+    text = to_markdown(store.get(conv.id), store.messages(conv.id))
+    assert "**System**" not in text                         # nothing was in effect at the start
+    assert text.index("answer three") < text.index("**System prompt changed**") < text.index("four")
+    assert "> Talk like a pirate." in text
+    sent = history(store.get(conv.id).system_prompt, store.messages(conv.id))
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user", "assistant", "user", "assistant",
+                                         "user"]
+    store.add(conv.id, "assistant", "arr")
+    store.update(conv.id, system_prompt="")
+    assert store.pop_last_answer(conv.id).content == "arr"   # regenerate looks past the change record

@@ -30,18 +30,18 @@ def test_repl_reads_lines_from_a_pipe_and_continues_a_conversation(tiny_llama, c
     [conv] = ChatStore().list()
     msgs = ChatStore().messages(conv.id)
     assert [m.content for m in msgs if m.role == "user"] == ["first question", "second question"]
-    assert [m.role for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert [m.role for m in msgs] == ["user", "assistant", "system", "user", "assistant"]   # where it changed
     assert conv.system_prompt == "Be terse."
     monkeypatch.setattr(sys, "stdin", io.StringIO("third\n"))
     assert main(["chat", "--conversation", str(conv.id), "--temp", "0", "--max-tokens", "4"]) == 0
-    assert len(ChatStore().messages(conv.id)) == 6
+    assert len(ChatStore().messages(conv.id)) == 7
     assert main(["chat", "--list"]) == 0
     assert f"{conv.id}\tfirst question" in capsys.readouterr().out
 
 
 def test_bad_input_is_one_clear_line(tiny_llama, capsys):
     assert main(["chat", str(tiny_llama), "--prompt", "x", "--top-p", "2"]) == 2
-    assert capsys.readouterr().err.strip() == "temper: top-p must be between 0 and 1"
+    assert capsys.readouterr().err.strip() == "temper: --top-p: must be at most 1, got 2.0"
     assert main(["chat", "--prompt", "x", "--no-save"]) == 2
     assert "name a model" in capsys.readouterr().err
     assert main(["chat", "/nonexistent/model", "--prompt", "x", "--no-save"]) == 2
@@ -55,7 +55,7 @@ def test_repl_refuses_bad_commands_without_changing_anything(tiny_llama, capsys,
     assert main(["chat", str(tiny_llama), "--temp", "0", "--max-tokens", "4"]) == 0
     _, err = capsys.readouterr()
     assert "unknown reasoning effort 'ultra'" in err and "/draft-tokens needs a whole number" in err
-    assert "draft tokens must be between 1 and 16" in err and "/temp needs a number" in err
+    assert "num_draft_tokens: must be at most 16, got 99" in err and "/temp needs a number" in err
     assert "no such folder" in err and "unknown command /bogus" in err
     assert err.count("tok/s") == 1                     # the message after the typos was answered
     [conv] = ChatStore().list()
@@ -66,3 +66,15 @@ def test_repl_refuses_bad_commands_without_changing_anything(tiny_llama, capsys,
 def test_empty_prompt_is_refused(tiny_llama, capsys):
     assert main(["chat", str(tiny_llama), "--prompt", "", "--no-save"]) == 2
     assert capsys.readouterr().err.strip() == "temper: nothing to send: the message is empty"
+
+
+def test_app_refuses_a_model_that_cannot_load_before_it_opens(tiny_llama, capsys, monkeypatch):
+    import temper.tui.app as app_module
+
+    opened = []
+    monkeypatch.setattr(app_module, "run", lambda args: opened.append(args.model) or 0)
+    assert main(["--model", str(tiny_llama)]) == 0 and opened == [str(tiny_llama)]
+    opened.clear()
+    assert main(["--model", "/nope/x"]) == 2
+    assert "no such folder" in capsys.readouterr().err and opened == []
+    assert ChatStore().list() == []                      # nothing saved

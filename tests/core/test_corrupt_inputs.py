@@ -28,7 +28,8 @@ ABORTED_BEFORE = {("header-dtype", "quantize"), ("header-dtype", "eval-base"), (
 # What each cell's line must mention (the file or folder at fault).
 NAMES = {"empty": "empty", "dotdot": "dotdot", "bad-json": "config.json", "config-not-object": "config.json",
          "wrong-hidden-size": "config.json", "negative-layers": "config.json",
-         "index-escape": "model.safetensors.index.json", "remote-code": "tiny-llama", "missing-tensor": "tiny-llama"}
+         "index-escape": "model.safetensors.index.json", "remote-code": "tiny-llama",
+         "remote-tokenizer": "tokenizer_config.json", "missing-tensor": "tiny-llama"}
 
 
 def argv(command: str, model: Path, good: Path, work: Path) -> list[str]:
@@ -98,5 +99,5 @@ def test_one_line_exit_2_nothing_written(corrupt, command, corrupt_root, tiny_ll
 
 def test_matrix_covers_every_input_and_command():
     """The counts the issue's closing note quotes: every cell runs except the one named above."""
-    assert len(CORRUPT) == 15 and len(COMMANDS) == 7
+    assert len(CORRUPT) == 16 and len(COMMANDS) == 7
     assert len(CELLS) == len(CORRUPT) * len(COMMANDS) - len(NOT_APPLICABLE)

@@ -158,6 +158,10 @@ def test_ctrl_c_during_sensitivity(tiny_llama, tmp_path, _temper_home):
     w.wait_for(b"sensitivity")   # the Rich bar of the pass
     rc, elapsed, err = w.interrupt()
     _check(rc, elapsed, err, "finished tensors are saved: run the same command to resume")
+    from temper.core.quant.scores import SensitivityTable
+
+    done = [t.path for t in SensitivityTable.load(out).tensors if "exact" in t.methods.values()]
+    assert done, "no finished tensor was saved"
 
 
 SLOW = {

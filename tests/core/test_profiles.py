@@ -100,8 +100,8 @@ def test_every_problem_is_listed_for_validate(tmp_path: Path, capsys: pytest.Cap
     assert err == [
         f"temper: {bad}:2: sampling.temperature: expected a number, got a string",
         f"temper: {bad}:3: sampling.top_q: unknown key (known here: temperature, top_p, top_k, min_p, "
-        "repetition_penalty, max_tokens, seed)",
-        f"temper: {bad}:6: chat.kv_bits: must be at least 2, got 1",
+        "repetition_penalty, repetition_context, max_tokens, seed)",
+        f"temper: {bad}:6: chat.kv_bits: must be one of 0, 4, 8, got 1",
     ]
 
 
@@ -130,7 +130,7 @@ def test_set_validates() -> None:
     profile = Profile.default()
     with pytest.raises(ProfileError, match="sampling.top_p: must be at most 1"):
         profile.set("sampling", "top_p", 2)
-    assert profile.get("sampling", "top_p") == 1.0  # the default, unchanged
+    assert profile.get("sampling", "top_p") == 0.95  # the default (the engine's own), unchanged
 
 
 # -- migration -------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def _valid(field) -> st.SearchStrategy:
     }
     if field.type.startswith("list"):
         inner = st.sampled_from(field.choices) if field.choices else item[field.type[5:-1]]
-        return st.lists(inner, min_size=1 if field.choices else 0, max_size=4)
+        return st.lists(inner, min_size=1, max_size=4)
     return item[field.type]
 
 

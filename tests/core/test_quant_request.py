@@ -122,21 +122,14 @@ def test_a_grid_the_recipe_would_drop_is_refused(recipe, change, message) -> Non
         QuantRequest(model="m", recipe=recipe, **change).validate()
 
 
-def test_auto_sensitivity_mode_is_fast_on_a_cpu_only_mlx(monkeypatch) -> None:
-    import sys
-
-    from temper.core.accel import blas
+def test_auto_sensitivity_mode_follows_the_one_rule() -> None:
+    """'auto' is core/quant/mode.choose_mode (tested in test_sensitivity_memory.py) on this machine."""
+    from temper.core.quant.mode import ModelSize, choose_mode
     from temper.core.quant.request import resolved_sensitivity_mode
 
     assert resolved_sensitivity_mode("exact") == "exact" and resolved_sensitivity_mode("hybrid") == "hybrid"
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(blas, "_cuda_build", lambda: False)
-    assert resolved_sensitivity_mode("auto") == "fast"
-    monkeypatch.setattr(blas, "_cuda_build", lambda: True)
-    assert resolved_sensitivity_mode("auto") == "hybrid"
-    monkeypatch.setattr(sys, "platform", "darwin")
-    monkeypatch.setattr(blas, "_cuda_build", lambda: False)
-    assert resolved_sensitivity_mode("auto") == "hybrid"
+    size = ModelSize(135_000_000, 270_000_000, 0, 0, 0, 0)
+    assert resolved_sensitivity_mode("auto", size.params) == choose_mode(size, available=1 << 62).mode
 
 
 def test_oq_levels_are_defined_once() -> None:

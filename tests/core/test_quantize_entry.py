@@ -97,3 +97,60 @@ def test_a_cli_run_is_recorded_like_an_app_run(cli_engine, tiny_llama, tmp_path,
     (record,) = jobs.all_jobs("quantize")
     assert record.status == "done" and record.result["output"] == str(out)
     assert QuantRequest.parse(record.request).output == str(out)
+
+
+def test_every_quantize_field_travels_profile_to_request_to_core_to_record(cli_engine, tmp_path, monkeypatch):
+    """Each [quantize] key, set to a value other than its default in a profile, reaches the core call and
+    the job record unchanged (through `temper --profile FILE quantize`)."""
+    from temper.core.profiles.schema import QUANTIZE
+    from temper.core.quant import job as job_module
+
+    calib, held = tmp_path / "calib.txt", tmp_path / "held.txt"
+    calib.write_text(HELD_OUT)
+    held.write_text(HELD_OUT)
+    values = {"recipe": "optiq-like", "target_bpw": 4.25, "size_gb": 0.002, "bits": [3, 4, 8], "group_sizes": [64],
+              "modes": ["affine", "mxfp8"], "protect": ["lm_head:8"], "awq": True, "calibration": str(calib), "samples": 3,
+              "seq_len": 24, "sensitivity_mode": "exact", "evaluate": False, "evaluation": str(held)}
+    assert set(values) == set(QUANTIZE)                   # a new field must join this test
+    for key, value in values.items():
+        assert value != QUANTIZE[key].default, key
+    profile = tmp_path / "every.toml"
+    import tomlkit
+
+    profile.write_text(tomlkit.dumps({"version": 1, "quantize": values}))
+    seen = {}
+
+    def capture(ctx, request, record):
+        seen["request"], seen["record"] = request, record
+        raise job_module.QuantError("captured")
+
+    monkeypatch.setattr(job_module, "run_phases", capture)
+    from temper.core.library.synthetic import build_model
+
+    model = build_model(tmp_path / "m", "llama")
+    assert main(["--profile", str(profile), "quantize", str(model), "-q"]) == 2
+    core = seen["request"]
+    for key, value in values.items():
+        assert getattr(core, key) == value, key
+    record = jobs.load(seen["record"].id)
+    assert {k: record.request[k] for k in values} == values and record.status == "failed"
+
+
+@pytest.mark.parametrize("resumable", [False, True])
+def test_closing_the_app_leaves_the_job_open_for_resume(engine, tiny_llama, tmp_path, resumable):
+    """A user's cancel records the job as cancelled; the app closing mid-run (cancel_all(resumable=True), what
+    quitting does) leaves it open, so the next start offers to resume it."""
+    from temper.core.engine.events import Cancelled, Progress
+    from temper.core.quant.pipeline import quantize
+
+    out = tmp_path / f"closed-{resumable}"
+    request = QuantRequest(model=str(tiny_llama), recipe="uniform-4", samples=2, seq_len=48, evaluate=False,
+                           output=str(out))
+    job = engine.submit(lambda ctx: quantize(ctx, request), kind="quantize")
+    for event in job.events(timeout=300):
+        if isinstance(event, Progress):
+            engine.cancel_all(resumable=resumable)
+        if isinstance(event, Cancelled):
+            break
+    (record,) = [r for r in jobs.all_jobs("quantize") if r.request["output"] == str(out)]
+    assert record.status == ("running" if resumable else "cancelled")

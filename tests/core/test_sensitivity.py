@@ -260,10 +260,28 @@ def test_streamed_pass_gives_the_exact_scores_and_resumes(engine, trained_tiny, 
     assert all(set(t.methods.values()) == {"exact"} for t in table.tensors)
 
 
-def test_streamed_refuses_gemma4_clearly(engine, tiny_gemma4, tmp_path):
-    with pytest.raises(QuantError, match="cannot carry yet"):
-        engine.run(lambda ctx: run_sensitivity(ctx, tiny_gemma4, CANDS, None, streamed=True, samples=1,
-                                               seq_len=8, out=tmp_path / "g.json"))
+@pytest.mark.parametrize("shared", [False, True])
+def test_streamed_gemma4_equals_in_memory(engine, tiny_gemma4, tmp_path, shared):
+    """Issue 13 item 3: the streamed pass carries gemma4's key/value state (and per-layer inputs)."""
+    from temper.core.library.synthetic import GEMMA4_TEXT_TINY, build_model
+
+    model = tiny_gemma4
+    if shared:     # E2B-like: KV-shared blocks and per-layer input embeddings
+        model = engine.run(lambda ctx: build_model(tmp_path / "e2b", dict(
+            GEMMA4_TEXT_TINY, num_kv_shared_layers=2, hidden_size_per_layer_input=16,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"])))
+    cands = grid(bits=(2, 8), group_sizes=(32,))
+
+    def run(streamed):
+        return engine.run(lambda ctx: run_sensitivity(ctx, model, cands, None, mode="exact", samples=2, seq_len=24,
+                                                       streamed=streamed, out=tmp_path / f"g{streamed}.json"))
+
+    memory, streamed = run(False), run(True)
+    assert streamed.meta["streamed"] is True
+    got = np.array([[t.scores.get(c.key, 0.0) for c in cands] for t in streamed.tensors])
+    want = np.array([[t.scores.get(c.key, 0.0) for c in cands] for t in memory.tensors])
+    assert [t.path for t in streamed.tensors] == [t.path for t in memory.tensors]
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-7)
 
 
 def test_streamed_peak_memory_stays_below_the_model(engine, tmp_path):

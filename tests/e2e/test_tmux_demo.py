@@ -110,7 +110,7 @@ def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path) -> 
         time.sleep(1)                             # let the focus settle on Start, as a person would
         term.send("Enter")
         term.wait_for(_has("5 · Run"), timeout=15)
-        term.wait_for(_has("6 · Result", "Real bpw", "Top-1 agreement"), timeout=900)
+        term.wait_for(_has("6 · Result", "Real bpw", "KL mean"), timeout=900)
         term.send("Enter")                                            # Open in Chat: typing goes to the message box
         term.wait_for(lambda lines: active_tab(lines) == "Chat", timeout=15)
         time.sleep(0.5)

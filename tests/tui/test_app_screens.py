@@ -20,20 +20,23 @@ def anyio_backend() -> str:
 SIZE = (80, 24)
 
 
-async def test_settings_screen_saves_valid_values(engine) -> None:
+async def test_settings_screen_saves_valid_values(engine, tmp_path, monkeypatch) -> None:
+    (tmp_path / "models" / "a").mkdir(parents=True)
+    (tmp_path / "models" / "b").mkdir()
+    monkeypatch.chdir(tmp_path)
     app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("comma")
         await pilot.pause()
         assert isinstance(app.screen, SettingsScreen)
-        await pilot.press(*"/models/a", "enter", *"/models/b")  # focus starts in the folders box
+        await pilot.press(*"models/a", "enter", *"models/b")  # focus starts in the folders box (real folders)
         app.screen.query_one("#refresh_rate", Input).value = "10"
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not isinstance(app.screen, SettingsScreen)
     settings, error = store.load()
     assert error is None
-    assert settings.models_folders == ["/models/a", "/models/b"] and settings.refresh_rate == 10.0
+    assert settings.models_folders == ["models/a", "models/b"] and settings.refresh_rate == 10.0
 
 
 async def test_settings_screen_rejects_a_bad_value_and_stays_open(engine) -> None:
@@ -112,3 +115,18 @@ async def test_settings_screen_fits_80x24(engine) -> None:
         for widget_id in ("#models_folders", "#refresh_rate", "#save", "#cancel"):
             region = app.screen.query_one(widget_id).region
             assert region.height > 0 and region.bottom <= 24 and region.right <= 80, (widget_id, region)
+
+
+async def test_settings_screen_refuses_a_models_folder_that_does_not_exist(engine, tmp_path) -> None:
+    from textual.widgets import TextArea
+
+    app = new_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("comma")
+        await pilot.pause()
+        app.screen.query_one("#models_folders", TextArea).text = str(tmp_path / "nope")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)
+        assert any("is not a folder" in n.message for n in app._notifications)
+    assert not store.settings_path().exists()

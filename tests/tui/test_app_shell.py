@@ -217,16 +217,17 @@ async def test_bad_user_theme_is_reported_and_the_app_falls_back(engine) -> None
         assert app.theme == "temper-dark" and "bad-var" not in app.available_themes
 
 
-def test_cli_profile_and_model_reach_the_app(monkeypatch) -> None:
-    """`temper --profile NAME --model PATH` opens the app with both set."""
+def test_cli_profile_and_model_reach_the_app(monkeypatch, tiny_llama) -> None:
+    """`temper --profile NAME --model PATH` opens the app with both set (the model is checked at launch now,
+    so it must be a real one)."""
     from temper.cli.main import main
     from temper.tui.app import TemperApp
 
     seen = {}
     monkeypatch.setattr(TemperApp, "run", lambda self: seen.update(profile=self.profile, model=self.model))
-    assert main(["--profile", "creative", "--model", "/m/SmolLM2-135M"]) == 0
+    assert main(["--profile", "creative", "--model", str(tiny_llama)]) == 0
     assert seen["profile"].name == "creative" and seen["profile"].get("sampling", "temperature") == 1.0
-    assert seen["model"] == "/m/SmolLM2-135M"
+    assert seen["model"] == str(tiny_llama)
 
 
 async def test_keymap_clash_is_reported(engine) -> None:
@@ -240,3 +241,18 @@ async def test_keymap_clash_is_reported(engine) -> None:
         assert isinstance(app.screen, HelpScreen)
         messages = [n.message for n in app._notifications]
         assert "keymap: app.help takes comma from app.settings, which loses it" in messages, messages
+
+
+async def test_help_lists_our_keys_grouped_by_tab_app_first(engine) -> None:
+    """Before: ~150 rows, Textual's own text-editing keys among them, grouped by widget class."""
+    app = new_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f10")
+        await pilot.pause()
+        table = app.screen.query_one("#help-table")
+        rows = [list(table.get_row_at(i)) for i in range(table.row_count)]
+        assert all(r[2] != "-" for r in rows) and len(rows) < 90
+        wheres = [r[3] for r in rows]
+        assert wheres[0] == "app" and not {"Input", "TextArea", "DataTable", "ListView"} & set(wheres)
+        tabs = [w for i, w in enumerate(wheres) if w != "app" and (i == 0 or wheres[i - 1] != w)]
+        assert len(tabs) == len(set(tabs))                    # each tab's keys together

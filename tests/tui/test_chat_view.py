@@ -395,13 +395,17 @@ async def test_delete_from_the_list_asks_first():
         assert view.conv.id == gone.id
         await pilot.press("d")
         await pilot.pause()
-        await pilot.press("n", "enter")   # anything but y keeps it
+        from temper.tui.screens.delete_model import ConfirmDelete
+
+        assert isinstance(pilot.app.screen, ConfirmDelete)     # the Library's confirmation, y / n
+        assert "“Delete me” (1 message(s))" in str(pilot.app.screen.query_one("#confirm-text").render())
+        await pilot.press("n")            # n keeps it
         await pilot.pause()
         assert len(ChatStore().list()) == 2
         listing.focus()
         await pilot.press("d")
         await pilot.pause()
-        await pilot.press("y", "enter")
+        await pilot.press("y")
         await pilot.pause()
         assert [c.id for c in ChatStore().list()] == [keep.id]
         assert view.conv is None and list(view.query(ChatMessage)) == []
@@ -423,3 +427,82 @@ async def test_single_newlines_in_an_answer_stay_line_breaks():
         [para] = answer.query(MarkdownParagraph)
         text = str(para.render()).strip()
         assert text.splitlines() == ["Roses are red,", "Violets are blue,", "Sugar is sweet,", "And so are you."]
+
+
+@sync
+async def test_a_new_chat_takes_the_active_profiles_settings_not_the_last_chats():
+    from temper.core.profiles import load
+
+    client = FakeClient()
+    app = make_app(client=client)
+    app.profile = load("precise")
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "first")
+        request = client.job.request
+        assert request.sampling.temperature == 0.2 and request.sampling.seed == 0 and request.effort == "medium"
+        assert request.messages[0] == {"role": "system", "content": load("precise").section("chat")["system_prompt"]}
+        client.finish()
+        await pilot.pause()
+        view.settings.sampling.temperature = 1.5           # changed for this chat only (F6)
+        view.system_prompt = "Be silly."
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await send(pilot, "second")
+        request = client.job.request
+        assert request.sampling.temperature == 0.2 and request.messages[0]["content"].startswith("You are a precise")
+        client.finish()
+        await pilot.pause()
+        pilot.app.profile = load("creative")               # applied later: the next new chat follows it
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await send(pilot, "third")
+        assert client.job.request.sampling.temperature == 1.0 and client.job.request.effort == "low"
+
+
+@sync
+async def test_a_message_queued_behind_a_quantize_job_says_so():
+    import threading
+
+    from temper.core.engine.events import Started
+
+    client = FakeClient()
+    app = make_app(client=client)
+    release = threading.Event()
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        app.engine.submit(lambda ctx: release.wait(10), kind="quantize")
+        for _ in range(100):
+            if app.engine.current is not None:
+                break
+            await pilot.pause(0.02)
+        await send(pilot, "hello")
+        [answer] = answers(view)
+        status = str(answer.query_one(".status").render())
+        assert "queued behind the running quantize job" in status, status
+        release.set()
+        client.job.on_event(Started(1, "chat"))
+        await pilot.pause()
+        assert "loading the model" in str(answer.query_one(".status").render())
+        client.token("Hi")
+        client.finish()
+        await pilot.pause()
+        assert "queued" not in str(answer.query_one(".status").render())
+
+
+@sync
+async def test_the_open_chat_is_marked_in_the_list():
+    from temper.tui.widgets.chat_sidebar import ConversationItem
+
+    client = FakeClient()
+    async with make_app(client=client).run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "first chat")
+        client.finish()
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await send(pilot, "second chat")
+        client.finish()
+        await pilot.pause()
+        marked = [str(i.query_one("Label").render()) for i in view.query(ConversationItem) if i.has_class("-open")]
+        assert marked == ["▸ second chat"]

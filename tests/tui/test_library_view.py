@@ -262,3 +262,33 @@ async def test_select_model_highlights_it(engine, library: Path) -> None:
         await _loaded(pilot, app)
         await pilot.pause()
         assert view.highlighted is not None and view.highlighted.name == "tiny-llama"
+
+
+@sync
+async def test_i_on_a_folder_model_asks_for_a_gguf_path(engine, library: Path, tmp_path: Path) -> None:
+    """Before: i on anything but a listed GGUF only showed a toast. Now it asks for the file and imports it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+    from gguf_tiny import write_gguf
+    from temper.core.library.synthetic import train_tokenizer
+    from temper.tui.widgets.quant_dialogs import PathPrompt
+
+    train_tokenizer(tmp_path / "tok", vocab_size=300)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    write_gguf(outside / "typed-q8.gguf", tmp_path / "tok", qtype="Q8_0")
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _loaded(pilot, app)
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, PathPrompt)
+        app.screen.query_one(Input).value = str(outside / "typed-q8.gguf")
+        await pilot.press("enter")
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if (models_dir() / "typed-q8").exists() and view.highlighted is not None \
+                    and view.highlighted.name == "typed-q8":
+                break
+        assert (models_dir() / "typed-q8" / "config.json").is_file()

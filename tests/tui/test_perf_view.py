@@ -262,3 +262,41 @@ def test_blas_line_is_readable() -> None:
 
     text = blas_text()
     assert text.startswith("BLAS: ") and "BlasStatus(" not in text
+
+
+@sync
+async def test_the_active_profile_fills_the_benchmark_fields() -> None:
+    from temper.core.profiles import load
+
+    app = TemperApp(engine=FakeEngine(), profile="bench-quick")
+    async with app.run_test(size=(150, 45)) as pilot:
+        await _open(pilot)
+        value = lambda sel: pilot.app.query_one(sel).value  # noqa: E731
+        assert (value("#bench-pp"), value("#bench-tg"), value("#bench-n"), value("#bench-batch")) == \
+            ("128,512", "64", "1", "")
+        custom = load("bench-quick").copy("mine")
+        custom.set("bench", "prompt_lengths", [32])
+        custom.set("bench", "batch_sizes", [1, 2])
+        pilot.app.profile = custom                       # ctrl+o applies a profile: the fields follow
+        await pilot.pause()
+        assert (value("#bench-pp"), value("#bench-batch")) == ("32", "1,2")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+def test_benchmark_fields_and_table_fit_small_terminals(size) -> None:
+    @sync
+    async def check() -> None:
+        app = TemperApp(engine=FakeEngine())
+        async with app.run_test(size=size) as pilot:
+            await _open(pilot)
+            await pilot.pause()
+            screen = pilot.app.screen.region
+            for sel in ("#bench-pp", "#bench-tg", "#bench-n", "#bench-batch", "#bench-kv", "#bench-run"):
+                widget = pilot.app.query_one(sel)
+                assert widget.region.area and screen.contains_region(widget.region), sel
+            for sel in ("#bench-pp", "#bench-tg", "#bench-n"):      # unfocused, the whole value shows
+                field = pilot.app.query_one(sel)
+                assert field.content_region.width > len(field.value), (sel, field.content_region)
+            assert pilot.app.query_one("#bench-table").region.height >= 3
+
+    check()

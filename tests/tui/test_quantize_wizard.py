@@ -318,3 +318,80 @@ def test_a_quantized_model_is_refused_at_step_one_and_f_makes_a_float_copy(engin
         assert await step(pilot) == "step-goal"
 
     run(app, script)
+
+
+def test_ctrl_q_during_a_run_asks_first(engine, tmp_path: Path) -> None:
+    from temper.tui.screens.confirm_quit import ConfirmQuit
+
+    gate = threading.Event()
+    app, client = make_app(engine, tmp_path, gate=gate)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await wait_for_step(pilot, "step-run")
+        await _wait_text(pilot, "#phase-sensitivity .phase-status", "running")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmQuit) and pilot.app.is_running
+        assert "offered for resume" in str(pilot.app.screen.query_one("#quit-text").render())
+        await pilot.press("n")                            # keep running
+        await pilot.pause()
+        assert not isinstance(pilot.app.screen, ConfirmQuit) and pilot.app.is_running
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+        assert not pilot.app.is_running
+
+    try:
+        run(app, script)
+    finally:
+        gate.set()
+
+
+def test_a_fixed_recipe_is_not_capped_by_the_budget_left_as_shown(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter")
+        assert await step(pilot) == "step-goal"
+        await pilot.press("down", "down", "down", "down", "enter")      # uniform 8-bit, budget field untouched
+        assert await step(pilot) == "step-calibration"
+        assert pilot.app.query_one("#quantize-view").request.target_bpw is None
+
+    run(app, script)
+
+
+def test_review_of_a_fixed_recipe_shows_no_candidate_grid(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "down", "down", "down", "down", "enter", "enter")
+        assert await step(pilot) == "step-review"
+        summary = str(pilot.app.query_one("#review-summary", Static).render())
+        assert "uniform-8" in summary and "Candidates" not in summary
+        assert "sensitivity pass" not in summary and "measured after writing" in summary
+
+    run(app, script)
+
+
+def test_sub_phase_progress_is_not_named_twice() -> None:
+    import asyncio as aio
+
+    from temper.tui.widgets.quant_run import RunStep
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield RunStep()
+
+    async def main() -> None:
+        async with One().run_test() as pilot:
+            run_step = pilot.app.query_one(RunStep)
+            run_step.reset("x")
+            run_step.progress("fisher", 1, 8, "fisher 1/8")
+            await pilot.pause()
+            assert str(pilot.app.query_one("#run-message").render()) == "fisher 1/8"
+            run_step.progress("exact", 2, 8, "model.layers.0.mlp")
+            await pilot.pause()
+            assert str(pilot.app.query_one("#run-message").render()) == "exact: model.layers.0.mlp"
+
+    aio.run(main())

@@ -12,18 +12,20 @@ from textual.widgets import DataTable, Static
 
 def binding_rows(app) -> list[tuple[str, str, str, str]]:
     """(keys, description, id, where) for the app's bindings and those of every widget on the main
-    screen, with the user's keymap applied. Bindings without a description or id are internal."""
+    screen, with the user's keymap applied: the app's first, then each tab's (in tab order), then the
+    dialogs'. Bindings without an id are Textual's own editing keys (cursor moves in a text box...): left out."""
     keymap = getattr(app, "_keymap", {})
     nodes: list[DOMNode] = [app, *app.screen_stack[0].walk_children(with_self=False)]
     rows: list[tuple[str, str, str, str]] = []
+    labels = {tab: label for tab, label, _ in app.tabs}
     seen: set[tuple[str, str, str]] = set()
     for node in nodes:
         if any(type(n).__name__ in ("Footer", "Header") for n in node.ancestors_with_self):
             continue
-        where = "app" if node is app else type(node).__name__
+        where = "app" if node is app else _tab_of(node, labels)
         grouped: dict[tuple[str, str, str], list[Binding]] = {}
         for binding in _bindings(node):
-            if not (binding.description or binding.id):
+            if not binding.id:
                 continue
             key = (binding.id or "", binding.action, binding.description)
             grouped.setdefault(key, []).append(binding)
@@ -37,7 +39,9 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
                 shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys)
             else:
                 shown = " ".join(app.get_key_display(b) for b in bindings)
-            rows.append((shown, description or bid, bid or "-", where))
+            rows.append((shown, description or bid, bid, where))
+    order = {"app": -1, **{label: i for i, label in enumerate(labels.values())}}
+    rows.sort(key=lambda r: order.get(r[3], len(order)))       # stable: the order within a tab is kept
     for screen in screen_classes():
         for binding in screen.BINDINGS:
             if isinstance(binding, Binding) and binding.id:
@@ -45,6 +49,14 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
                 shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys)
                 rows.append((shown, binding.description, binding.id, screen.__name__))
     return rows
+
+
+def _tab_of(node: DOMNode, labels: dict[str, str]) -> str:
+    """The label of the tab a widget lives in ("app" outside any tab)."""
+    from textual.widgets import TabPane
+
+    pane = next((a for a in node.ancestors_with_self if isinstance(a, TabPane)), None)
+    return "app" if pane is None else labels.get(str(pane.id), str(pane.id))
 
 
 def screen_classes() -> list[type]:

@@ -6,6 +6,8 @@ with a message. Saving writes settings.toml atomically, keeping the user's comme
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import tomlkit
 from temper.core import settings as store
 from temper.core.errors import ProfileError
@@ -95,6 +97,10 @@ class SettingsScreen(ModalScreen[bool]):
             rate = float(rate_text)
         except ValueError:
             raise ProfileError(f"refresh_rate: expected a number, got {rate_text!r}") from None
+        known = set(self.app.settings.models_folders)      # one already listed may be an unplugged drive
+        missing = [f for f in folders if f and f not in known and not Path(f).expanduser().is_dir()]
+        if missing:
+            raise ProfileError(f"models_folders: {missing[0]} is not a folder (create it first, or remove the line)")
         profile = self.query_one("#default_profile", Select).value
         return {
             "models_folders": [f for f in folders if f],

@@ -16,7 +16,7 @@ from temper.core.chat.export import export
 from temper.core.chat.session import EngineChatClient, make_request
 from temper.core.chat.settings import ChatSettings
 from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
-from temper.core.engine.events import Cancelled, Failed, Finished
+from temper.core.engine.events import Cancelled, Failed, Finished, Started
 from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
 from temper.core.errors import TemperError
 from temper.core.paths import data_dir
@@ -106,6 +106,16 @@ class ChatView(Vertical):
             self.query_one(ChatSidebar).display = False
         self.refresh_list()
         self.show_conversation(None)
+        self.watch(self.app, "profile", self._profile_changed, init=False)
+
+    def _from_profile(self) -> None:
+        """A new chat starts with the active profile's [sampling] and [chat] settings."""
+        self.system_prompt, self.settings = ChatSettings.from_profile(self.app.profile)
+
+    def _profile_changed(self, _profile) -> None:
+        if self.conv is None and self.gen is None:       # a fresh chat takes the new profile at once
+            self._from_profile()
+            self.update_header()
 
     def handle_engine_event(self, event) -> None:
         """The app hands every engine event to every view; this tab gets its own through the chat client."""
@@ -165,7 +175,8 @@ class ChatView(Vertical):
         log.remove_children()
         self.last_stats = {}
         if conv_id is None:
-            self.conv, self.settings = None, ChatSettings.from_dict(self.settings.to_dict())
+            self.conv = None
+            self._from_profile()                  # not the previous chat's settings
             if not self.model:
                 log.mount(Static(NO_MODEL, id="chat-hint"))
         else:
@@ -173,7 +184,8 @@ class ChatView(Vertical):
             self.settings = ChatSettings.from_dict(self.conv.settings)
             self.system_prompt = self.conv.system_prompt
             widgets = [ChatMessage(m.role, m.content, thinking=m.thinking, status=m.status, stats=m.stats,
-                                   message_id=m.id) for m in self.store.messages(conv_id)]
+                                   message_id=m.id) for m in self.store.messages(conv_id)
+                       if m.role != "system"]
             if widgets:
                 log.mount_all(widgets)
             last = [m for m in self.store.messages(conv_id) if m.stats.get("context_limit")]
@@ -217,6 +229,9 @@ class ChatView(Vertical):
             self.store.update(self.conv.id, model=self.model)
         writer = self.store.start_answer(self.conv.id)
         widget = ChatMessage("assistant", status="generating", message_id=writer.message_id)
+        busy = self.app.engine.current        # the engine runs one job at a time: say what this one waits for
+        if busy is not None and busy.kind != "chat":
+            widget.waiting = f"queued behind the running {busy.kind} job (one job runs at a time)…"
         await self.log_view.mount(widget)
         gen_id = next(_gen_ids)
         self.gen = Generation(gen_id, None, widget, writer, prompt, user_widget, user_message_id)
@@ -231,7 +246,7 @@ class ChatView(Vertical):
     async def action_regenerate(self) -> None:
         if self.gen is not None or self.conv is None:
             return
-        msgs = self.store.messages(self.conv.id)
+        msgs = [m for m in self.store.messages(self.conv.id) if m.role != "system"]
         if not msgs:
             return
         if msgs[-1].role == "assistant":
@@ -247,6 +262,8 @@ class ChatView(Vertical):
         if gen is None or message.generation != gen.id:
             return
         event = message.event
+        if isinstance(event, Started):
+            gen.widget.set_waiting("loading the model and reading the prompt…")
         if isinstance(event, TokenEvent):
             gen.got_tokens = gen.got_tokens or event.token >= 0 or bool(event.text)
             if event.thinking:
@@ -315,6 +332,7 @@ class ChatView(Vertical):
     def on_chat_sidebar_selected(self, message: ChatSidebar.Selected) -> None:
         if type(message) is ChatSidebar.Selected and not self._busy():
             self.show_conversation(message.conversation_id)
+            self.refresh_list()                      # the ▸ mark moves to the chat now open
 
     def on_chat_sidebar_search(self, message: ChatSidebar.Search) -> None:
         self.refresh_list(message.query or None)
@@ -326,17 +344,21 @@ class ChatView(Vertical):
         if self.gen is not None and self.conv and self.conv.id == message.conversation_id:
             self._busy()
             return
-        title = self.store.get(message.conversation_id).title
+        from ..screens.delete_model import ConfirmDelete
 
-        def done(answer: str | None) -> None:
-            if answer is not None and answer.strip().lower() in ("y", "yes"):
+        title = self.store.get(message.conversation_id).title
+        count = len(self.store.messages(message.conversation_id))
+
+        def done(yes: bool | None) -> None:
+            if yes:
                 self.store.delete(message.conversation_id)
                 if self.conv and self.conv.id == message.conversation_id:
                     self.show_conversation(None)
                 self.refresh_list()
                 self.notify(f"Deleted “{title}”")
 
-        self.app.push_screen(AskText(f"Delete “{title}”? Type y and Enter", ""), done)
+        # the same confirmation as the Library's delete: y deletes, n or Esc keeps
+        self.app.push_screen(ConfirmDelete(f"“{title}”", f"{count} message(s)", "a saved conversation"), done)
 
     def action_rename(self) -> None:
         if self.conv is not None:
@@ -388,7 +410,7 @@ class ChatView(Vertical):
             if self.conv is not None:
                 self.store.update(self.conv.id, system_prompt=self.system_prompt, settings=self.settings.to_dict())
             self.update_header()
-            self.notify("Settings saved for this chat")
+            self.notify(f"Settings saved for this chat; new chats start from profile {self.app.profile.name}")
 
         self.app.push_screen(ChatSettingsScreen(self.system_prompt, self.settings), done)
 

@@ -63,9 +63,9 @@ class ImportProgress(Message):
 
 
 class ImportFinished(Message):
-    def __init__(self, source: ModelInfo, path: Path | None, error: str | None = None) -> None:
+    def __init__(self, name: str, path: Path | None, error: str | None = None) -> None:
         super().__init__()
-        self.source, self.path, self.error = source, path, error
+        self.name, self.path, self.error = name, path, error
 
 
 class ModelDeleted(Message):
@@ -333,25 +333,37 @@ class LibraryView(Vertical):
 
     def action_import_gguf(self) -> None:
         m = self.highlighted
-        if m is None or not m.details.get("gguf"):
-            self.notify("i imports a GGUF file: add a folder holding .gguf files (temper library add-folder)")
+        if self.importing is not None:
+            self.notify("an import is already running (Esc cancels it)", severity="warning")
+            return
+        if m is None or not m.details.get("gguf"):       # no GGUF highlighted: ask for the file
+            from ..widgets.quant_dialogs import PathPrompt
+
+            self.app.push_screen(PathPrompt("Import a GGUF file (path, Enter imports, Esc cancels):", ""),
+                                 self._import_typed)
             return
         if m.error:
             self.notify(m.error, title="cannot import", severity="error")
             return
-        if self.importing is not None:
-            self.notify("an import is already running (Esc cancels it)", severity="warning")
+        self._import_worker(m.path, m.name)
+
+    def _import_typed(self, typed: str | None) -> None:
+        if not typed:
             return
-        self._import_worker(m)
+        path = Path(typed).expanduser()
+        if not path.is_file() or path.suffix.lower() != ".gguf":
+            self.notify(f"{typed}: not a .gguf file", title="cannot import", severity="error")
+            return
+        self._import_worker(path, path.stem)
 
     @work(thread=True, exclusive=True, group="library-import", exit_on_error=False)
-    def _import_worker(self, m: ModelInfo) -> None:
+    def _import_worker(self, path: Path, name: str) -> None:
         """Waits on the engine job (the import itself runs MLX on the engine thread)."""
         from temper.core.engine import Cancelled, Failed, Finished, Progress
         from temper.core.library.gguf_import import import_gguf
 
         def job_fn(ctx):
-            return import_gguf(m.path, name=m.name, check=ctx.check, progress=lambda msg, f: ctx.emit(
+            return import_gguf(path, name=name, check=ctx.check, progress=lambda msg, f: ctx.emit(
                 Progress(ctx.job_id, "import", int(f * 100), 100, msg)))
 
         job = self.app.engine.submit(job_fn, kind="gguf-import")
@@ -361,11 +373,11 @@ class LibraryView(Vertical):
                 if isinstance(event, Progress):
                     self.post_message(ImportProgress(event.message, event.done / 100))
                 elif isinstance(event, Finished):
-                    self.post_message(ImportFinished(m, event.result))
+                    self.post_message(ImportFinished(name, event.result))
                 elif isinstance(event, Failed):
-                    self.post_message(ImportFinished(m, None, error=event.message))
+                    self.post_message(ImportFinished(name, None, error=event.message))
                 elif isinstance(event, Cancelled):
-                    self.post_message(ImportFinished(m, None, error="import cancelled"))
+                    self.post_message(ImportFinished(name, None, error="import cancelled"))
         finally:
             self.importing = None
 
@@ -375,11 +387,11 @@ class LibraryView(Vertical):
 
     def on_import_finished(self, message: ImportFinished) -> None:
         if message.error or message.path is None:
-            self.notify(message.error or "import failed", title=f"{message.source.name} not imported",
+            self.notify(message.error or "import failed", title=f"{message.name} not imported",
                         severity="error")
             self.refresh_table()
             return
-        self.notify(f"imported {message.source.name} as {display_path(message.path)}")
+        self.notify(f"imported {message.name} as {display_path(message.path)}")
         self.select_after_scan = message.path
         self.rescan()
 

@@ -27,19 +27,14 @@ from ..widgets.perf_roofline import PerfRoofline
 
 
 def blas_text() -> str:
-    """Which BLAS MLX uses, from temper.core.accel.blas when that module exists; 'unknown' otherwise."""
-    try:
-        from temper.core.accel.blas import blas_status
-    except ImportError:
-        return "BLAS: unknown"
+    """Which BLAS MLX uses (temper.core.accel.blas); a probe that fails says so on the line."""
+    from temper.core.accel.blas import blas_status
+
     try:
         status = blas_status()
-    except Exception as exc:  # a broken probe must not break the tab
-        return f"BLAS: unknown ({type(exc).__name__})"
-    if isinstance(status, dict):
-        return "BLAS: " + ", ".join(f"{k} {v}" for k, v in status.items())
-    line = getattr(status, "line", None)
-    return f"BLAS: {line() if callable(line) else status}"
+    except Exception as exc:  # a broken probe must not break the tab: it shows as unknown, with why
+        return f"BLAS: unknown ({type(exc).__name__}: {exc})"
+    return f"BLAS: {status.line()}"
 
 
 def load_history(limit: int = 20) -> list:
@@ -84,7 +79,10 @@ class PerformanceView(Vertical):
         yield Static(blas_text(), id="perf-blas")
 
     def on_mount(self) -> None:
-        """Earlier saved runs (this machine's) go into the roofline plot, the latest into the table."""
+        """Earlier saved runs (this machine's) go into the roofline plot, the latest into the table; the
+        benchmark fields take the active profile's [bench] settings (and follow a profile applied later)."""
+        self.query_one(PerfBench).show_profile(self.app.profile.section("bench"))
+        self.watch(self.app, "profile", self._profile_changed, init=False)
         history = load_history()
         if history:
             roof = self.query_one(PerfRoofline)
@@ -95,6 +93,11 @@ class PerformanceView(Vertical):
             self.query_one(PerfBench).set_status(
                 f"last saved run: {history[-1].model.get('name', '?')} ({history[-1].created}); "
                 f"{len(history)} saved run(s) of this machine in the plot")
+
+    def _profile_changed(self, profile) -> None:
+        bench = self.query_one(PerfBench)
+        if not bench.running:
+            bench.show_profile(profile.section("bench"))
 
     # -- engine events ------------------------------------------------------------------------------------
     def handle_engine_event(self, event: Any) -> None:

@@ -62,6 +62,7 @@ class ChatMessage(Vertical, can_focus=True):
         self.stats = stats or {}
         self.message_id = message_id
         self._stream: MarkdownStream | None = None
+        self.waiting = ""          # before the first token: what the answer waits for (queued, loading)
         self._think_stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
@@ -128,6 +129,10 @@ class ChatMessage(Vertical, can_focus=True):
         status_line.update(self._status_text())
 
     # -- text -------------------------------------------------------------------------------------------
+    def set_waiting(self, text: str) -> None:
+        self.waiting = text
+        self.query_one(".status", Static).update(self._status_text())
+
     def _think_title(self) -> str:
         n, secs = self.stats.get("thinking_tokens"), self.stats.get("thinking_s")
         if n:
@@ -145,7 +150,8 @@ class ChatMessage(Vertical, can_focus=True):
         if self.stats.get("drafter"):
             parts.append(f"drafter {self.stats['drafter']}")
         if live or self.status == "generating":
-            parts.append("generating… (Esc stops)" if parts else "waiting for the first token… (Esc stops)")
+            parts.append("generating… (Esc stops)" if parts else
+                         f"{self.waiting or 'waiting for the first token…'} (Esc stops)")
         elif self.status == "stopped":
             parts.append("stopped")
         elif self.status in ("length", "generating"):

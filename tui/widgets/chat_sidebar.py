@@ -11,8 +11,10 @@ from textual.widgets import Input, Label, ListItem, ListView
 
 
 class ConversationItem(ListItem):
-    def __init__(self, conv: Conversation) -> None:
-        super().__init__(Label(conv.title))
+    """One saved chat; the one open in the chat pane is marked ▸ (visible without focus on the list)."""
+
+    def __init__(self, conv: Conversation, is_open: bool = False) -> None:
+        super().__init__(Label(("▸ " if is_open else "  ") + conv.title), classes="-open" if is_open else "")
         self.conv = conv
 
 
@@ -21,6 +23,7 @@ class ChatSidebar(Vertical):
     ChatSidebar { width: 30; border-right: vkey $panel; }
     ChatSidebar Input { margin: 0; }
     ChatSidebar ListView { height: 1fr; }
+    ChatSidebar ConversationItem.-open Label { text-style: bold; color: $accent; }
     """
     BINDINGS = [
         Binding("r", "rename", "Rename", id="chat.list.rename"),
@@ -50,7 +53,7 @@ class ChatSidebar(Vertical):
     def show(self, conversations: list[Conversation], current: int | None) -> None:
         listing = self.query_one(ListView)
         listing.clear()
-        listing.extend(ConversationItem(c) for c in conversations)
+        listing.extend(ConversationItem(c, c.id == current) for c in conversations)
         for i, conv in enumerate(conversations):
             if conv.id == current:
                 listing.index = i

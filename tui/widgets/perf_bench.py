@@ -52,11 +52,12 @@ def table_rows(result: BenchResult) -> list[list[str]]:
 class PerfBench(Vertical):
     DEFAULT_CSS = """
     PerfBench { border: round $primary; padding: 0 1; height: 1fr; }
-    PerfBench Horizontal { height: auto; }
-    PerfBench Input { width: 1fr; }
-    PerfBench #bench-model { width: 3fr; }
-    PerfBench #bench-kv { width: 8; }
-    PerfBench Label { padding: 1 0 0 1; }
+    PerfBench Horizontal { height: 1; }
+    PerfBench Input { width: 7; margin-right: 2; background: $boost; }
+    PerfBench #bench-model { width: 1fr; }
+    PerfBench #bench-pp { width: 13; }
+    PerfBench #bench-batch { width: 11; }
+    PerfBench Label { padding: 0 1 0 0; }
     PerfBench Button { min-width: 10; margin-left: 1; }
     PerfBench #bench-status { height: auto; color: $text-muted; }
     PerfBench DataTable { height: 1fr; }
@@ -78,27 +79,43 @@ class PerfBench(Vertical):
         self.running = False
 
     def compose(self) -> ComposeResult:
+        # two one-line rows (compact fields): every field keeps its whole value in sight down to 80 columns
         with Horizontal():
-            yield Input(self.model, placeholder="model folder or cached Hub id", id="bench-model")
+            yield Label("model")
+            yield Input(self.model, placeholder="model folder or cached Hub id", id="bench-model", compact=True)
+            yield Button("Run", id="bench-run", variant="primary", compact=True)
+            yield Button("Cancel", id="bench-cancel", disabled=True, compact=True)
+        with Horizontal():
             yield Label("pp")
-            yield Input("512", id="bench-pp", tooltip="prompt lengths, comma-separated")
+            yield Input("512", id="bench-pp", tooltip="prompt lengths, comma-separated", compact=True)
             yield Label("tg")
-            yield Input("128", id="bench-tg", tooltip="tokens to generate, comma-separated")
+            yield Input("128", id="bench-tg", tooltip="tokens to generate, comma-separated", compact=True)
             yield Label("n")
-            yield Input("3", id="bench-n", tooltip="counted runs per shape (after a warm-up)")
+            yield Input("3", id="bench-n", tooltip="counted runs per shape (after a warm-up)", compact=True)
             yield Label("batch")
-            yield Input("", placeholder="1,2,4,8", id="bench-batch", tooltip="concurrent requests")
+            yield Input("", placeholder="1,2,4,8", id="bench-batch", tooltip="concurrent requests", compact=True)
             yield Label("kv")
-            yield Input("", placeholder="auto", id="bench-kv",
+            yield Input("", placeholder="auto", id="bench-kv", compact=True,
                         tooltip="KV-cache bits: 4 or 8, 0 = float, empty = the model's kv_config.json if any")
-            yield Button("Run", id="bench-run", variant="primary")
-            yield Button("Cancel", id="bench-cancel", disabled=True)
         yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="bench-progress")
         yield Static("", id="bench-status")
         yield DataTable(id="bench-table", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
+
+    def show_profile(self, bench: dict) -> None:
+        """A profile's [bench] section fills the fields it sets (the rest keep what is there)."""
+        fields = {"prompt_lengths": "#bench-pp", "gen_lengths": "#bench-tg", "repetitions": "#bench-n",
+                  "batch_sizes": "#bench-batch"}
+        for key, selector in fields.items():
+            value = bench.get(key)
+            if value is None:
+                continue
+            text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            if key == "batch_sizes" and text == "1":
+                text = ""                    # one request: the plain single-stream rows
+            self.query_one(selector, Input).value = text
 
     def read_config(self) -> tuple[str, BenchConfig]:
         model = self.query_one("#bench-model", Input).value.strip()

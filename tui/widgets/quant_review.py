@@ -50,17 +50,23 @@ class ReviewStep(StepBase):
             lines.append(f"Model        {model.name}  ({model.params:,} params, {human_bytes(model.size_bytes)})")
         goal = request.recipe if request.recipe != "temper" else f"KL knapsack at {request.budget_label()}"
         lines.append(f"Goal         {goal}")
-        cands = request.candidates()
-        lines.append(f"Candidates   {len(cands)}: widths {','.join(map(str, request.bits))} · groups "
-                     f"{','.join(map(str, request.group_sizes))} · {','.join(request.modes)}"
-                     f"{' · AWQ' if request.awq else ''}")
+        chooses = request.recipe == "temper"      # the others fix their own widths: no grid to show
+        if chooses:
+            cands = request.candidates()
+            lines.append(f"Candidates   {len(cands)}: widths {','.join(map(str, request.bits))} · groups "
+                         f"{','.join(map(str, request.group_sizes))} · {','.join(request.modes)}"
+                         f"{' · AWQ' if request.awq else ''}")
+        elif request.awq:
+            lines.append("Rounding     AWQ pre-scaling")
         if request.protect:
             lines.append(f"Protected    {', '.join(request.protect)}")
         calib = "built-in mix" if request.calibration == "builtin" else request.calibration
         lines.append(f"Calibration  {calib}, {request.samples} × {request.seq_len} tokens; "
                      f"evaluation: {'built-in held-out' if request.evaluation == 'builtin' else request.evaluation}")
         if prediction is not None:
-            kl = f"{prediction.kl:.4f}" if prediction.kl is not None else "after the sensitivity pass"
+            kl = (f"{prediction.kl:.4f}" if prediction.kl is not None else
+                  "measured after writing" if request.recipe.startswith(("uniform", "unsloth", "mixed"))
+                  else "after the sensitivity pass")
             base = f" (from {human_bytes(model.size_bytes)})" if model else ""
             lines.append(f"Predicted    {prediction.bpw:.2f} bpw · {human_bytes(prediction.size_bytes)}{base}"
                          f" · KL {kl}")

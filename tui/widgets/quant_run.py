@@ -98,7 +98,7 @@ class RunStep(Vertical):
                  eta_s: float | None = None) -> None:
         names = [p for p, _ in PHASES]
         if phase in ALIASES:
-            message = f"{phase}: {message}" if message else phase
+            message = (message if message.startswith(phase) else f"{phase}: {message}") if message else phase
             phase = ALIASES[phase]
         if phase not in names:
             if message:

@@ -156,6 +156,7 @@ class GoalStep(StepBase):
     def __init__(self, recipes, **kwargs) -> None:
         super().__init__(**kwargs)
         self.recipes = recipes
+        self._shown_bpw: str | None = None    # the budget as last shown: left unchanged, a fixed recipe ignores it
 
     def compose(self) -> ComposeResult:
         yield Static("2 · Goal: a recipe, or a budget in real bits per weight (all bytes counted)",
@@ -185,6 +186,7 @@ class GoalStep(StepBase):
             shown = next((r.target_bpw for r in self.recipes if r.name == request.recipe), None)
             shown = shown if shown is not None or request.recipe != "temper" else TEMPER_DEFAULT_BPW
         self.query_one("#goal-bpw", Input).value = f"{shown:g}" if shown else ""
+        self._shown_bpw = self.query_one("#goal-bpw", Input).value
         self.query_one("#goal-gb", Input).value = f"{request.size_gb:g}" if request.size_gb else ""
         self.query_one("#goal-bits", Input).value = ",".join(map(str, request.bits))
         self.query_one("#goal-groups", Input).value = ",".join(map(str, request.group_sizes))
@@ -199,6 +201,10 @@ class GoalStep(StepBase):
         bpw = _opt_float(self.query_one("#goal-bpw", Input).value, "budget")
         if recipe.name != "temper" and bpw == recipe.target_bpw:
             bpw = None                  # the recipe's own budget rule (an oQ level keeps its hard cap)
+        typed = self.query_one("#goal-bpw", Input).value.strip()
+        fixed = recipe.name.startswith(("uniform", "unsloth", "mixed"))   # widths fixed by the recipe itself
+        if fixed and typed == self._shown_bpw:
+            bpw = None                  # a fixed recipe (uniform 8-bit...): the budget left as shown is no cap
         request.target_bpw = bpw
         request.size_gb = _opt_float(self.query_one("#goal-gb", Input).value, "size")
         if request.recipe == "temper" and request.target_bpw is None and request.size_gb is None:

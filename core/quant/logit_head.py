@@ -1,0 +1,159 @@
+"""The output head in vocabulary slices: log-normaliser, sampled labels, and both gradients, without ever
+holding a full-vocabulary logit (or logit-gradient) array.
+
+The Fisher estimate (estimate.py) needs, per calibration sequence, the gradient of the cross-entropy of
+labels *sampled from the model itself*. With a 262,144-token vocabulary a (tokens × vocab) fp32 array is
+268 MB per 256 tokens and autograd keeps several; here every array is (tokens × slice) with a slice of
+`slice_rows(...)` vocabulary rows:
+
+- pass A: per slice, the logits z = softcap(H Wᵀ); a running logsumexp and a Gumbel-max sample give the
+  normaliser and the labels (the same distribution as sampling from the full softmax);
+- pass B: dL/dH = Σ_slices (softmax - onehot)·softcap' · W_slice;
+- pass C: the head weight's gradient slice by slice, (softmax - onehot)ᵀ H, handed to a callback.
+
+The head is found from the model (an `lm_head` Linear, else the tied `embed_tokens`, and a final logit
+soft-cap when the model has one); `Head.matches` checks on a real batch that it reproduces the model's
+logits, so an architecture with another head (logit scaling...) is refused instead of mis-measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import QuantError
+
+SLICE_BYTES = 64 << 20      # fp32 (tokens × rows) working arrays per slice stay under this
+
+
+@dataclass
+class Head:
+    module: Any             # the Linear (lm_head) or the tied Embedding
+    path: str               # its quantizable path ("lm_head" or "model.embed_tokens")
+    tied: bool
+    softcap: float | None
+
+    @property
+    def weight(self) -> Any:
+        return self.module["weight"]
+
+    @property
+    def vocab(self) -> int:
+        return int(self.weight.shape[0])
+
+
+def body_of(model: Any) -> Any:
+    """The inner model: token ids -> final (normed) hidden state."""
+    inner = getattr(model, "model", None)
+    if inner is None or not callable(inner):
+        raise QuantError("the fast estimate needs a model with an inner `model` (mlx-lm layout)")
+    return inner
+
+
+def find_head(model: Any) -> Head:
+    inner = body_of(model)
+    softcap = getattr(model, "final_logit_softcapping", None)
+    if softcap is None:
+        softcap = getattr(getattr(model, "args", None), "final_logit_softcapping", None)
+    lm_head = model.get("lm_head") if isinstance(model, dict) else None
+    if lm_head is not None and "weight" in lm_head:
+        return Head(lm_head, "lm_head", False, softcap)
+    embed = inner.get("embed_tokens") if isinstance(inner, dict) else None
+    if embed is None or "weight" not in embed:
+        raise QuantError("the fast estimate found neither lm_head nor a tied embed_tokens")
+    prefix = next((p for p, m in model.named_modules() if m is embed), "model.embed_tokens")
+    return Head(embed, prefix, True, softcap)
+
+
+def slice_rows(tokens: int, vocab: int, limit: int = SLICE_BYTES) -> int:
+    return max(256, min(vocab, limit // max(1, tokens * 4 * 4)))
+
+
+def _logits(h: Any, w: Any, softcap: float | None) -> tuple[Any, Any]:
+    """(capped logits, d capped / d raw) for hidden h (T × D, fp32) and weight rows w."""
+    import mlx.core as mx
+
+    raw = h @ w.astype(mx.float32).T
+    if softcap is None:
+        return raw, None
+    t = mx.tanh(raw / softcap)
+    return t * softcap, 1.0 - t * t
+
+
+def ranges(vocab: int, rows: int) -> Iterator[tuple[int, int]]:
+    for a in range(0, vocab, rows):
+        yield a, min(vocab, a + rows)
+
+
+def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any, Any]:
+    """Pass A: per token, logsumexp of the logits and a label sampled from softmax(logits)."""
+    import mlx.core as mx
+
+    w = head.weight
+    lse = best = label = None
+    for a, b in ranges(head.vocab, rows):
+        z, _ = _logits(h, w[a:b], head.softcap)
+        key, sub = mx.random.split(key)
+        noisy = z + mx.random.gumbel(z.shape, key=sub)
+        top = noisy.max(axis=-1)
+        arg = noisy.argmax(axis=-1).astype(mx.int32) + a
+        part = mx.logsumexp(z, axis=-1)
+        if lse is None:
+            lse, best, label = part, top, arg
+        else:
+            lse = mx.logaddexp(lse, part)
+            take = top > best
+            best, label = mx.where(take, top, best), mx.where(take, arg, label)
+        mx.eval(lse, best, label)
+    return lse, label
+
+
+def _dlogits(head: Head, h: Any, a: int, b: int, lse: Any, labels: Any) -> Any:
+    """d(sum of cross-entropies) / d(raw logits) for vocabulary rows a..b: (T × (b-a))."""
+    import mlx.core as mx
+
+    z, dcap = _logits(h, head.weight[a:b], head.softcap)
+    g = mx.exp(z - lse[:, None])
+    onehot = (labels[:, None] == mx.arange(a, b)[None, :]).astype(g.dtype)
+    g = g - onehot
+    return g if dcap is None else g * dcap
+
+
+def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int) -> Any:
+    """Pass B: dL/dh (T × D, fp32)."""
+    import mlx.core as mx
+
+    out = mx.zeros(h.shape, dtype=mx.float32)
+    for a, b in ranges(head.vocab, rows):
+        out = out + _dlogits(head, h, a, b, lse, labels) @ head.weight[a:b].astype(mx.float32)
+        mx.eval(out)
+    return out
+
+
+def weight_grads(head: Head, h: Any, lse: Any, labels: Any, rows: int,
+                 each: Callable[[int, int, Any], None]) -> None:
+    """Pass C: `each(a, b, G)` with G = dL/dW[a:b] (fp32), one vocabulary slice at a time."""
+    for a, b in ranges(head.vocab, rows):
+        each(a, b, _dlogits(head, h, a, b, lse, labels).T @ h)
+
+
+def head_logits(head: Head, h: Any) -> Any:
+    """Full logits of hidden h (only for the consistency check on a short batch)."""
+    return _logits(h, head.weight, head.softcap)[0]
+
+
+def check_matches(model: Any, head: Head, x: Any) -> None:
+    """Refuse a model whose logits are not softcap(body(x) Wᵀ) (e.g. a logit scale we do not model)."""
+    import mlx.core as mx
+
+    short = x[:, : min(8, x.shape[1])]
+    want = model(short).astype(mx.float32)
+    hidden = body_of(model)(short)
+    tol = 1e-3 if hidden.dtype == mx.float32 else 3e-2
+    got = head_logits(head, hidden.astype(mx.float32).reshape(-1, hidden.shape[-1])).reshape(want.shape)
+    scale = float(mx.abs(want).max().item()) or 1.0
+    err = float(mx.abs(got - want).max().item())
+    if err > tol * scale + 1e-4:
+        raise QuantError(f"the fast estimate cannot reproduce this model's output head "
+                         f"(max logit difference {err:.3g}): measure it with --mode exact")

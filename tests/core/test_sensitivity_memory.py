@@ -1,0 +1,121 @@
+"""The Fisher pass's memory and cost do not grow with candidates × model size; the mode rule; the memory
+guard; score reuse keyed on every setting that changes the result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from temper.core.errors import QuantError
+from temper.core.quant.calibration import TokenSet
+from temper.core.quant.candidates import grid
+from temper.core.quant.mode import ModelSize, choose_mode, peak_bytes
+from temper.core.quant.sensitivity import run_sensitivity
+
+
+def _tokens(samples: int = 2, seq_len: int = 32, vocab: int = 500) -> TokenSet:
+    rng = np.random.default_rng(0)
+    return TokenSet("t", "calibration", rng.integers(0, vocab, (samples, seq_len)).astype(np.int32))
+
+
+def _fisher_peak(model_path, cands, tokens):
+    """Peak MLX bytes above the loaded model during the Fisher pass, and the statistics' bytes."""
+    import mlx.core as mx
+    from mlx_lm.utils import load_model
+    from temper.core.quant.estimate import fisher_estimates
+    from temper.core.quant.tensors import quantizable
+
+    model, _ = load_model(model_path)
+    model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    tensors = quantizable(model)
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    base = mx.get_active_memory()
+    sizes: dict[str, int] = {}
+    fisher_estimates(model, tokens.chunks, tensors, cands, sizes=sizes)
+    _fisher_peak.rows = sum(t.params // t.shape[-1] for t in tensors)
+    _fisher_peak.largest = max(t.params for t in tensors) * 4
+    return mx.get_peak_memory() - base, sizes["statistics"], sum(t.params for t in tensors) * 4
+
+
+def test_fisher_memory_does_not_grow_with_candidates(engine, tmp_path):
+    """18 candidates instead of 1 must not add a per-candidate copy of the model (the old delta cache
+    held params × candidates × 4 bytes; its per-chunk products evaluated every candidate at once)."""
+    from temper.core.library.synthetic import build_model
+
+    model = engine.run(lambda ctx: build_model(tmp_path / "m", "llama", overrides={
+        "num_hidden_layers": 4, "hidden_size": 256, "intermediate_size": 1024}))
+    tokens = _tokens()
+    one = grid(bits=(4,), group_sizes=(64,))
+    many = grid(bits=(2, 3, 4, 5, 6, 8), group_sizes=(32, 64, 128))
+    peak1, stats1, weights = engine.run(lambda ctx: _fisher_peak(model, one, tokens))
+    peak18, stats18, _ = engine.run(lambda ctx: _fisher_peak(model, many, tokens))
+    largest = _fisher_peak.largest                      # fp32 bytes of the largest tensor
+    # 17 more candidates cost a few slices of the largest tensor (ΔW and its terms) and the group sums,
+    # never a copy of the model per candidate (the old delta cache: 17 × weights more)
+    assert peak18 - peak1 < 8 * largest + 0.06 * weights, (peak1, peak18, largest, weights)
+    assert peak18 < 3 * weights, (peak18, weights)     # statistics + streamed gradients, not × 18
+    # statistics: D (one per weight) + one group-sum array per group size: not per candidate
+    assert stats1 <= weights * 1.1 and stats18 <= weights * (1 + 1 / 32 + 1 / 64 + 1 / 128) * 1.1
+    assert largest > 0
+
+
+def test_fisher_statistics_grow_with_the_model_not_with_sequences(engine, tmp_path):
+    import json
+
+    from temper.core.library.synthetic import build_model
+
+    model = engine.run(lambda ctx: build_model(tmp_path / "m", "llama"))
+    hidden = json.loads((model / "config.json").read_text())["hidden_size"]
+    cands = grid(bits=(2, 4), group_sizes=(32,))
+    a, b = _tokens(samples=2), _tokens(samples=6)
+    _, s2, _ = engine.run(lambda ctx: _fisher_peak(model, cands, a))
+    _, s6, _ = engine.run(lambda ctx: _fisher_peak(model, cands, b))
+    # more sequences add: the embedding rows the new tokens reach (≤ tokens × hidden), and one float per
+    # weight row per sequence (⟨G_s, W⟩): nothing of the size of the model
+    new_rows = len(np.unique(b.chunks)) - len(np.unique(a.chunks))
+    per_sequence = _fisher_peak.rows * 4
+    assert s6 - s2 <= new_rows * hidden * 4 * (1 + 1 / 32) + 4 * per_sequence, (s2, s6)
+
+
+def test_mode_rule_by_backend_and_size():
+    small = ModelSize(135_000_000, 270_000_000, 28_000_000, 576, 30, 49152)
+    big = ModelSize(8_000_000_000, 16_000_000_000, 500_000_000, 4096, 32, 128256)
+    assert choose_mode(small, "cpu").mode == "fast" and "CPU" in choose_mode(small, "cpu").reason
+    toy = ModelSize(10_000_000, 20_000_000, 1_000_000, 256, 8, 32000)
+    assert choose_mode(toy, "cuda", available=100 << 30).mode == "hybrid"
+    assert choose_mode(small, "cuda", available=100 << 30).mode == "fast"    # hybrid: 148 s on an H200
+    assert choose_mode(big, "cuda", available=100 << 30).mode == "fast"
+    assert choose_mode(toy, "metal", available=1 << 20).mode == "fast"     # the fp32 copy does not fit
+    # the fast pass is priced well below the exact one, and grows with the model
+    assert peak_bytes(small, "fast", "cpu") < peak_bytes(small, "exact", "cpu")
+    assert peak_bytes(big, "fast", "cuda") > peak_bytes(small, "fast", "cuda")
+
+
+def test_memory_guard_refuses_a_fast_pass_that_does_not_fit(engine, trained_tiny, monkeypatch):
+    from temper.core.quant import mode
+
+    monkeypatch.setattr(mode, "available_bytes", lambda where=None: 1 << 20)
+    with pytest.raises(QuantError, match=r"needs about .* GB and .* GB is available"):
+        engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, grid(bits=(4,)), _tokens(), mode="fast"))
+
+
+def test_reuse_is_keyed_on_fraction_and_seed(engine, trained_tiny):
+    """Regression: --fraction 0.5 after a 0.25 run returned the 0.25 table as 'reused'."""
+    cands = grid(bits=(2, 4), group_sizes=(64,))
+    tokens = _tokens(samples=1, seq_len=16)
+
+    def run(**kw):
+        return engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, cands, tokens, mode="hybrid", **kw))
+
+    quarter = run(fraction=0.25)
+    assert not quarter.meta["reused"]
+    half = run(fraction=0.5)
+    assert not half.meta["reused"] and len(half.meta["exact_paths"]) > len(quarter.meta["exact_paths"])
+    assert half.meta["file"] != quarter.meta["file"]
+    assert run(fraction=0.25).meta["reused"] and run(fraction=0.5).meta["reused"]
+    other_seed = run(fraction=0.25, seed=1)
+    assert not other_seed.meta["reused"]
+    fast = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, cands, tokens, mode="fast"))
+    assert not fast.meta["reused"]
+    assert fast.meta["key"]["seed"] == 0 and "fraction" not in fast.meta["key"]
