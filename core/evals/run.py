@@ -32,6 +32,7 @@ class EvalSettings:
 
     def task_settings(self, task: str) -> dict[str, Any]:
         out: dict[str, Any] = {"task": task, "limit": self.limit, "max_tokens": self.max_tokens(task),
+                               "compute": compute_mode(),
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
         if task == "humaneval":
             out["sandbox"] = asdict(self.limits)
@@ -107,8 +108,7 @@ class Ticker:
         self.last = now
         elapsed = now - self.start
         eta = elapsed / done * (total - done) if done else None
-        msg = f"{self.phase} {done}/{total}" + (f", ETA {eta:.0f} s" if eta is not None else "")
-        self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, msg,
+        self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, "",
                                {"eta_s": eta, "elapsed_s": elapsed}))
 
 
@@ -204,11 +204,20 @@ def evaluate_models(ctx: Any, base: Path | None, quants: Sequence[Path], setting
     return out
 
 
-def _load(path: Path) -> tuple[Any, Any]:
-    from mlx_lm import load
+def compute_mode() -> str:
+    """What evals compute in (part of the cache key): on MLX's CPU backend with a fast BLAS, fp32 for every
+    model (quantized layers dequantized: the same weights; bf16 and quantized kernels there run ~25x
+    slower, core/accel/compute.py), so the float base and its quants are run alike; else native."""
+    from ..accel.compute import fast_blas, on_cpu_backend
 
-    model, tokenizer = load(str(path))
-    return model, tokenizer
+    return "fp32" if on_cpu_backend() and fast_blas() else "native"
+
+
+def _load(path: Path) -> tuple[Any, Any]:
+    from ..engine.loader import load
+
+    loaded = load(path, compute=compute_mode())
+    return loaded.model, loaded.tokenizer
 
 
 def _free() -> None:

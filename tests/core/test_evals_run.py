@@ -82,22 +82,3 @@ def test_progress_events_carry_an_eta(trained_tiny: Path, engine):
     assert events and events[-1].done == events[-1].total == 3
     assert any(e.data.get("eta_s") is not None for e in events)
 
-
-def test_float32_eval_of_a_quantized_model_matches_its_kernels(trained_tiny: Path, engine):
-    """On a CPU-only MLX the eval dequantizes quantized layers: same weights, same logits (f32 scales)."""
-    def job(ctx: Any) -> float:
-        import mlx.core as mx
-        import mlx.nn as nn
-        from mlx_lm import load
-        from temper.core.evals.dequant import dequantize_layers
-
-        model, tok = load(str(trained_tiny))
-        nn.quantize(model, group_size=64, bits=4)
-        x = mx.array([tok.encode("Question: what is two plus two?\nAnswer:")])
-        before = model(x)
-        assert dequantize_layers(model) > 0
-        assert not any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
-        after = model(x)
-        return float(mx.abs(before - after).max() / mx.abs(before).max())
-
-    assert engine.run(job) < 1e-4
