@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColu
 from rich.progress import Progress as Bars
 
 from ..core.engine.events import Progress
+from ..core.library.format import human_duration
 
 PLAIN_EVERY_S = 5.0
 
@@ -35,14 +36,7 @@ def as_progress(event: Any) -> tuple[str, int, int | None, str] | None:
 
 
 def eta_text(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return ""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return human_duration(seconds, missing="")
 
 
 class PlainLines:

@@ -1,4 +1,4 @@
-"""Plain-text formatting shared by the CLI and the Library tab: sizes, parameter counts, tables."""
+"""Plain-text formatting shared by the CLI and the Library tab: sizes, durations, parameter counts, tables."""
 
 from __future__ import annotations
 
@@ -12,6 +12,18 @@ def human_bytes(n: int | float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} TB"
+
+
+def human_duration(seconds: float | None, missing: str = "–") -> str:
+    """12s, 3m05s, 1h02m; `missing` for an unknown (None, NaN, infinite or negative) duration."""
+    if seconds is None or seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0:
+        return missing
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def human_params(n: int) -> str:

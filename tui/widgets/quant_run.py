@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from temper.core.library.format import human_duration
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Label, ProgressBar, Static
 
-from ..quant_client import human_bytes, human_duration
+from ..quant_client import human_bytes
 from .capability_rows import capability_rows
 
 PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", "Write"),

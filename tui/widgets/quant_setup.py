@@ -7,6 +7,7 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 from __future__ import annotations
 
 from temper.core.errors import QuantError
+from temper.core.library.format import human_duration
 from temper.core.quant.recipes import TEMPER_DEFAULT_BPW
 from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
@@ -15,7 +16,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..quant_client import ModelChoice, human_bytes, human_duration
+from ..quant_client import ModelChoice, human_bytes
 
 
 class StepDone(Message):
