@@ -13,32 +13,12 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import TemperError
+from .tomlcheck import kind_of
 
 _KIND = {"int_type": "an integer", "int_parsing": "an integer", "float_type": "a number",
          "float_parsing": "a number", "string_type": "a string", "bool_type": "true or false",
          "bool_parsing": "true or false", "list_type": "an array", "dict_type": "a table",
          "model_type": "a table"}
-
-
-def kind_of(value: Any) -> str:
-    """What a TOML/JSON value is, in words."""
-    import datetime as dt
-
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, (dt.date, dt.time)):
-        return "a date/time"
-    return type(value).__name__
 
 
 def _num(x: Any) -> str:

@@ -54,7 +54,8 @@ class Issue:
         return f"{file}:{line}: {key}: {self.message}"
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What a TOML/JSON value is, in words."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -63,7 +64,7 @@ def _kind(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "an array"
     if isinstance(value, dict):
         return "a table"
@@ -86,7 +87,7 @@ def _check_scalar(field_type: str, value: Any) -> str | None:
             return "must be a number, got nan"
     else:
         ok = isinstance(value, str)
-    return None if ok else f"expected {_EXPECT[field_type]}, got {_kind(value)}"
+    return None if ok else f"expected {_EXPECT[field_type]}, got {kind_of(value)}"
 
 
 def _check_bounds(field: Field, value: Any) -> str | None:
@@ -103,14 +104,14 @@ def check_field(field: Field, value: Any) -> str | None:
     """None if `value` fits `field`, else what is wrong (one line)."""
     if field.type == "table[str]":
         if not isinstance(value, dict):
-            return f"expected a table, got {_kind(value)}"
+            return f"expected a table, got {kind_of(value)}"
         for key, item in value.items():
             if not isinstance(item, str):
-                return f"{key}: expected a string, got {_kind(item)}"
+                return f"{key}: expected a string, got {kind_of(item)}"
         return None
     if field.type in _ITEM:
         if not isinstance(value, list):
-            return f"expected an array, got {_kind(value)}"
+            return f"expected an array, got {kind_of(value)}"
         for index, item in enumerate(value):
             problem = _check_scalar(_ITEM[field.type], item) or _check_bounds(field, item)
             if problem:
@@ -149,7 +150,7 @@ def validate(data: Mapping[str, Any], schema: Schema, prefix: tuple[str, ...] = 
             else:
                 clean[key] = normalise(spec, value)
         elif not isinstance(value, dict):
-            issues.append(Issue(path, f"expected a table [{'.'.join(path)}], got {_kind(value)}"))
+            issues.append(Issue(path, f"expected a table [{'.'.join(path)}], got {kind_of(value)}"))
         elif isinstance(spec, type):        # a settings model (core/strict.py): it validates the table
             sub, sub_issues = validate_model(value, spec, path)
             clean[key] = sub
