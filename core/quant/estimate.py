@@ -179,12 +179,12 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             @head_loss.vjp
             def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
                               seen: dict[str, Any] = seen) -> Any:
-                h2 = mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32)
-                mx.eval(h2)
+                # leaves (no graph): inside the transformation an evaluated array keeps its graph
+                h2 = logit_head.leaf(mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32))
                 lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice)
                 seen.update(h2=h2, lse=lse, labels=labels)
                 dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice)
-                return dh.reshape(hidden.shape).astype(hidden.dtype)
+                return logit_head.leaf(dh.reshape(hidden.shape).astype(hidden.dtype))
 
             def loss(*arrays: Any, x: Any = x) -> Any:
                 for t, a in zip(linears, arrays, strict=False):

@@ -86,6 +86,17 @@ def ranges(vocab: int, rows: int) -> Iterator[tuple[int, int]]:
         yield a, min(vocab, a + rows)
 
 
+def leaf(*arrays: Any) -> Any:
+    """Evaluated copies with no graph (cutting the chain a tracer would keep); small arrays only."""
+    import mlx.core as mx
+    import numpy as np
+
+    mx.eval(*arrays)
+    out = tuple(mx.array(np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a, copy=True)).astype(a.dtype)
+                for a in arrays)
+    return out if len(out) > 1 else out[0]
+
+
 def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any, Any]:
     """Pass A: per token, logsumexp of the logits and a label sampled from softmax(logits)."""
     import mlx.core as mx
@@ -105,7 +116,7 @@ def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any,
             lse = mx.logaddexp(lse, part)
             take = top > best
             best, label = mx.where(take, top, best), mx.where(take, arg, label)
-        mx.eval(lse, best, label)
+        lse, best, label, key = leaf(lse, best, label, key)
     return lse, label
 
 
@@ -126,8 +137,7 @@ def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int) -> Any:
 
     out = mx.zeros(h.shape, dtype=mx.float32)
     for a, b in ranges(head.vocab, rows):
-        out = out + _dlogits(head, h, a, b, lse, labels) @ head.weight[a:b].astype(mx.float32)
-        mx.eval(out)
+        out = leaf(out + _dlogits(head, h, a, b, lse, labels) @ head.weight[a:b].astype(mx.float32))
     return out
 
 
