@@ -14,7 +14,7 @@ whose outer product estimates F. Two estimates of ΔWᵀ F ΔW are averaged:
 
 Cost and memory (the point of this form): per sequence, one forward of the body, the head in vocabulary
 slices (logit_head.py), and one backward; the statistics D (one array per weight, in the compute dtype)
-and S (params / group size per group size asked) are *accumulated* across sequences. Only then is each
+and S (params / group size per group size asked; bf16 for a bf16 model, else fp32) are *accumulated* across sequences. Only then is each
 candidate's quantization error computed, ONCE per tensor, a row slice at a time. So work is
 sequences × model + candidates × model (not their product), and memory is the model, its Linear
 gradients for one sequence, D and S, and one slice of ΔW. Embeddings are measured on the rows the
@@ -173,7 +173,10 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     head_t = next((t for t in tensors if t.path == head.path), None)
 
     def acc_dtype(t: QTensor) -> Any:
-        return mx.float32 if t.module["weight"].dtype == mx.float32 else t.module["weight"].dtype
+        # bf16 (fp32's range) when the model is stored in bf16: half the bytes of fp32 statistics; fp16
+        # would underflow on squared gradients, so anything else accumulates in fp32
+        stored = storage_dtype if storage_dtype is not None else t.module["weight"].dtype
+        return mx.bfloat16 if stored == mx.bfloat16 else mx.float32
 
     stats = {t.path: _Stats(t.params // t.shape[-1], t.shape[-1], groups[t.path], acc_dtype(t)) for t in linears}
     for t in embeds:

@@ -88,8 +88,9 @@ class SensitivityRun:
 
     def load(self, fisher_only: bool = False) -> tuple[Any, Any]:
         """The model, and the dtype its weights are stored in. Exact passes run it in fp32; the Fisher
-        pass alone keeps embeddings in the stored dtype (they are only looked up, in slices) and the
-        rest in fp32 on a CPU (fast BLAS) or stored on an accelerator (no 2x copy of a large model)."""
+        pass alone keeps embeddings and the output head in the stored dtype (looked up, or used a
+        vocabulary slice at a time: a 262k-vocabulary head in fp32 would add 0.67 GB) and the rest in fp32
+        on a CPU (fast BLAS) or stored on an accelerator (no 2x copy of a large model)."""
         import mlx.core as mx
         from mlx.utils import tree_flatten, tree_map_with_path
 
@@ -105,11 +106,15 @@ class SensitivityRun:
         if not fisher_only:
             lm.model.set_dtype(mx.float32)
         elif on_cpu_backend():
+            from .logit_head import find_head
+
             embeds = {t.path + ".weight" for t in tensors if hasattr(t.module, "as_linear")}
+            embeds.add(find_head(lm.model).path + ".weight")
             lm.model.update(tree_map_with_path(
                 lambda k, v: v.astype(mx.float32) if k not in embeds and mx.issubdtype(v.dtype, mx.floating)
                 else v, lm.model.parameters()))
         lm.model.eval()
+        mx.eval(lm.model.parameters())      # the fp32 copies now, so their stored-dtype sources are freed
         self.vocab = int(lm.config.get("vocab_size") or lm.config.get("text_config", {}).get("vocab_size", 0))
         return lm.model, storage
 
