@@ -21,7 +21,6 @@ from temper.core import settings as settings_store
 from temper.core.chat.session import ChatClient, EngineChatClient
 from temper.core.chat.store import ChatStore
 from temper.core.engine import Engine, get_engine
-from temper.core.engine.events import Started, is_terminal
 from temper.core.errors import ProfileError
 from temper.core.library.service import LibraryService
 from temper.core.profiles import Profile, load_or_default
@@ -32,7 +31,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, TextArea
 
-from .bridge import EngineBridge, EngineEvent
+from .bridge import EngineBridge, EngineEvent, JobRouter
 from .messages import OpenModel
 from .palette import shell_commands
 from .quant_client import EngineQuantClient, QuantClient
@@ -120,9 +119,7 @@ class TemperApp(App[None]):
         self._quant_client = quant_client
         self._chat_client = chat_client
         self._chat_store = chat_store
-        self._job_owners: dict[int, Widget] = {}         # job id -> the widget that started it
-        self._job_kinds: dict[int, str] = {}             # job id -> kind (from its Started event)
-        self._followers: dict[str, list[Widget]] = {}    # job kind -> widgets that watch every such job
+        self.jobs = JobRouter()                          # engine events -> the widgets they belong to
         self.bridge: EngineBridge | None = None
         self.tabs = tabs if tabs is not None else TABS
         self.user_host = user_host or default_user_host()
@@ -331,33 +328,15 @@ class TemperApp(App[None]):
             self.notify(f"no tab named {target!r}", severity="warning")
 
     def own_job(self, job_id: int, owner: Widget) -> None:
-        """`owner` started job `job_id`: every event of that job goes to it (as an EngineEvent message).
-        Call it right after submitting, on the UI thread: events are handled here, after this returns."""
-        self._job_owners[job_id] = owner
+        """`owner` started job `job_id`: its events go to it. Call right after submitting, on the UI thread."""
+        self.jobs.own(job_id, owner)
 
     def follow_jobs(self, kind: str, follower: Widget) -> None:
-        """`follower` sees the events of every job of `kind` (the Layers tab watches quantize jobs, the
-        Performance tab's live figures watch chat answers), whoever started them."""
-        followers = self._followers.setdefault(kind, [])
-        if follower not in followers:
-            followers.append(follower)
+        """`follower` sees the events of every job of `kind`, whoever started it."""
+        self.jobs.follow(kind, follower)
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        """Route one engine event by its job id: to the job's owner, then to the followers of its kind.
-        A job nobody owns or follows reaches no view."""
-        event = message.event
-        if isinstance(event, Started):
-            self._job_kinds[event.job] = event.kind
-        owner = self._job_owners.get(event.job)
-        kind = self._job_kinds.get(event.job)
-        targets = [owner] if owner is not None else []
-        targets += [w for w in self._followers.get(kind or "", []) if w is not owner]
-        for widget in targets:
-            if widget.is_attached:
-                widget.post_message(EngineEvent(event))
-        if is_terminal(event):
-            self._job_owners.pop(event.job, None)
-            self._job_kinds.pop(event.job, None)
+        self.jobs.route(message.event)
 
     # -- actions ----------------------------------------------------------------------------------------
     @property

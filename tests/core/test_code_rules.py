@@ -115,3 +115,23 @@ def test_one_reader_of_the_models_quantization_rule() -> None:
 
 def test_one_pass_counter() -> None:
     assert _defined("PassCounter") == ["core/quant/kl.py"] and _defined("_count_passes") == []
+
+
+def _is_app(node: ast.expr) -> bool:
+    """`self.app`, `app`, `type(self.app)`, `self.app.<anything>`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type" and node.args:
+        return _is_app(node.args[0])
+    if isinstance(node, ast.Name):
+        return node.id == "app"
+    return isinstance(node, ast.Attribute) and (node.attr == "app" or _is_app(node.value))
+
+
+def test_no_duck_typing_of_the_app() -> None:
+    """Views reach the app typed (tui/typed_app.py): no `getattr(self.app, ...)` / `hasattr(type(self.app), ...)`."""
+    found = []
+    for path in sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id in ("getattr", "hasattr") and node.args and _is_app(node.args[0]):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == [], found

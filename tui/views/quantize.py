@@ -12,11 +12,9 @@ from temper.core.errors import QuantError, TemperError
 from temper.core.jobs import JobRecord
 from temper.core.profiles import Profile
 from temper.core.quant.request import QuantRequest
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import ContentSwitcher, Static
 
 from ..bridge import EngineEvent
@@ -29,6 +27,7 @@ from ..widgets.quant_setup import (
     CalibrationStep,
     GoalStep,
     ModelHighlighted,
+    ModelsListed,
     ModelStep,
     StepDone,
     model_facts,
@@ -36,16 +35,6 @@ from ..widgets.quant_setup import (
 
 STEPS = [("model", "Model"), ("goal", "Goal"), ("calibration", "Calibration"), ("review", "Review"),
          ("run", "Run"), ("result", "Result")]
-
-
-class ModelsListed(Message):
-    """The model list, read off the UI thread (it may scan the library); `pick` is a path to select."""
-
-    def __init__(self, models: list[ModelChoice], error: str | None, preselect: str | None, pick: bool,
-                 generation: int) -> None:
-        super().__init__()
-        self.models, self.error, self.preselect, self.pick, self.generation = (
-            models, error, preselect, pick, generation)
 
 
 class QuantizeView(TemperNode, Vertical):
@@ -71,8 +60,6 @@ class QuantizeView(TemperNode, Vertical):
         self.model: ModelChoice | None = None
         self.result: dict | None = None
         self.copy_job = None            # the float copy being made for a quantized model (step 1)
-        self._listing = 0               # generation of the model list asked for last
-        self.models_listed = 0          # generation of the model list shown (tests wait on it)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="quant-stepper")
@@ -102,28 +89,16 @@ class QuantizeView(TemperNode, Vertical):
         self.watch(self.app, "model", self._model_changed, init=False)
 
     def list_models(self, pick: str | None = None) -> None:
-        """Refill step 1's list from a worker: listing may scan the whole library, never on the UI thread.
-        `pick` selects that path once listed (a float copy just made), else the app's active model."""
-        self._listing += 1
+        """Refill step 1's list (read in a worker: listing may scan the whole library). `pick` selects that
+        path once listed (a float copy just made), else the app's active model."""
         active = self.app.model
-        self.query_one(ModelStep).show_facts("Reading the library…")
-        self._list_worker(active, pick or active, bool(pick), self._listing)
-
-    @work(thread=True, exclusive=True, group="quant-models", exit_on_error=False)
-    def _list_worker(self, active: str | None, preselect: str | None, pick: bool, generation: int) -> None:
-        try:
-            models, error = self._client().models(active), None
-        except TemperError as exc:
-            models, error = [], str(exc)
-        except Exception as exc:  # a bug must show, not vanish with the worker
-            models, error = [], f"listing models failed: {type(exc).__name__}: {exc}"
-        self.post_message(ModelsListed(models, error, preselect, pick, generation))
+        self.query_one(ModelStep).read_models(self._client(), active, pick or active, bool(pick))
 
     def on_models_listed(self, message: ModelsListed) -> None:
         message.stop()
-        if message.generation != self._listing:      # an older list arriving late: a newer one is coming
-            return
         step = self.query_one(ModelStep)
+        if message.generation != step.listing:       # an older list arriving late: a newer one is coming
+            return
         if message.error:
             self.error(message.error)
         step.set_models(message.models, preselect=message.preselect)
@@ -135,7 +110,6 @@ class QuantizeView(TemperNode, Vertical):
                 self.error(str(exc))
             else:
                 step.set_models([choice, *step.choices], preselect=path)
-        self.models_listed = message.generation
         self._show_model_facts(step.current)
         if message.pick:
             self._focus_step()
