@@ -174,6 +174,8 @@ def main() -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/scale"))
     p.add_argument("--smol", type=Path, help="SmolLM2-135M bf16 folder (cpu rows)")
     p.add_argument("--llama-layers", type=int, default=32, help="layers of the Llama-3-8B shape (32 = the real one)")
+    p.add_argument("--tiny-shapes", action="store_true",
+                   help="gpu rows with tiny models of the same architectures (a CPU check of the gpu path)")
     p.add_argument("--timeout", type=float, default=3600.0, help="per row, seconds")
     p.add_argument("--skip", default="", help="comma-separated row keys to skip (vocab, smol, smol-sens, dq, e2b...)")
     p.add_argument("--only", default="", help="comma-separated row keys to run (the others are skipped)")
@@ -194,8 +196,14 @@ def main() -> int:
                      ("SmolLM2-135M bf16", "dynamic_quant", "dq", args.smol)]
     elif args.what == "gpu":
         llama = dict(LLAMA8B, num_hidden_layers=args.llama_layers)
-        rows += [("SmolLM2-135M shape (random weights)", "quantize", "smol-shape", SMOL),
-                 ("gemma4 E2B shape", "quantize", "e2b", E2B),
+        smol, e2b = SMOL, E2B
+        if args.tiny_shapes:
+            from temper.core.library.synthetic import GEMMA4_TEXT_TINY
+
+            smol, e2b = TINY, dict(GEMMA4_TEXT_TINY, vocab_size=1024, vocab_size_per_layer_input=1024)
+            llama = dict(TINY, num_hidden_layers=args.llama_layers)
+        rows += [("SmolLM2-135M shape (random weights)", "quantize", "smol-shape", smol),
+                 ("gemma4 E2B shape", "quantize", "e2b", e2b),
                  (f"Llama-3-8B shape, {args.llama_layers} of 32 layers", "quantize", "llama8b", llama)]
     else:
         rows += [("tiny vocab shape", "quantize", "vocab", TINY_VOCAB), ("tiny", "quantize", "smol", TINY),
