@@ -139,10 +139,13 @@ def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], t
         except subprocess.TimeoutExpired:
             proc = None
     lines = [x for x in log.read_text().splitlines() if x.strip() and "warn" not in x.lower()]
-    if proc is None or proc.returncode != 0 or not stats.is_file():
+    if proc is None or not stats.is_file():
         why = f"timed out after {time.perf_counter() - start:.0f} s" if proc is None else f"exit {proc.returncode}"
         raise RuntimeError(f"{why}; last output: " + " / ".join(lines[-2:]))
-    return json.loads(stats.read_text())
+    result = json.loads(stats.read_text())
+    if proc.returncode != 0:   # finished (stats written after the method returned), then died at exit
+        result["exit"] = f"exit {proc.returncode} after finishing: {lines[-1] if lines else ''}"
+    return result
 
 
 def main() -> int:
@@ -245,6 +248,8 @@ Made by `python docs/benchmarks/real_model_quality.py {' '.join(sys.argv[1:])}` 
 {chr(10).join(lines)}
 
 Rows sorted by real bpw.
+{chr(10).join(f"- {r['name']}: the folder was written and measured, but the process then ended with {r['exit']}"
+              for r in rows if r.get("exit"))}
 
 ## Not run
 
