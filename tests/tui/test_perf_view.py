@@ -14,7 +14,7 @@ from temper.core.bench.metrics import RunTiming
 from temper.core.bench.results import BatchRow, BenchResult, Row
 from temper.core.bench.roofline import Roofline
 from temper.core.bench.runner import BenchConfig, BenchProgress
-from temper.core.engine.events import Cancelled, Event, Failed, Finished
+from temper.core.engine.events import Cancelled, Event, Failed, Finished, Started
 from temper.tui.app import TemperApp
 from temper.tui.bridge import EngineEvent
 from temper.tui.views.performance import PerformanceView
@@ -96,8 +96,11 @@ async def test_live_figures_from_any_stats_event() -> None:
     app = TemperApp(engine=FakeEngine())
     async with app.run_test(size=(150, 45)) as pilot:
         view = await _open(pilot)
+        app.post_message(EngineEvent(Started(1, "chat")))          # the tab follows chat answers
         for i in range(3):
             app.post_message(EngineEvent(ChatStats(1, 0.2, 30.0 + i, 500.0, 4_000_000_000 + i)))
+        app.post_message(EngineEvent(Started(2, "float-copy")))    # ...and no other job it does not own
+        app.post_message(EngineEvent(ChatStats(2, 0.2, 99.0, 500.0, 1)))
         await pilot.pause()
         live = view.query_one(PerfLive)
         assert live.updates == 3 and list(live.tps) == [30.0, 31.0, 32.0]
@@ -160,6 +163,14 @@ async def test_bad_input_is_a_message_not_a_job() -> None:
         await pilot.press("enter")  # Enter in any field runs too
         await pilot.pause()
         assert engine.jobs == [] and "whole numbers" in str(view.query_one("#bench-status", Static).render())
+        view.query_one("#bench-pp", Input).value = "12"
+        view.query_one("#bench-kv", Input).value = "3"
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        assert engine.jobs == [] and "kv bits must be 4 or 8, or 0 for float" in \
+            str(view.query_one("#bench-status", Static).render())
+        view.query_one("#bench-kv", Input).value = "0"             # 0: the float cache, not "unset"
+        assert view.query_one(PerfBench).read_config()[1].kv_bits == 0
 
 
 @pytest.mark.parametrize("end", ["cancel", "fail"])
@@ -277,9 +288,10 @@ async def test_the_active_profile_fills_the_benchmark_fields() -> None:
         custom = load("bench-quick").copy("mine")
         custom.set("bench", "prompt_lengths", [32])
         custom.set("bench", "batch_sizes", [1, 2])
+        custom.set("bench", "kv_bits", 0)
         pilot.app.profile = custom                       # ctrl+o applies a profile: the fields follow
         await pilot.pause()
-        assert (value("#bench-pp"), value("#bench-batch")) == ("32", "1,2")
+        assert (value("#bench-pp"), value("#bench-batch"), value("#bench-kv")) == ("32", "1,2", "0")
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30)])
