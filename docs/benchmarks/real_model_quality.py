@@ -3,6 +3,12 @@
     python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--out FILE.md]
         [--only ROW...] [--skip ROW...] [--sensitivity SCORES.json] [--eval-chunks N]
 
+On the GPU machine (no network; ship the GGUF), the device tool's 10-minute limit per command means the
+table is made in parts, each with its own --out, on one warm machine (same --work, so the import and
+the sensitivity scores cached by the first temper row are reused), e.g.
+    ... real_model_quality.py --gguf G --work /tmp/rmq --budget-s 540 --only "mlx-lm" --out $OUT/a.md
+    ... --only "temper 4.5 (default)" "temper 3.8 (default)" "temper 3.5" "temper 5.0" --out $OUT/b.md
+
 `--sensitivity` hands every temper row a saved score file (`temper quantize --sensitivity`), so a slow
 CPU spends its time on the writes and the evaluation; the table then says the scores were reused.
 
