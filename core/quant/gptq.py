@@ -1,7 +1,10 @@
 """Error-compensated rounding through the model, one transformer block at a time (GPTQ-style).
 
-1. One forward pass per calibration chunk with every block wrapped by a tap that records the block's call
-   arguments (mask, cache, per-layer inputs...) and, for the first block, its input hidden states.
+1. One capture pass per calibration chunk with every block wrapped by a tap that records the block's call
+   arguments (mask, cache, per-layer inputs...) and, for the first block, its input hidden states. Blocks
+   that return a plain array are skipped in this pass (the tap hands its input on unchanged): their call
+   arguments do not depend on the hidden states, so the pass costs an embedding lookup. Blocks that return
+   a tuple (gemma4 hands shared K/V on to later layers) run for real.
 2. For block i: its planned affine Linears are wrapped by recorders that add xᵀx of their input into an
    accumulator of `HRegistry` (Linears fed the same input — q/k/v, gate/up — share one), the block runs on
    every chunk's hidden states, the recorders come out, and each Linear is rounded by
@@ -11,10 +14,13 @@
 3. The hidden states move on to block i+1: through the block as just quantized (`sequential`, so later
    blocks correct for the earlier blocks' errors) or as the float block computed them.
 
-An untied `lm_head` is rounded against the final hidden states of the float model (recorded in step 1).
-Embedding lookups and non-affine modes keep round-to-nearest (with clip search when asked): they have no
-input activations, or no integer grid to feed errors back on. Memory: the model, the calibration hidden
-states (chunks × tokens × hidden, in the model's dtype) and one block's H matrices (float32).
+On a CPU the block passes run in float32 (the block's weights are cast for its pass and put back before
+rounding): MLX's CPU backend multiplies bfloat16 without BLAS, at 1-8 GFLOP/s against 30+ in float32.
+An untied `lm_head` is rounded against the final hidden states of the float model (its capture pass runs
+every block). Embedding lookups and non-affine modes keep round-to-nearest (with clip
+search when asked): they have no input activations, or no integer grid to feed errors back on. Memory: the
+model, one block in float32, the calibration hidden states (chunks × tokens × hidden) and one block's H
+matrices (float32).
 """
 
 from __future__ import annotations
@@ -83,18 +89,25 @@ class HRegistry:
         self.tokens.clear()
 
 
+class Stop(Exception):
+    """Ends a capture pass once everything it needed was recorded (the rest of the model is not run)."""
+
+
 def _module_classes() -> tuple[Any, Any]:
     import mlx.nn as nn
 
     class Tap(nn.Module):
-        """Stands in for a block during the capture pass: records its call, then runs it."""
+        """Stands in for a block during the capture pass: records its call, then runs it (mode "run")
+        or hands its input on unchanged ("skip"); "probe": runs the first block and picks one of the two."""
 
-        def __init__(self, inner: Any, keep_input: bool) -> None:
+        def __init__(self, inner: Any, keep_input: bool, last: bool) -> None:
             super().__init__()
             self.inner = inner
             object.__setattr__(self, "calls", [])
             object.__setattr__(self, "inputs", [])
             object.__setattr__(self, "keep_input", keep_input)
+            object.__setattr__(self, "last", last)
+            object.__setattr__(self, "cap", {"mode": "probe", "stop": False, "work": None})
 
         def __getattr__(self, name: str) -> Any:   # the model reads block attributes (use_sliding...)
             try:
@@ -105,21 +118,35 @@ def _module_classes() -> tuple[Any, Any]:
                 return getattr(self["inner"], name)
 
         def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+            st = self.cap
             self.calls.append((args, kwargs))
             if self.keep_input:
                 self.inputs.append(x)
-            return self.inner(x, *args, **kwargs)
+            if st["mode"] == "skip":
+                out = x
+            else:
+                with _working(self.inner, st["work"]):
+                    out = self.inner(_cast(x, st["work"]), *args, **kwargs)
+                if st["mode"] == "probe":          # the first block decides for the rest of the pass
+                    st["mode"] = "run" if isinstance(out, tuple) else "skip"
+                    if st["mode"] == "skip":
+                        out = x
+            if self.last and st["stop"]:
+                raise Stop
+            return out
 
     class Recorder(nn.Module):
         """Stands in for a Linear while its block runs: adds xᵀx of its input to the registry."""
 
-        def __init__(self, inner: Any, registry: HRegistry, seen: dict[int, tuple[Any, str]], key: str) -> None:
+        def __init__(self, inner: Any, registry: HRegistry, seen: dict[int, tuple[Any, str]], key: str,
+                     stop: bool = False) -> None:
             super().__init__()
             self.inner = inner
             object.__setattr__(self, "registry", registry)
             object.__setattr__(self, "seen", seen)
             object.__setattr__(self, "key", key)
             object.__setattr__(self, "shared", None)
+            object.__setattr__(self, "stop", stop)
 
         def __call__(self, x: Any) -> Any:
             hit = self.seen.get(id(x))
@@ -129,9 +156,46 @@ def _module_classes() -> tuple[Any, Any]:
                 object.__setattr__(self, "shared", self.key)
             else:
                 object.__setattr__(self, "shared", hit[1])
+            if self.stop:
+                raise Stop
             return self.inner(x)
 
     return Tap, Recorder
+
+
+def _cast(x: Any, dtype: Any) -> Any:
+    import mlx.core as mx
+
+    if dtype is None or not isinstance(x, mx.array) or not mx.issubdtype(x.dtype, mx.floating):
+        return x
+    return x.astype(dtype)
+
+
+class _working:
+    """Within the block, its floating parameters cast to `dtype` (None: unchanged); put back on exit."""
+
+    def __init__(self, block: Any, dtype: Any) -> None:
+        self.block, self.dtype, self.saved = block, dtype, None
+
+    def __enter__(self) -> None:
+        if self.dtype is None:
+            return
+        from mlx.utils import tree_map
+
+        self.saved = self.block.parameters()
+        self.block.update(tree_map(lambda a: _cast(a, self.dtype), self.saved))
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is not None:
+            self.block.update(self.saved)
+            self.saved = None
+
+
+def work_dtype() -> Any:
+    """The dtype of the block passes: float32 on a CPU (BLAS), the model's own elsewhere (None)."""
+    import mlx.core as mx
+
+    return mx.float32 if mx.default_device() == mx.cpu else None
 
 
 def _hidden(out: Any) -> Any:
@@ -146,13 +210,16 @@ def _set(model: Any, path: str, module: Any) -> None:
 
 def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rounding: Rounding, *,
                     on_tensor: Callable[[str], None], say: Say | None = None,
-                    registry: HRegistry | None = None) -> dict[str, Any]:
+                    registry: HRegistry | None = None, capture: str = "auto") -> dict[str, Any]:
     """Round every planned affine Linear of the blocks (and an untied lm_head) in place with GPTQ.
 
     `on_tensor(path)` runs after each tensor is written into the model (progress and cancel go there).
-    Returns what was done: tensors rounded, calibration tokens, peak H accumulators and bytes."""
+    `capture`: "auto" (skip blocks that return plain arrays in the capture pass) or "run" (run them all).
+    Returns what was done: tensors rounded, calibration tokens, peak H accumulators and bytes, whether the
+    capture pass ran the blocks."""
     import mlx.core as mx
     import mlx.nn as nn
+    import numpy as np
 
     if not chunks:
         raise QuantError("GPTQ rounding needs calibration text")
@@ -166,6 +233,7 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
     if any(p is None for p in prefixes):
         raise QuantError("GPTQ rounding could not name this model's blocks")
     wanted = plan.by_path()
+    work = work_dtype()
 
     def planned(path: str, module: Any) -> bool:
         e = wanted.get(path)
@@ -174,22 +242,29 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
                 and e.candidate.fits(tuple(module.weight.shape)))
 
     Tap, Recorder = _module_classes()
-    # 1. capture: block call arguments, block-0 inputs, and the lm_head input (untied only)
-    taps = [Tap(layer, i == 0) for i, layer in enumerate(layers)]
-    owner = model.layers
-    for i, tap in enumerate(taps):
-        owner[i] = tap
     head = getattr(model, "lm_head", None)
     head_ok = head is not None and planned("lm_head", head)
+    # 1. capture: block call arguments, block-0 inputs, and the lm_head input (untied only, which needs
+    #    the float model's final hidden states: then every block runs)
+    taps = [Tap(layer, i == 0, i == len(layers) - 1) for i, layer in enumerate(layers)]
+    state = {"mode": "probe" if capture == "auto" and not head_ok else "run", "stop": not head_ok,
+             "work": work}
+    owner = model.layers
+    for i, tap in enumerate(taps):
+        object.__setattr__(tap, "cap", state)
+        owner[i] = tap
     seen: dict[int, tuple[Any, str]] = {}
     if head_ok:
-        model.lm_head = Recorder(head, registry, seen, "lm_head")
+        model.lm_head = Recorder(head, registry, seen, "lm_head", stop=True)
     tokens = 0
     try:
         for chunk in chunks:
             seen.clear()
-            ids = mx.array([list(chunk)])
-            mx.eval(model(ids), taps[0].inputs[-1], *(registry.live.values()))
+            try:
+                model(mx.array([list(chunk)]))
+            except Stop:
+                pass
+            mx.eval(taps[0].inputs[-1], *(registry.live.values()))
             tokens += len(chunk)
     finally:
         for i, layer in enumerate(layers):
@@ -197,36 +272,46 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
         if head_ok:
             model.lm_head = head
     head_h = registry.pop("lm_head") if head_ok else None
-    xs = list(taps[0].inputs)
+    xs = [_cast(x, work) for x in taps[0].inputs]
     done: list[str] = []
 
     def round_group(paths: list[str], mods: list[Any], h: Any) -> None:
         c = wanted[paths[0]].candidate
         assert c is not None
         dtype = mods[0].weight.dtype
-        w = mx.concatenate([m.weight for m in mods], axis=0)
-        q, s, b = gptq(w, h, c.bits, c.group_size, dtype, clip=rounding.clip, act_order=rounding.act_order,
-                       damp=rounding.damp)
+        w = np.concatenate([np.array(m.weight.astype(mx.float32)) for m in mods], axis=0)
+        q, s, b = gptq(w, np.array(h), c.bits, c.group_size, dtype, clip=rounding.clip,
+                       act_order=rounding.act_order, damp=rounding.damp)
         start = 0
         for path, mod in zip(paths, mods, strict=True):
             n = mod.weight.shape[0]
-            wq, sq, bq = quantized_arrays(q[start:start + n], s[start:start + n], b[start:start + n], c.bits, dtype)
-            start += n
             ql = mod.to_quantized(group_size=c.group_size, bits=c.bits, mode="affine")
-            ql.weight, ql.scales, ql.biases = wq, sq, bq
+            ql.weight, ql.scales, ql.biases = quantized_arrays(q[start:start + n], s[start:start + n],
+                                                               b[start:start + n], c.bits, dtype)
+            start += n
             mx.eval(ql.parameters())
             _set(model, path, ql)
             done.append(path)
             on_tensor(path)
+
+    def run_block(layer: Any, i: int, xs: list[Any], record: bool) -> list[Any]:
+        from mlx.utils import tree_map
+
+        outs = []
+        with _working(layer, work):
+            for x, call in zip(xs, taps[i].calls, strict=True):
+                seen.clear()
+                a, k = tree_map(lambda v: _cast(v, work), call)
+                outs.append(_hidden(layer(x, *a, **k)))
+                mx.eval(outs[-1], *(registry.live.values() if record else ()))
+        return outs
 
     # 2-3. block by block
     for i, layer in enumerate(layers):
         prefix = prefixes[i]
         linears = [(f"{prefix}.{p}", m) for p, m in layer.named_modules() if p and planned(f"{prefix}.{p}", m)]
         if not linears:
-            outs = [_hidden(layer(x, *a, **k)) for x, (a, k) in zip(xs, taps[i].calls, strict=True)]
-            mx.eval(outs)
-            xs = outs
+            xs = run_block(layer, i, xs, record=False)
             continue
         seen = {}
         recorders = []
@@ -235,11 +320,7 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
             _set(model, path, rec)
             recorders.append((path, mod, rec))
         try:
-            outs = []
-            for x, (a, k) in zip(xs, taps[i].calls, strict=True):
-                seen.clear()
-                outs.append(_hidden(layer(x, *a, **k)))
-                mx.eval(outs[-1], *(registry.live.values()))
+            outs = run_block(layer, i, xs, record=True)
         finally:
             for path, mod, _rec in recorders:
                 _set(model, path, mod)
@@ -252,8 +333,7 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
             round_group([p for p, _ in members], [m for _, m in members], registry.live[hkey])
         registry.clear()
         if rounding.sequential:
-            outs = [_hidden(layer(x, *a, **k)) for x, (a, k) in zip(xs, taps[i].calls, strict=True)]
-            mx.eval(outs)
+            outs = run_block(layer, i, xs, record=False)
         xs = outs
         say(f"block {i + 1}/{len(layers)}")
     if head_ok and head_h is not None:
@@ -261,4 +341,4 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
     del xs
     mx.clear_cache()
     return {"tensors": len(done), "tokens": tokens, "peak_h": registry.peak_count,
-            "peak_h_bytes": registry.peak_bytes, "paths": done}
+            "peak_h_bytes": registry.peak_bytes, "paths": done, "capture": state["mode"]}

@@ -2,17 +2,23 @@
 
 MLX's affine format stores, per row and per group of `group_size` input columns, a scale s and a bias b
 (in the model's float dtype) and packed integers q in [0, 2^bits - 1]; the weight reads back as s·q + b.
-`mx.quantize` picks s and b from the group's min and max and rounds to nearest. Here:
+`mx.quantize` picks s and b from the group's min and max (`minmax_params`, the same arithmetic) and
+rounds to nearest. Here, in float32: element-wise work and the column loop in NumPy, the products and
+factorisations in MLX (on a CPU its BLAS/LAPACK is the fast library temper preloads, while NumPy's bundled
+one thrashes its threads on a busy machine: a 1536² Cholesky took 10 s in NumPy, 0.25 s in MLX):
 
 - `choose_params`: s and b per (row, group) from a grid of shrink factors (the group's range scaled by
   p ∈ SHRINKS toward zero), keeping for each (row, group) the one with the least output error
   Δᵀ·H_gg·Δ, where H_gg is the group's diagonal block of the input second-moment matrix H = Σ xᵀx (the
-  identity where no activations are known: plain squared error). p = 1 is always a candidate, so the
+  identity where no activations are known: plain squared error). p = 1 is mx.quantize's own choice, so the
   chosen grid is never worse than mx.quantize's by that measure.
 - `gptq`: columns are rounded one at a time and each column's rounding error is spread over the columns
-  not yet rounded through the upper Cholesky factor of H⁻¹ (Frantar et al., 2022), in blocks of 128
-  columns. Group parameters are chosen once per group, from the error-updated weights when the group
-  starts (or from the original weights up front with act-order, whose column order crosses groups).
+  not yet rounded through the upper Cholesky factor U of H⁻¹ (Frantar et al., 2022), lazily: by rank-1
+  updates inside 16 columns, by a matrix product onto the rest of the 128-column block, by one matrix
+  product per block onto the later columns. The
+  weights are held transposed (columns contiguous). Group parameters are chosen when the loop reaches a
+  group, from the error-updated weights, or, with act-order (columns in order of decreasing H diagonal,
+  which crosses groups), once up front from the original weights ("static groups").
 - `pack`: the integers packed exactly as `mx.quantize` packs them (a little-endian bit stream in uint32
   words), so plain `mlx_lm.load` reads the result and `mx.dequantize` gives back s·q + b.
 
@@ -28,156 +34,196 @@ import numpy as np
 
 SHRINKS = (1.0, 0.975, 0.95, 0.925, 0.9, 0.875, 0.85, 0.825, 0.8, 0.775, 0.75)
 BLOCK = 128
+INNER = 16                     # rank-1 updates inside 16 columns, a product for the rest of the block
 DAMP = 0.01
+ROWS_PER_SLICE = 4096          # clip search without H works on row slices (a 262k-row embedding)
 
 
-def dequant_error(w: Any, s: Any, b: Any, bits: int) -> Any:
-    """(rounded − w) for weights `w` (..., gs) with scale/bias broadcast over the last axis."""
-    import mlx.core as mx
+def dtype_name(dtype: Any) -> str:
+    """'bfloat16' | 'float16' | 'float32' for an MLX or NumPy dtype or a name."""
+    name = str(dtype).rsplit(".", 1)[-1]
+    if name not in ("bfloat16", "float16", "float32"):
+        raise ValueError(f"scales cannot be stored as {name}")
+    return name
 
-    q = mx.clip(mx.round((w - b) / s), 0, 2 ** bits - 1)
-    return s * q + b - w
+
+def to_dtype(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """float32 values rounded (to nearest even) to what `dtype` can hold, still as float32."""
+    x = np.asarray(x, dtype=np.float32)
+    name = dtype_name(dtype)
+    if name == "float32":
+        return x
+    if name == "float16":
+        return x.astype(np.float16).astype(np.float32)
+    u = np.ascontiguousarray(x).view(np.uint32)
+    u = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return u.view(np.float32)
 
 
-def choose_params(w: Any, h_blocks: Any | None, bits: int, group_size: int, dtype: Any,
-                  shrinks: tuple[float, ...] = SHRINKS) -> tuple[Any, Any]:
+def minmax_params(wg: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and bias of each group (last axis) as mx.quantize computes them (before the dtype cast):
+    the extreme of larger magnitude lands exactly on the grid."""
+    nb = 2 ** bits - 1
+    hi, lo = wg.max(-1), wg.min(-1)
+    low_edge = np.abs(lo) > np.abs(hi)
+    s = np.maximum((hi - lo) / nb, 1e-7)
+    s = np.where(low_edge, s, -s)
+    edge = np.where(low_edge, lo, hi)
+    q0 = np.rint(edge / s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(q0 != 0, edge / np.where(q0 != 0, q0, 1), s)
+    b = np.where(q0 == 0, 0.0, edge)
+    return s.astype(np.float32), b.astype(np.float32)
+
+
+def grid(wg: np.ndarray, s: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """Integers (as float32) of `wg` (..., gs) on scale/bias (...,) broadcast over the last axis."""
+    return np.clip(np.rint((wg - b[..., None]) / s[..., None]), 0, 2 ** bits - 1)
+
+
+def choose_params(w: np.ndarray, h_blocks: np.ndarray | None, bits: int, group_size: int, dtype: Any,
+                  shrinks: tuple[float, ...] = SHRINKS) -> tuple[np.ndarray, np.ndarray]:
     """Scales and biases (rows, groups), float32 holding `dtype` values, for weights `w` (rows, cols).
 
     `h_blocks`: (groups, gs, gs) diagonal blocks of H for these columns, or None for plain squared error."""
-    import mlx.core as mx
-
+    w = np.asarray(w, dtype=np.float32)
     rows, cols = w.shape
-    ng = cols // group_size
-    wg = w.reshape(rows, ng, group_size)
+    if h_blocks is None and rows > ROWS_PER_SLICE:
+        parts = [choose_params(w[r:r + ROWS_PER_SLICE], None, bits, group_size, dtype, shrinks)
+                 for r in range(0, rows, ROWS_PER_SLICE)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    wg = w.reshape(rows, cols // group_size, group_size)
+    hb = None if h_blocks is None else _mx_array(h_blocks)
     best_err = best_s = best_b = None
+    s1, b1 = minmax_params(wg, bits)     # the range scaled by p gives p·s and p·b: one min/max pass
     for p in shrinks:
-        _, s, b = mx.quantize((w * p).astype(dtype), group_size=group_size, bits=bits)
-        s, b = s.astype(mx.float32)[..., None], b.astype(mx.float32)[..., None]
-        d = dequant_error(wg, s, b, bits)
-        if h_blocks is None:
-            err = (d * d).sum(-1)
+        s, b = to_dtype(s1 * np.float32(p), dtype), to_dtype(b1 * np.float32(p), dtype)
+        d = s[..., None] * grid(wg, s, b, bits) + b[..., None] - wg
+        if hb is None:
+            err = np.einsum("rgk,rgk->rg", d, d)
         else:
-            dg = d.transpose(1, 0, 2)                     # (groups, rows, gs): one BLAS product per group
-            err = ((dg @ h_blocks) * dg).sum(-1).T
+            err = _quadratic(d, hb)
         if best_err is None:
             best_err, best_s, best_b = err, s, b
         else:
-            better = (err < best_err)[..., None]
-            best_err = mx.minimum(err, best_err)
-            best_s, best_b = mx.where(better, s, best_s), mx.where(better, b, best_b)
-        mx.eval(best_err, best_s, best_b)
-    return best_s[..., 0], best_b[..., 0]
+            better = err < best_err
+            best_err = np.where(better, err, best_err)
+            best_s, best_b = np.where(better, s, best_s), np.where(better, b, best_b)
+    assert best_s is not None and best_b is not None
+    return best_s, best_b
 
 
-def diag_blocks(h: Any, group_size: int) -> Any:
-    """(groups, gs, gs) diagonal blocks of a square matrix."""
+def _mx_array(x: np.ndarray) -> Any:
     import mlx.core as mx
 
+    return mx.array(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _quadratic(d: np.ndarray, hb: Any) -> np.ndarray:
+    """(rows, groups) of dᵀ·H_g·d for d (rows, groups, gs) and H blocks (groups, gs, gs), in MLX."""
+    dg = _mx_array(d.transpose(1, 0, 2))                    # (groups, rows, gs): one BLAS product per group
+    return np.array(((dg @ hb) * dg).sum(-1)).T
+
+
+def diag_blocks(h: np.ndarray, group_size: int) -> np.ndarray:
+    """(groups, gs, gs) diagonal blocks of a square matrix."""
     n = h.shape[0] // group_size
-    return mx.stack([h[g * group_size:(g + 1) * group_size, g * group_size:(g + 1) * group_size]
+    return np.stack([h[g * group_size:(g + 1) * group_size, g * group_size:(g + 1) * group_size]
                      for g in range(n)])
 
 
-def inverse_cholesky(h: Any, damp: float = DAMP) -> Any:
-    """Upper Cholesky factor U of (H + λI)⁻¹ (λ = damp × mean diagonal), computed on the CPU in float32."""
+def inverse_cholesky(h: np.ndarray, damp: float = DAMP) -> np.ndarray:
+    """Upper Cholesky factor U of (H + λI)⁻¹, λ = damp × mean diagonal, on MLX's CPU stream in float32
+    (λ raised tenfold while the factor is not finite)."""
     import mlx.core as mx
 
-    with mx.stream(mx.cpu):
-        n = h.shape[0]
-        lam = damp * mx.mean(mx.diag(h)) + 1e-8
-        hd = h + lam * mx.eye(n, dtype=mx.float32)
-        lower = mx.linalg.cholesky(hd)
-        hinv = mx.linalg.cholesky_inv(lower)
-        upper = mx.linalg.cholesky(hinv, upper=True)
-        mx.eval(upper)
-    return upper
+    n = h.shape[0]
+    mean = float(np.mean(np.diag(h))) + 1e-8
+    hm = _mx_array(h)
+    for attempt in range(6):
+        with mx.stream(mx.cpu):
+            lam = damp * 10 ** attempt * mean
+            lower = mx.linalg.cholesky(hm + lam * mx.eye(n, dtype=mx.float32))
+            upper = mx.linalg.cholesky(mx.linalg.cholesky_inv(lower), upper=True)
+            u = np.array(upper)
+        if np.isfinite(u).all() and (np.diag(u) > 0).all():
+            return u
+    raise ValueError("H is not positive definite even with 10^5 x the damping")
 
 
-def gptq(w: Any, h: Any, bits: int, group_size: int, dtype: Any, *, clip: bool = True,
-         act_order: bool = False, damp: float = DAMP) -> tuple[Any, Any, Any]:
-    """Error-compensated rounding of `w` (rows, cols) against H (cols, cols).
+def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *, clip: bool = True,
+         act_order: bool = False, damp: float = DAMP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Error-compensated rounding of `w` (rows, cols) against H (cols, cols), both float32 NumPy.
 
-    Returns (q, scales, biases): q integer-valued float32 (rows, cols) in the original column order,
-    scales/biases float32 (rows, groups) holding `dtype`-representable values."""
-    import mlx.core as mx
-
-    w = w.astype(mx.float32)
-    h = h.astype(mx.float32)
+    Returns (q, scales, biases): q uint8 (rows, cols) in the original column order, scales/biases
+    float32 (rows, groups) holding `dtype`-representable values."""
+    w = np.array(w, dtype=np.float32)
+    h = np.array(h, dtype=np.float32)
     rows, cols = w.shape
-    dead = mx.diag(h) <= 0
-    h = h + mx.diag(dead.astype(mx.float32))
-    w = mx.where(dead[None, :], 0.0, w)
+    dead = np.diag(h) <= 0
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
     shrinks = SHRINKS if clip else (1.0,)
-    perm = None
-    scales = biases = None
-    if act_order:
-        # static groups: parameters from the original weights, chosen before any column moves
-        scales, biases = choose_params(w, diag_blocks(h, group_size), bits, group_size, dtype, shrinks)
-        perm = mx.argsort(-mx.diag(h))
-        w = w[:, perm]
-        h = h[perm][:, perm]
-        group_of = (perm // group_size)
-        mx.eval(group_of)
-        group_of = np.array(group_of)
-    u = np.array(inverse_cholesky(h, damp))
     nb = 2 ** bits - 1
-    # The column loop runs in NumPy: each step is a few vector operations on one column, and MLX's
-    # per-operation overhead (graph building, evaluation every few columns) made it ~100x slower.
-    w_np = np.array(w)
-    q_np = np.empty((rows, cols), dtype=np.float32)
+    block = max(BLOCK // group_size, 1) * group_size      # blocks hold whole groups
+    perm = group_of = st = bt = None
     if act_order:
-        s_np, b_np = np.array(scales), np.array(biases)
-    s_groups: list[Any] = []
-    b_groups: list[Any] = []
-    s_col = b_col = None
-    for i1 in range(0, cols, BLOCK):
-        i2 = min(i1 + BLOCK, cols)
-        w1 = w_np[:, i1:i2].copy()
-        u1 = u[i1:i2, i1:i2]
-        err = np.empty((rows, i2 - i1), dtype=np.float32)
+        scales, biases = choose_params(w, diag_blocks(h, group_size), bits, group_size, dtype, shrinks)
+        st, bt = np.ascontiguousarray(scales.T), np.ascontiguousarray(biases.T)   # (groups, rows)
+        perm = np.argsort(-np.diag(h), kind="stable")
+        w, h = w[:, perm], h[perm][:, perm]
+        group_of = perm // group_size
+    else:
+        st = np.empty((cols // group_size, rows), dtype=np.float32)
+        bt = np.empty_like(st)
+    u = inverse_cholesky(h, damp)
+    wt = np.ascontiguousarray(w.T)                         # (cols, rows): a column is one contiguous row
+    qt = np.empty((cols, rows), dtype=np.uint8)
+    for i1 in range(0, cols, block):
+        i2 = min(i1 + block, cols)
+        w1 = wt[i1:i2].copy()
+        err = np.empty_like(w1)
         for i in range(i2 - i1):
             col = i1 + i
-            if act_order:
+            if i % INNER == 0 and i:                       # the previous INNER columns' errors, in one product
+                j = i - INNER
+                w1[i:] -= u[i1 + j:col, col:i2].T @ err[j:i]
+            if group_of is not None:
                 g = int(group_of[col])
-                s_col, b_col = s_np[:, g], b_np[:, g]
-            elif col % group_size == 0:
-                hb = diag_blocks(h[col:col + group_size, col:col + group_size], group_size)
-                s_g, b_g = choose_params(mx.array(w1[:, i:i + group_size]), hb, bits, group_size, dtype, shrinks)
-                s_col, b_col = np.array(s_g[:, 0]), np.array(b_g[:, 0])
-                s_groups.append(s_col)
-                b_groups.append(b_col)
-            x = w1[:, i]
-            q = np.clip(np.round((x - b_col) / s_col), 0, nb)
-            e = (x - (s_col * q + b_col)) / u1[i, i]
-            w1[:, i:] -= np.outer(e, u1[i, i:])
-            q_np[:, col] = q
-            err[:, i] = e
+            else:
+                g = col // group_size
+                if col % group_size == 0:
+                    hb = h[col:col + group_size, col:col + group_size][None]
+                    s_g, b_g = choose_params(w1[i:i + group_size].T, hb, bits, group_size, dtype, shrinks)
+                    st[g], bt[g] = s_g[:, 0], b_g[:, 0]
+            x = w1[i]
+            q = np.clip(np.rint((x - bt[g]) / st[g]), 0, nb)
+            e = (x - (st[g] * q + bt[g])) / u[col, col]
+            end = min((i // INNER + 1) * INNER, i2 - i1)
+            w1[i + 1:end] -= np.outer(u[col, col + 1:i1 + end], e)
+            qt[col] = q
+            err[i] = e
         if i2 < cols:
-            w_np[:, i2:] -= err @ u[i1:i2, i2:]
-    q_all = mx.array(q_np)
-    if act_order:
-        q_all = q_all[:, mx.argsort(perm)]
-    else:
-        scales, biases = mx.array(np.stack(s_groups, axis=1)), mx.array(np.stack(b_groups, axis=1))
-    mx.eval(q_all, scales, biases)
-    return q_all, scales, biases
+            wt[i2:] -= u[i1:i2, i2:].T @ err
+    q_all = qt.T
+    if perm is not None:
+        q_all = q_all[:, np.argsort(perm)]
+    return np.ascontiguousarray(q_all), np.ascontiguousarray(st.T), np.ascontiguousarray(bt.T)
 
 
-def round_to_grid(w: Any, scales: Any, biases: Any, bits: int, group_size: int) -> Any:
-    """Round-to-nearest integers of `w` on given per-group scales and biases."""
-    import mlx.core as mx
-
+def round_to_grid(w: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: int, group_size: int) -> np.ndarray:
+    """Round-to-nearest integers (uint8) of `w` on given per-group scales and biases."""
+    w = np.asarray(w, dtype=np.float32)
     rows, cols = w.shape
-    wg = w.astype(mx.float32).reshape(rows, cols // group_size, group_size)
-    q = mx.clip(mx.round((wg - biases[..., None]) / scales[..., None]), 0, 2 ** bits - 1)
-    return q.reshape(rows, cols)
+    q = grid(w.reshape(rows, cols // group_size, group_size), scales, biases, bits)
+    return q.reshape(rows, cols).astype(np.uint8)
 
 
 def pack(q: Any, bits: int) -> Any:
     """Integers (rows, cols) → uint32 words (rows, cols·bits/32), laid out as mx.quantize lays them."""
     import mlx.core as mx
 
-    q_np = np.asarray(q, dtype=np.float32).astype(np.uint8 if bits <= 8 else np.uint16)
+    q_np = np.asarray(q).astype(np.uint8 if bits <= 8 else np.uint16)
     rows, cols = q_np.shape
     out = np.empty((rows, cols * bits // 32), dtype=np.uint32)
     step = max(1, (64 << 20) // max(cols * bits, 1))
@@ -189,9 +235,10 @@ def pack(q: Any, bits: int) -> Any:
     return mx.array(out)
 
 
-def quantized_arrays(q: Any, scales: Any, biases: Any, bits: int, dtype: Any) -> tuple[Any, Any, Any]:
+def quantized_arrays(q: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: int,
+                     dtype: Any) -> tuple[Any, Any, Any]:
     """The (weight, scales, biases) triple MLX's QuantizedLinear / QuantizedEmbedding hold."""
     import mlx.core as mx
 
-    mx.eval(q)
-    return pack(np.array(q), bits), scales.astype(dtype), biases.astype(dtype)
+    return (pack(q, bits), mx.array(np.asarray(scales, dtype=np.float32)).astype(dtype),
+            mx.array(np.asarray(biases, dtype=np.float32)).astype(dtype))

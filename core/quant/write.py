@@ -201,9 +201,11 @@ def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding:
         assert isinstance(cfg, dict)
         q = module.to_quantized(**cfg)
         if rounding.clip and cfg["mode"] == "affine":
+            import numpy as np
+
             from .rounding import choose_params, quantized_arrays, round_to_grid
 
-            w = module.weight.astype(mx.float32)
+            w = np.array(module.weight.astype(mx.float32))
             s, b = choose_params(w, None, cfg["bits"], cfg["group_size"], module.weight.dtype)
             q.weight, q.scales, q.biases = quantized_arrays(round_to_grid(w, s, b, cfg["bits"], cfg["group_size"]),
                                                             s, b, cfg["bits"], module.weight.dtype)

