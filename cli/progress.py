@@ -8,7 +8,6 @@ sensitivity pass's per-tensor `LayerScored` events are read the same way.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -18,19 +17,18 @@ from rich.progress import Progress as Bars
 
 from ..core.engine.events import Progress
 from ..core.library.format import human_duration
+from .output import stderr_console
 
 PLAIN_EVERY_S = 5.0
 
 
-def stderr_console() -> Console:
-    return Console(file=sys.stderr, highlight=False)
-
-
 def as_progress(event: Any) -> tuple[str, int, int | None, str] | None:
     """(phase, done, total, current item) of a progress-like event, else None."""
+    from ..core.quant.sensitivity import LayerScored  # (MLX is loaded by then: only jobs send events)
+
     if isinstance(event, Progress):
         return event.phase, int(event.done), event.total, event.message
-    if type(event).__name__ == "LayerScored":
+    if isinstance(event, LayerScored):
         return "sensitivity", int(event.done), int(event.total) or None, f"{event.method} {event.path}".strip()
     return None
 
@@ -55,7 +53,8 @@ class PlainLines:
         if new:
             self.phase, self.started, self.last, self.first_done = phase, now, 0.0, done
         finished = total is not None and done >= total
-        if not (new or finished or now - self.last >= PLAIN_EVERY_S):
+        said = total is None and bool(message)   # an announcement (e.g. which sensitivity pass, and why)
+        if not (new or finished or said or now - self.last >= PLAIN_EVERY_S):
             return
         self.last = now
         count = f" {done}/{total}" if total else ""
@@ -87,6 +86,8 @@ class LiveBars:
         self.current = phase
         if phase not in self.tasks:
             self.tasks[phase] = self.bars.add_task(phase, total=total, item="")
+        if total is None and message:       # an announcement: kept as a line above the bars
+            self.bars.console.print(f"[{phase}] {message}", markup=False, highlight=False, soft_wrap=True)
         item = message if len(message) <= 60 else "…" + message[-59:]
         self.bars.update(self.tasks[phase], completed=done, total=total, item=item)
 
