@@ -134,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("model")
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--prompts", type=int, default=len(PROMPTS))
+    ap.add_argument("--first", type=int, default=1, help="start at this prompt (1-based)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--free", help="variants that also run free (default: all; '' for none)")
     ap.add_argument("--fp32", action="store_true", help="cast the model to float32 first")
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     rows: list[str] = []
     totals = {v: [0, 0, 0, 0.0, [], 0] for v in variants}  # free same, forced same, n, KL, margins, n free
     ref_margins: list[float] = []
-    for prompt in PROMPTS[: args.prompts]:
+    for prompt in PROMPTS[args.first - 1: args.first - 1 + args.prompts]:
         ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
         ref = free_run(model, ids, args.tokens, "float", gs)
         ref_lp = forced(model, ids, ref, "float", gs)
