@@ -19,6 +19,7 @@ from textual.widgets import ContentSwitcher, Static
 from ..bridge import EngineEvent
 from ..quant_client import ModelChoice, client_for, tab_is_active
 from ..widgets.quant_dialogs import PathPrompt, ResumeChoice, ResumeOffer
+from ..widgets.quant_evals import EvalPanel, EvalsFinished
 from ..widgets.quant_review import ReviewStep, SaveProfileRequested
 from ..widgets.quant_run import CancelRequested, ResultAction, ResultStep, RunStep
 from ..widgets.quant_setup import (
@@ -292,6 +293,8 @@ class QuantizeView(Vertical):
         if self.copy_job is not None and event.job == self.copy_job.id:
             self._copy_event(event)
             return
+        if self.query_one(EvalPanel).handle(event):
+            return
         if self.job is None or event.job != self.job.id:
             return
         run = self.query_one(RunStep)
@@ -302,6 +305,7 @@ class QuantizeView(Vertical):
             run.ended("done")
             self.result = event.result if isinstance(event.result, dict) else {}
             self.query_one(ResultStep).show(self.result)
+            self.query_one(EvalPanel).preset(self.request, self.result.get("output"))
             self.go(5)
         elif isinstance(event, Failed):
             self.job = None
@@ -358,6 +362,12 @@ class QuantizeView(Vertical):
             self.action_new()
         elif message.action == "back":
             self.action_previous()
+
+    def on_evals_finished(self, message: EvalsFinished) -> None:
+        message.stop()
+        if self.result is not None:
+            self.result["capability"] = message.capability
+            self.query_one(ResultStep).show(self.result)
 
     # -- resume -----------------------------------------------------------------------------------------
     def offer_resume(self) -> None:
