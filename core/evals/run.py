@@ -33,7 +33,8 @@ class EvalSettings:
         return min(MAX_TOKENS[task], self.max_new) if self.max_new else MAX_TOKENS[task]
 
     def task_settings(self, task: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": task, "limit": self.limit, "max_tokens": self.max_tokens(task),
+        limit = self.limit if self.limit is not None and self.limit < tasks.count(task) else None
+        out: dict[str, Any] = {"task": task, "limit": limit, "max_tokens": self.max_tokens(task),
                                "compute": compute_mode(),
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
         if task == "humaneval":

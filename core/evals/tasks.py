@@ -129,6 +129,11 @@ def mmlu_split() -> tuple[dict[str, list[Problem]], list[Problem]]:
     return shots, scored
 
 
+def count(task: str) -> int:
+    """How many scored problems the task has (a --limit at or above it runs them all: the same result)."""
+    return len(mmlu_split()[1]) if task in ("mmlu", "mmlu_cloze") else len(_load(task))
+
+
 def problems(task: str, limit: int | None = None) -> list[Problem]:
     """The scored problems of a task: all of them, or the first `limit` (MMLU, both formulations: a fixed
     seeded shuffle first, so a small limit still spans subjects)."""

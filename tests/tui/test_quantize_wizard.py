@@ -401,7 +401,10 @@ def test_result_step_runs_the_chosen_eval_tasks_and_shows_their_rows(engine, tmp
     app, client = make_app(engine, tmp_path)
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
+        for expected in ("step-goal", "step-calibration", "step-review"):
+            await pilot.press("enter")
+            await wait_for_step(pilot, expected)
+        await pilot.press("enter")
         await wait_for_step(pilot, "step-result")
         app = pilot.app
         assert [t for t in ("humaneval", "gsm8k", "mmlu") if app.query_one(f"#eval-{t}", Checkbox).value] == \
