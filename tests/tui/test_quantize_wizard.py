@@ -424,6 +424,10 @@ def test_result_step_runs_the_chosen_eval_tasks_and_shows_their_rows(engine, tmp
         await _wait_text(pilot, "#eval-status", "Evals done")
         assert client.evals == [(str(tmp_path / "tiny-llama"), str(tmp_path / "out-4.5bpw"), ["gsm8k", "mmlu"], 5)]
         table = app.query_one("#result-table")
+        for _ in range(200):                                 # EvalsFinished reaches the view just after
+            if "capability-gsm8k accuracy" in [str(k.value) for k in table.rows]:
+                break
+            await pilot.pause(0.05)
         assert table.get_row("capability-gsm8k accuracy") == ["gsm8k accuracy", "25.0% [10–50] n=5 (base 50.0%)"]
         assert table.get_row("capability-Capability score")[1] == "25.0% (base 50.0%)"
         assert "capability-humaneval accuracy" not in [str(k.value) for k in table.rows]
