@@ -1,6 +1,7 @@
 """Eval generation speed: the old batched path against the current one, in the same run.
 
     python docs/benchmarks/eval_speed.py MODEL [--limit 32] [--tasks gsm8k,humaneval] [--md FILE]
+    python docs/benchmarks/eval_speed.py MODEL --count-only [--limit N]   # prefill work only, no model run
 
 "before" is what temper's evals did until this change: batch 32, prompts in file order, stop strings only,
 HumanEval capped at 384 tokens. "after" is the current default: batch 64, prompts shortest first, GSM8K
@@ -28,7 +29,11 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=32)
     ap.add_argument("--tasks", default="gsm8k,humaneval")
     ap.add_argument("--md", type=Path)
+    ap.add_argument("--count-only", action="store_true",
+                    help="tokens prefilled (with the padding of prefill groups of 8) in file order vs shortest first")
     args = ap.parse_args()
+    if args.count_only:
+        return count_only(args)
 
     from temper.core.engine.loader import load
     from temper.core.evals import batched, prompts, tasks
@@ -73,6 +78,26 @@ def main() -> int:
     print(lines[-1])
     if args.md:
         args.md.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def count_only(args: argparse.Namespace) -> int:
+    """Prefill work, load-independent: BatchGenerator prefills up to 8 new prompts at a time, right-padded
+    to the longest of the group, so the order prompts enter in sets how many pad tokens are computed."""
+    from temper.core.engine.loader import open_tokenizer
+    from temper.core.evals import prompts, tasks
+
+    tok = open_tokenizer(args.model)
+
+    def padded(lens: list[int], group: int = 8) -> int:
+        return sum(max(lens[i:i + group]) * len(lens[i:i + group]) for i in range(0, len(lens), group))
+
+    for task in args.tasks.split(","):
+        items = tasks.problems(task, args.limit)
+        ps = [prompts.gsm8k(p) for p in items] if task == "gsm8k" else [prompts.humaneval(p) for p in items]
+        lens = [len(tok.encode(p.suffix, add_special_tokens=not p.prefix)) for p in ps]
+        print(f"{task} n={len(items)}: prompt tokens {sum(lens)}; prefilled incl. padding: file order "
+              f"{padded(lens)}, shortest first {padded(sorted(lens))} ({padded(sorted(lens)) / padded(lens):.2f}x)")
     return 0
 
 
