@@ -102,4 +102,6 @@ def count_only(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from temper.core.exit import exit_now
+
+    exit_now(main())          # not sys.exit: MLX can abort in native teardown (core/exit.py)
