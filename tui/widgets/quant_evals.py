@@ -52,7 +52,7 @@ class EvalPanel(Vertical):
     EvalPanel Label { padding: 0 1 0 0; }
     EvalPanel Checkbox { margin-right: 1; }
     EvalPanel #eval-limit { width: 8; margin-right: 2; }
-    EvalPanel #eval-status { color: $text-muted; height: auto; }
+    EvalPanel #eval-status { color: $text-muted; height: auto; width: 1fr; margin-left: 2; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -63,13 +63,14 @@ class EvalPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal():
-            yield Label("Capability evals:")
+            yield Label("Evals:")
             for t in TASKS:
                 yield Checkbox(t, t in DEFAULT_TASKS, compact=True, id=f"eval-{t}")
+        with Horizontal():
             yield Label("limit")
             yield Input(str(DEFAULT_LIMIT), placeholder="all", compact=True, id="eval-limit")
             yield Button("Run evals", id="eval-run", compact=True)
-        yield Static("", id="eval-status")
+            yield Static("", id="eval-status")
 
     def preset(self, request: QuantRequest, output: str | None) -> None:
         """The models to compare, and the request's own choice of tasks when it made one (a profile's
