@@ -87,7 +87,7 @@ def timed_request(ctx: Any, model: Any, prompt: list[int], tg: int, plan: Any = 
     import psutil
     from mlx_lm.generate import generate_step
 
-    from ..engine.kv_cache import build_cache
+    from ..engine.kv_cache import build_cache, guard_kernels
 
     mx.synchronize()
     mx.clear_cache()
@@ -96,8 +96,9 @@ def timed_request(ctx: Any, model: Any, prompt: list[int], tg: int, plan: Any = 
     tokens: list[int] = []
     start = time.perf_counter()
     first = now = start
-    for token, _ in generate_step(mx.array(prompt), model, max_tokens=tg, prompt_cache=cache,
-                                  sampler=lambda logprobs: mx.argmax(logprobs, axis=-1)):
+    steps = generate_step(mx.array(prompt), model, max_tokens=tg, prompt_cache=cache,
+                          sampler=lambda logprobs: mx.argmax(logprobs, axis=-1))
+    for token, _ in guard_kernels(steps, plan):
         now = time.perf_counter()
         if not tokens:
             first = now

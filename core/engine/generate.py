@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import JobCancelled, TemperError
 from .events import Event
-from .kv_cache import unsupported_layers
+from .kv_cache import guard_kernels, unsupported_layers
 from .kv_config import describe, plan_for
 from .models import ensure_loaded
 from .prompt_cache import ChatSession, reuse_session
@@ -170,6 +170,7 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
             max_tokens=max_tokens, sampler=sampler, logits_processors=processors or None,
             prompt_cache=session.cache + session.draft_cache)
 
+    steps = guard_kernels(steps, plan)
     stats = GenerationStats(prompt_tokens=len(prompt), prefill_tokens=len(suffix), context_limit=limit,
                             drafter=drafter.label if drafter else "", load_s=t_loaded - t0,
                             kv=describe(plan))

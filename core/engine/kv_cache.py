@@ -160,3 +160,24 @@ def kv_group_for(head_dims: set[int]) -> int:
         f"this model's attention heads are {'/'.join(map(str, sorted(head_dims)))} wide; KV-cache "
         "quantization needs a multiple of 32: turn it off for this model"
     )
+
+
+KERNEL_GAP = "No implementation for problem shape"
+
+
+def guard_kernels(steps: Any, plan: KVPlan | None) -> Any:
+    """Yield from a decode generator; a backend without a quantized-attention kernel for this model's shape
+    (MLX-CUDA 0.32 lacks some: measured on a 31B-shaped Gemma-4, docs/benchmarks/gemma4_gpu.md) becomes one
+    clear line naming the way out instead of a RuntimeError from deep inside mlx-lm."""
+    try:
+        yield from steps
+    except RuntimeError as exc:
+        if plan is None or not plan.quantized or KERNEL_GAP not in str(exc):
+            raise
+        import mlx.core as mx
+
+        detail = str(exc).split(KERNEL_GAP, 1)[1].strip(" :.").split(",")[0]
+        raise TemperError(
+            f"the quantized KV cache ({plan.source or 'kv_config.json'}) needs a quantized-attention kernel that "
+            f"MLX on {mx.default_device()} lacks for this model's shape ({detail}): use --kv-bits 0 "
+            "(float cache) on this machine") from exc

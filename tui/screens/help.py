@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -9,12 +11,17 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from ..typed_app import TemperNode
 
-def binding_rows(app) -> list[tuple[str, str, str, str]]:
+if TYPE_CHECKING:
+    from ..app import TemperApp
+
+
+def binding_rows(app: TemperApp) -> list[tuple[str, str, str, str]]:
     """(keys, description, id, where) for the app's bindings and those of every widget on the main
     screen, with the user's keymap applied: the app's first, then each tab's (in tab order), then the
     dialogs'. Bindings without an id are Textual's own editing keys (cursor moves in a text box...): left out."""
-    keymap = getattr(app, "_keymap", {})
+    keymap = app.settings.keymap
     nodes: list[DOMNode] = [app, *app.screen_stack[0].walk_children(with_self=False)]
     rows: list[tuple[str, str, str, str]] = []
     labels = {tab: label for tab, label, _ in app.tabs}
@@ -73,7 +80,7 @@ def _bindings(node: DOMNode) -> list[Binding]:
     return out
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(TemperNode, ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {

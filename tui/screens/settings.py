@@ -18,8 +18,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from ..typed_app import TemperNode
 
-class SettingsScreen(ModalScreen[bool]):
+
+class SettingsScreen(TemperNode, ModalScreen[bool]):
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
     SettingsScreen > Vertical {

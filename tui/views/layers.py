@@ -19,7 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
 from ..bridge import EngineEvent
-from ..quant_client import Allocation, client_for, human_bytes, tab_is_active
+from ..quant_client import Allocation, human_bytes, tab_is_active
+from ..typed_app import TemperNode
 from ..widgets.layers_budget import BudgetSlider, FrontierPlot
 from ..widgets.layers_heat import SHORT, LayersHeat
 
@@ -28,7 +29,7 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.2e}" if value and value < 1e-3 else f"{value:.4f}"
 
 
-class LayersView(Vertical):
+class LayersView(TemperNode, Vertical):
     DEFAULT_CSS = """
     LayersView #layers-budget { height: 1; padding: 0 1; }
     LayersView #layers-budget Label { width: auto; padding-right: 1; }
@@ -68,9 +69,10 @@ class LayersView(Vertical):
 
     def on_mount(self) -> None:
         self._status()
-        active = getattr(self.app, "active_model", None)
+        self.app.follow_jobs("quantize", self)       # scores of whichever quantize job runs, live
+        active = self.app.model
         if active:
-            table = client_for(self.app).saved_table(str(active))
+            table = self.app.quant_client.saved_table(str(active))
             if table is not None:
                 self.set_table(table)
 
@@ -183,7 +185,7 @@ class LayersView(Vertical):
     @work(thread=True, exclusive=True, group="layers-allocate", exit_on_error=False)
     def _allocate(self, bpw: float, pins: dict[str, str], frontier: bool) -> None:
         # Pure Python (no MLX): the allocator works on saved scores, so a thread worker is fine.
-        client = client_for(self.app)
+        client = self.app.quant_client
         table = self.table
         try:
             alloc = client.allocate(table, bpw, pins)
