@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from ..quant_client import client_for
+from ..bridge import EngineEvent
 
 DEFAULT_TASKS = ("humaneval", "gsm8k")
 DEFAULT_LIMIT = 32      # a quick look on a CPU; clear the box for every problem
@@ -128,8 +128,13 @@ class EvalPanel(Vertical):
             tasks, limit = self.choice()
             if not self.base or not self.output:
                 raise QuantError("no quantized model to evaluate yet")
-            job = client_for(self.app).run_evals(self.base, self.output, tasks, limit)
+            job = self.app.quant_client.run_evals(self.base, self.output, tasks, limit)
         except TemperError as exc:
             self.say(str(exc))
             return
+        self.app.own_job(job.id, self)
         self.start(job, tasks, limit)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        message.stop()
+        self.handle(message.event)
