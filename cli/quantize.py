@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", help="model folder or Hub id (from the local cache)")
     what = p.add_mutually_exclusive_group()
     flags.add_flags(what, QuantRequest, ("target_bpw", "size_gb"))
-    flags.add_flags(p, QuantRequest, [f for f in SETTINGS_FIELDS if f not in ("target_bpw", "size_gb")])
+    flags.add_flags(p, QuantRequest, [f for f in SETTINGS_FIELDS if f not in ("target_bpw", "size_gb")],
+                    aliases={"eval_tasks": ["--eval-tasks"], "eval_limit": ["--eval-limit"]})
     flags.add_flags(p, QuantRequest, RUN_FIELDS)
     p.add_argument("--resume", nargs="?", const="last", metavar="JOB",
                    help="run an unfinished quantize job again (default: the latest one)")

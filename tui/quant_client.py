@@ -126,6 +126,7 @@ class QuantClient(Protocol):
     def interrupted(self) -> list[jobs.JobRecord]: ...
     def resume(self, record: jobs.JobRecord) -> Job[dict]: ...
     def discard(self, record: jobs.JobRecord) -> None: ...
+    def run_evals(self, base: str, quant: str, tasks: list[str], limit: int | None) -> Job[dict]: ...
     def past_results(self, model_path: str) -> list[jobs.JobRecord]: ...
     def request_from_profile(self, profile: Profile | None) -> QuantRequest: ...
     def save_profile(self, name: str, request: QuantRequest, base: Profile | None = None) -> tuple[Profile, Path]: ...
@@ -265,6 +266,33 @@ class EngineQuantClient:
 
     def discard(self, record: jobs.JobRecord) -> None:
         jobs.discard(record)
+
+    def run_evals(self, base: str, quant: str, tasks: list[str], limit: int | None):
+        """Capability evals of `quant` beside its float `base` (cached per model and settings), as an engine
+        job; its result is the wizard's capability dict, also written to the model card and to the
+        quantize job record of `quant` (so Compare shows it later)."""
+        from temper.core.evals.run import EvalSettings
+        from temper.core.evals.tasks import parse_tasks
+
+        settings = EvalSettings(tasks=tuple(parse_tasks(",".join(tasks))), limit=limit)
+        if limit is not None and limit < 1:
+            raise QuantError("eval limit must be ≥ 1")
+
+        def job(ctx) -> dict:
+            from temper.core.evals.card import add_capability_to_card
+            from temper.core.evals.run import evaluate_models
+            from temper.core.quant.pipeline import capability_dict
+
+            models = evaluate_models(ctx, Path(base), [Path(quant)], settings)
+            add_capability_to_card(Path(quant), models)
+            found = capability_dict(models) or {}
+            for record in self.past_results(base):
+                if record.result.get("output") == quant:
+                    record.result["capability"] = found
+                    record.save()
+            return found
+
+        return self._submit(job, "eval")
 
     def past_results(self, model_path: str) -> list[jobs.JobRecord]:
         return [r for r in jobs.all_jobs("quantize")

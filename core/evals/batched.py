@@ -2,12 +2,16 @@
 
 Prompts that share a prefix (the few-shot examples) prefill it once: its KV cache is made a single time
 and handed to every sequence of the group (BatchGenerator merges caches into a new batch cache, so the
-shared one is only read). Generation is greedy; a sequence ends at EOS, at `max_tokens`, or as soon as
-its text holds a stop string (it is then removed from the batch, freeing its slot).
+shared one is only read). Prompts enter the batch shortest first, so a prefill group (and the decode
+batch) pads little. Generation is greedy; a sequence ends at EOS, at `max_tokens`, as soon as its text
+holds a stop string, or as soon as it matches a `done` pattern (the answer is complete, e.g. GSM8K's
+"#### 12" line: what follows cannot change the score). A finished sequence leaves the batch at once,
+and the next waiting prompt takes its slot.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,9 +53,10 @@ def _inputs(tokenizer: Any, prompts: Sequence[Prompt], caches: dict[str, Any]) -
 
 
 def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_tokens: int,
-             stops: Sequence[str] = (), batch: int = 32, check: Callable[[], None] = lambda: None,
-             progress: Progress | None = None, want_logprobs: Sequence[int] | None = None,
-             share_prefix: bool = True) -> list[Any]:
+             stops: Sequence[str] = (), done: Sequence[re.Pattern[str]] = (), batch: int = 64,
+             check: Callable[[], None] = lambda: None, progress: Progress | None = None,
+             want_logprobs: Sequence[int] | None = None, share_prefix: bool = True,
+             by_length: bool = True) -> list[Any]:
     """Greedy completions, in the order of `prompts`: texts, or with `want_logprobs` (token ids) the
     log-probs of those tokens at the first generated position (one step; `max_tokens` is then 1)."""
     import mlx.core as mx
@@ -67,14 +72,17 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
     else:
         ids = [_encode(tokenizer, p.prefix + p.suffix, special=True) for p in prompts]
         cache_list = [None] * len(prompts)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if by_length else list(range(len(ids)))
     eos = sorted(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
     gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in eos],
                          completion_batch_size=batch, prefill_batch_size=min(batch, 8))
+    reach = max((len(x) for x in stops), default=0) + 16
     try:
-        uids = gen.insert(ids, max_tokens=[max_tokens] * len(ids), caches=cache_list)
-        order = {u: i for i, u in enumerate(uids)}
+        uids = gen.insert([ids[i] for i in order], max_tokens=[max_tokens] * len(ids),
+                          caches=[cache_list[i] for i in order])
+        slot = dict(zip(uids, order, strict=True))
         tokens: dict[int, list[int]] = {u: [] for u in uids}
-        tails: dict[int, str] = dict.fromkeys(uids, "")
+        texts: dict[int, str] = dict.fromkeys(uids, "")
         picked: dict[int, list[float]] = {}
         finished: set[int] = set()
         while len(finished) < len(uids):
@@ -87,24 +95,27 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
                     continue
                 if want_logprobs is not None and r.uid not in picked:
                     picked[r.uid] = [float(v) for v in r.logprobs[mx.array(list(want_logprobs))].tolist()]
-                done = r.finish_reason is not None
+                ended = r.finish_reason is not None
                 if r.finish_reason != "stop":
                     tokens[r.uid].append(int(r.token))
-                    if stops:
-                        tails[r.uid] = (tails[r.uid] + tokenizer.decode([int(r.token)]))[-64:]
-                        if any(s in tails[r.uid] for s in stops):
-                            if not done:
+                    if stops or done:
+                        piece = tokenizer.decode([int(r.token)])
+                        text = texts[r.uid] = texts[r.uid] + piece
+                        tail = text[-(len(piece) + reach):]
+                        if any(s in tail for s in stops) or any(d.search(text) for d in done):
+                            if not ended:
                                 gen.remove([r.uid])
-                            done = True
-                if done:
+                            ended = True
+                if ended:
                     finished.add(r.uid)
                     if progress:
                         progress(len(finished), len(uids))
     finally:
         gen.close()
+    by_slot = sorted(uids, key=slot.__getitem__)
     if want_logprobs is not None:
-        return [picked.get(u, [float("-inf")] * len(want_logprobs)) for u in sorted(uids, key=order.get)]
-    return [tokenizer.decode(tokens[u]) for u in sorted(uids, key=order.get)]
+        return [picked.get(u, [float("-inf")] * len(want_logprobs)) for u in by_slot]
+    return [tokenizer.decode(tokens[u]) for u in by_slot]
 
 
 def letter_ids(tokenizer: Any, letters: Sequence[str] = ("A", "B", "C", "D")) -> list[int]:

@@ -3,16 +3,22 @@ through its KV cache) and a per-problem suffix. Plain text, no chat template: th
 formats, so base and instruct models are judged alike.
 
 - GSM8K: 5-shot, "Question: ...\\nAnswer: <steps>\\n#### <number>" with five worked examples written for
-  temper (none is from GSM8K); generation stops at a blank line or the next "Question:".
+  temper (none is from GSM8K); generation stops at a blank line, the next "Question:", or once the
+  "#### <number>" line is complete (the extractor reads the first number after "####", so nothing
+  after that line can change the score).
 - MMLU: 5-shot per subject (the subject's first five items, never scored), the classic
   "The following are multiple choice questions (with answers) about <subject>." header; the answer is
   the likeliest of the tokens " A", " B", " C", " D" after "Answer:".
+- MMLU cloze ("mmlu_cloze"): 0-shot, the SmolLM/lighteval cloze prompt "The following are questions
+  about <subject>.\nQuestion: <q>\nAnswer:", each choice's own text scored by log-likelihood per
+  character (core/evals/loglik.py); the formulation SmolLM2's model card reports.
 - HumanEval: 0-shot completion of the function's signature and docstring; stops where a new top-level
   statement would begin (the Codex paper's stop strings).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .tasks import Problem
@@ -33,6 +39,7 @@ GSM8K_SHOTS = (
      "It travels 180 / 6 = 30 miles per gallon.\nOn 10 gallons it travels 30 * 10 = 300 miles.\n#### 300"),
 )
 GSM8K_STOPS = ("\n\n", "Question:")
+GSM8K_DONE = (re.compile(r"####[^\n]*\d[^\n]*\n"),)   # the answer line is written: stop
 HUMANEVAL_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 LETTERS = ("A", "B", "C", "D")
 
@@ -64,6 +71,13 @@ def mmlu_prefix(topic: str, shots: list[Problem]) -> str:
 def mmlu(p: Problem, shots: dict[str, list[Problem]]) -> Prompt:
     topic = p.extra["topic"]
     return Prompt(mmlu_prefix(topic, shots[topic]), mmlu_item(p, answer=False))
+
+
+def mmlu_cloze(p: Problem) -> tuple[str, list[str]]:
+    """(context, choices): the choices with their leading space, as they follow "Answer:"."""
+    topic = p.extra["topic"].replace("_", " ")
+    return (f"The following are questions about {topic}.\nQuestion: {p.question.strip()}\nAnswer:",
+            [f" {c}" for c in p.extra["choices"]])
 
 
 def humaneval(p: Problem) -> Prompt:

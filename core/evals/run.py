@@ -16,14 +16,16 @@ from .extract import cut_at_stops, gsm8k_answer, gsm8k_correct, humaneval_progra
 from .sandbox import Limits, isolation, run_program
 from .stats import capability, wilson
 
-MAX_TOKENS = {"humaneval": 384, "gsm8k": 256, "mmlu": 1}
+# Generation caps: GSM8K 256 (lm-eval's); HumanEval 300, above the longest canonical solution (268 tokens
+# in SmolLM2's tokenizer, 95% under 140): a longer completion is a loop that fails anyway.
+MAX_TOKENS = {"humaneval": 300, "gsm8k": 256, "mmlu": 1, "mmlu_cloze": 0}
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     tasks: tuple[str, ...] = ("humaneval", "gsm8k", "mmlu")
     limit: int | None = None
-    batch: int = 32                     # sequences decoded together (not in the cache key: greedy either way)
+    batch: int = 64                     # sequences decoded together (not in the cache key: greedy either way)
     limits: Limits = Limits()           # HumanEval sandbox
     max_new: int | None = None          # cap on generated tokens (default: MAX_TOKENS per task)
 
@@ -31,7 +33,8 @@ class EvalSettings:
         return min(MAX_TOKENS[task], self.max_new) if self.max_new else MAX_TOKENS[task]
 
     def task_settings(self, task: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": task, "limit": self.limit, "max_tokens": self.max_tokens(task),
+        limit = self.limit if self.limit is not None and self.limit < tasks.count(task) else None
+        out: dict[str, Any] = {"task": task, "limit": limit, "max_tokens": self.max_tokens(task),
                                "compute": compute_mode(),
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
         if task == "humaneval":
@@ -129,11 +132,11 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
     records: list[dict[str, Any]] = []
     if task == "gsm8k":
         outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings,
-                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS)
+                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE)
         for p, text in zip(items, outs, strict=True):
             text = cut_at_stops(text, prompts.GSM8K_STOPS)
             records.append({"id": p.id, "want": p.answer, "got": gsm8k_answer(text),
-                            "ok": gsm8k_correct(text, p.answer)})
+                            "ok": gsm8k_correct(text, p.answer), "text": text})
     elif task == "mmlu":
         from .batched import letter_ids
 
@@ -143,12 +146,23 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
         for p, lps in zip(items, outs, strict=True):
             got = mmlu_choice(lps)
             records.append({"id": p.id, "want": p.answer, "got": got, "ok": got == p.answer})
+    elif task == "mmlu_cloze":
+        from .loglik import pick, score_items
+
+        asked = [prompts.mmlu_cloze(p) for p in items]
+        check = ctx.check if ctx is not None else (lambda: None)
+        scores = score_items(model, tokenizer, asked, check=check, progress=Ticker(ctx, phase, len(asked)))
+        for p, (_, choices), lps in zip(items, asked, scores, strict=True):
+            got = prompts.LETTERS[pick(lps, choices)]
+            records.append({"id": p.id, "want": p.answer, "got": got, "ok": got == p.answer})
     else:
         outs = _gen(model, tokenizer, [prompts.humaneval(p) for p in items], ctx, phase, settings,
                     max_tokens=settings.max_tokens(task), stops=prompts.HUMANEVAL_STOPS)
         programs = [humaneval_program(p.question, cut_at_stops(t, prompts.HUMANEVAL_STOPS),
                                       p.extra["test"], p.extra["entry_point"]) for p, t in zip(items, outs, strict=True)]
         records = sandbox_all(ctx, items, programs, settings.limits, f"{label} humaneval sandbox")
+        for r, t in zip(records, outs, strict=True):
+            r["text"] = cut_at_stops(t, prompts.HUMANEVAL_STOPS)
     correct = sum(1 for r in records if r["ok"])
     return TaskResult(task, len(records), correct, time.perf_counter() - start, settings.task_settings(task), records)
 

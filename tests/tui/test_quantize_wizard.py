@@ -397,3 +397,41 @@ def test_sub_phase_progress_is_not_named_twice() -> None:
             assert str(pilot.app.query_one("#run-message").render()) == "exact: model.layers.0.mlp"
 
     aio.run(main())
+
+
+def test_result_step_runs_the_chosen_eval_tasks_and_shows_their_rows(engine, tmp_path: Path) -> None:
+    app, client = make_app(engine, tmp_path)
+
+    async def script(pilot) -> None:
+        for expected in ("step-goal", "step-calibration", "step-review"):
+            await pilot.press("enter")
+            await wait_for_step(pilot, expected)
+        await pilot.press("enter")
+        await wait_for_step(pilot, "step-result")
+        app = pilot.app
+        assert [t for t in ("humaneval", "gsm8k", "mmlu") if app.query_one(f"#eval-{t}", Checkbox).value] == \
+            ["humaneval", "gsm8k"]
+        for t in ("humaneval", "gsm8k", "mmlu"):
+            app.query_one(f"#eval-{t}", Checkbox).value = False
+        app.query_one("#eval-run").press()
+        await _wait_text(pilot, "#eval-status", "tick at least one eval task")
+        app.query_one("#eval-gsm8k", Checkbox).value = True
+        app.query_one("#eval-mmlu", Checkbox).value = True
+        app.query_one("#eval-limit", Input).value = "five"
+        app.query_one("#eval-run").press()
+        await _wait_text(pilot, "#eval-status", "not a whole number")
+        assert client.evals == []
+        app.query_one("#eval-limit", Input).value = "5"
+        app.query_one("#eval-run").press()
+        await _wait_text(pilot, "#eval-status", "Evals done")
+        assert client.evals == [(str(tmp_path / "tiny-llama"), str(tmp_path / "out-4.5bpw"), ["gsm8k", "mmlu"], 5)]
+        table = app.query_one("#result-table")
+        for _ in range(200):                                 # EvalsFinished reaches the view just after
+            if "capability-gsm8k accuracy" in [str(k.value) for k in table.rows]:
+                break
+            await pilot.pause(0.05)
+        assert table.get_row("capability-gsm8k accuracy") == ["gsm8k accuracy", "25.0% [10–50] n=5 (base 50.0%)"]
+        assert table.get_row("capability-Capability score")[1] == "25.0% (base 50.0%)"
+        assert "capability-humaneval accuracy" not in [str(k.value) for k in table.rows]
+
+    run(app, script)

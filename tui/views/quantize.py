@@ -21,6 +21,7 @@ from ..bridge import EngineEvent
 from ..quant_client import ModelChoice, QuantClient, tab_is_active
 from ..typed_app import TemperNode
 from ..widgets.quant_dialogs import PathPrompt, ResumeChoice, ResumeOffer
+from ..widgets.quant_evals import EvalPanel, EvalsFinished
 from ..widgets.quant_review import ReviewStep, SaveProfileRequested
 from ..widgets.quant_run import CancelRequested, ResultAction, ResultStep, RunStep
 from ..widgets.quant_setup import (
@@ -296,6 +297,8 @@ class QuantizeView(TemperNode, Vertical):
         if self.copy_job is not None and event.job == self.copy_job.id:
             self._copy_event(event)
             return
+        if self.query_one(EvalPanel).handle(event):
+            return
         if self.job is None or event.job != self.job.id:
             return
         run = self.query_one(RunStep)
@@ -306,6 +309,7 @@ class QuantizeView(TemperNode, Vertical):
             run.ended("done")
             self.result = event.result if isinstance(event.result, dict) else {}
             self.query_one(ResultStep).show(self.result)
+            self.query_one(EvalPanel).preset(self.request, self.result.get("output"))
             self.go(5)
         elif isinstance(event, Failed):
             self.job = None
@@ -358,6 +362,12 @@ class QuantizeView(TemperNode, Vertical):
             self.action_new()
         elif message.action == "back":
             self.action_previous()
+
+    def on_evals_finished(self, message: EvalsFinished) -> None:
+        message.stop()
+        if self.result is not None:
+            self.result["capability"] = message.capability
+            self.query_one(ResultStep).show(self.result)
 
     # -- resume -----------------------------------------------------------------------------------------
     def offer_resume(self) -> None:

@@ -12,6 +12,7 @@ from textual.widgets import Button, DataTable, Label, ProgressBar, Static
 
 from ..quant_client import human_bytes
 from .capability_rows import capability_rows
+from .quant_evals import EvalPanel
 
 PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", "Write"),
           ("verify", "Verify"), ("evaluate", "Evaluate")]
@@ -181,8 +182,8 @@ class ResultStep(Vertical):
     ResultStep .step-title { text-style: bold; }
     ResultStep #result-note { color: $text-muted; height: auto; }
     ResultStep DataTable { height: 1fr; margin: 1 0; }
-    ResultStep Horizontal { height: 3; }
-    ResultStep Button { margin-right: 2; }
+    ResultStep #result-buttons { height: 3; }
+    ResultStep #result-buttons Button { margin-right: 2; }
     """
 
     ROWS = [("bpw", "Real bpw"), ("size", "Size"), ("predicted_kl", "Predicted KL"), *QUALITY_ROWS,
@@ -192,7 +193,8 @@ class ResultStep(Vertical):
         yield Static("6 · Result", classes="step-title", id="result-title")
         yield Static("", id="result-note")
         yield DataTable(id="result-table", cursor_type="row", zebra_stripes=True)
-        with Horizontal():
+        yield EvalPanel(id="result-evals")
+        with Horizontal(id="result-buttons"):
             yield Button("Open in Chat", variant="primary", id="result-chat")
             yield Button("Compare", id="result-compare")
             yield Button("New", id="result-new")
