@@ -242,24 +242,9 @@ class TemperApp(App[None]):
         self.set_keymap(dict(keymap))
 
     def _keymap_clashes(self, keymap: Mapping[str, str]) -> list[str]:
-        """Keys a remap takes from a binding of the same app or screen that keeps its default key.
-        (Textual only reports clashes with bindings that have no id; all of ours have one.)"""
-        from .screens.help import screen_classes
+        from .keymap_check import keymap_clashes
 
-        keymap = self._normalize_keymap(dict(keymap))
-        found = []
-        for scope in [type(self), *screen_classes()]:
-            bindings = [b for b in scope.BINDINGS if isinstance(b, Binding) and b.id]
-            for binding in bindings:
-                if binding.id not in keymap:
-                    continue
-                wanted = {k.strip() for k in keymap[binding.id].split(",")}
-                for other in bindings:
-                    taken = wanted & {k.strip() for k in other.key.split(",")}
-                    if other is not binding and other.id not in keymap and taken:
-                        keys = ", ".join(sorted(taken))
-                        found.append(f"keymap: {binding.id} takes {keys} from {other.id}, which loses it")
-        return found
+        return keymap_clashes(self, keymap)
 
     def apply_settings(self, settings: settings_store.Settings) -> None:
         self.settings = settings

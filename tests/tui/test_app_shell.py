@@ -243,6 +243,25 @@ async def test_keymap_clash_is_reported(engine) -> None:
         assert "keymap: app.help takes comma from app.settings, which loses it" in messages, messages
 
 
+async def test_a_remap_onto_a_tabs_key_is_flagged_at_load_and_in_settings(engine) -> None:
+    """Before: only clashes within the app's own bindings were seen; ctrl+g for the Chat tab silently lost to
+    the Chat tab's copy-code key (the tab's binding wins while it is shown)."""
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[keymap]\n"app.tab.chat" = "ctrl+g"\n"library.chat" = "ctrl+y"\n')
+    app = new_app(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        want = "keymap: app.tab.chat = ctrl+g clashes with chat.copy_code: in Chat, ctrl+g does chat.copy_code"
+        messages = [n.message for n in app._notifications]
+        assert any(m.startswith(want) for m in messages), messages
+        assert not any("library.chat" in m for m in messages)   # ctrl+y is Chat's, another tab: no clash
+        await pilot.press("comma")
+        await pilot.pause()
+        shown = str(app.screen.query_one("#settings-keymap").render())
+        assert want in shown and app.screen.query_one("#settings-keymap").display
+
+
 async def test_help_lists_our_keys_grouped_by_tab_app_first(engine) -> None:
     """Before: ~150 rows, Textual's own text-editing keys among them, grouped by widget class."""
     app = new_app(engine)
