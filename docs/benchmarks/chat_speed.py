@@ -114,13 +114,14 @@ def main(argv=None) -> int:
         path = demo_folder()
     load_before = _load()
     runs: dict[str, list[dict]] = {"bare": [], "temper": []}
-    ratios, mem_ratios = [], []
+    ratios, mem_ratios, cpu_ratios = [], [], []
     for i in range(args.reps):  # pairs, alternating which path goes first
         for which in (("bare", "temper") if i % 2 == 0 else ("temper", "bare")):
             runs[which].append(run_one(which, path, args.tokens))
             print(which, {k: v for k, v in runs[which][-1].items() if k != "tokens"}, file=sys.stderr)
         ratios.append(runs["temper"][-1]["decode_tps"] / runs["bare"][-1]["decode_tps"])
         mem_ratios.append(runs["temper"][-1]["peak_gb"] / runs["bare"][-1]["peak_gb"])
+        cpu_ratios.append(runs["bare"][-1]["cpu_ms"] / runs["temper"][-1]["cpu_ms"])
     load_after = _load()
     import mlx.core as mx
 
@@ -146,6 +147,10 @@ def main(argv=None) -> int:
              f"**decode ratio temper / bare: {statistics.median(ratios):.3f}** (median of pairs: "
              f"{', '.join(f'{r:.3f}' for r in ratios)}); **peak memory ratio: {max(mem_ratios):.3f}** (worst pair); "
              f"same greedy tokens: {same}", "",
+             f"**CPU-cost ratio bare / temper: {statistics.median(cpu_ratios):.3f}** (median of pairs: "
+             f"{', '.join(f'{r:.3f}' for r in cpu_ratios)}): CPU time per decoded token, all threads; 1.0 = temper "
+             "costs what bare mlx-lm costs per token, the decode ratio on a machine with the cores to itself. "
+             "Far less sensitive than wall time to other processes on a shared machine.", "",
              "Peak memory is MLX's (`mx.get_peak_memory`, reset after the warm-up), as `mlx_lm generate` prints it. "
              "CPU ms / token counts all threads of the process (time spent descheduled by other processes is "
              "not counted). On a shared machine the min/max spread is the noise floor.", ""]
