@@ -70,8 +70,10 @@ class TemperApp(App[None]):
         Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False),
         Binding("f10", "help", "Help", id="app.help", priority=True),
         Binding("question_mark", "help", "Help", id="app.help.short", show=False),
-        Binding("comma", "settings", "Settings", id="app.settings"),
-        Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
+        # in Help, the palette and each tab's hints; off the footer, so a tab's own keys, Quit and Help fit
+        # in 80 columns (the footer cannot wrap)
+        Binding("comma", "settings", "Settings", id="app.settings", show=False),
+        Binding("ctrl+o", "profiles", "Profiles", id="app.profiles", show=False),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
         Binding("ctrl+pageup", "prev_tab", "Prev tab", id="app.tab.prev", priority=True, show=False),
         Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True, show=False),
@@ -140,7 +142,7 @@ class TemperApp(App[None]):
             for tab, label, view in self.tabs:
                 with TabPane(label, id=tab):
                     yield view(id=f"{tab}-view")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.bridge = EngineBridge(self, self.engine)

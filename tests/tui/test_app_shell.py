@@ -53,6 +53,25 @@ async def test_header_footer_and_every_tab_fit_in_80x24(engine) -> None:
         assert [t.label_text for t in app.query(Tab)] == [label for _, label, _ in TABS]
 
 
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_every_tabs_footer_shows_its_keys_quit_and_help_uncut(engine, size) -> None:
+    """Before: "^g Co…" in Chat at 100 columns, Library and Layers cut at 80 (a footer cannot wrap)."""
+    from textual.widgets._footer import FooterKey
+
+    app = new_app(engine)
+    async with app.run_test(size=size) as pilot:
+        for number, tab in enumerate(TAB_IDS, start=1):
+            await pilot.press(f"f{number}")
+            await pilot.pause()
+            app.screen.set_focus(None) if tab == "performance" else None
+            await pilot.pause()
+            keys = [k for k in app.query(FooterKey) if "-command-palette" not in k.classes]
+            palette = next(k for k in app.query(FooterKey) if "-command-palette" in k.classes)
+            assert keys and all(k.region.width and k.region.right <= palette.region.x for k in keys), (
+                tab, palette.region.x, [(k.description, k.region.x, k.region.right) for k in keys])
+            assert {"Quit", "Help"} <= {k.description for k in keys}, tab
+
+
 async def test_function_keys_and_alt_numbers_open_every_tab(engine) -> None:
     app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:

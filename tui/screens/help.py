@@ -27,7 +27,7 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
         for binding in _bindings(node):
             if not binding.id:
                 continue
-            key = (binding.id or "", binding.action, binding.description)
+            key = (binding.id or "", binding.action, binding.tooltip or binding.description)
             grouped.setdefault(key, []).append(binding)
         for (bid, _action, description), bindings in grouped.items():
             marker = (where, bid, description)
@@ -47,7 +47,8 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
             if isinstance(binding, Binding) and binding.id:
                 keys = keymap[binding.id].split(",") if binding.id in keymap else binding.key.split(",")
                 shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys)
-                rows.append((shown, binding.description, binding.id, screen.__name__))
+                rows.append((shown, binding.tooltip or binding.description, binding.id,
+                             screen.__name__.removesuffix("Screen")))
     return rows
 
 
@@ -77,7 +78,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: 90%; max-width: 100; height: 90%;
+        width: 100%; max-width: 100; height: 90%;
         border: round $primary; background: $surface; padding: 0 1;
     }
     HelpScreen #help-intro { color: $text-muted; height: auto; }

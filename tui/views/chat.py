@@ -61,13 +61,13 @@ class ChatView(Vertical):
     ChatView #chat-input { dock: bottom; }
     """
     BINDINGS = [
-        Binding("escape", "stop", "Stop", id="chat.stop"),
-        Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("escape", "stop", "Stop", id="chat.stop", show=False),  # the message box says "Esc stops"
+        Binding("ctrl+n", "new_chat", "New", tooltip="New chat", id="chat.new"),
         Binding("ctrl+b", "toggle_sidebar", "Chats", id="chat.sidebar"),
-        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
-        Binding("f6", "settings", "Chat settings", id="chat.settings"),
-        Binding("ctrl+y", "copy_answer", "Copy answer", id="chat.copy"),
-        Binding("ctrl+g", "copy_code", "Copy code", id="chat.copy_code"),
+        Binding("ctrl+r", "regenerate", "Regen", tooltip="Regenerate", id="chat.regenerate"),
+        Binding("f6", "settings", "Options", tooltip="Chat settings", id="chat.settings"),
+        Binding("ctrl+y", "copy_answer", "Copy", tooltip="Copy answer", id="chat.copy"),
+        Binding("ctrl+g", "copy_code", "Code", tooltip="Copy code", id="chat.copy_code"),
         Binding("f7", "rename", "Rename", id="chat.rename", show=False),
         Binding("ctrl+s", "export", "Export", id="chat.export", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),

@@ -43,9 +43,9 @@ class LayersView(Vertical):
     BINDINGS = [
         Binding("p", "pin", "Pin", id="layers.pin"),
         Binding("u", "unpin", "Unpin", id="layers.unpin"),
-        Binding("m", "toggle_heat", "Heat: sens/bits", id="layers.heat_mode"),
+        Binding("m", "toggle_heat", "Heat", tooltip="Heat: sens/bits", id="layers.heat_mode"),
         Binding("b", "focus_budget", "Budget", id="layers.budget"),
-        Binding("s", "measure", "Measure now", id="layers.measure"),
+        Binding("s", "measure", "Measure", tooltip="Measure now", id="layers.measure"),
         Binding("f", "open_float_copy", "Float copy", id="layers.float_copy", show=False),
     ]
 
