@@ -82,15 +82,15 @@ def _csv(values: list[int]) -> str:
 def settings_from(args: argparse.Namespace, profile=None) -> BenchSettings:
     """The profile's [bench] (`temper --profile P bench`), then the flags given, over the defaults."""
     values = dict(profile.section("bench")) if profile is not None else {}
-    given = {"prompt_lengths": args.pp, "gen_lengths": args.tg, "repetitions": args.n, "batch_sizes": args.batch}
+    given = {"prompt_lengths": args.pp, "gen_lengths": args.tg, "repetitions": args.n, "batch_sizes": args.batch,
+             "kv_bits": args.kv_bits}
     values.update({k: v for k, v in given.items() if v is not None})
     return BenchSettings(**values)
 
 
 def config_from_args(args: argparse.Namespace):
     return settings_from(args, getattr(args, "loaded_profile", None)).config(
-        batch_pp=args.batch_pp, batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test,
-        kv_bits=args.kv_bits)
+        batch_pp=args.batch_pp, batch_tg=args.batch_tg, warmup=not args.no_warmup, bandwidth=not args.no_copy_test)
 
 
 def bench_line(event) -> str:

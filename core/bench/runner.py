@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.events import Progress
+from ..engine.kv_bits import check_kv_bits
 from ..errors import TemperError
 from .metrics import RunTiming, summarize
 from .prompts import PromptMaker, special_ids, vocab_size
@@ -54,8 +55,7 @@ class BenchConfig:
             raise TemperError("repetitions (-n) must be at least 1")
         if any(b < 1 for b in self.batch):
             raise TemperError("batch sizes must be at least 1")
-        if self.kv_bits not in (None, 0, 4, 8):
-            raise TemperError(f"kv bits must be 4 or 8, or 0 for off (got {self.kv_bits})")
+        check_kv_bits(self.kv_bits)
 
     def check_context(self, model_config: dict[str, Any], name: str) -> None:
         """Refuse shapes longer than the model's context before anything runs: a 100k-token prompt on a

@@ -11,13 +11,13 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ..engine.kv_bits import KvBits
 from ..engine.reasoning import DEFAULT_BUDGETS, check_effort
 from ..engine.sampling import SamplingSettings
 from ..errors import TemperError
 from ..strict import StrictModel
 
 DraftTokens = Annotated[int, Field(ge=1, le=16)]
-KvBits = Literal[0, 4, 8] | None     # None: the model's kv_config.json plan if it has one, else off; 0: off
 Effort = Literal["none", "low", "medium", "high"] | None
 
 

@@ -21,8 +21,6 @@ from mlx_lm.models.cache import KVCache, QuantizedKVCache, RotatingKVCache, _Bas
 from ..errors import TemperError
 from .window_cache import QuantizedWindowCache, WindowCache
 
-KV_BITS = (4, 8)
-
 
 class SharedKV(_BaseCache):
     """A KV-shared layer's cache: passes the reader's keys and values through, holds nothing itself."""

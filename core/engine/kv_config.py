@@ -18,7 +18,8 @@ from typing import Any
 
 from .. import atomic
 from ..errors import TemperError
-from .kv_cache import KV_BITS, KVPlan, kv_group_for
+from .kv_bits import KV_BITS, check_kv_bits
+from .kv_cache import KVPlan, kv_group_for
 
 FILE = "kv_config.json"
 FORMAT = "temper-kv/1"
@@ -76,8 +77,7 @@ def plan_for(model: Any, folder: Path | None, kv_bits: int | None) -> KVPlan | N
     if kv_bits == 0:
         return None
     if kv_bits is not None:
-        if kv_bits not in KV_BITS:
-            raise TemperError(f"kv bits must be 4 or 8, or 0 for off (got {kv_bits})")
+        check_kv_bits(kv_bits)
         return KVPlan.uniform(n_caches(model), kv_bits, kv_group_size(model))
     data = read(folder) if folder is not None else None
     if data is None:

@@ -106,6 +106,25 @@ def test_quantized_caches_cover_sliding_full_and_shared_layers(engine, gemma4_sh
         assert stats.kv == f"uniform {bits}-bit" and stats.tokens > 0
 
 
+def test_bench_runs_the_quantized_cache_on_sliding_full_and_shared_layers(engine, gemma4_shared):
+    """`temper bench --kv-bits` (and the Performance tab's kv field, which fills the same BenchConfig) on a
+    gemma4 with sliding, full and KV-shared layers: the cache named in the result, its bytes 8 > 4 bits."""
+    from temper.core.bench.runner import BenchConfig, run_suite
+    from temper.core.engine.models import ensure_loaded
+
+    def run(ctx):
+        lm = ensure_loaded(ctx.state, gemma4_shared)
+        out = {}
+        for bits in (0, 8, 4):
+            r = run_suite(ctx, lm, BenchConfig(pp=[48], tg=[4], n=1, warmup=False, bandwidth=False, kv_bits=bits))
+            out[bits] = (r.model["kv"], r.rows[0].runs[0].kv_bytes)
+        return out
+
+    out = engine.run(run)
+    assert [out[b][0] for b in (0, 8, 4)] == ["float", "uniform 8-bit", "uniform 4-bit"]
+    assert out[0][1] > out[8][1] > out[4][1] > 0
+
+
 def test_drafting_on_a_sliding_window_model_is_exact(engine, gemma4_shared):
     """Greedy output with a drafter equals greedy output without it, token for token, generating 5x the
     window; some drafts are accepted and some rejected (so rollbacks of the full window happen)."""

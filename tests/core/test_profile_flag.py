@@ -15,6 +15,7 @@ max_tokens = 3
 [chat]
 system_prompt = "Be terse."
 num_draft_tokens = 5
+kv_bits = 0
 [quantize]
 bits = [4, 8]
 group_sizes = [64]
@@ -27,6 +28,7 @@ prompt_lengths = [64]
 gen_lengths = [8]
 repetitions = 1
 batch_sizes = [2]
+kv_bits = 8
 """
 
 
@@ -52,6 +54,21 @@ def test_bench_takes_the_profile_bench_section() -> None:
     config = config_from_args(parsed("bench", "m"))
     assert (config.pp, config.tg, config.n, config.batch) == ([64], [8], 1, [2])
     assert config_from_args(parsed("bench", "m", "--pp", "16", "-n", "2")).pp == [16]
+
+
+def test_kv_bits_zero_is_accepted_by_profiles_and_flags() -> None:
+    """kv_bits = 0 is accepted everywhere the setting is (profile [chat] and [bench], --kv-bits); the profile's
+    value holds unless a flag is given. (0 = the float cache even over a kv_config.json: test_gemma4_kv.)"""
+    from temper.cli.bench import config_from_args
+    from temper.core.chat.settings import ChatSettings
+    from temper.core.errors import TemperError
+
+    assert config_from_args(parsed("bench", "m")).kv_bits == 8                      # [bench] kv_bits = 8
+    assert config_from_args(parsed("bench", "m", "--kv-bits", "0")).kv_bits == 0    # the flag wins
+    _, chat = ChatSettings.from_profile(loads(PROFILE))
+    assert chat.kv_bits == 0
+    with pytest.raises(TemperError, match="kv_bits: must be one of 0, 4, 8, got 3"):
+        ChatSettings(kv_bits=3).validate()
 
 
 def test_sensitivity_takes_the_profile_grid_and_calibration() -> None:

@@ -94,7 +94,7 @@ def test_dotted_and_quoted_keys_are_located() -> None:
 
 def test_every_problem_is_listed_for_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text("[sampling]\ntemperature = 'hot'\ntop_q = 1\n\n[chat]\nkv_bits = 1\n")
+    bad.write_text("[sampling]\ntemperature = 'hot'\ntop_q = 1\n\n[chat]\nkv_bits = 1\n[bench]\nkv_bits = 16\n")
     assert main(["profiles", "validate", str(bad)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
@@ -102,6 +102,7 @@ def test_every_problem_is_listed_for_validate(tmp_path: Path, capsys: pytest.Cap
         f"temper: {bad}:3: sampling.top_q: unknown key (known here: temperature, top_p, top_k, min_p, "
         "repetition_penalty, repetition_context, max_tokens, seed)",
         f"temper: {bad}:6: chat.kv_bits: must be one of 0, 4, 8, got 1",
+        f"temper: {bad}:8: bench.kv_bits: must be one of 0, 4, 8, got 16",
     ]
 
 

@@ -160,6 +160,14 @@ async def test_bad_input_is_a_message_not_a_job() -> None:
         await pilot.press("enter")  # Enter in any field runs too
         await pilot.pause()
         assert engine.jobs == [] and "whole numbers" in str(view.query_one("#bench-status", Static).render())
+        view.query_one("#bench-pp", Input).value = "12"
+        view.query_one("#bench-kv", Input).value = "3"
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        assert engine.jobs == [] and "kv bits must be 4 or 8, or 0 for float" in \
+            str(view.query_one("#bench-status", Static).render())
+        view.query_one("#bench-kv", Input).value = "0"             # 0: the float cache, not "unset"
+        assert view.query_one(PerfBench).read_config()[1].kv_bits == 0
 
 
 @pytest.mark.parametrize("end", ["cancel", "fail"])
@@ -277,9 +285,10 @@ async def test_the_active_profile_fills_the_benchmark_fields() -> None:
         custom = load("bench-quick").copy("mine")
         custom.set("bench", "prompt_lengths", [32])
         custom.set("bench", "batch_sizes", [1, 2])
+        custom.set("bench", "kv_bits", 0)
         pilot.app.profile = custom                       # ctrl+o applies a profile: the fields follow
         await pilot.pause()
-        assert (value("#bench-pp"), value("#bench-batch")) == ("32", "1,2")
+        assert (value("#bench-pp"), value("#bench-batch"), value("#bench-kv")) == ("32", "1,2", "0")
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30)])

@@ -333,7 +333,7 @@ def test_ctrl_q_during_a_run_asks_first(engine, tmp_path: Path) -> None:
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ConfirmQuit) and pilot.app.is_running
-        assert "offered for resume" in str(pilot.app.screen.query_one("#quit-text").render())
+        assert "offered for resume" in str(pilot.app.screen.query_one("#confirm-text").render())
         await pilot.press("n")                            # keep running
         await pilot.pause()
         assert not isinstance(pilot.app.screen, ConfirmQuit) and pilot.app.is_running

@@ -107,7 +107,7 @@ class PerfBench(Vertical):
     def show_profile(self, bench: dict) -> None:
         """A profile's [bench] section fills the fields it sets (the rest keep what is there)."""
         fields = {"prompt_lengths": "#bench-pp", "gen_lengths": "#bench-tg", "repetitions": "#bench-n",
-                  "batch_sizes": "#bench-batch"}
+                  "batch_sizes": "#bench-batch", "kv_bits": "#bench-kv"}
         for key, selector in fields.items():
             value = bench.get(key)
             if value is None:
