@@ -294,6 +294,7 @@ async def test_i_on_a_folder_model_asks_for_a_gguf_path(engine, library: Path, t
         assert (models_dir() / "typed-q8" / "config.json").is_file()
 
 
+@sync
 async def test_hub_search_says_searching_while_it_waits(engine, library: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
