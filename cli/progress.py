@@ -55,7 +55,8 @@ class PlainLines:
         if new:
             self.phase, self.started, self.last, self.first_done = phase, now, 0.0, done
         finished = total is not None and done >= total
-        if not (new or finished or now - self.last >= PLAIN_EVERY_S):
+        said = total is None and bool(message)   # an announcement (e.g. which sensitivity pass, and why)
+        if not (new or finished or said or now - self.last >= PLAIN_EVERY_S):
             return
         self.last = now
         count = f" {done}/{total}" if total else ""
@@ -87,6 +88,8 @@ class LiveBars:
         self.current = phase
         if phase not in self.tasks:
             self.tasks[phase] = self.bars.add_task(phase, total=total, item="")
+        if total is None and message:       # an announcement: kept as a line above the bars
+            self.bars.console.print(f"[{phase}] {message}", markup=False, highlight=False, soft_wrap=True)
         item = message if len(message) <= 60 else "…" + message[-59:]
         self.bars.update(self.tasks[phase], completed=done, total=total, item=item)
 

@@ -55,20 +55,56 @@ class _Stats:
         statistics it lands on (None: all)."""
         import mlx.core as mx
 
-        q = (grad.astype(mx.float32) * weight.astype(mx.float32)).sum(-1)
-        self.q.append(q if at is None else mx.zeros((self.rows,), dtype=mx.float32).at[at].add(q))
-        grad = grad.astype(self.d.dtype)
-        sq = grad * grad
-        self.d = self.d + sq if at is None else self.d.at[at].add(sq)
-        for g in self.s:
-            gs = grad.reshape(grad.shape[0], -1, g).sum(-1)
-            self.s[g] = self.s[g] + gs * gs if at is None else self.s[g].at[at].add(gs * gs)
+        groups = tuple(self.s)
+        if at is None:
+            q, self.d, *sums = _add_kernel(groups)(grad, weight, self.d, *self.s.values())
+            self.q.append(q)
+            self.s = dict(zip(groups, sums, strict=True))
+            return
+        q, sq, *squares = _terms(groups, grad, weight, self.d.dtype)
+        self.q.append(mx.zeros((self.rows,), dtype=mx.float32).at[at].add(q))
+        self.d = self.d.at[at].add(sq)
+        for g, gs2 in zip(groups, squares, strict=True):
+            self.s[g] = self.s[g].at[at].add(gs2)
 
     def arrays(self) -> list[Any]:
         return [self.d, *self.s.values(), *self.q]
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays())
+
+
+def _terms(groups: tuple[int, ...], grad: Any, weight: Any, dtype: Any) -> list[Any]:
+    """⟨G, W⟩ per row (fp32), G², and per group size the squared group sums (the larger group sizes
+    summed from the smallest one's sums when they are multiples of it: one pass over G, not one per size)."""
+    import mlx.core as mx
+
+    q = (grad.astype(mx.float32) * weight.astype(mx.float32)).sum(-1)
+    grad = grad.astype(dtype)
+    rows = grad.shape[0]
+    base = grad.reshape(rows, -1, groups[0]).sum(-1) if groups else None
+    squares = []
+    for g in groups:
+        gs = base.reshape(rows, -1, g // groups[0]).sum(-1) if g % groups[0] == 0 else \
+            grad.reshape(rows, -1, g).sum(-1)
+        squares.append(gs * gs)
+    return [q, grad * grad, *squares]
+
+
+_ADD_KERNELS: dict[tuple[int, ...], Any] = {}
+
+
+def _add_kernel(groups: tuple[int, ...]) -> Any:
+    """Compiled: (G, W, D, *S) -> (⟨G, W⟩ per row, D + G², *(S_g + group sums²)): one fused update."""
+    import mlx.core as mx
+
+    if groups not in _ADD_KERNELS:
+        def update(grad: Any, weight: Any, d: Any, *s: Any) -> list[Any]:
+            q, sq, *squares = _terms(groups, grad, weight, d.dtype)
+            return [q, d + sq, *(a + b for a, b in zip(s, squares, strict=True))]
+
+        _ADD_KERNELS[groups] = mx.compile(update)
+    return _ADD_KERNELS[groups]
 
 
 class _EmbedTap:
@@ -179,12 +215,12 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             @head_loss.vjp
             def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
                               seen: dict[str, Any] = seen) -> Any:
-                h2 = mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32)
-                mx.eval(h2)
+                # leaves (no graph): inside the transformation an evaluated array keeps its graph
+                h2 = logit_head.leaf(mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32))
                 lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice)
                 seen.update(h2=h2, lse=lse, labels=labels)
                 dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice)
-                return dh.reshape(hidden.shape).astype(hidden.dtype)
+                return logit_head.leaf(dh.reshape(hidden.shape).astype(hidden.dtype))
 
             def loss(*arrays: Any, x: Any = x) -> Any:
                 for t, a in zip(linears, arrays, strict=False):

@@ -19,12 +19,13 @@ logits, so an architecture with another head (logit scaling...) is refused inste
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QuantError
 
 SLICE_BYTES = 64 << 20      # fp32 (tokens × rows) working arrays per slice stay under this
+FP32_COPY_BYTES = 256 << 20  # a head whose fp32 copy fits in this is upcast once, not per slice and pass
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Head:
     path: str               # its quantizable path ("lm_head" or "model.embed_tokens")
     tied: bool
     softcap: float | None
+    fp32: Any = field(default=None, repr=False)    # the fp32 copy, when small enough to keep (rows())
 
     @property
     def weight(self) -> Any:
@@ -41,6 +43,19 @@ class Head:
     @property
     def vocab(self) -> int:
         return int(self.weight.shape[0])
+
+    def rows(self, a: int, b: int) -> Any:
+        """Vocabulary rows a..b in fp32 (from a copy made once when it is small; else cast per call)."""
+        import mlx.core as mx
+
+        w = self.weight
+        if w.dtype == mx.float32:
+            return w[a:b]
+        if w.size * 4 <= FP32_COPY_BYTES:
+            if self.fp32 is None:
+                self.fp32 = leaf(w.astype(mx.float32))
+            return self.fp32[a:b]
+        return w[a:b].astype(mx.float32)
 
 
 def body_of(model: Any) -> Any:
@@ -66,7 +81,8 @@ def find_head(model: Any) -> Head:
     return Head(embed, prefix, True, softcap)
 
 
-def slice_rows(tokens: int, vocab: int, limit: int = SLICE_BYTES) -> int:
+def slice_rows(tokens: int, vocab: int, limit: int | None = None) -> int:
+    limit = SLICE_BYTES if limit is None else limit
     return max(256, min(vocab, limit // max(1, tokens * 4 * 4)))
 
 
@@ -74,7 +90,7 @@ def _logits(h: Any, w: Any, softcap: float | None) -> tuple[Any, Any]:
     """(capped logits, d capped / d raw) for hidden h (T × D, fp32) and weight rows w."""
     import mlx.core as mx
 
-    raw = h @ w.astype(mx.float32).T
+    raw = h @ (w if w.dtype == mx.float32 else w.astype(mx.float32)).T
     if softcap is None:
         return raw, None
     t = mx.tanh(raw / softcap)
@@ -86,14 +102,24 @@ def ranges(vocab: int, rows: int) -> Iterator[tuple[int, int]]:
         yield a, min(vocab, a + rows)
 
 
+def leaf(*arrays: Any) -> Any:
+    """Evaluated copies with no graph (cutting the chain a tracer would keep); small arrays only."""
+    import mlx.core as mx
+    import numpy as np
+
+    mx.eval(*arrays)
+    out = tuple(mx.array(np.array(a.astype(mx.float32) if a.dtype == mx.bfloat16 else a, copy=True)).astype(a.dtype)
+                for a in arrays)
+    return out if len(out) > 1 else out[0]
+
+
 def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any, Any]:
     """Pass A: per token, logsumexp of the logits and a label sampled from softmax(logits)."""
     import mlx.core as mx
 
-    w = head.weight
     lse = best = label = None
     for a, b in ranges(head.vocab, rows):
-        z, _ = _logits(h, w[a:b], head.softcap)
+        z, _ = _logits(h, head.rows(a, b), head.softcap)
         key, sub = mx.random.split(key)
         noisy = z + mx.random.gumbel(z.shape, key=sub)
         top = noisy.max(axis=-1)
@@ -105,7 +131,7 @@ def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any,
             lse = mx.logaddexp(lse, part)
             take = top > best
             best, label = mx.where(take, top, best), mx.where(take, arg, label)
-        mx.eval(lse, best, label)
+        lse, best, label, key = leaf(lse, best, label, key)
     return lse, label
 
 
@@ -113,7 +139,7 @@ def _dlogits(head: Head, h: Any, a: int, b: int, lse: Any, labels: Any) -> Any:
     """d(sum of cross-entropies) / d(raw logits) for vocabulary rows a..b: (T × (b-a))."""
     import mlx.core as mx
 
-    z, dcap = _logits(h, head.weight[a:b], head.softcap)
+    z, dcap = _logits(h, head.rows(a, b), head.softcap)
     g = mx.exp(z - lse[:, None])
     onehot = (labels[:, None] == mx.arange(a, b)[None, :]).astype(g.dtype)
     g = g - onehot
@@ -126,8 +152,7 @@ def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int) -> Any:
 
     out = mx.zeros(h.shape, dtype=mx.float32)
     for a, b in ranges(head.vocab, rows):
-        out = out + _dlogits(head, h, a, b, lse, labels) @ head.weight[a:b].astype(mx.float32)
-        mx.eval(out)
+        out = leaf(out + _dlogits(head, h, a, b, lse, labels) @ head.rows(a, b))
     return out
 
 

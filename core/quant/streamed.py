@@ -308,15 +308,15 @@ def _carry(sm: StreamedModel, streams: list[tuple[list[Any], list[dict[int, Any]
 
 
 class StreamedScorer:
-    """The streamed exact pass as a sensitivity Scorer (sensitivity.InMemoryScorer is the other one)."""
+    """The streamed exact pass as a sensitivity Scorer (sensitivity_run.InMemoryScorer is the other one)."""
 
     def score(self, run: Any) -> Any:
         return measure_streamed(run)
 
 
 def measure_streamed(run: Any) -> Any:
-    """The streamed exact pass for a sensitivity run (sensitivity.SensitivityRun): fills, saves, returns its table."""
-    from .sensitivity import LayerScored
+    """The streamed exact pass for a sensitivity run (sensitivity_run.SensitivityRun): fills, saves, returns its table."""
+    from .sensitivity_run import LayerScored
 
     t0 = time.perf_counter()
     sm = StreamedModel(run.path)

@@ -155,3 +155,26 @@ def test_cli_rounding_flags_reach_the_writer(trained_tiny, engine, tmp_path):
                  if k.endswith(".weight") and v.dtype == mx.uint32]
         return all(same), any(not m for m in moved)
     assert engine.run(run) == (True, True)
+
+
+def test_capture_pass_skips_plain_blocks_and_rounds_the_same(trained_tiny, engine):
+    """Blocks returning a plain array are not run in the capture pass; the result is the same integers."""
+    plan = build_plan("uniform-4", load_inventory(trained_tiny), RecipeRequest())
+
+    def run(ctx):
+        import numpy as np
+        from mlx.utils import tree_flatten
+        from mlx_lm.utils import load_model
+
+        out = {}
+        for capture in ("auto", "run"):
+            model, _ = load_model(trained_tiny, lazy=True)
+            done = round_with_gptq(model, plan, calib_chunks(trained_tiny, count=2), Rounding(),
+                                   on_tensor=lambda _p: None, capture=capture)
+            out[capture] = (done["capture"], {k: np.array(v) for k, v in tree_flatten(model.parameters())
+                                              if k.endswith(".weight") and "layers" in k})
+        return out
+    out = engine.run(run)
+    assert out["auto"][0] == "skip" and out["run"][0] == "run"
+    a, r = out["auto"][1], out["run"][1]
+    assert a.keys() == r.keys() and all((a[k] == r[k]).all() for k in a)

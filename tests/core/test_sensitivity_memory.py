@@ -119,3 +119,79 @@ def test_reuse_is_keyed_on_fraction_and_seed(engine, trained_tiny):
     fast = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, cands, tokens, mode="fast"))
     assert not fast.meta["reused"]
     assert fast.meta["key"]["seed"] == 0 and "fraction" not in fast.meta["key"]
+
+
+def _in_memory_model(layers: int, vocab: int, hidden: int = 64):
+    import mlx.core as mx
+    from mlx_lm.utils import _get_classes
+    from temper.core.library.synthetic import PRESETS
+
+    config = dict(PRESETS["llama"], num_hidden_layers=layers, hidden_size=hidden, intermediate_size=2 * hidden,
+                  vocab_size=vocab, tie_word_embeddings=True)
+    model_cls, args_cls = _get_classes(config)
+    mx.random.seed(0)
+    model = model_cls(args_cls.from_dict(config))
+    model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    return model
+
+
+def _pass_peak(model, cands, chunks) -> tuple[int, int]:
+    """(peak MLX bytes above the model during a Fisher pass, bytes of its statistics)."""
+    import mlx.core as mx
+    from temper.core.quant.estimate import fisher_estimates
+    from temper.core.quant.tensors import quantizable
+
+    tensors = quantizable(model)
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    base = mx.get_active_memory()
+    sizes: dict[str, int] = {}
+    fisher_estimates(model, chunks, tensors, cands, sizes=sizes)
+    return mx.get_peak_memory() - base, sizes["statistics"]
+
+
+def test_extra_candidates_cost_the_same_at_twice_the_layers(engine):
+    """The cost of more candidates is a few slices of one tensor, whatever the model's size: going from 2 to
+    8 candidates adds no more at 8 layers than at 4 (a delta cache, or gradients multiplied with every
+    candidate's delta at once, would add candidates × model size)."""
+    chunks = _tokens(samples=2, seq_len=32, vocab=500).chunks
+    two = grid(bits=(2, 4), group_sizes=(64,))
+    eight = grid(bits=(2, 3, 4, 8), group_sizes=(32, 64))
+
+    def extra(layers: int) -> tuple[int, int]:
+        from mlx.utils import tree_flatten
+
+        model = _in_memory_model(layers, 512, hidden=256)
+        weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+        p2, _ = _pass_peak(model, two, chunks)
+        p8, _ = _pass_peak(model, eight, chunks)
+        return p8 - p2, weights
+
+    extra4, weights4 = engine.run(lambda ctx: extra(4))
+    extra8, weights8 = engine.run(lambda ctx: extra(8))
+    assert weights8 > 1.8 * weights4
+    largest = 256 * 512 * 4                 # the tied embedding/head, the largest tensor, in fp32
+    # 6 more candidates: their group sums (1/32 of the weights) and a few slices of ΔW, not 6 × weights
+    assert extra4 < 8 * largest + weights4 // 16, (extra4, weights4)
+    assert extra8 < 8 * largest + weights8 // 16, (extra8, weights8)
+
+
+def test_head_slices_are_freed_inside_the_gradient(engine, monkeypatch):
+    """The head's vocabulary slices run inside the gradient transformation, where MLX keeps the graph of every
+    array it evaluates: without logit_head.leaf the running logsumexp held every slice's logits alive (5.8 GB
+    on a 262k vocabulary). Here: 64 tokens × a 32,768 vocabulary in 1 MiB slices; the pass must stay within
+    a few full-vocabulary (tokens × vocab) fp32 arrays above its statistics."""
+    from temper.core.quant import logit_head
+
+    monkeypatch.setattr(logit_head, "SLICE_BYTES", 1 << 20)
+    tokens, vocab = 64, 32768
+    chunks = _tokens(samples=1, seq_len=tokens, vocab=vocab).chunks
+    full = tokens * vocab * 4
+
+    def peak() -> tuple[int, int]:
+        model = _in_memory_model(2, vocab)
+        return _pass_peak(model, grid(bits=(4,), group_sizes=(64,)), chunks)
+
+    above, stats = engine.run(lambda ctx: peak())
+    assert above < stats + 3 * full, (above, stats, full)
