@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.bench.settings import BenchSettings
 from ..core.errors import TemperError
+from .output import print_markdown
 
 
 def _ints(text: str) -> list[int]:
@@ -43,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-warmup", action="store_true", help="count the first run too (not recommended)")
     p.add_argument("--no-copy-test", action="store_true", help="skip the measured memory-bandwidth test")
     p.add_argument("--json", metavar="OUT", help="save the full result (with machine info) as JSON")
-    p.add_argument("--md", action="store_true", help="print a Markdown table (the default)")
+    p.add_argument("--md", action="store_true", help="print the Markdown itself even on a terminal (there it is drawn as tables; "
+                   "piped, Markdown is the default)")
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two saved JSON results")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -55,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.compare:
         a, b = (BenchResult.load(x) for x in args.compare)
-        print(compare_markdown(a, b, names=(Path(args.compare[0]).stem, Path(args.compare[1]).stem)), end="")
+        text = compare_markdown(a, b, names=(Path(args.compare[0]).stem, Path(args.compare[1]).stem))
+        if args.md:
+            print(text, end="")
+        else:
+            print_markdown(text)
         return 0
     if not args.model:
         raise TemperError("bench needs a MODEL (folder or cached Hub id), or --compare A.json B.json")
@@ -71,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
         result.save(args.json)
         if not args.quiet:
             print(f"saved {args.json}", file=sys.stderr)
-    print(result.to_csv() if args.csv else result.to_markdown(), end="")
+    if args.csv or args.md:
+        print(result.to_csv() if args.csv else result.to_markdown(), end="")
+    else:
+        print_markdown(result.to_markdown())
     return 0
 
 

@@ -24,6 +24,7 @@ from ..core.engine.reasoning import EFFORTS
 from ..core.engine.sampling import SamplingSettings
 from ..core.errors import TemperError
 from . import flags
+from .output import print_error
 
 HELP = """commands: /quit  /new  /system TEXT  /effort none|low|medium|high  /regen  /drafter PATH|self|off
           /draft-tokens N  /temp T  /history  /export FILE  /help"""
@@ -182,7 +183,7 @@ class Repl:
                 if answer:
                     sys.stdout.write("\n")
                 if isinstance(event, Failed):
-                    print(f"temper: {event.message}", file=sys.stderr)
+                    print_error(str(event.message))
                 else:
                     print("[stopped before the first token]", file=sys.stderr)
                 return 2 if isinstance(event, Failed) else 1
@@ -276,12 +277,12 @@ class Repl:
                     if not self.command(line):
                         return 0
                 except (TemperError, ValueError) as exc:
-                    print(f"temper: {exc}", file=sys.stderr)
+                    print_error(str(exc))
                 continue
             try:
                 self.ask(line)
             except TemperError as exc:       # e.g. a model that stopped loading: say so, keep the REPL
-                print(f"temper: {exc}", file=sys.stderr)
+                print_error(str(exc))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import QuantError
+from .output import print_capability, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,7 +91,7 @@ def held_out(args: argparse.Namespace, profile: Any = None) -> tuple[Path | str 
 def run(args: argparse.Namespace) -> int:
     from ..core.engine import get_engine
     from ..core.engine.loader import open_tokenizer, validate
-    from ..core.quant.evaluate import evaluate, format_table
+    from ..core.quant.evaluate import evaluate
 
     settings = task_settings(args)
     if args.no_kl and settings is None:
@@ -124,15 +125,16 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
         return 0
     if not args.no_kl:
+        from ..core.quant.evaluate import QUALITY_HEADER, QUALITY_RIGHT, quality_rows
+
         print(about)
-        print(format_table(rows))
+        print_table(QUALITY_HEADER, quality_rows(rows), right=QUALITY_RIGHT)
     if models:
-        from ..core.evals import report
         from ..core.evals.sandbox import isolation
 
         if not args.no_kl:
             print()
-        print(report.format_table(models))
+        print_capability(models)
         print("accuracy % [95% Wilson interval]; capability = mean accuracy over the tasks run")
         if "humaneval" in settings.tasks:
             print(f"humaneval sandbox: {isolation().describe()}")

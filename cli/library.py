@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from ..core.errors import TemperError
-from ..core.library.format import human_bytes, human_params, table
+from ..core.library.format import human_bytes, human_params
 from ..core.library.model_info import ModelInfo
+from .output import print_error, print_table
 from .progress import ProgressView
 
 SORTS = {
@@ -107,11 +108,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not models:
         print("no models found (add a folder: temper library add-folder DIR; or run: temper demo --no-launch)")
         return 0
-    print(table(["NAME", "ARCH", "PARAMS", "SIZE", "QUANT", "BPW", "VISION", "SOURCE"], [_row(m) for m in models],
-                right={2, 3, 5}))
+    print_table(["NAME", "ARCH", "PARAMS", "SIZE", "QUANT", "BPW", "VISION", "SOURCE"], [_row(m) for m in models],
+                right={2, 3, 5})
     for m in models:
         if m.error:
-            print(f"! {m.name}: {m.error}", file=sys.stderr)
+            print_error(f"{m.name}: {m.error}")
     return 0
 
 
@@ -139,7 +140,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = ", ".join(f"{k} x{v}" for k, v in value.items()) or "-"
         if value is not None:
             rows.append([str(key).replace("_", " "), str(value)])
-    print(table(None, rows))
+    print_table(None, rows)
     if m.error:
         raise TemperError(m.error)
     return 0
@@ -214,8 +215,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not found:
         print(f"no {'MLX ' if not args.all else ''}models match {args.query!r}")
         return 0
-    print(table(["ID", "DOWNLOADS", "LIKES", "TASK"],
-                [[h.id, f"{h.downloads:,}", str(h.likes), h.pipeline_tag or "-"] for h in found], right={1, 2}))
+    print_table(["ID", "DOWNLOADS", "LIKES", "TASK"],
+                [[h.id, f"{h.downloads:,}", str(h.likes), h.pipeline_tag or "-"] for h in found], right={1, 2})
     return 0
 
 

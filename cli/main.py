@@ -16,14 +16,14 @@ from typing import NoReturn
 
 from ..core import __version__
 from ..core.errors import TemperError
+from .output import print_error
 
 
 class OneLineParser(argparse.ArgumentParser):
     """Usage mistakes read like every other error: `temper: COMMAND: what is wrong`, exit 2 (help: -h)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"temper: {self.prog.removeprefix('temper').strip() or 'usage'}: {message} (see {self.prog} -h)",
-              file=sys.stderr)
+        print_error(f"{self.prog.removeprefix('temper').strip() or 'usage'}: {message} (see {self.prog} -h)")
         raise SystemExit(2)
 
 
@@ -108,7 +108,7 @@ def interrupted(args: argparse.Namespace) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     note = getattr(args, "on_interrupt", "")
-    print(f"temper: interrupted{': ' + note if note else ''}", file=sys.stderr)
+    print_error(f"interrupted{': ' + note if note else ''}")
     return 130
 
 
@@ -118,7 +118,7 @@ def warn_broken_settings() -> None:
 
     _, error = settings.load()
     if error:
-        print(f"temper: {error}", file=sys.stderr)
+        print_error(str(error))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,27 +138,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         warn_broken_settings()
         return args.func(args) or 0
     except TemperError as exc:
-        print(f"temper: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     except KeyboardInterrupt:
         return interrupted(args)
-    except OSError as exc:  # the machine said no (disk full, permissions, a vanished file): one line
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"temper: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # a bug: still one line, the traceback on request
-        if os.environ.get("TEMPER_DEBUG"):
-            raise
-        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        print(f"temper: unexpected error: {text} (TEMPER_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
+    except BrokenPipeError:  # before OSError, of which it is a kind (it was unreachable below it)
         # The reader went away (`temper library list | head`): stop quietly, as Unix tools do.
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         except OSError:
             pass
         return 141
+    except OSError as exc:  # the machine said no (disk full, permissions, a vanished file): one line
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print_error(f"{exc.strerror or exc}{where}")
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("TEMPER_DEBUG"):
+            raise
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print_error(f"unexpected error: {text} (TEMPER_DEBUG=1 shows the traceback)")
+        return 1
 
 
 def entry() -> None:

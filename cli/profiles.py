@@ -9,6 +9,7 @@ from ..core.errors import ProfileError
 from ..core.profiles import format_diff, list_profiles, load, load_file, resolve
 from ..core.profiles.load import problems
 from ..core.tomlcheck import read_text
+from .output import print_error
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +82,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             found = [str(exc)]
         if found:
             for line in found:
-                print(f"temper: {line}", file=sys.stderr)
+                print_error(str(line))
             bad += 1
         else:
             note = f" (version {profile.migrated_from}, migrates to 1)" if profile.migrated_from is not None else ""

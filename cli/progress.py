@@ -8,7 +8,6 @@ sensitivity pass's per-tensor `LayerScored` events are read the same way.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -18,19 +17,18 @@ from rich.progress import Progress as Bars
 
 from ..core.engine.events import Progress
 from ..core.library.format import human_duration
+from .output import stderr_console
 
 PLAIN_EVERY_S = 5.0
 
 
-def stderr_console() -> Console:
-    return Console(file=sys.stderr, highlight=False)
-
-
 def as_progress(event: Any) -> tuple[str, int, int | None, str] | None:
     """(phase, done, total, current item) of a progress-like event, else None."""
+    from ..core.quant.sensitivity import LayerScored  # (MLX is loaded by then: only jobs send events)
+
     if isinstance(event, Progress):
         return event.phase, int(event.done), event.total, event.message
-    if type(event).__name__ == "LayerScored":
+    if isinstance(event, LayerScored):
         return "sensitivity", int(event.done), int(event.total) or None, f"{event.method} {event.path}".strip()
     return None
 

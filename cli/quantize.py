@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.quant.request import QuantRequest, QuantSettings
 from . import flags
+from .output import print_capability, print_table
 
 RUN_FIELDS = ("output", "overwrite", "pins", "min_bits", "max_bits", "sensitivity", "dtype", "plan_only")
 SETTINGS_FIELDS = tuple(QuantSettings.model_fields)
@@ -82,17 +83,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=1))
         return 0
     if result.out is None:
-        print(result.plan.table())
+        print_table(result.plan.TABLE_HEADER, result.plan.rows(), right=result.plan.TABLE_RIGHT)
     print(result.plan.summary_text())
     if result.verify is not None:
         print(result.verify.text())
         print(f"wrote {result.out}")
     if result.quality:
-        from ..core.quant.evaluate import format_table
+        from ..core.quant.evaluate import QUALITY_HEADER, QUALITY_RIGHT, quality_rows
 
-        print(format_table(result.quality))
+        print_table(QUALITY_HEADER, quality_rows(result.quality), right=QUALITY_RIGHT)
     if result.capability:
-        from ..core.evals.report import format_table as capability_table
-
-        print(capability_table(result.capability))
+        print_capability(result.capability)
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.quant.request import QuantSettings
 from . import flags
+from .output import print_table
 
 GRID_FIELDS = ("bits", "group_sizes", "modes", "calibration", "samples", "seq_len", "sensitivity_mode")
 
@@ -63,31 +64,36 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(table), indent=1))
     else:
-        print(format_table(table))
+        header, rows = score_rows(table)
+        print_table(header, rows, right=range(1, len(header)))
+        print("\n".join(summary_lines(table)))
     return 0
 
 
-def format_table(table: Any) -> str:
+def score_rows(table: Any) -> tuple[list[str], list[list[str]]]:
     """Tensor rows x candidate columns of ΔKL (nats/token); '~' marks an estimate, '-' a skipped one."""
-    keys = table.candidates
     from ..core.quant.candidates import Candidate
 
-    heads = [str(Candidate.from_key(k)) for k in keys]
-    width = max(24, *(len(t.path) for t in table.tensors))
-    lines = [f"{'tensor':{width}s} {'params':>9s} " + " ".join(f"{h:>10s}" for h in heads)]
+    keys = table.candidates
+    header = ["tensor", "params", *(str(Candidate.from_key(k)) for k in keys)]
+    rows = []
     for t in table.tensors:
-        cells = []
+        cells = [t.path, str(t.params)]
         for k in keys:
             if k in t.scores:
-                mark = "~" if t.methods.get(k) == "estimate" else " "
-                cells.append(f"{mark}{t.scores[k]:9.2e}")
+                cells.append(("~" if t.methods.get(k) == "estimate" else "") + f"{t.scores[k]:.2e}")
             else:
-                cells.append(f"{'-':>10s}")
-        lines.append(f"{t.path:{width}s} {t.params:9d} " + " ".join(cells))
+                cells.append("-")
+        rows.append(cells)
+    return header, rows
+
+
+def summary_lines(table: Any) -> list[str]:
+    """What the figures mean and how they were measured (mode, calibration, passes, time, memory)."""
     meta = table.meta
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in meta.get("seconds", {}).items())
     calib = meta.get("calibration", {})
-    lines += [
+    return [
         "",
         "ΔKL = KL(reference || quantized) in nats per token when only that tensor is quantized; "
         "~ = estimate, - = does not fit",
@@ -97,6 +103,6 @@ def format_table(table: Any) -> str:
          (f"streamed, {meta.get('block_loads')} block reads" if meta.get("streamed") else
           f"{meta.get('forward_passes')} forward passes") + f"; {secs}; peak MLX memory "
          f"{meta.get('peak_mlx_bytes', 0) / 2**20:.0f} MiB, peak RSS {meta.get('peak_rss_bytes', 0) / 2**20:.0f} MiB"),
+        *([f"note: {meta['replay_note']}"] if meta.get("replay_note") else []),
         f"saved: {meta.get('file')}",
     ]
-    return "\n".join(lines)

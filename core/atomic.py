@@ -95,3 +95,6 @@ def folder(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+    from .library.service import mark_changed
+
+    mark_changed()                              # a model folder landed: cached library scans are stale

@@ -53,8 +53,3 @@ def ensure_private(path: Path) -> None:
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     if data.stat().st_mode & 0o077:
         os.chmod(data, 0o700)
-
-
-def ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,7 +1,10 @@
 """The app shell: header, tabs, footer, key bindings, themes, settings and the active profile/model.
 
 Each tab's content lives in tui/views/<tab>.py; screens (help, settings, profiles) in tui/screens/.
-The app routes messages (tui/messages.py) and forwards engine events (tui/bridge.py) to every view.
+The app routes messages (tui/messages.py) and engine events (tui/bridge.py): each event goes to the
+widget that owns its job (`own_job`) and to the widgets following that kind of job (`follow_jobs`), never
+to everyone. Views reach the app typed (tui/typed_app.py) and its services through typed attributes:
+`quant_client` (the QuantClient protocol), `chat_client`, `chat_store`, `library` (one cached scan).
 """
 
 from __future__ import annotations
@@ -15,18 +18,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from temper.core import settings as settings_store
+from temper.core.chat.session import ChatClient, EngineChatClient
+from temper.core.chat.store import ChatStore
 from temper.core.engine import Engine, get_engine
 from temper.core.errors import ProfileError
+from temper.core.library.service import LibraryService
 from temper.core.profiles import Profile, load_or_default
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, TextArea
 
-from .bridge import EngineBridge, EngineEvent
+from .bridge import EngineBridge, EngineEvent, JobRouter
+from .messages import OpenModel
 from .palette import shell_commands
+from .quant_client import EngineQuantClient, QuantClient
 from .themes import DEFAULT_THEME, register_themes
 from .views.chat import ChatView
 from .views.layers import LayersView
@@ -101,10 +109,19 @@ class TemperApp(App[None]):
         user_host: str | None = None,
         environ: Mapping[str, str] | None = None,
         tabs: list[tuple[str, str, type]] | None = None,
+        library: LibraryService | None = None,
+        quant_client: QuantClient | None = None,
+        chat_client: ChatClient | None = None,
+        chat_store: ChatStore | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self._engine = engine
+        self.library = library if library is not None else LibraryService()
+        self._quant_client = quant_client
+        self._chat_client = chat_client
+        self._chat_store = chat_store
+        self.jobs = JobRouter()                          # engine events -> the widgets they belong to
         self.bridge: EngineBridge | None = None
         self.tabs = tabs if tabs is not None else TABS
         self.user_host = user_host or default_user_host()
@@ -134,6 +151,34 @@ class TemperApp(App[None]):
         if self._engine is None:
             self._engine = get_engine()
         return self._engine
+
+    # -- services the views use (typed; tests pass fakes to the constructor or set them before mounting) --
+    @property
+    def quant_client(self) -> QuantClient:
+        """The Quantize and Layers tabs' one door into the quantization core."""
+        if self._quant_client is None:
+            self._quant_client = EngineQuantClient(self.engine, self.library)
+        return self._quant_client
+
+    @quant_client.setter
+    def quant_client(self, client: QuantClient) -> None:
+        self._quant_client = client
+
+    @property
+    def chat_client(self) -> ChatClient:
+        if self._chat_client is None:
+            self._chat_client = EngineChatClient(self.engine)
+        return self._chat_client
+
+    @chat_client.setter
+    def chat_client(self, client: ChatClient) -> None:
+        self._chat_client = client
+
+    @property
+    def chat_store(self) -> ChatStore:
+        if self._chat_store is None:
+            self._chat_store = ChatStore()
+        return self._chat_store
 
     # -- layout -----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -189,15 +234,6 @@ class TemperApp(App[None]):
 
     def watch_model(self) -> None:
         self._update_subtitle()
-
-    @property
-    def active_model(self) -> str | None:
-        """The views' name for `model` (Chat and Quantize read it)."""
-        return self.model
-
-    @active_model.setter
-    def active_model(self, value: str | None) -> None:
-        self.model = value
 
     def watch_profile(self) -> None:
         self._update_subtitle()
@@ -268,12 +304,8 @@ class TemperApp(App[None]):
             self.notify(f"theme not saved: {exc}", severity="warning", timeout=8)
 
     # -- routing ----------------------------------------------------------------------------------------
-    async def _on_message(self, message: Message) -> None:
-        # OpenModel may be defined by a view (e.g. LibraryView.OpenModel) or in tui/messages.py:
-        # route any message of that name with `path` and `target`.
-        if type(message).__name__ == "OpenModel" and hasattr(message, "path") and hasattr(message, "target"):
-            self.open_model(str(message.path), str(message.target))
-        await super()._on_message(message)
+    def on_open_model(self, message: OpenModel) -> None:
+        self.open_model(message.path, message.target)
 
     def open_model(self, path: str, target: str) -> None:
         self.model = path
@@ -282,16 +314,16 @@ class TemperApp(App[None]):
         else:
             self.notify(f"no tab named {target!r}", severity="warning")
 
+    def own_job(self, job_id: int, owner: Widget) -> None:
+        """`owner` started job `job_id`: its events go to it. Call right after submitting, on the UI thread."""
+        self.jobs.own(job_id, owner)
+
+    def follow_jobs(self, kind: str, follower: Widget) -> None:
+        """`follower` sees the events of every job of `kind`, whoever started it."""
+        self.jobs.follow(kind, follower)
+
     def on_engine_event(self, message: EngineEvent) -> None:
-        """Hand each engine event to every tab view: a direct call where the view has
-        `handle_engine_event`, else a copy of the message (handled by its `on_engine_event`)."""
-        for tab, _, _ in self.tabs:
-            for view in self.query(f"#{tab}-view"):
-                handler = getattr(view, "handle_engine_event", None)
-                if handler is not None:
-                    handler(message.event)
-                else:
-                    view.post_message(EngineEvent(message.event))
+        self.jobs.route(message.event)
 
     # -- actions ----------------------------------------------------------------------------------------
     @property

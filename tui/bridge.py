@@ -15,13 +15,15 @@ from __future__ import annotations
 import threading
 
 from temper.core.engine import Engine, Event
-from temper.core.engine.events import Progress, is_terminal
+from temper.core.engine.events import Progress, Started, is_terminal
 from textual.app import App
 from textual.message import Message
+from textual.widget import Widget
 
 
 class EngineEvent(Message, bubble=False):
-    """One engine event, delivered on the UI thread. The app forwards a copy to every tab view."""
+    """One engine event, delivered on the UI thread. The app's JobRouter hands a copy to the widgets it
+    belongs to."""
 
     def __init__(self, event: Event) -> None:
         super().__init__()
@@ -42,6 +44,39 @@ class EngineEvent(Message, bubble=False):
         if type(mine) is Progress or getattr(type(mine), "coalesce", False) is True:
             return getattr(mine, "phase", None) == getattr(theirs, "phase", None)
         return False
+
+
+class JobRouter:
+    """Which widget gets which engine event (the app's `on_engine_event` calls `route`): the widget that
+    owns the job (it submitted it), then the widgets following that kind of job (the Layers tab watches
+    quantize jobs, the Performance tab's live figures chat answers). A job nobody owns or follows reaches
+    no widget: events are never broadcast. The kind comes from the job's Started event."""
+
+    def __init__(self) -> None:
+        self.owners: dict[int, Widget] = {}
+        self.kinds: dict[int, str] = {}
+        self.followers: dict[str, list[Widget]] = {}
+
+    def own(self, job_id: int, owner: Widget) -> None:
+        self.owners[job_id] = owner
+
+    def follow(self, kind: str, follower: Widget) -> None:
+        followers = self.followers.setdefault(kind, [])
+        if follower not in followers:
+            followers.append(follower)
+
+    def route(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.kinds[event.job] = event.kind
+        owner = self.owners.get(event.job)
+        targets = [owner] if owner is not None else []
+        targets += [w for w in self.followers.get(self.kinds.get(event.job, ""), []) if w is not owner]
+        for widget in targets:
+            if widget.is_attached:
+                widget.post_message(EngineEvent(event))
+        if is_terminal(event):
+            self.owners.pop(event.job, None)
+            self.kinds.pop(event.job, None)
 
 
 class EngineBridge:

@@ -24,7 +24,7 @@ class BoundKey:
 
 def bound_keys(app: App, keymap: Mapping[str, str]) -> list[BoundKey]:
     """Every binding with an id, on the keys it has once `keymap` is applied."""
-    from .screens.help import _bindings, _tab_of, screen_classes
+    from .screens.help import node_bindings, screen_classes, tab_of
 
     labels = {tab: label for tab, label, _ in app.tabs}
     out: dict[tuple[str, str], BoundKey] = {}
@@ -40,8 +40,8 @@ def bound_keys(app: App, keymap: Mapping[str, str]) -> list[BoundKey]:
     for node in [app, *app.screen_stack[0].walk_children(with_self=False)]:
         if any(type(n).__name__ in ("Footer", "Header") for n in node.ancestors_with_self):
             continue
-        where = "app" if node is app else _tab_of(node, labels)
-        for binding in _bindings(node):
+        where = "app" if node is app else tab_of(node, labels)
+        for binding in node_bindings(node):
             add(binding, where)
     for screen in screen_classes():
         for binding in screen.BINDINGS:

@@ -1,21 +1,31 @@
 """The one door between the Quantize/Layers tabs and the quantization core.
 
-Views never import core.quant themselves: they ask this client. Anything that touches MLX runs as an
-engine job (`app.engine.submit`), calling the same core functions as `temper quantize`; pure-Python work
-(reading headers, re-running the allocator on saved scores, job records, profiles) is called directly.
-Tests swap in a fake client with the same methods (tests/tui/fake_quant.py).
+Views never import core.quant themselves: they ask a `QuantClient` (the protocol below), reached as
+`app.quant_client`. The real one, `EngineQuantClient`, runs anything that touches MLX as an engine job
+(`engine.submit`), calling the same core functions as `temper quantize`; pure-Python work (reading headers,
+re-running the allocator on saved scores, job records, profiles) is called directly. The model list comes
+from the app's one cached library scan (core/library/service.py) and may block: views ask for it from a
+worker. Tests pass a fake with the same methods (tests/tui/fake_quant.py) as `TemperApp(quant_client=...)`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from temper.core import jobs
+from temper.core.engine import Engine, Job
 from temper.core.errors import QuantError, TemperError
+from temper.core.library.model_info import ModelInfo
+from temper.core.library.service import LibraryService
+from temper.core.profiles import Profile
 from temper.core.quant.request import QuantRequest, QuantSettings, default_output, resolved_sensitivity_mode
 from temper.core.quant.scores import SensitivityTable
+
+if TYPE_CHECKING:
+    from temper.core.quant.plan import Plan
+    from textual.widget import Widget
 
 
 @dataclass(frozen=True)
@@ -96,15 +106,15 @@ def human_bytes(n: float) -> str:
 
 
 @runtime_checkable
-class QuantService(Protocol):
-    """What the Quantize and Layers tabs may ask: the real QuantClient and the tests' fake both implement it
-    (tests/tui/test_quant_client_protocol.py checks their signatures against this one)."""
+class QuantClient(Protocol):
+    """What the Quantize and Layers tabs may ask: the real EngineQuantClient and the tests' fake both
+    implement it (tests/tui/test_quant_client_protocol.py checks their signatures against this one)."""
 
-    def models(self) -> list[ModelChoice]: ...
+    def models(self, active: str | None = None) -> list[ModelChoice]: ...
     def model(self, path: str) -> ModelChoice: ...
     def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight: ...
     def float_copy_of(self, model: ModelChoice) -> str | None: ...
-    def make_float_copy(self, model: ModelChoice) -> Any: ...
+    def make_float_copy(self, model: ModelChoice) -> Job[str]: ...
     def recipes(self) -> list[Recipe]: ...
     def default_output(self, request: QuantRequest) -> str: ...
     def saved_table(self, model_path: str) -> SensitivityTable | None: ...
@@ -112,33 +122,40 @@ class QuantService(Protocol):
     def allocate(self, table: SensitivityTable, target_bpw: float, pins: dict[str, str],
                  request: QuantRequest | None = None) -> Allocation: ...
     def frontier(self, table: SensitivityTable, pins: dict[str, str], points: int = 12) -> list[tuple[float, float]]: ...
-    def start(self, request: QuantRequest) -> Any: ...
-    def measure(self, model_path: str, settings: QuantSettings) -> Any: ...
+    def start(self, request: QuantRequest) -> Job[dict]: ...
+    def measure(self, model_path: str, settings: QuantSettings) -> Job[SensitivityTable]: ...
     def interrupted(self) -> list[jobs.JobRecord]: ...
-    def resume(self, record: jobs.JobRecord) -> Any: ...
+    def resume(self, record: jobs.JobRecord) -> Job[dict]: ...
     def discard(self, record: jobs.JobRecord) -> None: ...
     def past_results(self, model_path: str) -> list[jobs.JobRecord]: ...
-    def request_from_profile(self, profile: Any) -> QuantRequest: ...
-    def save_profile(self, name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]: ...
+    def request_from_profile(self, profile: Profile | None) -> QuantRequest: ...
+    def save_profile(self, name: str, request: QuantRequest, base: Profile | None = None) -> tuple[Profile, Path]: ...
 
 
-class QuantClient:
-    """The real client: core functions, engine jobs, job records in jobs_dir()."""
+class EngineQuantClient:
+    """The real client: core functions, engine jobs, job records in jobs_dir(), the app's library scan."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, engine: Engine | None, library: LibraryService | None = None) -> None:
+        self.engine = engine
+        self.library = library if library is not None else LibraryService()
+
+    def _submit(self, fn, kind: str) -> Job:
+        if self.engine is None:
+            raise TemperError("no engine to run this job on")
+        return self.engine.submit(fn, kind=kind)
 
     # -- models -----------------------------------------------------------------------------------------
-    def models(self) -> list[ModelChoice]:
+    def models(self, active: str | None = None) -> list[ModelChoice]:
+        """The active model first (even a quantized one), then every float model of the library. May scan
+        (seconds on a large library): call it from a worker, never the UI thread."""
         found: dict[str, ModelChoice] = {}
-        active = getattr(self.app, "active_model", None)
         if active:
             try:
                 choice = self.model(str(active))
                 found[choice.path] = choice
             except TemperError:
                 pass
-        for info in _scan():
+        for info in self.library.models():
             if info.error is None and info.quantization in ("none", "") and str(info.path) not in found:
                 found[str(info.path)] = _from_info(info)
         return list(found.values())
@@ -167,7 +184,7 @@ class QuantClient:
         found = existing_copy(Path(model.path))
         return str(found) if found is not None else None
 
-    def make_float_copy(self, model: ModelChoice):
+    def make_float_copy(self, model: ModelChoice) -> Job[str]:
         """An engine job writing the bf16 copy beside the model; its result is the copy's path."""
         from temper.core.engine.events import Progress
         from temper.core.library.float_copy import float_copy
@@ -178,7 +195,7 @@ class QuantClient:
 
             return str(float_copy(Path(model.path), progress=say, check=ctx.check))
 
-        return self.app.engine.submit(job, kind="float-copy")
+        return self._submit(job, kind="float-copy")
 
     # -- planning ---------------------------------------------------------------------------------------
     def recipes(self) -> list[Recipe]:
@@ -233,13 +250,13 @@ class QuantClient:
         return out
 
     # -- jobs -------------------------------------------------------------------------------------------
-    def start(self, request: QuantRequest):
+    def start(self, request: QuantRequest) -> Job[dict]:
         request.validate()
         from temper.core.quant.pipeline import quantize, result_dict
 
-        return self.app.engine.submit(lambda ctx: result_dict(quantize(ctx, request)), kind="quantize")
+        return self._submit(lambda ctx: result_dict(quantize(ctx, request)), kind="quantize")
 
-    def measure(self, model_path: str, settings: QuantSettings):
+    def measure(self, model_path: str, settings: QuantSettings) -> Job[SensitivityTable]:
         """An engine job running the sensitivity pass alone (the Layers tab's "measure now"): per-tensor events
         as it goes, the table as its result, saved where a later quantize of the same settings reuses it."""
         from temper.core.quant.sensitivity import run_sensitivity
@@ -247,17 +264,17 @@ class QuantClient:
         settings.check()
         calibration = None if settings.calibration == "builtin" else settings.calibration
         mode = resolved_sensitivity_mode(settings.sensitivity_mode)
-        return self.app.engine.submit(lambda ctx: run_sensitivity(
+        return self._submit(lambda ctx: run_sensitivity(
             ctx, model_path, settings.candidates(), calibration, mode=mode, samples=settings.samples,
             seq_len=settings.seq_len), kind="sensitivity")
 
     def interrupted(self) -> list[jobs.JobRecord]:
         return jobs.interrupted("quantize")
 
-    def resume(self, record: jobs.JobRecord):
+    def resume(self, record: jobs.JobRecord) -> Job[dict]:
         from temper.core.quant.pipeline import result_dict, resume
 
-        return self.app.engine.submit(lambda ctx: result_dict(resume(ctx, record.id)), kind="quantize")
+        return self._submit(lambda ctx: result_dict(resume(ctx, record.id)), kind="quantize")
 
     def discard(self, record: jobs.JobRecord) -> None:
         jobs.discard(record)
@@ -267,10 +284,10 @@ class QuantClient:
                 if r.status == "done" and r.result and r.result.get("output") and r.request.get("model") == model_path]
 
     # -- profiles ---------------------------------------------------------------------------------------
-    def request_from_profile(self, profile: Any) -> QuantRequest:
+    def request_from_profile(self, profile: Profile | None) -> QuantRequest:
         return request_from_profile(profile)
 
-    def save_profile(self, name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]:
+    def save_profile(self, name: str, request: QuantRequest, base: Profile | None = None) -> tuple[Profile, Path]:
         return save_to_profile(name, request, base)
 
 def _measured_table(model_path: str) -> SensitivityTable | None:
@@ -307,27 +324,20 @@ def _recipe_bpw(request: QuantRequest, model: ModelChoice) -> float:
     return recipe(request.recipe).default_bpw or TEMPER_DEFAULT_BPW
 
 
-def _allocation_from_plan(plan: Any, pins: dict[str, str]) -> Allocation:
-    """Read the core's plan object without depending on its class (duck-typed)."""
+def _allocation_from_plan(plan: Plan, pins: dict[str, str]) -> Allocation:
     choice = {entry.path: entry.key for entry in plan.entries}
     return Allocation(choice, float(plan.real_bpw), int(plan.size_bytes), float(plan.predicted_dkl or 0.0),
                       dict(pins))
 
 
-def _scan() -> list[Any]:
-    from temper.core.library.scan import scan
-
-    return scan()
-
-
-def _inspect(path: Path) -> Any:
+def _inspect(path: Path) -> ModelInfo:
     from temper.core.library.inspect import inspect_model
 
     return inspect_model(path)
 
 
-def _from_info(info: Any) -> ModelChoice:
-    if getattr(info, "error", None):
+def _from_info(info: ModelInfo) -> ModelChoice:
+    if info.error:
         raise TemperError(info.error)
     dtype = str((info.details or {}).get("dtype", "BF16")).upper()
     float_bytes = 4 if dtype in ("F32", "FLOAT32") else 2
@@ -335,18 +345,7 @@ def _from_info(info: Any) -> ModelChoice:
                        float_bytes, info.quantization)
 
 
-def client_for(app: Any) -> QuantService:
-    """The app's quantization client (one per app, shared by the Quantize and Layers tabs).
-
-    Tests set `app.quant_client` to a fake before running the app."""
-    client = getattr(app, "quant_client", None)
-    if client is None:
-        client = QuantClient(app)
-        app.quant_client = client
-    return client
-
-
-def tab_is_active(widget: Any) -> bool:
+def tab_is_active(widget: Widget) -> bool:
     """Is `widget` inside the tab pane on show? (Focusing inside a hidden pane would bring it forward.)"""
     from textual.widgets import TabbedContent, TabPane
 
@@ -355,16 +354,15 @@ def tab_is_active(widget: Any) -> bool:
     return pane is None or tabs is None or tabs.active == pane.id
 
 
-def request_from_profile(profile: Any) -> QuantRequest:
+def request_from_profile(profile: Profile | None) -> QuantRequest:
     """The wizard's starting settings: the profile's [quantize] section over the settings' own defaults."""
     if profile is None:
         return QuantRequest()
     return QuantRequest(**profile.section("quantize"))
 
 
-def save_to_profile(name: str, request: QuantRequest, base: Any = None) -> tuple[Any, Path]:
+def save_to_profile(name: str, request: QuantRequest, base: Profile | None = None) -> tuple[Profile, Path]:
     """Copy `base` (the active profile, comments kept) as `name` with the request's [quantize] values."""
-    from temper.core.profiles import Profile
     from temper.core.profiles.store import save
 
     profile = base.copy(name) if base is not None else Profile.default()

@@ -172,7 +172,7 @@ def blas_status() -> BlasStatus:
     BLAS of its wheel. On macOS MLX uses Accelerate. Never imports MLX and never fails."""
     if sys.platform == "darwin":
         return BlasStatus("Accelerate", True, None, "macOS", None, "", None)
-    if _cuda_build():
+    if cuda_build():
         return BlasStatus("not used (MLX CUDA build)", True, None, None, None, "", None)
     try:
         return _linux_status()
@@ -181,7 +181,7 @@ def blas_status() -> BlasStatus:
 
 
 def _linux_status() -> BlasStatus:
-    path = _global_provider("cblas_sgemm")
+    path = global_provider("cblas_sgemm")
     if path is None:
         return BlasStatus("MLX reference BLAS", False, _mapped("libblas-"), None, None,
                           "netlib reference BLAS from the mlx-cpu wheel", _hint())
@@ -227,7 +227,7 @@ class _DlInfo(ctypes.Structure):
                 ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
 
 
-def _global_provider(symbol: str) -> str | None:
+def global_provider(symbol: str) -> str | None:
     """The file that defines `symbol` in the process's global scope (None when no global object does)."""
     try:
         address = ctypes.cast(getattr(ctypes.CDLL(None), symbol), ctypes.c_void_p).value
@@ -252,7 +252,7 @@ def _mapped(fragment: str) -> str | None:
     return None
 
 
-def _cuda_build() -> bool:
+def cuda_build() -> bool:
     """Whether the installed MLX is a CUDA build (its GPU kernels are the fast path: leave BLAS alone)."""
     for name in ("mlx-cuda-13", "mlx-cuda-12", "mlx-cuda"):  # what mlx[cuda], mlx[cuda12], mlx[cuda13] install
         try:

@@ -40,7 +40,7 @@ def skip_reason(environ: Mapping[str, str] | None = None, modules: Mapping[str, 
         return f"{blas.ENV_DISABLE} is set"
     if "mlx.core" in modules:
         return "MLX is already loaded"
-    if blas._cuda_build():
+    if blas.cuda_build():
         return "MLX is a CUDA build"
     return None
 
@@ -104,7 +104,7 @@ def ensure_fast_blas(argv: Sequence[str] | None = None, *, quiet: bool = False) 
     reason = skip_reason()
     if reason:
         return f"skipped: {reason}"
-    if blas._global_provider("cblas_sgemm"):
+    if blas.global_provider("cblas_sgemm"):
         return "in use"
     lib = blas.find()
     if lib is None:
@@ -128,7 +128,7 @@ def reexec_pytest(config) -> None:
     if os.environ.get(MARK) == str(os.getpid()):
         restore_environ()
         return
-    if not _started_as_pytest() or skip_reason() or blas._global_provider("cblas_sgemm") or blas.find() is None:
+    if not _started_as_pytest() or skip_reason() or blas.global_provider("cblas_sgemm") or blas.find() is None:
         return
     capture = config.pluginmanager.getplugin("capturemanager")
     if capture is not None:

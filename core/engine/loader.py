@@ -66,16 +66,6 @@ def read_config(path: Path) -> dict[str, Any]:
     return read(path)
 
 
-def architecture_supported(config: dict[str, Any]) -> bool:
-    from mlx_lm.utils import _get_classes
-
-    try:
-        _get_classes(config)
-    except (ValueError, ImportError):
-        return False
-    return True
-
-
 def validate(path: Path) -> dict[str, Any]:
     """Check a folder without loading weights (temper.core.library.check); return its config."""
     from ..library.check import check_model_folder

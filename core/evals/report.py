@@ -52,10 +52,11 @@ def rows(models: Sequence[ModelEval]) -> list[tuple[str, ...]]:
 
 
 def format_table(models: Sequence[ModelEval]) -> str:
+    """The capability table as aligned plain text (the task names left, the figures right)."""
+    from ..library.format import table
+
     lines = rows(models)
-    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in
-                               enumerate(zip(r, widths, strict=True))).rstrip() for r in lines)
+    return table(lines[0], lines[1:], right=set(range(1, len(lines[0]))))
 
 
 def markdown(models: Sequence[ModelEval]) -> str:

@@ -13,6 +13,7 @@ from ..paths import models_dir
 from .folders import folders
 from .inspect import is_model_folder
 from .scan import hf_cache_dir
+from .service import mark_changed
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -29,6 +30,13 @@ def _where(target: Path) -> Path:
 
 def delete_model(path: str | Path) -> int:
     """Delete the model at `path`; return the bytes freed. Raises TemperError when refused."""
+    try:
+        return _delete(path)
+    finally:
+        mark_changed()                            # even a half-done delete changes what a scan finds
+
+
+def _delete(path: str | Path) -> int:
     target = Path(path).expanduser()
     if not target.exists() and not target.is_symlink():
         raise TemperError(f"{path}: no such model folder")

@@ -199,4 +199,7 @@ def download(
         report(state["done"], state["total"], name)
         snapshot = Path(local).parents[len(Path(name).parts) - 1]
     assert snapshot is not None
+    from .service import mark_changed
+
+    mark_changed()                                # a new snapshot in the HF cache: cached scans are stale
     return snapshot

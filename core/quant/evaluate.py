@@ -234,13 +234,19 @@ def text_chunks(tokenizer: Any, text: str, *, length: int = 256, count: int = 16
     return chunks
 
 
+QUALITY_HEADER = ("model", "bpw", "size MB", "KL mean ± SE", "median", "p95", "p99", "max", "top-1", "PPL")
+QUALITY_RIGHT = frozenset(range(1, len(QUALITY_HEADER)))      # every column but the name holds a number
+
+
+def quality_rows(rows: Sequence[Quality]) -> list[tuple[str, ...]]:
+    """One row of cells per model under QUALITY_HEADER (the CLI renders them; the model card as text)."""
+    return [(r.name, f"{r.real_bpw:.3f}", f"{r.size_bytes / 1e6:.2f}", f"{r.kl_mean:.4f} ± {r.kl_se:.4f}",
+             f"{r.kl_median:.4f}", f"{r.kl_p95:.4f}", f"{r.kl_p99:.4f}", f"{r.kl_max:.3f}", f"{100 * r.top1:.1f}%",
+             f"{r.ppl:.3f}") for r in rows]
+
+
 def format_table(rows: Sequence[Quality]) -> str:
-    head = ("model", "bpw", "size MB", "KL mean ± SE", "median", "p95", "p99", "max", "top-1", "PPL")
-    lines = [head]
-    for r in rows:
-        lines.append((r.name, f"{r.real_bpw:.3f}", f"{r.size_bytes / 1e6:.2f}",
-                      f"{r.kl_mean:.4f} ± {r.kl_se:.4f}", f"{r.kl_median:.4f}", f"{r.kl_p95:.4f}",
-                      f"{r.kl_p99:.4f}", f"{r.kl_max:.3f}", f"{100 * r.top1:.1f}%", f"{r.ppl:.3f}"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in
-                               enumerate(zip(line, widths, strict=True))) for line in lines)
+    """The quality table as aligned plain text (model cards, Markdown code blocks)."""
+    from ..library.format import table
+
+    return table(QUALITY_HEADER, quality_rows(rows), right=set(QUALITY_RIGHT))

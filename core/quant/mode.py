@@ -64,11 +64,11 @@ def backend() -> str:
     """'cpu', 'metal' or 'cuda': where MLX computes here."""
     import sys
 
-    from ..accel.blas import _cuda_build  # noqa: PLC2701 (blas owns the CUDA-build probe)
+    from ..accel.blas import cuda_build  # blas owns the CUDA-build probe
     from ..accel.compute import on_cpu_backend
 
     if not on_cpu_backend():
-        return "metal" if sys.platform == "darwin" else ("cuda" if _cuda_build() else "gpu")
+        return "metal" if sys.platform == "darwin" else ("cuda" if cuda_build() else "gpu")
     return "cpu"
 
 

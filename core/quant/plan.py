@@ -148,18 +148,24 @@ class Plan:
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
-    def table(self) -> str:
-        """The readable per-tensor table: tensor, params, bits, group, mode, predicted ΔKL, source."""
-        rows = [("tensor", "params", "bits", "group", "mode", "ΔKL", "source")]
+    TABLE_HEADER = ("tensor", "params", "bits", "group", "mode", "ΔKL", "source")
+    TABLE_RIGHT = frozenset({1, 2, 3, 5})
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The per-tensor rows under TABLE_HEADER: tensor, params, bits, group, mode, predicted ΔKL, source."""
+        out = []
         for e in self.entries:
             c = e.candidate
-            rows.append((e.path, f"{e.params:,}", "float" if c is None else str(c.bits),
-                         "-" if c is None else str(c.group_size), "-" if c is None else c.mode,
-                         "-" if e.dkl is None else f"{e.dkl:.3g}", e.source))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        right = {1, 2, 3, 5}
-        return "\n".join("  ".join(v.rjust(w) if i in right else v.ljust(w)
-                                   for i, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip() for r in rows)
+            out.append((e.path, f"{e.params:,}", "float" if c is None else str(c.bits),
+                        "-" if c is None else str(c.group_size), "-" if c is None else c.mode,
+                        "-" if e.dkl is None else f"{e.dkl:.3g}", e.source))
+        return out
+
+    def table(self) -> str:
+        """The per-tensor table as aligned plain text."""
+        from ..library.format import table
+
+        return table(self.TABLE_HEADER, self.rows(), right=set(self.TABLE_RIGHT))
 
     # -- JSON --------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

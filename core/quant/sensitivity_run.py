@@ -233,6 +233,9 @@ class SensitivityRun:
             self.reference = kl.Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
                                           replay_bytes=(1 << 30) if self.replay else 0)
             self.times["reference"] = time.perf_counter() - t0
+            if self.reference.replay_note:
+                self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", 0, None, self.reference.replay_note,
+                                       {"step": "reference", "warning": True}))
         return self.reference
 
     # -- bookkeeping --------------------------------------------------------------------------------
@@ -261,6 +264,7 @@ class SensitivityRun:
             "forward_passes": kl.PASSES.n - self.start_passes,
             "reference": self.reference.kind if self.reference else None,
             "replay": bool(self.reference and self.reference.replay),
+            "replay_note": self.reference.replay_note if self.reference else "",
             "peak_mlx_bytes": int(mx.get_peak_memory()),
             "baseline_mlx_bytes": getattr(self, "baseline", 0),
             "rss_bytes": int(psutil.Process().memory_info().rss),

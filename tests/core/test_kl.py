@@ -35,3 +35,33 @@ def test_topk_reference_is_a_close_lower_bound(engine, trained_tiny):
     assert kl_topk > 0.9 * kl_full
     assert tok_kl.shape == (64,) and tok_kl.mean() == pytest.approx(kl_full, rel=1e-4)
     assert 0 < tok_top1.mean() < 1
+
+
+@pytest.mark.parametrize("fault", ["differs", "raises"])
+def test_a_failed_replay_check_is_said_not_silent(engine, trained_tiny, monkeypatch, fault):
+    """Before: a replay that did not reproduce the reference (or raised) quietly turned replay off, and every
+    later pass ran whole forwards, 2-10x slower, with nothing said. Now the reason is in `replay_note` (the
+    table's meta, the job's progress and `temper sensitivity`'s summary)."""
+    from temper.core.quant.replay import Replay
+
+    class Wrong(Replay):
+        def __call__(self, *args, **kwargs):
+            if fault == "raises":
+                raise RuntimeError("this block takes a cache the stand-in lacks")
+            return self.out * 1.5
+
+    def work(ctx):
+        from temper.core.engine.loader import load
+
+        lm = load(trained_tiny)
+        chunks = calibration_set(lm.tokenizer, samples=2, seq_len=32).chunks
+        good = kl.Reference(lm.model, chunks, vocab=1024)
+        monkeypatch.setattr(kl, "Replay", Wrong)
+        bad = kl.Reference(lm.model, chunks, vocab=1024)
+        return good, bad
+
+    good, bad = engine.run(work)
+    assert good.replay and good.replay_note == ""
+    assert not bad.replay and not bad.recorded
+    wanted = "differs from the reference" if fault == "differs" else "RuntimeError: this block takes a cache"
+    assert wanted in bad.replay_note and "2-10x slower" in bad.replay_note

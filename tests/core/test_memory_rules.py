@@ -27,11 +27,11 @@ def test_the_wizard_preflight_streams_exactly_when_the_core_would(tiny_llama, mo
     import psutil
     from temper.core.quant.request import QuantRequest
     from temper.core.quant.streamed import fp32_bytes, needs_streaming
-    from temper.tui.quant_client import QuantClient
+    from temper.tui.quant_client import EngineQuantClient
 
     free = int(fp32_bytes(tiny_llama) * free_over_fp32)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=free))
-    client = QuantClient(SimpleNamespace())
+    client = EngineQuantClient(None)
     model = client.model(str(tiny_llama))
     flight = client.preflight(model, QuantRequest(model=str(tiny_llama)))
     assert flight.streamed == needs_streaming(Path(tiny_llama)) == (free_over_fp32 < 1.5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from quant_support import HELD_OUT
@@ -31,9 +30,9 @@ def calib_file(tmp_path) -> Path:
 
 def test_the_app_route_applies_awq(engine, tiny_llama, tmp_path):
     """Before: the app's pipeline built the core request without `awq`, so the wizard's AWQ did nothing."""
-    from temper.tui.quant_client import QuantClient
+    from temper.tui.quant_client import EngineQuantClient
 
-    client = QuantClient(SimpleNamespace(engine=engine))
+    client = EngineQuantClient(engine)
     out = tmp_path / "awq-app"
     request = QuantRequest(model=str(tiny_llama), recipe="uniform-4", awq=True, samples=2, seq_len=48,
                            evaluate=False, output=str(out))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from temper.core import jobs
 from temper.core.engine.events import Event, Progress
@@ -17,6 +16,7 @@ from temper.core.errors import QuantError
 from temper.core.quant.candidates import Candidate
 from temper.core.quant.request import QuantRequest
 from temper.core.quant.scores import SensitivityTable, TensorScores
+from temper.tui.app import TemperApp
 from temper.tui.quant_client import (
     RECIPES,
     Allocation,
@@ -96,7 +96,7 @@ RESULT = {
 
 
 class FakeQuantClient:
-    def __init__(self, app: Any, model_dir: Path, *, gate: threading.Event | None = None,
+    def __init__(self, app: TemperApp, model_dir: Path, *, gate: threading.Event | None = None,
                  fail_in: str | None = None, quantized: bool = False) -> None:
         self.app = app
         self.model_dir = Path(model_dir)
@@ -108,7 +108,7 @@ class FakeQuantClient:
         self.started: list[QuantRequest] = []
         self.saved_scores = False
 
-    def models(self) -> list[ModelChoice]:
+    def models(self, active: str | None = None) -> list[ModelChoice]:
         four_bit = [ModelChoice("tiny-4bit", str(self.model_dir.parent / "tiny-4bit"), "llama", 1_234_567,
                                 700_000, 2, "4-bit")] if self.quantized else []
         copies = [ModelChoice(Path(p).name, p, "llama", 1_234_567, 2_469_134, 2) for p in self.copies]

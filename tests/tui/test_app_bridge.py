@@ -1,5 +1,5 @@
-"""Engine events reach the app and every view; floods of progress merge; the final event always arrives;
-events after the app has exited are dropped without errors."""
+"""Engine events reach the widget that owns their job and the followers of its kind, never everyone; floods of
+progress merge; the final event always arrives; events after the app has exited are dropped without errors."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ async def test_flood_of_progress_arrives_in_order_with_the_final_event(engine) -
     app = new_app(engine, tabs=[("library", "Library", RecordingView), ("chat", "Chat", RecordingView)])
     async with app.run_test(size=(80, 24)) as pilot:
         job = engine.submit(flood(n), kind="flood")
+        app.own_job(job.id, app.query_one("#library-view"))      # the owner, and a follower of its kind
+        app.follow_jobs("flood", app.query_one("#chat-view"))
         job.result(timeout=30)
         for _ in range(500):  # up to 10 s on a loaded machine; usually one or two rounds
             await pilot.pause(0.02)
@@ -63,6 +65,53 @@ async def test_flood_of_progress_arrives_in_order_with_the_final_event(engine) -
             assert done == sorted(done) and done[-1] == n - 1  # newest progress never lost
             assert len(done) <= n
         assert app.bridge.posted >= n + 2
+
+
+async def test_two_concurrent_jobs_reach_only_their_owners(engine) -> None:
+    """Before: the app handed every event to every view, so each tab saw the other's job (the Quantize tab
+    filtered by id, the Performance tab's live figures did not)."""
+    import threading
+
+    tabs = [("library", "Library", RecordingView), ("chat", "Chat", RecordingView),
+            ("layers", "Layers", RecordingView)]
+    app = new_app(engine, tabs=tabs)
+    gate = threading.Event()
+
+    def gated(tag: str):
+        def job(ctx):
+            for i in range(3):
+                ctx.emit(Progress(ctx.job_id, tag, i, 3))
+            gate.wait(10)
+            return tag
+        return job
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        first, second, third = (app.query_one(f"#{tab}-view", RecordingView) for tab, _, _ in tabs)
+        a = engine.submit(gated("a"), kind="download")
+        app.own_job(a.id, first)
+        b = engine.submit(gated("b"), kind="quantize")      # in flight at once: queued behind a
+        app.own_job(b.id, second)
+        app.follow_jobs("quantize", third)                  # a follower sees b's events only
+        # and two jobs whose events interleave, as two event sources would
+        app.own_job(9001, first)
+        app.own_job(9002, second)
+        for event in (Started(9001, "x"), Started(9002, "y"), Progress(9002, "p", 1), Progress(9001, "p", 1),
+                      Finished(9002, None), Finished(9001, None)):
+            app.post_message(EngineEvent(event))
+        gate.set()
+        a.result(timeout=30)
+        b.result(timeout=30)
+        for _ in range(500):
+            await pilot.pause(0.02)
+            if any(isinstance(e, Finished) and e.job == b.id for e in second.events):
+                break
+        assert {e.job for e in first.events} == {a.id, 9001}
+        assert {e.job for e in second.events} == {b.id, 9002}
+        assert {e.job for e in third.events} == {b.id}
+        for view, job in ((first, a), (second, b), (third, b)):
+            mine = [e for e in view.events if e.job == job.id]
+            assert isinstance(mine[0], Started) and isinstance(mine[-1], Finished) and mine[-1].result in "ab"
+        assert [type(e).__name__ for e in first.events if e.job == 9001] == ["Started", "Progress", "Finished"]
 
 
 async def test_events_after_exit_are_dropped(engine) -> None:

@@ -11,7 +11,6 @@ from temper.tui import messages
 from temper.tui.app import TABS
 from temper.tui.screens.help import HelpScreen
 from textual.command import CommandList, CommandPalette
-from textual.message import Message
 from textual.widgets import Footer, Header, Input, Tab, TabbedContent, TextArea
 
 pytestmark = pytest.mark.anyio
@@ -175,12 +174,7 @@ async def test_open_model_sets_the_active_model_and_switches_tab(engine, tmp_pat
         assert app.active_tab == "quantize"
         assert app.sub_title == "tester@box · Qwen3-0.6B-4bit"
 
-        class OpenModel(Message):  # a view's own class of the same name is routed too
-            def __init__(self, path: str, target: str) -> None:
-                super().__init__()
-                self.path, self.target = path, target
-
-        app.query_one("#library-view").post_message(OpenModel("/m/gemma-4-e2b", "chat"))
+        app.query_one("#library-view").post_message(messages.OpenModel("/m/gemma-4-e2b", "chat"))  # bubbles up
         await pilot.pause()
         assert app.model == "/m/gemma-4-e2b" and app.active_tab == "chat"
 

@@ -73,7 +73,7 @@ class FakeClient:
 
 def make_app(model="models/tiny", client=None):
     app = TemperApp(engine=Engine(name="chat-view-test"))
-    app.active_model = model
+    app.model = model
     app.chat_client = client or FakeClient()
     return app
 
@@ -285,7 +285,7 @@ async def test_without_a_model_the_tab_says_how_to_pick_one():
         await send(pilot, "hello")
         assert any(NO_MODEL in n.message for n in pilot.app._notifications)
         assert ChatStore().list() == [] and client.jobs == []
-        pilot.app.active_model = "models/picked"   # e.g. opened from the Library
+        pilot.app.model = "models/picked"   # e.g. opened from the Library
         await pilot.press("f1")
         await open_chat(pilot)
         assert not view.query("#chat-hint")
@@ -360,7 +360,7 @@ async def test_rename_and_export_through_their_prompts(tmp_path):
 async def test_the_real_engine_answers_in_the_tab(engine, tiny_llama):
     """End to end with the real client and engine on the tiny model: tokens arrive, the answer is saved."""
     app = TemperApp(engine=engine)
-    app.active_model = str(tiny_llama)
+    app.model = str(tiny_llama)
     async with app.run_test(size=(120, 40)) as pilot:
         view = await open_chat(pilot)
         view.settings.sampling.max_tokens = 12

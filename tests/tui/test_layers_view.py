@@ -18,7 +18,7 @@ def make_app(engine, tmp_path: Path, saved: bool = True) -> TemperApp:
     app = TemperApp(engine=engine)
     app.quant_client = FakeQuantClient(app, tmp_path / "tiny-llama")
     app.quant_client.saved_scores = saved
-    app.active_model = str(tmp_path / "tiny-llama")
+    app.model = str(tmp_path / "tiny-llama")
     return app
 
 

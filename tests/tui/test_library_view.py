@@ -11,9 +11,10 @@ import pytest
 from temper.core.library.folders import add_folder
 from temper.core.paths import models_dir
 from temper.tui.app import TemperApp
+from temper.tui.messages import OpenModel
 from temper.tui.screens.delete_model import ConfirmDelete
 from temper.tui.screens.hub_search import HubSearch
-from temper.tui.views.library import LibraryView, OpenModel
+from temper.tui.views.library import LibraryView
 from textual.widgets import DataTable, Input, TabbedContent
 
 
@@ -32,7 +33,7 @@ class RecordingApp(TemperApp):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.opened: list[tuple[Path, str]] = []
+        self.opened: list[tuple[str, str]] = []
 
     def on_open_model(self, message: OpenModel) -> None:
         self.opened.append((message.path, message.target))
@@ -108,13 +109,13 @@ async def test_open_in_chat_and_quantize(engine, library: Path) -> None:
         await _loaded(pilot, app)
         await pilot.press("down", "down", "c")
         await pilot.pause()
-        assert app.opened == [(models_dir() / "tiny-llama", "chat")]
+        assert app.opened == [(str(models_dir() / "tiny-llama"), "chat")]
         assert app.query_one(TabbedContent).active == "chat"
         await pilot.press("f1")
         app.query_one("#library-table", DataTable).focus()
         await pilot.press("q")
         await pilot.pause()
-        assert app.opened[-1] == (models_dir() / "tiny-llama", "quantize")
+        assert app.opened[-1] == (str(models_dir() / "tiny-llama"), "quantize")
         await pilot.press("f1")
         app.query_one("#library-table", DataTable).focus()
         await pilot.press("up", "up", "c")  # the broken row: refused with a notification, nothing posted

@@ -14,7 +14,7 @@ from temper.core.bench.metrics import RunTiming
 from temper.core.bench.results import BatchRow, BenchResult, Row
 from temper.core.bench.roofline import Roofline
 from temper.core.bench.runner import BenchConfig, BenchProgress
-from temper.core.engine.events import Cancelled, Event, Failed, Finished
+from temper.core.engine.events import Cancelled, Event, Failed, Finished, Started
 from temper.tui.app import TemperApp
 from temper.tui.bridge import EngineEvent
 from temper.tui.views.performance import PerformanceView
@@ -96,8 +96,11 @@ async def test_live_figures_from_any_stats_event() -> None:
     app = TemperApp(engine=FakeEngine())
     async with app.run_test(size=(150, 45)) as pilot:
         view = await _open(pilot)
+        app.post_message(EngineEvent(Started(1, "chat")))          # the tab follows chat answers
         for i in range(3):
             app.post_message(EngineEvent(ChatStats(1, 0.2, 30.0 + i, 500.0, 4_000_000_000 + i)))
+        app.post_message(EngineEvent(Started(2, "float-copy")))    # ...and no other job it does not own
+        app.post_message(EngineEvent(ChatStats(2, 0.2, 99.0, 500.0, 1)))
         await pilot.pause()
         live = view.query_one(PerfLive)
         assert live.updates == 3 and list(live.tps) == [30.0, 31.0, 32.0]

@@ -1,5 +1,5 @@
 """The real quantization client and the tests' fake implement one protocol, method for method, with the
-same parameters: a view written against QuantService cannot work with one and break with the other."""
+same parameters: a view written against QuantClient cannot work with one and break with the other."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import inspect
 
 import pytest
 from fake_quant import FakeQuantClient
-from temper.tui.quant_client import QuantClient, QuantService
+from temper.tui.quant_client import EngineQuantClient, QuantClient
 
-METHODS = [name for name, value in vars(QuantService).items()
+METHODS = [name for name, value in vars(QuantClient).items()
            if callable(value) and not name.startswith("_")]
 
 
@@ -17,9 +17,9 @@ def test_the_protocol_lists_the_methods() -> None:
     assert len(METHODS) == 18 and "start" in METHODS and "resume" in METHODS
 
 
-@pytest.mark.parametrize("client", [QuantClient, FakeQuantClient])
+@pytest.mark.parametrize("client", [EngineQuantClient, FakeQuantClient])
 @pytest.mark.parametrize("name", METHODS)
 def test_both_clients_implement_each_method_with_the_same_parameters(client, name) -> None:
-    wanted = list(inspect.signature(getattr(QuantService, name)).parameters)
+    wanted = list(inspect.signature(getattr(QuantClient, name)).parameters)
     assert hasattr(client, name), f"{client.__name__} lacks {name}"
     assert list(inspect.signature(getattr(client, name)).parameters) == wanted

@@ -29,6 +29,8 @@ def test_wizard_defaults_on_tiny_llama_make_a_verified_model(make_app, engine, t
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.press("f2")
             await pilot.pause()
+            await app.workers.wait_for_complete()           # the model list is read in a worker
+            await pilot.pause()
             view = app.query_one("#quantize-view")
             await pilot.press("enter")                              # 1 model: the active one
             assert view.request.model == str(tiny_llama)
@@ -76,12 +78,12 @@ def test_layers_reallocation_matches_the_written_plan(engine, tiny_llama: Path) 
     """The saved scores re-allocated at the run's budget (what the Layers tab does) give the run's plan."""
     from temper.core.quant.pipeline import quantize, result_dict
     from temper.core.quant.request import QuantRequest
-    from temper.tui.quant_client import QuantClient
+    from temper.tui.quant_client import EngineQuantClient
 
     request = QuantRequest(model=str(tiny_llama), target_bpw=5.0, bits=[2, 4, 8], group_sizes=[64], samples=4,
                            seq_len=64, output=str(models_dir() / "layers-check"))
     result = result_dict(engine.run(lambda ctx: quantize(ctx, request)))
-    client = QuantClient(app=None)
+    client = EngineQuantClient(None)
     table = client.saved_table(str(tiny_llama))
     assert table is not None
     alloc = client.allocate(table, 5.0, {})

@@ -28,6 +28,8 @@ def run(app: TemperApp, script, size=(100, 30)) -> None:
         async with app.run_test(size=size) as pilot:
             await pilot.press("f2")
             await pilot.pause()
+            await pilot.app.workers.wait_for_complete()     # the model list is read in a worker
+            await pilot.pause()
             await script(pilot)
 
     asyncio.run(main())
@@ -234,7 +236,7 @@ def test_result_opens_in_chat_and_compares(engine, tmp_path: Path) -> None:
         assert table.get_row("bpw") == ["Real bpw", "4.480", "3.100"]
         pilot.app.query_one("#result-chat").press()
         await pilot.pause()
-        assert pilot.app.active_model == str(tmp_path / "out-4.5bpw")
+        assert pilot.app.model == str(tmp_path / "out-4.5bpw")
         assert pilot.app.query_one(TabbedContent).active == "chat"
         await pilot.pause()
         assert pilot.app.focused is not None and pilot.app.focused.id == "chat-input"   # typing goes to the box

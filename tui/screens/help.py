@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -9,12 +11,17 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from ..typed_app import TemperNode
 
-def binding_rows(app) -> list[tuple[str, str, str, str]]:
+if TYPE_CHECKING:
+    from ..app import TemperApp
+
+
+def binding_rows(app: TemperApp) -> list[tuple[str, str, str, str]]:
     """(keys, description, id, where) for the app's bindings and those of every widget on the main
     screen, with the user's keymap applied: the app's first, then each tab's (in tab order), then the
     dialogs'. Bindings without an id are Textual's own editing keys (cursor moves in a text box...): left out."""
-    keymap = getattr(app, "_keymap", {})
+    keymap = app.settings.keymap
     nodes: list[DOMNode] = [app, *app.screen_stack[0].walk_children(with_self=False)]
     rows: list[tuple[str, str, str, str]] = []
     labels = {tab: label for tab, label, _ in app.tabs}
@@ -22,9 +29,9 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
     for node in nodes:
         if any(type(n).__name__ in ("Footer", "Header") for n in node.ancestors_with_self):
             continue
-        where = "app" if node is app else _tab_of(node, labels)
+        where = "app" if node is app else tab_of(node, labels)
         grouped: dict[tuple[str, str, str], list[Binding]] = {}
-        for binding in _bindings(node):
+        for binding in node_bindings(node):
             if not binding.id:
                 continue
             key = (binding.id or "", binding.action, binding.tooltip or binding.description)
@@ -52,7 +59,7 @@ def binding_rows(app) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _tab_of(node: DOMNode, labels: dict[str, str]) -> str:
+def tab_of(node: DOMNode, labels: dict[str, str]) -> str:
     """The label of the tab a widget lives in ("app" outside any tab)."""
     from textual.widgets import TabPane
 
@@ -67,14 +74,14 @@ def screen_classes() -> list[type]:
     return [HelpScreen, SettingsScreen, ProfileScreen, SaveProfileScreen]
 
 
-def _bindings(node: DOMNode) -> list[Binding]:
+def node_bindings(node: DOMNode) -> list[Binding]:
     out: list[Binding] = []
     for bindings in node._bindings.key_to_bindings.values():
         out.extend(bindings)
     return out
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(TemperNode, ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {

@@ -13,8 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from ..typed_app import TemperNode
 
-class ProfileScreen(ModalScreen[str | None]):
+
+class ProfileScreen(TemperNode, ModalScreen[str | None]):
     DEFAULT_CSS = """
     ProfileScreen { align: center middle; }
     ProfileScreen > Vertical {
@@ -125,7 +127,7 @@ def _escape(text: str) -> str:
     return text.replace("[", r"\[")
 
 
-class SaveProfileScreen(ModalScreen[str | None]):
+class SaveProfileScreen(TemperNode, ModalScreen[str | None]):
     """Ask for a name and save the active profile (its comments and order kept) in the user folder."""
 
     DEFAULT_CSS = """

@@ -19,9 +19,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from ..keymap_check import keymap_clashes
+from ..typed_app import TemperNode
 
 
-class SettingsScreen(ModalScreen[bool]):
+class SettingsScreen(TemperNode, ModalScreen[bool]):
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
     SettingsScreen > Vertical {

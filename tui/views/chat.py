@@ -1,7 +1,8 @@
 """The Chat tab: saved conversations, answers streamed as Markdown, Esc stops, thinking collapses.
 
-The view never touches MLX: it builds a `ChatRequest` and hands it to a client (`app.chat_client`, or an
-`EngineChatClient` on the app's engine); the client's events come back as `ChatView.Event` messages.
+The view never touches MLX: it builds a `ChatRequest` and hands it to a client (`app.chat_client`:
+an `EngineChatClient` on the app's engine, or a test's fake); its events come back as `ChatView.Event`
+messages.
 Every answer is saved while it grows (`AnswerWriter`), so a crash loses at most half a second of it.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from temper.core.chat.export import export, new_notes
-from temper.core.chat.session import EngineChatClient, make_request
+from temper.core.chat.session import make_request
 from temper.core.chat.settings import ChatSettings
 from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress, Started
@@ -28,6 +29,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from ..typed_app import TemperNode
 from ..widgets.chat_message import ChatMessage, last_code_block
 from ..widgets.chat_settings import AskText, ChatSettingsScreen
 from ..widgets.chat_sidebar import ChatSidebar
@@ -50,7 +52,7 @@ class Generation:
     earlier: list = field(default_factory=list)  # the conversation's messages before it (notes said once)
 
 
-class ChatView(Vertical):
+class ChatView(TemperNode, Vertical):
     DEFAULT_CSS = """
     ChatView { height: 1fr; }
     ChatView #chat-body { height: 1fr; }
@@ -100,8 +102,8 @@ class ChatView(Vertical):
                 yield Input(placeholder="Message (Enter sends · Esc stops · F6 settings)", id="chat-input")
 
     def on_mount(self) -> None:
-        self.store = getattr(self.app, "chat_store", None) or ChatStore()
-        self.client = getattr(self.app, "chat_client", None) or EngineChatClient(self.app.engine)
+        self.store = self.app.chat_store
+        self.client = self.app.chat_client
         if self.store.recovered:
             self.notify(f"{self.store.recovered} answer(s) cut short last time were kept, marked stopped")
         if self.app.size.width < 100:
@@ -118,9 +120,6 @@ class ChatView(Vertical):
         if self.conv is None and self.gen is None:       # a fresh chat takes the new profile at once
             self._from_profile()
             self.update_header()
-
-    def handle_engine_event(self, event) -> None:
-        """The app hands every engine event to every view; this tab gets its own through the chat client."""
 
     def default_focus(self):
         """The message box: what a user arriving here (a tab key, Open in Chat) types into. Tab keys that work
@@ -139,9 +138,9 @@ class ChatView(Vertical):
     @property
     def model(self) -> str | None:
         """The app's active model; else the model an opened conversation was using."""
-        model = getattr(self.app, "active_model", None)
+        model = self.app.model
         if model:
-            return str(getattr(model, "path", model))
+            return model
         return self.conv.model if self.conv is not None and self.conv.model else None
 
     @property

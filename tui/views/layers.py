@@ -21,7 +21,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Static
 
 from ..bridge import EngineEvent
-from ..quant_client import Allocation, client_for, human_bytes, tab_is_active
+from ..quant_client import Allocation, human_bytes, tab_is_active
+from ..typed_app import TemperNode
 from ..widgets.layers_budget import BudgetSlider, FrontierPlot
 from ..widgets.layers_heat import SHORT, LayersHeat
 
@@ -30,7 +31,7 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.2e}" if value and value < 1e-3 else f"{value:.4f}"
 
 
-class LayersView(Vertical):
+class LayersView(TemperNode, Vertical):
     DEFAULT_CSS = """
     LayersView #layers-budget { height: 1; padding: 0 1; }
     LayersView #layers-budget Label { width: auto; padding-right: 1; }
@@ -76,16 +77,17 @@ class LayersView(Vertical):
         yield DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
+        self._status()
+        self.app.follow_jobs("quantize", self)       # scores of whichever quantize job runs, live
         self._follow_active_model()
 
     def _follow_active_model(self) -> None:
         """Show the active model's saved scores; without any, say why and what to do (one key)."""
-        active = getattr(self.app, "active_model", None)
-        active = str(active) if active else None
+        active = str(self.app.model) if self.app.model else None
         if active == self.model_path or self.measure_job is not None or self.live_job is not None:
             return
         self.model_path, self.explain, self.float_copy, self.can_measure = active, "", None, False
-        client = client_for(self.app)
+        client = self.app.quant_client
         table = client.saved_table(active) if active else None
         if table is not None:
             self.can_measure = True
@@ -117,12 +119,13 @@ class LayersView(Vertical):
         if not (self.model_path and self.can_measure):
             self.notify(self.explain or "Nothing to measure", severity="warning", timeout=8)
             return
-        client = client_for(self.app)
+        client = self.app.quant_client
         try:
             job = client.measure(self.model_path, client.request_from_profile(self.app.profile).settings())
         except TemperError as exc:
             self.notify(str(exc), severity="error", title="Sensitivity")
             return
+        self.app.own_job(job.id, self)
         self.measure_job = job.id
         self._status("measuring: starting…")
 
@@ -257,7 +260,7 @@ class LayersView(Vertical):
     @work(thread=True, exclusive=True, group="layers-allocate", exit_on_error=False)
     def _allocate(self, bpw: float, pins: dict[str, str], frontier: bool) -> None:
         # Pure Python (no MLX): the allocator works on saved scores, so a thread worker is fine.
-        client = client_for(self.app)
+        client = self.app.quant_client
         table = self.table
         try:
             alloc = client.allocate(table, bpw, pins)

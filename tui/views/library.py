@@ -1,6 +1,8 @@
 """The Library tab: every local model in a sortable, filterable table, a details pane, and actions.
 
-Scanning reads headers only (no MLX) and runs in a thread worker; results come back as a message.
+The list comes from the app's one cached library scan (core/library/service.py, shared with the Quantize
+tab): a scan reads headers only (no MLX) and always runs in a thread worker, its result comes back as a
+message. `r` forces a fresh scan; deletes, imports and downloads invalidate the cache in the core.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from temper.core.library.format import human_bytes, human_params
 from temper.core.library.model_info import ModelInfo
-from temper.core.library.scan import hf_cache_dir, scan
+from temper.core.library.scan import hf_cache_dir
 from temper.core.paths import models_dir
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,8 +20,10 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
+from ..messages import OpenModel
 from ..screens.delete_model import ConfirmDelete
 from ..screens.hub_search import HubSearch
+from ..typed_app import TemperNode
 
 # (key, header, sort key: larger first for numbers)
 COLUMNS = [
@@ -34,15 +38,6 @@ COLUMNS = [
 ]
 SORT_KEYS = [c[0] for c in COLUMNS]
 LARGEST_FIRST = {"params", "size", "bpw"}  # their natural order is descending
-
-
-class OpenModel(Message):
-    """Open `path` in another tab ("chat" or "quantize"). The app shell routes it to that view."""
-
-    def __init__(self, path: Path, target: str) -> None:
-        super().__init__()
-        self.path = path
-        self.target = target
 
 
 class ScanFinished(Message):
@@ -130,7 +125,7 @@ def details_text(m: ModelInfo | None) -> str:
     return "\n".join(lines)
 
 
-class LibraryView(Vertical):
+class LibraryView(TemperNode, Vertical):
     DEFAULT_CSS = """
     LibraryView { height: 1fr; }
     LibraryView #library-bar { height: 3; }
@@ -151,14 +146,13 @@ class LibraryView(Vertical):
         Binding("i", "import_gguf", "Import", tooltip="Import GGUF", id="library.import"),
     ]
 
-    def __init__(self, *, extra_folders: list[Path] | None = None, **kwargs) -> None:
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.models: list[ModelInfo] = []
         self.shown: list[ModelInfo] = []
         self.sort_key = "name"
         self.sort_reverse = False
         self.loaded = False  # the first scan came back (tests wait on it)
-        self.extra_folders = extra_folders or []
         self.importing = None  # the engine Job of a running GGUF import
         self.select_after_scan: Path | None = None
         self._generation = 0
@@ -176,21 +170,27 @@ class LibraryView(Vertical):
         for key, label, _ in COLUMNS:
             table.add_column(label + "  ", key=key)  # room for the sort arrow
         table.focus()
-        model = getattr(self.app, "active_model", None)
+        model = self.app.model
         if model:  # `temper --model PATH` / `temper demo`: show that model highlighted
             self.select_model(model)
-        self.rescan()
+        self.rescan(refresh=False)
 
     # scanning -------------------------------------------------------------------------------------
-    def rescan(self) -> None:
-        self.query_one("#library-status", Static).update("scanning…")
+    def rescan(self, refresh: bool = True) -> None:
+        """Show the library: the cached scan at once when it is current, else a scan in a worker.
+        `refresh` (the r key) scans again whatever the cache holds (changes made outside temper)."""
         self._generation += 1
-        self._scan_worker(self._generation)
+        cached = None if refresh else self.app.library.cached()
+        if cached is not None:
+            self.on_scan_finished(ScanFinished(cached, generation=self._generation))
+            return
+        self.query_one("#library-status", Static).update("scanning…")
+        self._scan_worker(self._generation, refresh)
 
     @work(thread=True, exclusive=True, group="library-scan", exit_on_error=False)
-    def _scan_worker(self, generation: int) -> None:
+    def _scan_worker(self, generation: int, refresh: bool) -> None:
         try:
-            self.post_message(ScanFinished(scan(self.extra_folders), generation=generation))
+            self.post_message(ScanFinished(self.app.library.models(refresh=refresh), generation=generation))
         except Exception as exc:  # a scan never takes the app down
             self.post_message(ScanFinished([], error=" ".join(str(exc).split()), generation=generation))
 
@@ -333,7 +333,7 @@ class LibraryView(Vertical):
             self.notify(message.error, title=f"{message.info.name} not deleted", severity="error")
             return
         self.notify(f"deleted {message.info.name} ({human_bytes(message.freed or 0)} freed)")
-        self.rescan()
+        self.rescan(refresh=False)         # delete_model invalidated the cached scan
 
     def action_import_gguf(self) -> None:
         m = self.highlighted
@@ -397,13 +397,13 @@ class LibraryView(Vertical):
             return
         self.notify(f"imported {message.name} as {display_path(message.path)}")
         self.select_after_scan = message.path
-        self.rescan()
+        self.rescan(refresh=False)         # the import's atomic publish invalidated the cached scan
 
     def action_search(self) -> None:
         def done(path: Path | None) -> None:
             if path is not None:
                 self.notify(f"downloaded to {display_path(path)}")
-                self.rescan()
+                self.rescan(refresh=False)     # the download invalidated the cached scan
 
         self.app.push_screen(HubSearch(), done)
 

@@ -1,6 +1,7 @@
 """The Performance tab: live figures during chat, benchmark suites, the memory-bandwidth roofline.
 
-Engine events reach the view through `handle_engine_event` (the app forwards every `EngineEvent`):
+Engine events reach the view as `EngineEvent` messages, routed by the app: the events of the benchmark job
+this tab started (it owns it) and of every chat answer (it follows "chat" jobs):
 - any event carrying `ttft` / `prefill_tps` / `decode_tps` / `peak_memory` (attributes, or keys of a
   `data` dict) updates the live figures and sparklines — duck typing, see widgets/perf_live.py;
 - the benchmark job this tab started reports `BenchProgress`, then `Finished` (a `BenchResult`, saved to
@@ -21,6 +22,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
+from ..bridge import EngineEvent
+from ..typed_app import TemperNode
 from ..widgets.perf_bench import PerfBench
 from ..widgets.perf_live import PerfLive, read_stats
 from ..widgets.perf_roofline import PerfRoofline
@@ -56,7 +59,7 @@ def load_history(limit: int = 20) -> list:
     return [r for r in results if r.machine.get("chip") == chip]
 
 
-class PerformanceView(Vertical):
+class PerformanceView(TemperNode, Vertical):
     BINDINGS = [Binding("escape", "cancel_bench", "Stop benchmark", id="performance.cancel", show=False)]
     DEFAULT_CSS = """
     PerformanceView #perf-top { height: 1fr; }
@@ -75,7 +78,7 @@ class PerformanceView(Vertical):
         with Horizontal(id="perf-top"):
             yield PerfLive(id="perf-live")
             yield PerfRoofline(id="perf-roofline")
-        yield PerfBench(model=str(getattr(self.app, "active_model", None) or ""), id="perf-bench")
+        yield PerfBench(model=self.app.model or "", id="perf-bench")
         yield Static(blas_text(), id="perf-blas")
 
     def on_mount(self) -> None:
@@ -83,6 +86,7 @@ class PerformanceView(Vertical):
         benchmark fields take the active profile's [bench] settings (and follow a profile applied later)."""
         self.query_one(PerfBench).show_profile(self.app.profile.section("bench"))
         self.watch(self.app, "profile", self._profile_changed, init=False)
+        self.app.follow_jobs("chat", self)             # live figures while a chat answer streams
         history = load_history()
         if history:
             roof = self.query_one(PerfRoofline)
@@ -100,11 +104,12 @@ class PerformanceView(Vertical):
             bench.show_profile(profile.section("bench"))
 
     # -- engine events ------------------------------------------------------------------------------------
-    def handle_engine_event(self, event: Any) -> None:
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
         stats = read_stats(event)
         if stats:
             self.query_one(PerfLive).update_stats(stats)
-        if self.job is None or getattr(event, "job", None) != self.job.id:
+        if self.job is None or event.job != self.job.id:
             return
         bench = self.query_one(PerfBench)
         if isinstance(event, BenchProgress):
@@ -144,6 +149,7 @@ class PerformanceView(Vertical):
         if self.job is not None:
             return
         self.job = self.app.engine.submit(bench_job(message.model, message.config), kind="bench")
+        self.app.own_job(self.job.id, self)
         bench.set_running(True)
         bench.set_status(f"starting: {message.model} (the first run of each shape is a warm-up)")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import QuantError, TemperError
 from temper.core.jobs import JobRecord
+from temper.core.profiles import Profile
 from temper.core.quant.request import QuantRequest
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,7 +18,8 @@ from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, Static
 
 from ..bridge import EngineEvent
-from ..quant_client import ModelChoice, client_for, tab_is_active
+from ..quant_client import ModelChoice, QuantClient, tab_is_active
+from ..typed_app import TemperNode
 from ..widgets.quant_dialogs import PathPrompt, ResumeChoice, ResumeOffer
 from ..widgets.quant_review import ReviewStep, SaveProfileRequested
 from ..widgets.quant_run import CancelRequested, ResultAction, ResultStep, RunStep
@@ -25,6 +27,7 @@ from ..widgets.quant_setup import (
     CalibrationStep,
     GoalStep,
     ModelHighlighted,
+    ModelsListed,
     ModelStep,
     StepDone,
     model_facts,
@@ -34,7 +37,7 @@ STEPS = [("model", "Model"), ("goal", "Goal"), ("calibration", "Calibration"), (
          ("run", "Run"), ("result", "Result")]
 
 
-class QuantizeView(Vertical):
+class QuantizeView(TemperNode, Vertical):
     DEFAULT_CSS = """
     QuantizeView #quant-stepper { height: 1; padding: 0 1; background: $boost; }
     QuantizeView #quant-error { height: auto; color: $error; padding: 0 1; }
@@ -70,32 +73,46 @@ class QuantizeView(Vertical):
             yield RunStep(id="step-run")
             yield ResultStep(id="step-result")
 
-    def _client(self):
-        return client_for(self.app)
+    def _client(self) -> QuantClient:
+        return self.app.quant_client
 
     def on_mount(self) -> None:
-        profile = getattr(self.app, "profile", None)
-        self._profile_section = profile.section("quantize") if profile is not None else {}
+        profile = self.app.profile
+        self._profile_section = profile.section("quantize")
         self.request = self._client().request_from_profile(profile)
         self.list_models()
         self.query_one(GoalStep).show(self.request)
         self.query_one(CalibrationStep).show(self.request)
         self.offer_resume()
         self.go(0)
-        if hasattr(type(self.app), "profile"):
-            self.watch(self.app, "profile", self._profile_changed, init=False)
-        if hasattr(type(self.app), "model"):
-            self.watch(self.app, "model", self._model_changed, init=False)
+        self.watch(self.app, "profile", self._profile_changed, init=False)
+        self.watch(self.app, "model", self._model_changed, init=False)
 
-    def list_models(self) -> None:
-        active = getattr(self.app, "active_model", None)
-        try:
-            models = self._client().models()
-        except TemperError as exc:
-            models = []
-            self.error(str(exc))
-        self.query_one(ModelStep).set_models(models, preselect=str(active) if active else None)
-        self._show_model_facts(self.query_one(ModelStep).current)
+    def list_models(self, pick: str | None = None) -> None:
+        """Refill step 1's list (read in a worker: listing may scan the whole library). `pick` selects that
+        path once listed (a float copy just made), else the app's active model."""
+        active = self.app.model
+        self.query_one(ModelStep).read_models(self._client(), active, pick or active, bool(pick))
+
+    def on_models_listed(self, message: ModelsListed) -> None:
+        message.stop()
+        step = self.query_one(ModelStep)
+        if message.generation != step.listing:       # an older list arriving late: a newer one is coming
+            return
+        if message.error:
+            self.error(message.error)
+        step.set_models(message.models, preselect=message.preselect)
+        path = message.preselect
+        if message.pick and path and (step.current is None or step.current.path != path):
+            try:
+                choice = self._client().model(path)       # one folder's headers, not a scan
+            except TemperError as exc:
+                self.error(str(exc))
+            else:
+                step.set_models([choice, *step.choices], preselect=path)
+        self._show_model_facts(step.current)
+        if message.pick:
+            self._focus_step()
 
     def _model_changed(self, model: str | None) -> None:
         """The app's active model changed (Library → Quantize): offer it first, from step 1 (also after a
@@ -104,11 +121,11 @@ class QuantizeView(Vertical):
             self.list_models()
             self.go(0, focus=False)
 
-    def _profile_changed(self, profile) -> None:
+    def _profile_changed(self, profile: Profile) -> None:
         """A profile was applied (ctrl+o): its [quantize] settings become the wizard's."""
         if self.job is not None:
             return
-        section = profile.section("quantize") if profile is not None else {}
+        section = profile.section("quantize")
         if section == self._profile_section:
             return                    # the same settings re-applied: keep what the user typed
         self._profile_section = section
@@ -214,26 +231,12 @@ class QuantizeView(Vertical):
             return
         self.error()
         self.copy_job = client.make_float_copy(current)
+        self.app.own_job(self.copy_job.id, self)
         self.query_one(ModelStep).show_facts(f"Making a float copy of {current.name}…")
         self.refresh_bindings()
 
     def _pick(self, path: str) -> None:
-        models = self.query_one(ModelStep)
-        try:
-            models.set_models(self._client().models(), preselect=path)
-        except TemperError as exc:
-            self.error(str(exc))
-            return
-        if models.current is None or models.current.path != path:
-            try:
-                choice = self._client().model(path)
-            except TemperError as exc:
-                self.error(str(exc))
-                return
-            models.set_models([choice, *models.choices], preselect=path)
-        self._show_model_facts(models.current)
-        self.refresh_bindings()
-        self._focus_step()
+        self.list_models(pick=path)
 
     def action_back(self) -> None:
         if STEPS[self.step][0] == "run" and self.job is not None:
@@ -280,6 +283,7 @@ class QuantizeView(Vertical):
         except TemperError as exc:
             self.error(str(exc))
             return
+        self.app.own_job(self.job.id, self)
         self._enter_run()
 
     def _enter_run(self) -> None:
@@ -340,11 +344,7 @@ class QuantizeView(Vertical):
         message.stop()
         result = self.result or {}
         if message.action == "chat" and result.get("output"):
-            open_model = getattr(self.app, "open_model", None)
-            if open_model is not None:
-                open_model(result["output"], "chat")      # sets the active model, shows the Chat tab
-            else:
-                self.app.active_model = result["output"]
+            self.app.open_model(result["output"], "chat")      # sets the active model, shows the Chat tab
         elif message.action == "compare":
             others = []
             for record in self._client().past_results(self.request.model):
@@ -386,6 +386,7 @@ class QuantizeView(Vertical):
         except TemperError as exc:
             self.error(str(exc))
             return
+        self.app.own_job(self.job.id, self)
         self._enter_run()
 
     # -- profiles ---------------------------------------------------------------------------------------
@@ -398,8 +399,8 @@ class QuantizeView(Vertical):
         except TemperError as exc:
             self.error(str(exc))
             return
-        current = getattr(self.app, "profile", None)
-        default = current.name if current is not None and current.source == "user" else "quantize"
+        current = self.app.profile
+        default = current.name if current.source == "user" else "quantize"
 
         def save(profile_name: str | None) -> None:
             if not profile_name:
@@ -410,8 +411,7 @@ class QuantizeView(Vertical):
                 self.error(str(exc))
                 return
             self.error()
-            if current is not None:
-                self.app.profile = profile
+            self.app.profile = profile
             self.notify(f"Saved the quantize settings to {path}", timeout=4)
 
         self.app.push_screen(PathPrompt("Save these quantize settings in the profile named:", default), save)

@@ -6,17 +6,29 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 
 from __future__ import annotations
 
-from temper.core.errors import QuantError
+from temper.core.errors import QuantError, TemperError
 from temper.core.library.format import human_duration
 from temper.core.quant.recipes import TEMPER_DEFAULT_BPW
 from temper.core.quant.request import QuantRequest
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..quant_client import ModelChoice, human_bytes
+from ..quant_client import ModelChoice, QuantClient, human_bytes
+
+
+class ModelsListed(Message):
+    """Step 1's model list, read off the UI thread (it may scan the library); `pick`: select `preselect`
+    even if the list lacks it (a float copy just made)."""
+
+    def __init__(self, models: list[ModelChoice], error: str | None, preselect: str | None, pick: bool,
+                 generation: int) -> None:
+        super().__init__()
+        self.models, self.error, self.preselect, self.pick, self.generation = (
+            models, error, preselect, pick, generation)
 
 
 class StepDone(Message):
@@ -84,12 +96,30 @@ class ModelStep(StepBase):
         super().__init__(**kwargs)
         self.choices: list[ModelChoice] = []
         self.current: ModelChoice | None = None
+        self.listing = 0                # generation of the list asked for last (a late older one is dropped)
 
     def compose(self) -> ComposeResult:
         yield Static("1 · Choose the model to quantize", classes="step-title")
         yield OptionList(id="model-list")
         yield Input(compact=True, placeholder="…or type a model folder path and press Enter", id="model-path")
         yield Static("", id="model-facts")
+
+    def read_models(self, client: QuantClient, active: str | None, preselect: str | None, pick: bool) -> None:
+        """Ask `client` for the models in a worker; `ModelsListed` comes back to the wizard."""
+        self.listing += 1
+        self.show_facts("Reading the library…")
+        self._read_worker(client, active, preselect, pick, self.listing)
+
+    @work(thread=True, exclusive=True, group="quant-models", exit_on_error=False)
+    def _read_worker(self, client: QuantClient, active: str | None, preselect: str | None, pick: bool,
+                     generation: int) -> None:
+        try:
+            models, error = client.models(active), None
+        except TemperError as exc:
+            models, error = [], str(exc)
+        except Exception as exc:  # a bug must show, not vanish with the worker
+            models, error = [], f"listing models failed: {type(exc).__name__}: {exc}"
+        self.post_message(ModelsListed(models, error, preselect, pick, generation))
 
     def set_models(self, choices: list[ModelChoice], preselect: str | None = None) -> None:
         self.choices = choices

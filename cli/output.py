@@ -1,0 +1,81 @@
+"""How the command line writes what it found: tables through Rich, errors as one line, alike everywhere.
+
+On a terminal a table is a Rich table (bold header, numbers right-aligned, a rule under the header; a cell
+wider than the terminal folds onto the next line, it is never cut) and an error starts with a red `temper:`. Piped or redirected, the same table is plain text (columns aligned with
+two spaces, no ANSI codes, no box characters, nothing wrapped or cut) and an error is the bare line
+`temper: what is wrong`, so `temper library list | grep`, scripts and logs read them. `--json` output is
+printed as JSON and never passes through here. Rich honours NO_COLOR and FORCE_COLOR.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Collection, Sequence
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..core.library.format import table as plain_table
+
+
+def stdout_console() -> Console:
+    return Console(file=sys.stdout, highlight=False)
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def print_table(header: Sequence[str] | None, rows: Sequence[Sequence[object]], *,
+                right: Collection[int] = frozenset(), console: Console | None = None) -> None:
+    """One table on stdout: Rich on a terminal, aligned plain text otherwise."""
+    console = console or stdout_console()
+    cells = [[str(c) for c in row] for row in rows]
+    if not console.is_terminal:
+        text = plain_table(list(header) if header else None, cells, right=set(right))
+        if text:
+            console.file.write(text + "\n")
+            console.file.flush()
+        return
+    width = len(header) if header else max((len(r) for r in cells), default=0)
+    table = Table(box=box.SIMPLE_HEAD if header else None, show_header=header is not None, header_style="bold",
+                  pad_edge=False, show_edge=False)
+    for i in range(width):
+        table.add_column(escape(header[i]) if header else "", justify="right" if i in right else "left",
+                         overflow="fold")      # a cell wider than the terminal folds, never loses characters
+    for row in cells:
+        table.add_row(*(escape(c) for c in row))
+    console.print(table, soft_wrap=True)
+
+
+def print_capability(models: Sequence[object], console: Console | None = None) -> None:
+    """The capability table of `temper eval --tasks` and `temper quantize --eval-tasks`."""
+    from ..core.evals.report import rows
+
+    lines = rows(models)  # type: ignore[arg-type]
+    print_table(lines[0], lines[1:], right=range(1, len(lines[0])), console=console)
+
+
+def print_markdown(text: str, console: Console | None = None) -> None:
+    """A Markdown report (bench results and comparisons): rendered by Rich on a terminal (its tables as
+    tables), the Markdown itself when piped (pasteable into docs, as llama-bench prints it)."""
+    console = console or stdout_console()
+    if not console.is_terminal:
+        console.file.write(text if text.endswith("\n") else text + "\n")
+        console.file.flush()
+        return
+    from rich.markdown import Markdown
+
+    console.print(Markdown(text))
+
+
+def print_error(message: str, console: Console | None = None) -> None:
+    """`temper: message` on stderr, one line (red prefix on a terminal)."""
+    console = console or stderr_console()
+    if console.is_terminal:
+        console.print(f"[bold red]temper:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    else:
+        console.file.write(f"temper: {message}\n")
+        console.file.flush()

@@ -1,0 +1,101 @@
+"""The CLI's tables and errors look the same everywhere: Rich on a terminal (FORCE_COLOR stands in for one
+here), plain aligned text with no ANSI codes when piped; --json stays pure JSON either way.
+
+Before: each command wrote its tables by hand (five column-padding loops in core/ and cli/), so nothing was
+drawn as a table on a terminal and the sensitivity table cut its columns at fixed widths."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from temper.cli.main import main
+from temper.cli.output import print_error, print_markdown, print_table
+from temper.core.paths import models_dir
+
+ESC = "\x1b["
+
+
+@pytest.fixture
+def library(tmp_path: Path, tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    shutil.copytree(tiny_llama, models_dir() / "mine")
+    broken = models_dir() / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"")
+
+
+def test_piped_tables_and_errors_are_plain(library, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["library", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert ESC not in out and ESC not in err and "─" not in out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "ARCH", "PARAMS", "SIZE", "QUANT", "BPW", "VISION", "SOURCE"]
+    assert all(line == line.rstrip() for line in lines)
+    assert [line.split()[0] for line in lines[1:]] == ["broken", "mine"]
+    assert err.startswith("temper: broken: ") and len(err.splitlines()) == 1
+    assert main(["library", "show", "nope"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "temper: nope: no such model in the Library (see: temper library list)\n"
+
+
+def test_terminal_tables_and_errors_are_rich(library, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert main(["library", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert ESC in out and "─" in out                    # a styled header over a rule
+    assert "NAME" in out and "mine" in out and "32.00" in out
+    assert f"{ESC}1;31mtemper:" in err and "broken" in err
+    assert main(["library", "show", "mine"]) == 0
+    assert "bits per weight" in capsys.readouterr().out
+
+
+def test_json_stays_clean_on_a_terminal(library, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert main(["library", "list", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert ESC not in out
+    assert sorted(row["name"] for row in json.loads(out)) == ["broken", "mine"]
+    assert main(["library", "show", "mine", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "mine"
+
+
+def _console(terminal: bool) -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, force_terminal=terminal, width=60, color_system="standard" if terminal else None), buf
+
+
+def test_long_cells_are_never_cut_and_markup_is_not_read() -> None:
+    """A tensor path longer than the terminal is shown whole (piped: no width limit; on a terminal it folds
+onto the next line); `[b]` in a cell or header is text, not Rich markup."""
+    path = "model.layers.10.self_attn.q_proj." + "x" * 60
+    for terminal in (False, True):
+        console, buf = _console(terminal)
+        print_table(["tensor", "params", "[b]4-bit"], [[path, "1,024", "~1.2e-03"]], right={1, 2}, console=console)
+        text = buf.getvalue()
+        assert "[b]4-bit" in text and (ESC in text) == terminal and "…" not in text
+        assert path in text if not terminal else "".join(text.split()).count("x") >= 60
+
+
+def test_markdown_reports_are_markdown_when_piped_and_tables_on_a_terminal() -> None:
+    report = "# bench\n\n| test | tg tok/s |\n|---|---:|\n| pp16+tg4 | 41.3 |\n"
+    console, buf = _console(False)
+    print_markdown(report, console=console)
+    assert buf.getvalue() == report
+    console, buf = _console(True)
+    print_markdown(report, console=console)
+    assert "41.3" in buf.getvalue() and "|---" not in buf.getvalue()
+
+
+def test_errors_are_one_line_either_way() -> None:
+    for terminal in (False, True):
+        console, buf = _console(terminal)
+        print_error("model.safetensors: [broken] header " + "y" * 80, console=console)
+        assert len(buf.getvalue().splitlines()) == 1 and "[broken]" in buf.getvalue()
