@@ -194,7 +194,7 @@ def test_a_quantized_model_says_why_and_opens_its_float_copy(engine, tmp_path: P
     app = make_app(engine, tmp_path, saved=False)
     app.quant_client.quantized = True
     four_bit = str(tmp_path / "tiny-4bit")
-    app.active_model = four_bit
+    app.model = four_bit
 
     async def script(pilot, view: LayersView) -> None:
         text = status(view)
@@ -209,7 +209,7 @@ def test_a_quantized_model_says_why_and_opens_its_float_copy(engine, tmp_path: P
         assert "Press f to open its float copy tiny-4bit-bf16" in status(view)
         await pilot.press("f")
         await settle(pilot)
-        assert app.active_model == f"{four_bit}-bf16"
+        assert app.model == f"{four_bit}-bf16"
         assert "No sensitivity scores for tiny-4bit-bf16 yet: press s" in status(view)
 
     run(app, script)
