@@ -12,12 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.chat.export import export, stats_line
+from ..core.chat.export import export, new_notes, stats_line
 from ..core.chat.session import make_request
 from ..core.chat.settings import ChatSettings
 from ..core.chat.store import ChatStore, Conversation, title_from
 from ..core.engine import get_engine
-from ..core.engine.events import Cancelled, Failed, Finished
+from ..core.engine.events import Cancelled, Failed, Finished, Progress
 from ..core.engine.generate import StatsEvent, TokenEvent, chat_job
 from ..core.engine.loader import resolve
 from ..core.engine.reasoning import EFFORTS
@@ -167,6 +167,13 @@ class Repl:
                     writer.update("".join(answer), "".join(thinking))
             elif isinstance(event, StatsEvent) and event.final:
                 pass
+            elif isinstance(event, Progress):   # building the self-drafter: say so, then the percentage
+                last = event.total is not None and event.done >= event.total
+                if self.tty:
+                    sys.stderr.write(f"\r[{event.message}]\x1b[K" + ("\n" if last else ""))
+                elif event.total is None or last:
+                    sys.stderr.write(f"[{event.message}]\n")
+                sys.stderr.flush()
             elif isinstance(event, Finished):
                 return self._done(event.result, writer)
             elif isinstance(event, (Failed, Cancelled)):
@@ -186,6 +193,7 @@ class Repl:
         from ..core.chat.store import Message
 
         stats = result.stats.to_dict()
+        stats["notes"] = new_notes(stats.get("notes"), self.messages)   # each note once per conversation
         sys.stdout.write("\n")
         sys.stdout.flush()
         note = "" if result.status == "ok" else f" [{result.status}]"

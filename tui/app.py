@@ -78,8 +78,10 @@ class TemperApp(App[None]):
         Binding("ctrl+p", "command_palette", "Palette", id="app.palette", priority=True, show=False),
         Binding("f10", "help", "Help", id="app.help", priority=True),
         Binding("question_mark", "help", "Help", id="app.help.short", show=False),
-        Binding("comma", "settings", "Settings", id="app.settings"),
-        Binding("ctrl+o", "profiles", "Profiles", id="app.profiles"),
+        # in Help, the palette and each tab's hints; off the footer, so a tab's own keys, Quit and Help fit
+        # in 80 columns (the footer cannot wrap)
+        Binding("comma", "settings", "Settings", id="app.settings", show=False),
+        Binding("ctrl+o", "profiles", "Profiles", id="app.profiles", show=False),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
         Binding("ctrl+pageup", "prev_tab", "Prev tab", id="app.tab.prev", priority=True, show=False),
         Binding("ctrl+pagedown", "next_tab", "Next tab", id="app.tab.next", priority=True, show=False),
@@ -185,7 +187,7 @@ class TemperApp(App[None]):
             for tab, label, view in self.tabs:
                 with TabPane(label, id=tab):
                     yield view(id=f"{tab}-view")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.bridge = EngineBridge(self, self.engine)
@@ -278,24 +280,9 @@ class TemperApp(App[None]):
         self.set_keymap(dict(keymap))
 
     def _keymap_clashes(self, keymap: Mapping[str, str]) -> list[str]:
-        """Keys a remap takes from a binding of the same app or screen that keeps its default key.
-        (Textual only reports clashes with bindings that have no id; all of ours have one.)"""
-        from .screens.help import screen_classes
+        from .keymap_check import keymap_clashes
 
-        keymap = self._normalize_keymap(dict(keymap))
-        found = []
-        for scope in [type(self), *screen_classes()]:
-            bindings = [b for b in scope.BINDINGS if isinstance(b, Binding) and b.id]
-            for binding in bindings:
-                if binding.id not in keymap:
-                    continue
-                wanted = {k.strip() for k in keymap[binding.id].split(",")}
-                for other in bindings:
-                    taken = wanted & {k.strip() for k in other.key.split(",")}
-                    if other is not binding and other.id not in keymap and taken:
-                        keys = ", ".join(sorted(taken))
-                        found.append(f"keymap: {binding.id} takes {keys} from {other.id}, which loses it")
-        return found
+        return keymap_clashes(self, keymap)
 
     def apply_settings(self, settings: settings_store.Settings) -> None:
         self.settings = settings

@@ -20,7 +20,7 @@ from temper.core.errors import QuantError, TemperError
 from temper.core.library.model_info import ModelInfo
 from temper.core.library.service import LibraryService
 from temper.core.profiles import Profile
-from temper.core.quant.request import QuantRequest, default_output, resolved_sensitivity_mode
+from temper.core.quant.request import QuantRequest, QuantSettings, default_output, resolved_sensitivity_mode
 from temper.core.quant.scores import SensitivityTable
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ class QuantClient(Protocol):
                  request: QuantRequest | None = None) -> Allocation: ...
     def frontier(self, table: SensitivityTable, pins: dict[str, str], points: int = 12) -> list[tuple[float, float]]: ...
     def start(self, request: QuantRequest) -> Job[dict]: ...
+    def measure(self, model_path: str, settings: QuantSettings) -> Job[SensitivityTable]: ...
     def interrupted(self) -> list[jobs.JobRecord]: ...
     def resume(self, record: jobs.JobRecord) -> Job[dict]: ...
     def discard(self, record: jobs.JobRecord) -> None: ...
@@ -215,7 +216,7 @@ class EngineQuantClient:
                     return SensitivityTable.load(Path(path))
                 except TemperError:
                     continue
-        return None
+        return _measured_table(model_path)
 
     def predict(self, model: ModelChoice, request: QuantRequest) -> Prediction:
         table = self.saved_table(model.path)
@@ -255,6 +256,18 @@ class EngineQuantClient:
         from temper.core.quant.pipeline import quantize, result_dict
 
         return self._submit(lambda ctx: result_dict(quantize(ctx, request)), kind="quantize")
+
+    def measure(self, model_path: str, settings: QuantSettings) -> Job[SensitivityTable]:
+        """An engine job running the sensitivity pass alone (the Layers tab's "measure now"): per-tensor events
+        as it goes, the table as its result, saved where a later quantize of the same settings reuses it."""
+        from temper.core.quant.sensitivity import run_sensitivity
+
+        settings.check()
+        calibration = None if settings.calibration == "builtin" else settings.calibration
+        mode = resolved_sensitivity_mode(settings.sensitivity_mode)
+        return self._submit(lambda ctx: run_sensitivity(
+            ctx, model_path, settings.candidates(), calibration, mode=mode, samples=settings.samples,
+            seq_len=settings.seq_len), kind="sensitivity")
 
     def interrupted(self) -> list[jobs.JobRecord]:
         return jobs.interrupted("quantize")
@@ -304,6 +317,23 @@ class EngineQuantClient:
 
     def save_profile(self, name: str, request: QuantRequest, base: Profile | None = None) -> tuple[Profile, Path]:
         return save_to_profile(name, request, base)
+
+def _measured_table(model_path: str) -> SensitivityTable | None:
+    """The newest complete table a sensitivity pass alone saved for this model (Layers' "measure now",
+    `temper sensitivity`), from temper's sensitivity folder."""
+    from temper.core.paths import data_dir
+
+    folder = data_dir() / "sensitivity"
+    files = sorted(folder.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    want = Path(model_path).expanduser().resolve()
+    for file in files:
+        try:
+            table = SensitivityTable.load(file)
+        except TemperError:
+            continue
+        if Path(table.model).expanduser().resolve() == want and table.meta.get("complete", True) is not False:
+            return table
+    return None
 
 
 def _recipe_bpw(request: QuantRequest, model: ModelChoice) -> float:

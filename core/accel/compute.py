@@ -7,8 +7,14 @@ in memory. The numbers are the same up to float rounding: bf16 -> fp32 is exact,
 exactly the weights the quantized kernels use.
 
 Never on Metal or CUDA (their native kernels are the fast path), and not with the reference BLAS (where
-fp32 is no faster). The setting `cpu_compute` ("auto" | "native" | "fp32") picks per load: `load(...,
-compute=...)`; "auto" also reads `TEMPER_CPU_COMPUTE` so a user (or a profile) can override it globally.
+fp32 is no faster). The setting `cpu_compute` ("auto" | "native" | "fp32" | "mixed") picks per load:
+`load(..., compute=...)`; "auto" also reads `TEMPER_CPU_COMPUTE` so a user (or a profile) can override it.
+
+A quantized model is not dequantized by "auto": "mixed" keeps its packed weights (decode reads them with the
+quantized kernel, as fast as fp32 BLAS for one token and with 1/8 of the bytes), casts its scales, biases and
+float weights to fp32 (bf16-scaled quantized kernels are the slow ones), and lets each quantized layer
+dequantize itself for prefill only (accel/prefill.py). Decode speed and memory then match bare mlx-lm on
+the same folder while prefill keeps the BLAS speed (docs/benchmarks/chat_speed.md).
 
 MLX calls: run on the engine thread.
 """
@@ -21,7 +27,7 @@ from typing import Any
 
 from ..errors import TemperError
 
-MODES = ("auto", "native", "fp32")
+MODES = ("auto", "native", "fp32", "mixed")
 ENV_SETTING = "TEMPER_CPU_COMPUTE"
 FP32_MEMORY_FRACTION = 0.5  # "auto" upcasts only when the fp32 weights take at most this share of free memory
 
@@ -30,7 +36,7 @@ FP32_MEMORY_FRACTION = 0.5  # "auto" upcasts only when the fp32 weights take at 
 class ComputePlan:
     """What `maybe_upcast` decided for one model, and why (shown in the Performance tab and bench output)."""
 
-    mode: str  # "native" or "fp32": what the model computes in after the call
+    mode: str  # "native", "fp32" or "mixed" (quantized weights kept, fp32 scales, prefill dequantized)
     reason: str  # one line
     native_bytes: int  # weights as loaded
     fp32_bytes: int  # weights once in fp32 (dequantized where quantized)
@@ -118,8 +124,13 @@ def plan(model: Any, setting: str = "auto", *, memory: int | None = None,
         return result("native", "cpu_compute = native")
     if setting == "fp32":
         return result("fp32", "cpu_compute = fp32")
+    if setting == "mixed" and quantized:
+        return result("mixed", "cpu_compute = mixed")
     if not (fast_blas() if fast is None else fast):
         return result("native", "no fast BLAS: fp32 would not be faster")
+    if quantized:
+        return result("mixed", "quantized weights kept for decode; prefill dequantizes layer by layer to fp32 "
+                               "(fast BLAS)")
     memory = free_memory() if memory is None else memory
     if not prefer_fp32(fp32, memory):
         return result("native", f"fp32 weights ({fp32 / 2**30:.1f} GiB) would not fit in half of the "
@@ -129,16 +140,21 @@ def plan(model: Any, setting: str = "auto", *, memory: int | None = None,
 
 
 def maybe_upcast(model: Any, policy: str = "auto", **plan_args: Any) -> ComputePlan:
-    """Apply `plan(model, policy)` in place: dequantize quantized layers, cast floating weights to fp32.
+    """Apply `plan(model, policy)` in place: dequantize quantized layers ("fp32") or let them dequantize for
+    prefill only ("mixed"), and cast floating weights (scales and biases included) to fp32.
 
     Returns the plan (mode "native": the model was left as it was). Call on the engine thread, right after
     loading; the model keeps its config (a quantized model's config still says how it is stored)."""
     decided = plan(model, policy, **plan_args)
-    if decided.mode != "fp32":
+    if decided.mode == "native":
         return decided
     import mlx.core as mx
 
-    if decided.quantized:
+    if decided.mode == "mixed":
+        from .prefill import keep_packed
+
+        keep_packed(model)
+    elif decided.quantized:
         from mlx_lm.utils import dequantize_model
 
         dequantize_model(model)

@@ -47,6 +47,13 @@ def stats_line(stats: dict) -> str:
     return " · ".join(parts)
 
 
+def new_notes(notes: list[str] | None, earlier: list[Message]) -> list[str]:
+    """The notes of a new answer that no earlier message of the conversation carries: a note such as "no
+    thinking mode: effort ignored" is said once, not on every answer's stats line."""
+    seen = {n for m in earlier for n in (m.stats or {}).get("notes") or []}
+    return [n for n in notes or [] if n not in seen]
+
+
 def export(store: ChatStore, conversation_id: int, path: Path) -> Path:
     conv = store.get(conversation_id)
     write_text(Path(path), to_markdown(conv, store.messages(conversation_id)))

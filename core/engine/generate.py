@@ -14,16 +14,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import JobCancelled, TemperError
-from .events import Event
+from .events import Event, Progress
 from .kv_cache import guard_kernels, unsupported_layers
 from .kv_config import describe, plan_for
 from .models import ensure_loaded
 from .prompt_cache import ChatSession, reuse_session
 from .reasoning import BudgetProcessor, Markers, ThinkingSplitter, budget_for, check_effort, prompt_state
 from .sampling import SamplingSettings, build_processors, build_sampler
-from .speculative import check_rollback, get_drafter
+from .speculative import check_rollback, get_drafter, loss_note, needs_build
 
 LIVE_EVERY_S = 0.25
+MEASURED_TOKENS = 16  # answers at least this long give a decode speed worth comparing (drafter or not)
+_BASELINES = "decode_tps_without_drafter"  # ctx.state: model path -> its last decode tok/s without a drafter
 
 
 @dataclass
@@ -141,7 +143,15 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
     plan = plan_for(lm.model, lm.path, request.kv_bits)
     if request.drafter:
         check_rollback(lm.model, lm.name)  # before building a drafter for nothing
-    drafter = get_drafter(ctx.state, lm, request.drafter)
+    progress = None
+    if needs_build(ctx.state, lm, request.drafter):
+        what = f"building the self-drafter (a 3-bit copy of {lm.name}, once per model)"
+        ctx.emit(Progress(ctx.job_id, "drafter", 0, None, f"{what}…"))
+
+        def progress(done: int, total: int) -> None:
+            ctx.emit(Progress(ctx.job_id, "drafter", done, total, f"{what}: {done * 100 // total}%…"))
+            ctx.check()
+    drafter = get_drafter(ctx.state, lm, request.drafter, progress)
     if drafter is not None:
         check_rollback(drafter.model, f"the drafter {drafter.label}")
     t_loaded = time.perf_counter()
@@ -266,6 +276,13 @@ def run_chat(ctx, request: ChatRequest) -> ChatResult:
         stats.thinking_s += (t_last or t_think) - t_think
     session.remember(prompt + generated)
     fill(t_last or time.perf_counter())
+    baselines: dict[str, float] = ctx.state.setdefault(_BASELINES, {})
+    if len(generated) >= MEASURED_TOKENS and finish != "stopped":
+        if drafter is None:
+            baselines[str(lm.path)] = stats.decode_tps
+        elif note := loss_note(stats.decode_tps, baselines.get(str(lm.path)), stats.acceptance,
+                                     request.num_draft_tokens):
+            stats.notes.append(note)
     stats.elapsed_s = time.perf_counter() - t0
     stats.finish = finish
     stats.thinking_tokens = _thinking_count(prompt, generated, markers, initial)

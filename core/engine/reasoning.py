@@ -13,11 +13,30 @@ inside mlx-lm's plain and speculative decoding loops, for the chat model and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import TemperError
 
 EFFORTS = ("none", "low", "medium", "high")
 DEFAULT_BUDGETS: dict[str, int | None] = {"low": 256, "medium": 1024, "high": None}
+
+
+# the thinking markers mlx-lm looks for (mlx_lm.tokenizer_utils._infer_thinking), as they appear in a folder's files
+_THINK_MARKERS = ('"<think>"', '"<longcat_think>"', '"<|think:start|>"', "<|channel>", "<|open|>think")
+
+
+def has_thinking_mode(folder: str | Path) -> bool:
+    """Whether a model folder's tokenizer has a thinking mode, read from its files without loading anything
+    (the Chat settings disable "effort" for models without one). True when unsure (unreadable files)."""
+    texts = []
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json"):
+        try:
+            texts.append((Path(folder) / name).read_text(errors="replace"))
+        except OSError:
+            continue
+    if not texts:
+        return True
+    return any(marker in text for text in texts for marker in _THINK_MARKERS)
 
 
 def check_effort(effort: str | None) -> str | None:

@@ -1,182 +1,163 @@
-"""Chat decode speed: temper's generation path vs bare `mlx_lm.stream_generate`, and the self-drafter.
+"""Chat decode speed and peak memory: temper's chat path vs bare mlx-lm on the same model folder.
 
-Both paths run in one process on the same engine thread, same model, same rendered prompt, greedy,
-interleaved repetitions; decode tok/s is measured the same way for both: (tokens - 1) / (time of the
-last token - time of the first), i.e. TTFT excluded. temper's path is the real one (`chat_job` through
-the engine: chat template, prompt-cache session, events per token, stats); its prompt cache is dropped
-before each run so both prefill the whole prompt.
+Each run is its own subprocess (so peak memory is that path's alone), alternating bare / temper and
+taking the ratio within each pair. bare = `mlx_lm.load(folder)` + `mlx_lm.stream_generate`, as
+`mlx_lm generate` does; temper = `chat_job` through the engine (chat template, prompt-cache session,
+events per token, stats), loading the folder as the app does (core/accel/compute: on a CPU with a fast
+BLAS a quantized model runs "mixed"). Both: same rendered prompt, greedy, a 16-token warm-up first.
+decode tok/s = (tokens - 1) / (last token time - first token time), as mlx-lm reports it.
 
-    python docs/benchmarks/chat_speed.py                       # synthetic llama (hidden 512, 8 layers, fp32)
-    python docs/benchmarks/chat_speed.py --model PATH          # any local model folder
-    python docs/benchmarks/chat_speed.py --out docs/benchmarks/chat_speed.md
+    python docs/benchmarks/chat_speed.py                         # the demo model (temper demo's folder)
+    python docs/benchmarks/chat_speed.py --model PATH --reps 3 --tokens 128 --out docs/benchmarks/chat_speed.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-from temper.core.engine import Engine
-from temper.core.engine.generate import ChatRequest, TokenEvent, chat_job, render
-from temper.core.engine.models import ensure_loaded
-from temper.core.engine.sampling import SamplingSettings
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "Write a short story about a lighthouse keeper who collects shells."},
 ]
-SYNTHETIC = {"hidden_size": 512, "num_hidden_layers": 8, "intermediate_size": 1408,
-             "num_attention_heads": 8, "num_key_value_heads": 4}
 
 
-def build_synthetic(root: Path, engine: Engine) -> Path:
-    from temper.core.library.synthetic import build_model
-
-    out = root / "synthetic-llama-h512-l8"
-    engine.run(lambda ctx: build_model(out, "llama", vocab_size=2048, overrides=SYNTHETIC))
-    return out
-
-
-CPU_MS: dict[str, float] = {}  # process CPU time per decoded token of the last run of each path
-
-
-def bare(ctx, path: Path, prompt: list[int], max_tokens: int) -> tuple[float, list[int]]:
-    """mlx-lm's own streaming loop; decode tok/s from the arrival times of its responses."""
+def one_bare(path: Path, tokens: int) -> dict:
+    import mlx.core as mx
+    from mlx_lm import load
     from mlx_lm.generate import stream_generate
     from mlx_lm.sample_utils import make_sampler
 
-    lm = ensure_loaded(ctx.state, path)
-    times, cpu, tokens = [], [], []
-    for resp in stream_generate(lm.model, lm.tokenizer, prompt, max_tokens=max_tokens,
-                                sampler=make_sampler(temp=0.0)):
-        times.append(time.perf_counter())
+    model, tok = load(str(path))
+    prompt = tok.apply_chat_template(MESSAGES, add_generation_prompt=True)
+    for _ in stream_generate(model, tok, prompt, max_tokens=16, sampler=make_sampler(temp=0.0)):
+        pass
+    mx.reset_peak_memory()
+    cpu, out = [], []
+    for resp in stream_generate(model, tok, prompt, max_tokens=tokens, sampler=make_sampler(temp=0.0)):
         cpu.append(time.process_time())
-        tokens.append(resp.token)
-    n = len(times)
-    CPU_MS["bare"] = 1000 * (cpu[-1] - cpu[0]) / (n - 1)
-    return (n - 1) / (times[-1] - times[0]), tokens
+        out.append(resp.token)
+        last = resp
+    return {"decode_tps": last.generation_tps, "prefill_tps": last.prompt_tps, "peak_gb": mx.get_peak_memory() / 1e9,
+            "cpu_ms": 1000 * (cpu[-1] - cpu[0]) / (len(cpu) - 1), "tokens": out, "compute": "mlx_lm.load"}
 
 
-def temper(engine: Engine, path: Path, max_tokens: int, drafter: str | None = None,
-           draft_tokens: int = 3):
-    engine.run(lambda ctx: ctx.state.pop("chat_session", None))
-    request = ChatRequest(str(path), MESSAGES, SamplingSettings(temperature=0.0, max_tokens=max_tokens),
-                          effort="none", drafter=drafter, num_draft_tokens=draft_tokens)
-    cpu: list[float] = []
+def one_temper(path: Path, tokens: int) -> dict:
+    from temper.core.engine import Engine
+    from temper.core.engine.generate import ChatRequest, TokenEvent, chat_job
+    from temper.core.engine.sampling import SamplingSettings
 
-    def on_token(event) -> None:  # on the engine thread, as each token is emitted
-        if isinstance(event, TokenEvent) and event.token >= 0:
-            cpu.append(time.process_time())
+    engine = Engine(name="bench-engine")
 
-    remove = engine.add_listener(on_token)
-    job = engine.submit(chat_job(request), kind="chat")
-    n = sum(1 for e in job.events() if isinstance(e, TokenEvent) and e.token >= 0)
-    result = job.result()
-    remove()
-    CPU_MS["temper"] = 1000 * (cpu[-1] - cpu[0]) / max(len(cpu) - 1, 1)
-    return result.stats, result.tokens, n
+    def chat(n: int):
+        engine.run(lambda ctx: ctx.state.pop("chat_session", None))
+        cpu: list[float] = []
+        remove = engine.add_listener(
+            lambda e: cpu.append(time.process_time()) if isinstance(e, TokenEvent) and e.token >= 0 else None)
+        request = ChatRequest(str(path), MESSAGES, SamplingSettings(temperature=0.0, max_tokens=n), effort="none")
+        job = engine.submit(chat_job(request), kind="chat")
+        for _ in job.events():
+            pass
+        remove()
+        return job.result(), cpu
+
+    chat(16)
+    result, cpu = chat(tokens)
+    from temper.core.engine.models import ensure_loaded
+
+    mode = engine.run(lambda ctx: ensure_loaded(ctx.state, path).extra["compute"].mode)
+    engine.shutdown()
+    s = result.stats
+    return {"decode_tps": s.decode_tps, "prefill_tps": s.prefill_tps, "peak_gb": s.peak_memory_gb,
+            "cpu_ms": 1000 * (cpu[-1] - cpu[0]) / max(len(cpu) - 1, 1), "tokens": result.tokens, "compute": mode}
+
+
+def run_one(which: str, path: Path, tokens: int) -> dict:
+    cmd = [sys.executable, __file__, "--one", which, "--model", str(path), "--tokens", str(tokens)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"{which} run failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _load() -> str:
-    try:
-        import os
-
-        return " / ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
-    except (OSError, AttributeError):
-        return "unknown"
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, help="model folder (default: a synthetic llama built on the fly)")
-    ap.add_argument("--tokens", type=int, default=200)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--draft-tokens", type=int, nargs="+", default=[2, 4])
-    ap.add_argument("--out", type=Path, help="also write the Markdown table here")
+    ap.add_argument("--model", type=Path, help="model folder (default: the demo model, prepared if needed)")
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="also write the Markdown report here")
+    ap.add_argument("--one", choices=["bare", "temper"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.one:  # a child run: fast BLAS as the `temper` command gets it, then one JSON line
+        from temper.core.accel.preload import ensure_fast_blas
 
+        ensure_fast_blas()
+        print(json.dumps((one_bare if args.one == "bare" else one_temper)(args.model, args.tokens)))
+        return 0
+    path = args.model
+    if path is None:
+        from temper.core.library.demo import demo_folder, is_ready
+
+        if not is_ready():
+            raise SystemExit("the demo model is not prepared: run `temper demo` first (or pass --model)")
+        path = demo_folder()
+    load_before = _load()
+    runs: dict[str, list[dict]] = {"bare": [], "temper": []}
+    ratios, mem_ratios, cpu_ratios = [], [], []
+    for i in range(args.reps):  # pairs, alternating which path goes first
+        for which in (("bare", "temper") if i % 2 == 0 else ("temper", "bare")):
+            runs[which].append(run_one(which, path, args.tokens))
+            print(which, {k: v for k, v in runs[which][-1].items() if k != "tokens"}, file=sys.stderr)
+        ratios.append(runs["temper"][-1]["decode_tps"] / runs["bare"][-1]["decode_tps"])
+        mem_ratios.append(runs["temper"][-1]["peak_gb"] / runs["bare"][-1]["peak_gb"])
+        cpu_ratios.append(runs["bare"][-1]["cpu_ms"] / runs["temper"][-1]["cpu_ms"])
+    load_after = _load()
     import mlx.core as mx
 
-    engine = Engine(name="bench-engine")
-    tmp = tempfile.TemporaryDirectory()
-    path = args.model or build_synthetic(Path(tmp.name), engine)
-    lm = engine.run(lambda ctx: ensure_loaded(ctx.state, path))
-    prompt = engine.run(lambda ctx: render(lm.tokenizer, MESSAGES, "none"))
-    lines = [f"# Chat decode speed ({time.strftime('%Y-%m-%d')})", "",
-             f"- command: `python docs/benchmarks/chat_speed.py {' '.join(argv or sys.argv[1:])}`".rstrip(),
-             f"- model: `{path.name}` ({'synthetic llama ' + str(SYNTHETIC) + ', vocab 2048, fp32' if not args.model else 'local folder'})",
-             f"- machine: {platform.machine()} {platform.system()}, mlx {mx.__version__} on {mx.default_device()}",
-             f"- prompt {len(prompt)} tokens, {args.tokens} new tokens, greedy, {args.reps} interleaved repetitions "
-             "(median; first run of each path discarded as warm-up)", ""]
+    def row(name: str, rs: list[dict]) -> str:
+        d = [r["decode_tps"] for r in rs]
+        return (f"| {name} | {statistics.median(d):.2f} | {min(d):.2f} | {max(d):.2f} | "
+                f"{statistics.median(r['prefill_tps'] for r in rs):.1f} | "
+                f"{statistics.median(r['cpu_ms'] for r in rs):.1f} | {max(r['peak_gb'] for r in rs):.3f} | "
+                f"{rs[0]['compute']} |")
 
-    # warm-up both paths (compile, allocator)
-    engine.run(lambda ctx: bare(ctx, path, prompt, 16))
-    temper(engine, path, 16)
-
-    bare_tps, temper_tps, ratios, cpu_ratios, cpu_b, cpu_t = [], [], [], [], [], []
-    for i in range(args.reps):  # pairs, alternating which path goes first; ratio taken within each pair
-        order = ["bare", "temper"] if i % 2 == 0 else ["temper", "bare"]
-        pair = {}
-        for which in order:
-            if which == "bare":
-                pair["bare"], bare_tokens = engine.run(lambda ctx: bare(ctx, path, prompt, args.tokens))
-            else:
-                stats, tokens, _ = temper(engine, path, args.tokens)
-                pair["temper"] = stats.decode_tps
-        bare_tps.append(pair["bare"])
-        temper_tps.append(pair["temper"])
-        ratios.append(pair["temper"] / pair["bare"])
-        cpu_b.append(CPU_MS["bare"])
-        cpu_t.append(CPU_MS["temper"])
-        cpu_ratios.append(CPU_MS["bare"] / CPU_MS["temper"])
-    same = bare_tokens[: len(tokens)] == tokens[: len(bare_tokens)]
-    b, t, r = statistics.median(bare_tps), statistics.median(temper_tps), statistics.median(ratios)
-    lines += ["## temper chat vs bare mlx_lm.stream_generate", "",
-              "| path | decode tok/s (median) | min | max | tokens |", "|---|---:|---:|---:|---:|",
-              f"| mlx_lm.stream_generate | {b:.1f} | {min(bare_tps):.1f} | {max(bare_tps):.1f} | {len(bare_tokens)} |",
-              f"| temper chat_job | {t:.1f} | {min(temper_tps):.1f} | {max(temper_tps):.1f} | {len(tokens)} |",
-              "", f"**ratio temper / bare: {r:.3f}** (median of {len(ratios)} paired runs; pairs "
-              f"{', '.join(f'{x:.3f}' for x in ratios)}; goal >= 0.98); best run / best run: "
-              f"{max(temper_tps) / max(bare_tps):.3f}; same greedy tokens: {same}", "",
-              "Process CPU time per decoded token (all threads; far less sensitive to other processes than "
-              "wall time, since time spent descheduled is not counted):", "",
-              "| path | CPU ms / token (median) | min | max |", "|---|---:|---:|---:|",
-              f"| mlx_lm.stream_generate | {statistics.median(cpu_b):.2f} | {min(cpu_b):.2f} | {max(cpu_b):.2f} |",
-              f"| temper chat_job | {statistics.median(cpu_t):.2f} | {min(cpu_t):.2f} | {max(cpu_t):.2f} |", "",
-              f"**CPU-cost ratio bare / temper: {statistics.median(cpu_ratios):.3f}** (median of paired runs: "
-              f"{', '.join(f'{x:.3f}' for x in cpu_ratios)}); 1.0 = temper costs what bare mlx-lm costs per "
-              "token, the decode speed ratio on a machine with the cores to itself.", ""]
-
-    lines += ["## Self-drafter (the model quantized to affine 3-bit g64)", "",
-              "| drafter | draft tokens | decode tok/s | speedup vs no drafter (paired) | acceptance | same greedy output |",
-              "|---|---:|---:|---:|---:|---|"]
-    temper(engine, path, 8, drafter="self")  # build the self-drafter outside the timing
-    base_tokens = temper(engine, path, args.tokens)[1]
-    spec_reps = max(2, args.reps // 2)
-    for k in args.draft_tokens:
-        speedups, tps_all, accs, same_all = [], [], [], True
-        for _ in range(spec_reps):
-            base = temper(engine, path, args.tokens)[0].decode_tps
-            stats, toks, _ = temper(engine, path, args.tokens, drafter="self", draft_tokens=k)
-            speedups.append(stats.decode_tps / base)
-            tps_all.append(stats.decode_tps)
-            accs.append(stats.acceptance or 0.0)
-            same_all &= toks == base_tokens
-        lines.append(f"| self | {k} | {statistics.median(tps_all):.1f} | {statistics.median(speedups):.2f}x | "
-                     f"{statistics.median(accs) * 100:.0f}% | {same_all} |")
-    load = _load()
-    lines += ["", f"Load average while running: {load}. On a shared machine the spread between runs "
-              "(min/max above) is the noise floor: a ratio inside it is not a measured difference.", ""]
+    same = all(t["tokens"] == b["tokens"] for t, b in zip(runs["temper"], runs["bare"], strict=True))
+    command = "python docs/benchmarks/chat_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"# Chat decode speed and memory: temper vs bare mlx-lm ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+             "", f"- command: `{command.strip()}`",
+             f"- model: `{path.name}`" + (" (temper demo's folder: SmolLM2-135M-Instruct, 4-bit g32, 8-bit embeddings)"
+                                          if args.model is None else ""),
+             f"- machine: {platform.machine()} {platform.system()}, mlx {mx.__version__}, CPU",
+             f"- {args.tokens} new tokens, greedy, {args.reps} pairs, each run its own process after a 16-token warm-up",
+             f"- load average (`uptime`): before {load_before}; after {load_after}", "",
+             "| path | decode tok/s (median) | min | max | prefill tok/s | CPU ms / token | peak memory GB (max) | compute |",
+             "|---|---:|---:|---:|---:|---:|---:|---|",
+             row("bare mlx-lm (load + stream_generate)", runs["bare"]), row("temper chat_job", runs["temper"]), "",
+             f"**decode ratio temper / bare: {statistics.median(ratios):.3f}** (median of pairs: "
+             f"{', '.join(f'{r:.3f}' for r in ratios)}); **peak memory ratio: {max(mem_ratios):.3f}** (worst pair); "
+             f"same greedy tokens: {same}", "",
+             f"**CPU-cost ratio bare / temper: {statistics.median(cpu_ratios):.3f}** (median of pairs: "
+             f"{', '.join(f'{r:.3f}' for r in cpu_ratios)}): CPU time per decoded token, all threads; 1.0 = temper "
+             "costs what bare mlx-lm costs per token, the decode ratio on a machine with the cores to itself. "
+             "Far less sensitive than wall time to other processes on a shared machine.", "",
+             "Peak memory is MLX's (`mx.get_peak_memory`, reset after the warm-up), as `mlx_lm generate` prints it. "
+             "CPU ms / token counts all threads of the process (time spent descheduled by other processes is "
+             "not counted). On a shared machine the min/max spread is the noise floor.", ""]
     text = "\n".join(lines)
     print(text)
     if args.out:
         args.out.write_text(text)
-    engine.shutdown()
     return 0
 
 

@@ -75,6 +75,35 @@ def test_quantized_native_and_dequantized_agree(engine, variants, variant) -> No
     assert _kl(fp32, native) < 1e-3  # fp32 vs 4-bit of the same model: 7e-3
 
 
+@pytest.mark.parametrize("variant", ["q4", "q4bf16"])
+def test_mixed_keeps_packed_weights_and_computes_what_native_does(engine, variants, variant) -> None:
+    """"mixed": packed weights stay (decode memory as stored), scales go to fp32, prefill rows (>= 8 tokens)
+    take the dequantize + BLAS route, single tokens the quantized kernel; both give native's logits."""
+    import numpy as np
+
+    def run(ctx):
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+        from temper.core.accel import prefill
+
+        lm = load(variants[variant], compute="mixed")
+        dtypes = {str(v.dtype) for _, v in tree_flatten(lm.model.parameters())}
+        patched = sum(isinstance(m, prefill.PrefillDequantizedLinear) for _, m in lm.model.named_modules())
+        prompt = np.array(lm.model(mx.array(TOKENS)).astype(mx.float32))
+        one = np.array(lm.model(mx.array(TOKENS)[:, :1]).astype(mx.float32))
+        return lm.extra["compute"], dtypes, patched, prompt, one
+
+    decided, dtypes, patched, prompt, one = engine.run(run, timeout=120)
+    native, _, _ = _logits(engine, variants[variant], "native")
+    assert decided.mode == "mixed" and patched >= 7
+    assert dtypes == {"mlx.core.uint32", "mlx.core.float32"}  # packed weights kept, no bf16 left
+    scale = np.abs(native).max()
+    tolerance = 1e-4 if variant == "q4" else 0.05  # bf16 scales: native computes with bf16 activations
+    assert np.abs(prompt - native).max() <= tolerance * scale
+    assert np.abs(one[:, 0] - native[:, 0]).max() <= tolerance * scale
+    assert _kl(prompt, native) < 1e-3
+
+
 def test_fake_quantized_fp32_matches_real_quantized_model(engine, tiny_llama, variants) -> None:
     """Quantization work on fake-quantized fp32 weights computes what the quantized model computes."""
     import numpy as np
@@ -129,18 +158,22 @@ def test_policy(engine, variants) -> None:
         from mlx_lm.utils import load_model
 
         model, _ = load_model(variants["q4"])
+        bf16, _ = load_model(variants["bf16"])
         gpu = plan(model, "fp32", cpu=False)
         slow = plan(model, "auto", cpu=True, fast=False, memory=2**40)
-        tight = plan(model, "auto", cpu=True, fast=True, memory=1000)
-        roomy = plan(model, "auto", cpu=True, fast=True, memory=2**40)
+        tight = plan(bf16, "auto", cpu=True, fast=True, memory=1000)
+        roomy = plan(model, "fp32", cpu=True, fast=True, memory=2**40)
+        mixed = plan(model, "auto", cpu=True, fast=True, memory=1000)
         native = plan(model, "native", cpu=True, fast=True, memory=2**40)
-        return gpu, slow, tight, roomy, native
+        return gpu, slow, tight, roomy, mixed, native
 
-    gpu, slow, tight, roomy, native = engine.run(run)
+    gpu, slow, tight, roomy, mixed, native = engine.run(run)
     assert gpu.mode == "native" and "GPU" in gpu.reason
     assert slow.mode == "native" and "BLAS" in slow.reason
     assert tight.mode == "native" and "fit" in tight.reason
     assert roomy.mode == "fp32" and roomy.quantized
+    # a quantized model is never dequantized by "auto": decode reads the packed weights (as bare mlx-lm)
+    assert mixed.mode == "mixed" and mixed.quantized and "decode" in mixed.reason
     assert native.mode == "native"
     # 4-bit with fp32 scales and biases (g64): 4 + 64/64 bits per weight; fp32: 32 bits per weight
     assert roomy.fp32_bytes > 5 * roomy.native_bytes

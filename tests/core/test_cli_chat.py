@@ -78,3 +78,14 @@ def test_app_refuses_a_model_that_cannot_load_before_it_opens(tiny_llama, capsys
     assert main(["--model", "/nope/x"]) == 2
     assert "no such folder" in capsys.readouterr().err and opened == []
     assert ChatStore().list() == []                      # nothing saved
+
+
+def test_the_self_drafter_build_is_announced_once(tiny_llama, capsys, monkeypatch):
+    from temper.core.engine import get_engine
+
+    get_engine().run(lambda ctx: ctx.state.pop("drafters", None))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/drafter self\nfirst\nsecond\n/quit\n"))
+    assert main(["chat", str(tiny_llama), "--temp", "0", "--max-tokens", "6", "--no-save"]) == 0
+    _, err = capsys.readouterr()
+    assert err.count("[building the self-drafter (a 3-bit copy of tiny") == 2   # the start, and 100%
+    assert err.count("100%…]") == 1 and err.count("tok/s") == 2

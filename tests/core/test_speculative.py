@@ -108,3 +108,48 @@ def test_a_follow_up_with_a_drafter_reuses_both_caches_and_stays_exact(engine, t
     forget_session(engine)
     cold, _, _ = ask(engine, tiny_llama, turn2, effort="none", sampling=greedy(20))
     assert warm.tokens == cold.tokens
+
+
+def test_building_the_self_drafter_shows_progress_once(engine, tiny_llama):
+    """The first answer with the self-drafter builds it (30 s on the demo model): Progress events say so, with
+    a percentage, before the first token; the next answer reuses it and says nothing."""
+    from temper.core.engine import Progress
+    from temper.core.engine.generate import TokenEvent
+
+    engine.run(lambda ctx: ctx.state.pop("drafters", None))
+
+    def run():
+        job = engine.submit(chat_job(ChatRequest(str(tiny_llama), MESSAGES, greedy(8), effort="none",
+                                                 drafter="self")))
+        return list(job.events(timeout=60))
+
+    events = run()
+    building = [e for e in events if isinstance(e, Progress) and e.phase == "drafter"]
+    assert building and "building the self-drafter" in building[0].message and building[0].total is None
+    counted = [e for e in building if e.total]
+    assert counted and counted[-1].done == counted[-1].total and counted[-1].message.endswith("100%…")
+    assert [e.done for e in counted] == sorted(e.done for e in counted)
+    first_token = next(i for i, e in enumerate(events) if isinstance(e, TokenEvent))
+    assert events.index(building[-1]) < first_token
+    assert not [e for e in run() if isinstance(e, Progress)]
+
+
+def test_loss_note_against_a_baseline_or_from_acceptance():
+    from temper.core.engine.speculative import loss_note
+
+    assert "loss here: 5.0 tok/s vs 9.0" in loss_note(5.0, 9.0, 0.3, 3)
+    assert loss_note(12.0, 9.0, 0.3, 3) is None                      # measured faster: no note
+    assert "27% of drafts accepted" in loss_note(5.0, None, 0.27, 2)  # SmolLM2's self-drafter rate
+    assert loss_note(5.0, None, 0.95, 3) is None                     # 3.7 tokens per round: a gain
+    assert loss_note(5.0, None, None, 3) is None
+
+
+def test_a_drafter_slower_than_none_gets_a_note(engine, tiny_llama):
+    """The note compares with this model's last answer without a drafter (made unbeatable here)."""
+    from temper.core.engine.generate import _BASELINES
+
+    ask(engine, tiny_llama, MESSAGES, effort="none", sampling=greedy(20))
+    assert engine.run(lambda ctx: ctx.state[_BASELINES][str(tiny_llama)]) > 0
+    engine.run(lambda ctx: ctx.state[_BASELINES].__setitem__(str(tiny_llama), 1e9))
+    _, _, stats = ask(engine, tiny_llama, MESSAGES, effort="none", sampling=greedy(20), drafter="self")
+    assert any(n.startswith("drafter is a loss here") for n in stats.notes)

@@ -192,6 +192,21 @@ class FakeQuantClient:
         record.finish("done", result=result)
         return result
 
+    def measure(self, model_path: str, settings):
+        """The sensitivity pass alone: a LayerScored and a Progress per tensor, the table as the result."""
+        self.measured = [*getattr(self, "measured", []), model_path]
+
+        def job(ctx):
+            n = len(self.table.tensors)
+            for i, t in enumerate(self.table.tensors):
+                ctx.check()
+                ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores), t.params, t.kind, t.layer, t.shape))
+                ctx.emit(Progress(ctx.job_id, "sensitivity", i + 1, n, "exact pass"))
+            self.saved_scores = True
+            return self.table
+
+        return self.app.engine.submit(job, kind="sensitivity")
+
     def interrupted(self):
         return jobs.interrupted("quantize")
 

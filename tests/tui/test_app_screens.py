@@ -74,6 +74,15 @@ async def test_profile_picker_applies_and_saves(engine) -> None:
         assert isinstance(app.screen, SaveProfileScreen)
         await pilot.press(*"my-precise", "enter")
         await pilot.pause()
+        # back on the picker, which lists the new profile at once (before: only after reopening it)
+        assert isinstance(app.screen, ProfileScreen)
+        option_list = app.screen.query_one("#profile-list")
+        assert "my-precise" in [o.id for o in option_list.options]
+        assert option_list.get_option_at_index(option_list.highlighted).id == "my-precise"
+        assert "active: my-precise" in str(app.screen.query_one("#profile-help").render())
+        await pilot.press("escape", "comma")
+        await pilot.pause()
+        assert "my-precise" in [v for _, v in app.screen.query_one("#default_profile")._options]
     saved = user_dir() / "my-precise.toml"
     assert saved.read_text() == load("precise").text()  # comments and all
     assert app.profile.name == "my-precise"

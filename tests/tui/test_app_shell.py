@@ -52,6 +52,25 @@ async def test_header_footer_and_every_tab_fit_in_80x24(engine) -> None:
         assert [t.label_text for t in app.query(Tab)] == [label for _, label, _ in TABS]
 
 
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_every_tabs_footer_shows_its_keys_quit_and_help_uncut(engine, size) -> None:
+    """Before: "^g Co…" in Chat at 100 columns, Library and Layers cut at 80 (a footer cannot wrap)."""
+    from textual.widgets._footer import FooterKey
+
+    app = new_app(engine)
+    async with app.run_test(size=size) as pilot:
+        for number, tab in enumerate(TAB_IDS, start=1):
+            await pilot.press(f"f{number}")
+            await pilot.pause()
+            app.screen.set_focus(None) if tab == "performance" else None
+            await pilot.pause()
+            keys = [k for k in app.query(FooterKey) if "-command-palette" not in k.classes]
+            palette = next(k for k in app.query(FooterKey) if "-command-palette" in k.classes)
+            assert keys and all(k.region.width and k.region.right <= palette.region.x for k in keys), (
+                tab, palette.region.x, [(k.description, k.region.x, k.region.right) for k in keys])
+            assert {"Quit", "Help"} <= {k.description for k in keys}, tab
+
+
 async def test_function_keys_and_alt_numbers_open_every_tab(engine) -> None:
     app = new_app(engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -235,6 +254,25 @@ async def test_keymap_clash_is_reported(engine) -> None:
         assert isinstance(app.screen, HelpScreen)
         messages = [n.message for n in app._notifications]
         assert "keymap: app.help takes comma from app.settings, which loses it" in messages, messages
+
+
+async def test_a_remap_onto_a_tabs_key_is_flagged_at_load_and_in_settings(engine) -> None:
+    """Before: only clashes within the app's own bindings were seen; ctrl+g for the Chat tab silently lost to
+    the Chat tab's copy-code key (the tab's binding wins while it is shown)."""
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('[keymap]\n"app.tab.chat" = "ctrl+g"\n"library.chat" = "ctrl+y"\n')
+    app = new_app(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        want = "keymap: app.tab.chat = ctrl+g clashes with chat.copy_code: in Chat, ctrl+g does chat.copy_code"
+        messages = [n.message for n in app._notifications]
+        assert any(m.startswith(want) for m in messages), messages
+        assert not any("library.chat" in m for m in messages)   # ctrl+y is Chat's, another tab: no clash
+        await pilot.press("comma")
+        await pilot.pause()
+        shown = str(app.screen.query_one("#settings-keymap").render())
+        assert want in shown and app.screen.query_one("#settings-keymap").display
 
 
 async def test_help_lists_our_keys_grouped_by_tab_app_first(engine) -> None:

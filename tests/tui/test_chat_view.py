@@ -63,11 +63,11 @@ class FakeClient:
     def stats(self, **kw):
         self.job.on_event(StatsEvent(1, GenerationStats(tokens=self.job.n, **kw)))
 
-    def finish(self, status="ok"):
+    def finish(self, status="ok", notes=()):
         job = self.job
         stats = GenerationStats(tokens=job.n, ttft_s=0.05, decode_tps=42.0, elapsed_s=1.5, prompt_tokens=10,
                                 prefill_tokens=10, context_used=10 + job.n, context_limit=2048,
-                                finish={"ok": "stop"}.get(status, status))
+                                finish={"ok": "stop"}.get(status, status), notes=list(notes))
         job.on_event(Finished(1, ChatResult(job.text, job.thinking, status, stats)))
 
 
@@ -506,3 +506,54 @@ async def test_the_open_chat_is_marked_in_the_list():
         await pilot.pause()
         marked = [str(i.query_one("Label").render()) for i in view.query(ConversationItem) if i.has_class("-open")]
         assert marked == ["▸ second chat"]
+
+
+@sync
+async def test_drafter_building_shows_and_a_note_is_said_once_per_chat():
+    """The self-drafter's build is shown while the answer waits; "effort ignored" (any note) shows on the
+    first answer of a chat only, live and saved (not appended to every answer's line)."""
+    from temper.core.engine.events import Progress
+
+    client = FakeClient()
+    note = "SmolLM2 has no thinking mode: effort high ignored"
+    async with make_app(client=client).run_test(size=(120, 40)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, "hello")
+        client.job.on_event(Progress(1, "drafter", 12, 31, "building the self-drafter (a 3-bit copy…): 38%…"))
+        await pilot.pause()
+        [answer] = answers(view)
+        assert "building the self-drafter" in str(answer.query_one(".status").render())
+        client.token("Hi")
+        client.finish(notes=[note])
+        await pilot.pause()
+        await send(pilot, "again")
+        client.stats(notes=[note])
+        await pilot.pause()
+        assert note not in str(answers(view)[1].query_one(".status").render())
+        client.token("Yes")
+        client.finish(notes=[note])
+        await pilot.pause()
+        first, second = (str(a.query_one(".status").render()) for a in answers(view))
+        assert note in first and note not in second
+        saved = [m.stats.get("notes") for m in ChatStore().messages(view.conv.id) if m.role == "assistant"]
+        assert saved == [[note], []]
+
+
+@sync
+async def test_effort_is_disabled_for_a_model_without_a_thinking_mode(tmp_path):
+    from textual.widgets import Select
+
+    plain = tmp_path / "plain-model"
+    plain.mkdir()
+    (plain / "tokenizer_config.json").write_text('{"added_tokens_decoder": {"0": {"content": "<|im_start|>"}}}')
+    thinking = tmp_path / "thinking-model"
+    thinking.mkdir()
+    (thinking / "tokenizer_config.json").write_text('{"added_tokens_decoder": {"9": {"content": "<think>"}}}')
+    for folder, disabled in ((plain, True), (thinking, False)):
+        async with make_app(model=str(folder)).run_test(size=(120, 40)) as pilot:
+            await open_chat(pilot)
+            await pilot.press("f6")
+            await pilot.pause()
+            screen = pilot.app.screen
+            assert screen.query_one("#set-effort", Select).disabled is disabled
+            assert screen.query_one("#set-budget-high", Input).disabled is disabled

@@ -130,7 +130,7 @@ def test_live_events_fill_the_table_and_heat_strip(engine, tmp_path: Path) -> No
         return {"sensitivity_file": str(saved)}
 
     async def script(pilot, view: LayersView) -> None:
-        assert "Waiting for sensitivity scores" in status(view)
+        assert "No sensitivity scores for tiny-llama yet: press s" in status(view)
         done = pilot.app.engine.submit(job, kind="quantize")
         for _ in range(300):
             if view.query_one(DataTable).row_count == 10:
@@ -169,3 +169,47 @@ def test_heat_strip_fits_80_columns_with_many_layers(engine, tmp_path: Path) -> 
         assert max(len(line) for line in lines) <= view.query_one(LayersHeat).size.width
 
     run(app, script, size=(80, 24))
+
+
+def test_no_scores_on_a_float_model_offers_measure_now(engine, tmp_path: Path) -> None:
+    """Before: "Waiting for sensitivity scores." until a quantize run. Now s runs the pass as a job, with
+    progress, and the table fills and allocates."""
+    app = make_app(engine, tmp_path, saved=False)
+
+    async def script(pilot, view: LayersView) -> None:
+        assert "No sensitivity scores for tiny-llama yet: press s to measure them now" in status(view)
+        await pilot.press("s")
+        for _ in range(300):
+            await settle(pilot)
+            if view.alloc is not None:
+                break
+        assert app.quant_client.measured == [str(tmp_path / "tiny-llama")]
+        assert view.query_one(DataTable).row_count == len(app.quant_client.table.tensors)
+        assert view.alloc is not None and "predicted KL" in status(view)
+
+    run(app, script)
+
+
+def test_a_quantized_model_says_why_and_opens_its_float_copy(engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path, saved=False)
+    app.quant_client.quantized = True
+    four_bit = str(tmp_path / "tiny-4bit")
+    app.model = four_bit
+
+    async def script(pilot, view: LayersView) -> None:
+        text = status(view)
+        assert "tiny-4bit is already quantized (4-bit)" in text and "Make a float copy" in text, text
+        await pilot.press("s")
+        await settle(pilot)
+        assert not getattr(app.quant_client, "measured", [])          # nothing to measure on a 4-bit model
+        app.quant_client.copies.append(f"{four_bit}-bf16")
+        view.model_path = None                                       # as if the tab were shown again
+        view.on_show()
+        await settle(pilot)
+        assert "Press f to open its float copy tiny-4bit-bf16" in status(view)
+        await pilot.press("f")
+        await settle(pilot)
+        assert app.model == f"{four_bit}-bf16"
+        assert "No sensitivity scores for tiny-4bit-bf16 yet: press s" in status(view)
+
+    run(app, script)

@@ -293,3 +293,21 @@ async def test_i_on_a_folder_model_asks_for_a_gguf_path(engine, library: Path, t
                     and view.highlighted.name == "typed-q8":
                 break
         assert (models_dir() / "typed-q8" / "config.json").is_file()
+
+
+@sync
+async def test_hub_search_says_searching_while_it_waits(engine, library: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from temper.tui.screens import hub_search
+
+    release = threading.Event()
+    monkeypatch.setattr(hub_search, "search", lambda query, mlx_only=True: release.wait(10) and [])
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(pilot, app)
+        await pilot.press("s", *"tiny", "enter")
+        await pilot.pause()
+        assert "searching 'tiny'…" in str(app.screen.query_one("#hub-status").render())
+        release.set()

@@ -92,3 +92,27 @@ def test_layers_reallocation_matches_the_written_plan(engine, tiny_llama: Path) 
     pinned = next(iter(alloc.choice))
     again = client.allocate(table, 5.0, {pinned: "affine:8b:g64"})
     assert again.choice[pinned] == "affine:8b:g64" and again.bpw <= 5.0
+
+
+def test_layers_measure_now_on_the_real_engine_and_found_again(make_app, engine, tiny_llama: Path) -> None:
+    """Layers' s runs the real sensitivity pass (no quantize run); a new app finds the table it saved."""
+
+    async def main(press: bool) -> int:
+        app = make_app(model=str(tiny_llama))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("f3")
+            await pilot.pause()
+            layers = app.query_one("#layers-view")
+            if press:
+                assert "press s to measure them now" in str(layers.query_one("#layers-status").render())
+                await pilot.press("s")
+            for _ in range(1200):
+                if layers.alloc is not None:
+                    break
+                await pilot.pause(0.1)
+            assert layers.alloc is not None, layers.query_one("#layers-status").render()
+            return layers.query_one(DataTable).row_count
+
+    rows = asyncio.run(main(press=True))
+    assert rows >= 14                                       # 2 blocks x 7 linears
+    assert asyncio.run(main(press=False)) == rows           # saved, and read back at the next start

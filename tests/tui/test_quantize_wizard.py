@@ -238,6 +238,11 @@ def test_result_opens_in_chat_and_compares(engine, tmp_path: Path) -> None:
         await pilot.pause()
         assert pilot.app.model == str(tmp_path / "out-4.5bpw")
         assert pilot.app.query_one(TabbedContent).active == "chat"
+        await pilot.pause()
+        assert pilot.app.focused is not None and pilot.app.focused.id == "chat-input"   # typing goes to the box
+        await pilot.press("f6", "escape")                  # chat settings and back: the box keeps the keyboard
+        await pilot.pause()
+        assert pilot.app.focused is not None and pilot.app.focused.id == "chat-input"
 
     run(app, script)
 

@@ -29,12 +29,12 @@ def binding_rows(app: TemperApp) -> list[tuple[str, str, str, str]]:
     for node in nodes:
         if any(type(n).__name__ in ("Footer", "Header") for n in node.ancestors_with_self):
             continue
-        where = "app" if node is app else _tab_of(node, labels)
+        where = "app" if node is app else tab_of(node, labels)
         grouped: dict[tuple[str, str, str], list[Binding]] = {}
-        for binding in _bindings(node):
+        for binding in node_bindings(node):
             if not binding.id:
                 continue
-            key = (binding.id or "", binding.action, binding.description)
+            key = (binding.id or "", binding.action, binding.tooltip or binding.description)
             grouped.setdefault(key, []).append(binding)
         for (bid, _action, description), bindings in grouped.items():
             marker = (where, bid, description)
@@ -54,11 +54,12 @@ def binding_rows(app: TemperApp) -> list[tuple[str, str, str, str]]:
             if isinstance(binding, Binding) and binding.id:
                 keys = keymap[binding.id].split(",") if binding.id in keymap else binding.key.split(",")
                 shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys)
-                rows.append((shown, binding.description, binding.id, screen.__name__))
+                rows.append((shown, binding.tooltip or binding.description, binding.id,
+                             screen.__name__.removesuffix("Screen")))
     return rows
 
 
-def _tab_of(node: DOMNode, labels: dict[str, str]) -> str:
+def tab_of(node: DOMNode, labels: dict[str, str]) -> str:
     """The label of the tab a widget lives in ("app" outside any tab)."""
     from textual.widgets import TabPane
 
@@ -73,7 +74,7 @@ def screen_classes() -> list[type]:
     return [HelpScreen, SettingsScreen, ProfileScreen, SaveProfileScreen]
 
 
-def _bindings(node: DOMNode) -> list[Binding]:
+def node_bindings(node: DOMNode) -> list[Binding]:
     out: list[Binding] = []
     for bindings in node._bindings.key_to_bindings.values():
         out.extend(bindings)
@@ -84,7 +85,7 @@ class HelpScreen(TemperNode, ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: 90%; max-width: 100; height: 90%;
+        width: 100%; max-width: 100; height: 90%;
         border: round $primary; background: $surface; padding: 0 1;
     }
     HelpScreen #help-intro { color: $text-muted; height: auto; }

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ..typed_app import TemperNode
 
@@ -41,18 +41,31 @@ class ProfileScreen(TemperNode, ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(
-                f"[b]Profiles[/b]  active: {self.app.profile.name}.  Enter applies, s saves the active one "
-                "under a new name, d compares others against the highlighted one, Esc closes.",
-                id="profile-help",
-            )
+            yield Static(self._help(), id="profile-help")
             with Horizontal():
-                options = [
-                    Option(f"{ref.name}  [dim]{ref.source}[/dim]", id=ref.name) for ref in list_profiles()
-                ]
-                yield OptionList(*options, id="profile-list")
+                yield OptionList(*self._options(), id="profile-list")
                 with VerticalScroll(id="profile-diff-box"):  # tab to it to scroll a long diff
                     yield Static(id="profile-diff")
+
+    def _help(self) -> str:
+        return (f"[b]Profiles[/b]  active: {self.app.profile.name}.  Enter applies, s saves the active one "
+                "under a new name, d compares others against the highlighted one, Esc closes.")
+
+    @staticmethod
+    def _options() -> list[Option]:
+        return [Option(f"{ref.name}  [dim]{ref.source}[/dim]", id=ref.name) for ref in list_profiles()]
+
+    def refresh_profiles(self, highlight: str | None = None) -> None:
+        """Read the profiles again (one was just saved) and highlight `highlight`."""
+        option_list = self.query_one(OptionList)
+        option_list.clear_options()
+        option_list.add_options(self._options())
+        self.query_one("#profile-help", Static).update(self._help())
+        if highlight is not None:
+            try:
+                option_list.highlighted = option_list.get_option_index(highlight)
+            except OptionDoesNotExist:  # saved somewhere list_profiles does not read
+                pass
 
     def on_mount(self) -> None:
         option_list = self.query_one(OptionList)
@@ -103,7 +116,11 @@ class ProfileScreen(TemperNode, ModalScreen[str | None]):
         self.notify(f"comparing against {self.base}; move to another profile", timeout=3)
 
     def action_save_as(self) -> None:
-        self.app.push_screen(SaveProfileScreen())
+        def saved(name: str | None) -> None:
+            if name:
+                self.refresh_profiles(name)
+
+        self.app.push_screen(SaveProfileScreen(), saved)
 
 
 def _escape(text: str) -> str:

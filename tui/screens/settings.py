@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
+from ..keymap_check import keymap_clashes
 from ..typed_app import TemperNode
 
 
@@ -38,6 +39,8 @@ class SettingsScreen(TemperNode, ModalScreen[bool]):
     SettingsScreen .row Input:focus, SettingsScreen .row TextArea:focus,
     SettingsScreen .row Select:focus SelectCurrent { background: $primary 25%; }
     SettingsScreen #settings-note { color: $text-muted; height: auto; margin-top: 1; }
+    SettingsScreen #settings-keymap { color: $warning; height: auto; }
+    SettingsScreen #settings-keymap.hidden { display: none; }
     SettingsScreen #settings-buttons { height: auto; align-horizontal: right; margin-top: 1; }
     SettingsScreen Button { margin-left: 1; }
     """
@@ -75,6 +78,8 @@ class SettingsScreen(TemperNode, ModalScreen[bool]):
                 yield Label("Refresh rate /s")
                 yield Input(f"{s.refresh_rate:g}", type="number", id="refresh_rate", compact=True)
             yield Static("Models folders: one per line. The keymap is edited in settings.toml.", id="settings-note")
+            clashes = keymap_clashes(self.app, self.app.settings.keymap)
+            yield Static("\n".join(clashes), id="settings-keymap", markup=False, classes="" if clashes else "hidden")
             with Horizontal(id="settings-buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")

@@ -9,16 +9,17 @@ Every answer is saved while it grows (`AnswerWriter`), so a crash loses at most 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temper.core.chat.export import export
+from temper.core.chat.export import export, new_notes
 from temper.core.chat.session import make_request
 from temper.core.chat.settings import ChatSettings
 from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
-from temper.core.engine.events import Cancelled, Failed, Finished, Started
+from temper.core.engine.events import Cancelled, Failed, Finished, Progress, Started
 from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
+from temper.core.engine.reasoning import has_thinking_mode
 from temper.core.errors import TemperError
 from temper.core.paths import data_dir
 from textual import on
@@ -48,6 +49,7 @@ class Generation:
     user_message_id: int | None
     got_tokens: bool = False
     stopping: bool = False
+    earlier: list = field(default_factory=list)  # the conversation's messages before it (notes said once)
 
 
 class ChatView(TemperNode, Vertical):
@@ -61,13 +63,13 @@ class ChatView(TemperNode, Vertical):
     ChatView #chat-input { dock: bottom; }
     """
     BINDINGS = [
-        Binding("escape", "stop", "Stop", id="chat.stop"),
-        Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("escape", "stop", "Stop", id="chat.stop", show=False),  # the message box says "Esc stops"
+        Binding("ctrl+n", "new_chat", "New", tooltip="New chat", id="chat.new"),
         Binding("ctrl+b", "toggle_sidebar", "Chats", id="chat.sidebar"),
-        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
-        Binding("f6", "settings", "Chat settings", id="chat.settings"),
-        Binding("ctrl+y", "copy_answer", "Copy answer", id="chat.copy"),
-        Binding("ctrl+g", "copy_code", "Copy code", id="chat.copy_code"),
+        Binding("ctrl+r", "regenerate", "Regen", tooltip="Regenerate", id="chat.regenerate"),
+        Binding("f6", "settings", "Options", tooltip="Chat settings", id="chat.settings"),
+        Binding("ctrl+y", "copy_answer", "Copy", tooltip="Copy answer", id="chat.copy"),
+        Binding("ctrl+g", "copy_code", "Code", tooltip="Copy code", id="chat.copy_code"),
         Binding("f7", "rename", "Rename", id="chat.rename", show=False),
         Binding("ctrl+s", "export", "Export", id="chat.export", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
@@ -233,7 +235,8 @@ class ChatView(TemperNode, Vertical):
             widget.waiting = f"queued behind the running {busy.kind} job (one job runs at a time)…"
         await self.log_view.mount(widget)
         gen_id = next(_gen_ids)
-        self.gen = Generation(gen_id, None, widget, writer, prompt, user_widget, user_message_id)
+        self.gen = Generation(gen_id, None, widget, writer, prompt, user_widget, user_message_id,
+                              earlier=history)
         self.gen.handle = self.client.start(request, lambda e, g=gen_id: self.post_message(self.Event(g, e)))
         self.update_header()
 
@@ -263,6 +266,8 @@ class ChatView(TemperNode, Vertical):
         event = message.event
         if isinstance(event, Started):
             gen.widget.set_waiting("loading the model and reading the prompt…")
+        elif isinstance(event, Progress):       # building the self-drafter
+            gen.widget.set_waiting(event.message)
         if isinstance(event, TokenEvent):
             gen.got_tokens = gen.got_tokens or event.token >= 0 or bool(event.text)
             if event.thinking:
@@ -274,7 +279,8 @@ class ChatView(TemperNode, Vertical):
             gen.widget.thinking_done(event.tokens, event.seconds)
         elif isinstance(event, StatsEvent):
             if not event.final:
-                gen.widget.live(event.stats.to_dict())
+                live = event.stats.to_dict()
+                gen.widget.live({**live, "notes": new_notes(live["notes"], gen.earlier)})
         elif isinstance(event, Finished):
             await self._finish(gen, event.result)
         elif isinstance(event, (Failed, Cancelled)):
@@ -283,6 +289,7 @@ class ChatView(TemperNode, Vertical):
     async def _finish(self, gen: Generation, result) -> None:
         self.gen = None
         stats = result.stats.to_dict()
+        stats["notes"] = new_notes(stats["notes"], gen.earlier)   # each note once per conversation
         self.last_stats = stats
         if result.status == "stopped" and not (result.text or result.thinking):
             await self._undo(gen)
@@ -411,7 +418,10 @@ class ChatView(TemperNode, Vertical):
             self.update_header()
             self.notify(f"Settings saved for this chat; new chats start from profile {self.app.profile.name}")
 
-        self.app.push_screen(ChatSettingsScreen(self.system_prompt, self.settings), done)
+        no_thinking = ""
+        if self.model and Path(self.model).is_dir() and not has_thinking_mode(self.model):
+            no_thinking = Path(self.model).name
+        self.app.push_screen(ChatSettingsScreen(self.system_prompt, self.settings, no_thinking=no_thinking), done)
 
     # -- clipboard ---------------------------------------------------------------------------------------
     def _last_answer(self) -> ChatMessage | None:

@@ -8,7 +8,9 @@ heat strip between sensitivity and chosen bits.
 
 from __future__ import annotations
 
-from temper.core.engine.events import Finished
+from pathlib import Path
+
+from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
 from temper.core.quant.candidates import Candidate
 from temper.core.quant.scores import SensitivityTable, TensorScores
@@ -34,7 +36,7 @@ class LayersView(TemperNode, Vertical):
     LayersView #layers-budget { height: 1; padding: 0 1; }
     LayersView #layers-budget Label { width: auto; padding-right: 1; }
     LayersView #layers-bpw { width: 8; }
-    LayersView #layers-status { height: 1; padding: 0 1; color: $text-muted; }
+    LayersView #layers-status { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     LayersView #layers-top { height: auto; max-height: 12; padding: 0 1; }
     LayersView LayersHeat { width: 1fr; }
     LayersView DataTable { height: 1fr; }
@@ -42,8 +44,10 @@ class LayersView(TemperNode, Vertical):
     BINDINGS = [
         Binding("p", "pin", "Pin", id="layers.pin"),
         Binding("u", "unpin", "Unpin", id="layers.unpin"),
-        Binding("m", "toggle_heat", "Heat: sens/bits", id="layers.heat_mode"),
+        Binding("m", "toggle_heat", "Heat", tooltip="Heat: sens/bits", id="layers.heat_mode"),
         Binding("b", "focus_budget", "Budget", id="layers.budget"),
+        Binding("s", "measure", "Measure", tooltip="Measure now", id="layers.measure"),
+        Binding("f", "open_float_copy", "Float copy", id="layers.float_copy", show=False),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -54,6 +58,11 @@ class LayersView(TemperNode, Vertical):
         self.frontier: list[tuple[float, float]] = []
         self.live_job: int | None = None
         self.heat_mode = "sensitivity"
+        self.model_path: str | None = None    # the model the table (or the explanation) is for
+        self.measure_job: int | None = None
+        self.explain = ""                     # why there is no table, and what to do
+        self.float_copy: str | None = None
+        self.can_measure = False              # the active model is a float model
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="layers-budget"):
@@ -70,13 +79,64 @@ class LayersView(TemperNode, Vertical):
     def on_mount(self) -> None:
         self._status()
         self.app.follow_jobs("quantize", self)       # scores of whichever quantize job runs, live
-        active = self.app.model
-        if active:
-            table = self.app.quant_client.saved_table(str(active))
-            if table is not None:
-                self.set_table(table)
+        self._follow_active_model()
+
+    def _follow_active_model(self) -> None:
+        """Show the active model's saved scores; without any, say why and what to do (one key)."""
+        active = str(self.app.model) if self.app.model else None
+        if active == self.model_path or self.measure_job is not None or self.live_job is not None:
+            return
+        self.model_path, self.explain, self.float_copy, self.can_measure = active, "", None, False
+        client = self.app.quant_client
+        table = client.saved_table(active) if active else None
+        if table is not None:
+            self.can_measure = True
+            self.set_table(table)
+            return
+        if not active:
+            self.explain = "No model: open one from the Library (F1), or quantize one: its scores show here."
+        else:
+            try:
+                model = client.model(active)
+            except TemperError as exc:
+                model, self.explain = None, f"{active}: {exc}"
+            if model is not None and model.quantized:
+                self.float_copy = client.float_copy_of(model)
+                self.explain = (f"{model.name} is already quantized ({model.quantization}): sensitivity is measured "
+                                "on a float model. " + (
+                                    f"Press f to open its float copy {Path(self.float_copy).name}." if self.float_copy
+                                    else "Make a float copy in the Quantize tab (step 1, key f), then open it here."))
+            elif model is not None:
+                self.can_measure = True
+                self.explain = (f"No sensitivity scores for {model.name} yet: press s to measure them now (a job "
+                                "with progress; a quantize run also saves them).")
+        self._status()
+
+    def action_measure(self) -> None:
+        if self.measure_job is not None or self.live_job is not None:
+            self.notify("A sensitivity pass is already running", severity="warning")
+            return
+        if not (self.model_path and self.can_measure):
+            self.notify(self.explain or "Nothing to measure", severity="warning", timeout=8)
+            return
+        client = self.app.quant_client
+        try:
+            job = client.measure(self.model_path, client.request_from_profile(self.app.profile).settings())
+        except TemperError as exc:
+            self.notify(str(exc), severity="error", title="Sensitivity")
+            return
+        self.app.own_job(job.id, self)
+        self.measure_job = job.id
+        self._status("measuring: starting…")
+
+    def action_open_float_copy(self) -> None:
+        if self.float_copy:
+            self.app.open_model(self.float_copy, "layers")
+            self._follow_active_model()
 
     def on_show(self) -> None:
+        self._follow_active_model()
+
         def focus() -> None:      # checked when it happens: focus in a hidden pane would pull it forward
             if tab_is_active(self) and self.screen.focused is None:
                 self.query_one(BudgetSlider).focus()
@@ -160,6 +220,10 @@ class LayersView(TemperNode, Vertical):
 
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
+        if self.measure_job is not None and event.job == self.measure_job:
+            self._measure_event(event)
+            if isinstance(event, (Finished, Failed, Cancelled)):
+                return
         if hasattr(event, "path") and hasattr(event, "scores"):
             self.add_scores(event)
         elif isinstance(event, Finished) and self.live_job == event.job:
@@ -175,6 +239,17 @@ class LayersView(TemperNode, Vertical):
                 self.set_table(table)
             elif self.table is not None and all(t.params for t in self.table.tensors):
                 self.reallocate(frontier=True)
+
+    def _measure_event(self, event) -> None:
+        if isinstance(event, Progress) and event.total:
+            self._status(f"measuring: {event.message or event.phase} {event.done}/{event.total}")
+        elif isinstance(event, Finished):
+            self.measure_job = self.live_job = None
+            if isinstance(event.result, SensitivityTable):
+                self.set_table(event.result)
+        elif isinstance(event, (Failed, Cancelled)):
+            self.measure_job = self.live_job = None
+            self._status(f"measuring stopped: {getattr(event, 'message', 'cancelled')}", error=True)
 
     # -- allocation -------------------------------------------------------------------------------------
     def reallocate(self, frontier: bool = False) -> None:
@@ -221,7 +296,7 @@ class LayersView(TemperNode, Vertical):
             text = (f"→ {self.alloc.bpw:.3f} bpw · {human_bytes(self.alloc.size_bytes)} · "
                     f"predicted KL {self.alloc.kl:.4f} · {len(self.pins)} pinned")
         elif self.table is None:
-            text = "Waiting for sensitivity scores."
+            text = self.explain or "Waiting for sensitivity scores."
         else:
             text = ""
         status.update(" · ".join(x for x in (text, message) if x))

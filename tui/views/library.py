@@ -83,7 +83,11 @@ def display_path(path: Path) -> str:
 
 
 def short(text: str, width: int = 30) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """Cut in the middle: a quantized copy's name differs from its source's at the end (…-temper-uniform-8)."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[-tail:]
 
 
 def row_cells(m: ModelInfo) -> tuple[str, ...]:
@@ -132,14 +136,14 @@ class LibraryView(TemperNode, Vertical):
     """
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="library.filter"),
-        Binding("r", "rescan", "Rescan", id="library.rescan"),
-        Binding("o", "cycle_sort", "Sort", id="library.sort"),
+        Binding("r", "rescan", "Rescan", id="library.rescan", show=False),
+        Binding("o", "cycle_sort", "Sort", id="library.sort", show=False),
         Binding("O", "reverse_sort", "Reverse", show=False, id="library.sort_reverse"),
         Binding("c", "open('chat')", "Chat", id="library.chat"),
         Binding("q", "open('quantize')", "Quantize", id="library.quantize"),
         Binding("d", "delete", "Delete", id="library.delete"),
         Binding("s", "search", "Hub", id="library.search"),
-        Binding("i", "import_gguf", "Import GGUF", id="library.import"),
+        Binding("i", "import_gguf", "Import", tooltip="Import GGUF", id="library.import"),
     ]
 
     def __init__(self, **kwargs) -> None:

@@ -49,7 +49,7 @@ class QuantizeView(TemperNode, Vertical):
         Binding("escape", "back", "Back", id="quantize.back"),
         Binding("ctrl+n", "next", "Next", id="quantize.next"),
         Binding("ctrl+b", "previous", "Prev", id="quantize.previous", show=False),
-        Binding("ctrl+s", "save_profile", "Save to profile", id="quantize.save_profile"),
+        Binding("ctrl+s", "save_profile", "Save", tooltip="Save to profile", id="quantize.save_profile"),
         Binding("f", "float_copy", "Float copy", id="quantize.float_copy"),
     ]
 

@@ -38,10 +38,12 @@ class ChatSettingsScreen(ModalScreen[tuple[str, ChatSettings] | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="chat.settings.cancel"),
                 Binding("ctrl+s", "save", "Save", id="chat.settings.save")]
 
-    def __init__(self, system_prompt: str, settings: ChatSettings) -> None:
+    def __init__(self, system_prompt: str, settings: ChatSettings, *, no_thinking: str = "") -> None:
+        """`no_thinking`: the model's name when it has no thinking mode (effort and budgets are then disabled)."""
         super().__init__()
         self.system_prompt = system_prompt
         self.settings = settings
+        self.no_thinking = no_thinking
 
     def compose(self) -> ComposeResult:
         s, sp = self.settings, self.settings.sampling
@@ -55,13 +57,17 @@ class ChatSettingsScreen(ModalScreen[tuple[str, ChatSettings] | None]):
                         value = getattr(sp, name)
                         yield Label(label)
                         yield Input("" if value is None else str(value), id=f"set-{name}")
-                    yield Label("Reasoning effort")
+                    off = bool(self.no_thinking)
+                    yield Label("Reasoning effort" + (" (no thinking mode)" if off else ""))
                     yield Select([("template default", "default")] + [(e, e) for e in EFFORTS],
-                                 value=s.effort or "default", allow_blank=False, id="set-effort")
+                                 value=s.effort or "default", allow_blank=False, id="set-effort", disabled=off,
+                                 tooltip=f"{self.no_thinking} has no thinking mode: effort does nothing" if off
+                                 else None)
                     for effort in ("low", "medium", "high"):
                         budget = s.budgets.get(effort)
                         yield Label(f"Thinking budget: {effort} (empty = unlimited)")
-                        yield Input("" if budget is None else str(budget), id=f"set-budget-{effort}")
+                        yield Input("" if budget is None else str(budget), id=f"set-budget-{effort}",
+                                    disabled=off)
                     yield Label("Drafter (folder, 'self' or empty)")
                     yield Input(s.drafter or "", id="set-drafter")
                     yield Label("Draft tokens")

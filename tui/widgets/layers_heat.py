@@ -66,8 +66,7 @@ class LayersHeat(Widget):
 
     def render(self) -> Text:
         if not self.tensors:
-            return Text("No sensitivity scores yet: run a quantization (Quantize tab) or open a model\n"
-                        "that has saved scores.", style="dim")
+            return Text("(no scores: see the line above)", style="dim")
         width = max(self.size.width - LABEL - 1, 8)
         layers = sorted({t.layer for t in self.tensors if t.layer is not None})
         nl = (max(layers) + 1) if layers else 0
