@@ -34,9 +34,9 @@ class PrefillDequantizedLinear(nn.QuantizedLinear):
         rows = self["weight"].shape[0]
         step = max(1, SLICE_ELEMENTS // max(x.shape[-1], 1))
         outs, after = [], x
+        biases = self.get("biases")
         for start in range(0, rows, step):
             part = slice(start, min(start + step, rows))
-            biases = self.get("biases")
             weight = mx.dequantize(mx.depends(self["weight"][part], after), scales=self["scales"][part],
                                    biases=None if biases is None else biases[part],
                                    group_size=self.group_size, bits=self.bits, mode=self.mode)
