@@ -135,3 +135,30 @@ def build_model(
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
     save_config(config, config_path=out / "config.json")
     return out
+
+
+def save_random(out: Path, config: dict[str, Any], *, dtype: str = "bfloat16",
+                tokenizer_vocab: int | None = 1024) -> dict[str, Any]:
+    """Random weights for any mlx-lm config, written as mlx-lm writes a model (sharded safetensors). For
+    benchmarks on real shapes: the model keeps its own vocabulary; `tokenizer_vocab` trains a small BPE
+    tokenizer beside it (None: the caller puts a tokenizer there). Returns the config as written."""
+    import mlx.core as mx
+    from mlx_lm.utils import _get_classes, save_config, save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = dict(config, torch_dtype=dtype)
+    if tokenizer_vocab:
+        train_tokenizer(out, vocab_size=tokenizer_vocab)
+        vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+        config.update(eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"])
+    model_cls, args_cls = _get_classes(config)
+    args = args_cls.from_dict(config)
+    model = model_cls(args)
+    model.set_dtype(getattr(mx, dtype))
+    mx.eval(model.parameters())
+    save_model(out, model, donate_model=True)
+    full = {**{k: v for k, v in vars(args).items() if not k.startswith("_") and v is not None}, **config}
+    save_config(full, config_path=out / "config.json")
+    del model
+    mx.clear_cache()
+    return full

@@ -44,9 +44,7 @@ STEPS = ("build", "sensitivity", "quantize", "bench bf16", "bench quantized", "c
 
 
 def build(out: Path, config: dict, layers: int | None) -> dict:
-    import mlx.core as mx
-    from mlx_lm.utils import _get_classes, save_config, save_model
-    from temper.core.library.synthetic import train_tokenizer
+    from temper.core.library.synthetic import save_random
 
     config = dict(config)
     if layers:
@@ -56,18 +54,7 @@ def build(out: Path, config: dict, layers: int | None) -> dict:
         config["layer_types"][-1] = "full_attention"
     if (out / "config.json").exists():
         return json.loads((out / "config.json").read_text())
-    train_tokenizer(out, vocab_size=1024)
-    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
-    config.update(eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"], torch_dtype="bfloat16")
-    model_cls, args_cls = _get_classes(config)
-    args = args_cls.from_dict(config)
-    model = model_cls(args)
-    model.set_dtype(mx.bfloat16)
-    mx.eval(model.parameters())
-    save_model(out, model, donate_model=True)
-    full = {**{k: v for k, v in vars(args).items() if not k.startswith("_")}, **config}
-    save_config(full, config_path=out / "config.json")
-    return full
+    return save_random(out, config)
 
 
 def request(src: Path, dst: Path, args, table: Path | None):

@@ -31,19 +31,12 @@ def pack(src: Path, dst: Path) -> None:
 
 
 def build(packed: Path, out: Path) -> Path:
-    import mlx.core as mx
-    from mlx_lm.utils import _get_classes, save_model
+    from temper.core.library.synthetic import save_random
 
-    out.mkdir(parents=True, exist_ok=True)
     config = json.loads((packed / "config.json").read_text())
     config.pop("quantization", None)
     config.pop("quantization_config", None)
-    config["torch_dtype"] = "bfloat16"
-    model_cls, args_cls = _get_classes(config)
-    model = model_cls(args_cls.from_dict(config))
-    model.set_dtype(mx.bfloat16)
-    mx.eval(model.parameters())
-    save_model(out, model, donate_model=True)
+    config = save_random(out, config, tokenizer_vocab=None)
     for name in KEEP:
         if name != "config.json" and (packed / name).exists():
             shutil.copy2(packed / name, out / name)

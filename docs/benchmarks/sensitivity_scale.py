@@ -55,26 +55,10 @@ TINY_VOCAB = dict(GEMMA3_270M, num_hidden_layers=6, hidden_size=64, intermediate
 
 def build(out: Path, config: dict) -> Path:
     """Random bf16 weights in mlx-lm's layout and a 1024-token BPE tokenizer (the model's vocab stays as asked)."""
-    import mlx.core as mx
-    from mlx_lm.utils import _get_classes, save_config, save_model
-    from temper.core.library.synthetic import train_tokenizer
+    from temper.core.library.synthetic import save_random
 
-    if (out / "config.json").exists():
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    train_tokenizer(out, vocab_size=1024)
-    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
-    config = dict(config, eos_token_id=vocab["<|im_end|>"], pad_token_id=vocab["<|endoftext|>"], torch_dtype="bfloat16")
-    model_cls, args_cls = _get_classes(config)
-    args = args_cls.from_dict(config)
-    model = model_cls(args)
-    model.set_dtype(mx.bfloat16)
-    mx.eval(model.parameters())
-    save_model(out, model, donate_model=True)
-    full = {**{k: v for k, v in vars(args).items() if not k.startswith("_") and v is not None}, **config}
-    save_config(full, config_path=out / "config.json")
-    del model
-    mx.clear_cache()
+    if not (out / "config.json").exists():
+        save_random(out, config)
     return out
 
 
