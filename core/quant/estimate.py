@@ -210,6 +210,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                 [mx.zeros((1, seq, tap.inner["weight"].shape[-1]), dtype=tap.inner["weight"].dtype)
                  for tap in taps.values()]
             seen: dict[str, Any] = {}
+            kept = logit_head.Kept(seq, head.vocab, head.softcap)
 
             @mx.custom_function
             def head_loss(hidden: Any) -> Any:
@@ -217,12 +218,12 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
 
             @head_loss.vjp
             def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
-                              seen: dict[str, Any] = seen) -> Any:
+                              seen: dict[str, Any] = seen, kept: logit_head.Kept = kept) -> Any:
                 # leaves (no graph): inside the transformation an evaluated array keeps its graph
                 h2 = logit_head.leaf(mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32))
-                lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice)
+                lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice, kept)
                 seen.update(h2=h2, lse=lse, labels=labels)
-                dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice)
+                dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice, kept)
                 return logit_head.leaf(dh.reshape(hidden.shape).astype(hidden.dtype))
 
             def loss(*arrays: Any, x: Any = x) -> Any:
@@ -279,7 +280,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                     head_stats[k].add(grad, head.weight[a:b])
                     mx.eval(head_stats[k].arrays())
 
-                logit_head.weight_grads(head, h2, lse, labels, rows_per_slice, each)
+                logit_head.weight_grads(head, h2, lse, labels, rows_per_slice, each, kept)
             del grads, primals
             if progress is not None:
                 progress(i + 1, total, f"fisher: sequence {i + 1}/{n}")
@@ -301,60 +302,107 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             parts = [(w[mx.array(calib_rows)], stats[t.path])]
         else:
             parts = [(w, stats[t.path])]
-        out[t.path] = {c.key: 0.25 * _quadratic(parts, c, storage_dtype, check) / tokens for c in fits[t.path]}
+        scored = _quadratic(parts, fits[t.path], storage_dtype, check)
+        out[t.path] = {c.key: 0.25 * scored[c.key] / tokens for c in fits[t.path]}
         if progress is not None:
             progress(n + j + 1, total, f"scoring {t.path}")
     return out
 
 
-_KERNELS: dict[tuple[str, Any], Any] = {}
+_KERNELS: dict[tuple[Any, ...], Any] = {}
 
 
-def _kernel(c: Candidate, storage_dtype: Any) -> Any:
-    """Compiled: (weight rows, D rows, S rows) -> (diagonal + grouped terms, per-row α) for candidate c."""
+def _kernel(cands: tuple[Candidate, ...], storage_dtype: Any) -> Any:
+    """Compiled: (weight rows, D rows, S rows of the candidates' group size) -> per candidate (diagonal +
+    grouped terms, per-row α). All candidates of one group size in one call: the weight's casts, D's and the
+    row norms are computed once for them, and the row slice is read once."""
     import mlx.core as mx
 
-    key = (c.key, storage_dtype)
+    key = (tuple(c.key for c in cands), storage_dtype)
     if key not in _KERNELS:
-        def terms(ws: Any, dd: Any, sg: Any) -> tuple[Any, Any]:
+        group = cands[0].group_size
+
+        def terms(ws: Any, dd: Any, sg: Any) -> list[Any]:
             ref = ws.astype(storage_dtype) if storage_dtype is not None else ws
             wf = ref.astype(mx.float32)
-            d = fake_quantize(ref, c).astype(mx.float32) - wf
-            alpha = (d * wf).sum(-1) / mx.maximum((wf * wf).sum(-1), 1e-30)
-            d2 = d - alpha[:, None] * wf
-            m = d2.reshape(d2.shape[0], -1, c.group_size).mean(-1)
-            r = d2 - mx.repeat(m, c.group_size, axis=-1)
+            norm = mx.maximum((wf * wf).sum(-1), 1e-30)
             dd, sg = dd.astype(mx.float32), sg.astype(mx.float32)
-            return (dd * (d * d + r * r)).sum() + (sg * m * m).sum(), alpha
+            wg = wf.reshape(wf.shape[0], -1, group)
+            lo, hi = wg.min(-1, keepdims=True), wg.max(-1, keepdims=True)     # shared by every width
+            out = []
+            for c in cands:
+                if c.mode == "affine":
+                    d = (_affine(wg, lo, hi, c.bits, ref.dtype) - wg).reshape(wf.shape)
+                else:
+                    d = fake_quantize(ref, c).astype(mx.float32) - wf
+                alpha = (d * wf).sum(-1) / norm
+                d2 = d - alpha[:, None] * wf
+                m = d2.reshape(d2.shape[0], -1, group).mean(-1)
+                r = d2 - mx.repeat(m, group, axis=-1)
+                out += [(dd * (d * d + r * r)).sum() + (sg * m * m).sum(), alpha]
+            return out
 
         _KERNELS[key] = mx.compile(terms)
     return _KERNELS[key]
 
 
-def _quadratic(parts: list[tuple[Any, _Stats]], c: Candidate, storage_dtype: Any,
-               check: Callable[[], None]) -> float:
-    """diagonal + structured for one candidate, ΔW computed a row slice at a time."""
+def _affine(wg: Any, lo: Any, hi: Any, bits: int, dtype: Any) -> Any:
+    """Affine fake quantization of groups `wg` (rows, groups, gs; fp32 holding `dtype` values) from their
+    min and max, as `fake_quantize` gives it (mx.quantize's grid and integers, scale and bias stored in
+    `dtype`, mx.dequantize's products and sums rounded to `dtype`: the same values, checked in
+    tests/core/test_estimate_kernel.py). Element-wise only (no packing), so it fuses into the scoring
+    kernel, and every width of a group size shares the min/max pass."""
     import mlx.core as mx
 
-    kernel = _kernel(c, storage_dtype)
-    total = mx.array(0.0)
-    proj = None
-    for w, st in parts:
-        rows = max(1, ROW_SLICE_BYTES // (4 * w.shape[-1]))
-        alphas = []
-        for a in range(0, w.shape[0], rows):
-            check()
-            part, alpha = kernel(w[a:a + rows], st.d[a:a + rows], st.s[c.group_size][a:a + rows])
-            total = total + part
-            alphas.append(alpha)
-            mx.eval(total, alpha)
-        alpha = mx.concatenate(alphas)
-        q = mx.stack(st.q)                      # sequences × rows
-        part = q @ alpha
-        proj = part if proj is None else proj + part
-    if proj is not None:
-        total = total + (proj * proj).sum()
-    return float(total.item())
+    nb = float(2 ** bits - 1)
+    s = mx.maximum((hi - lo) / nb, 1e-7)
+    low = mx.abs(lo) > mx.abs(hi)
+    s = mx.where(low, s, -s)
+    edge = mx.where(low, lo, hi)
+    q0 = mx.round(edge / s)
+    nonzero = q0 != 0
+    s = mx.where(nonzero, edge / mx.where(nonzero, q0, 1.0), s)
+    b = mx.where(nonzero, edge, 0.0)
+    q = mx.clip(mx.round((wg - b) / s), 0.0, nb)          # on the unrounded grid, as mx.quantize does
+    s, b = s.astype(dtype), b.astype(dtype)                # stored
+    return ((s * q.astype(dtype)).astype(dtype) + b).astype(dtype).astype(mx.float32)   # mx.dequantize's order
+
+
+def _quadratic(parts: list[tuple[Any, _Stats]], cands: list[Candidate], storage_dtype: Any,
+               check: Callable[[], None]) -> dict[str, float]:
+    """Per candidate, diagonal + structured; ΔW computed a row slice at a time, every candidate of a group
+    size from one read of the slice (and one min/max pass over it)."""
+    import mlx.core as mx
+
+    by_group: dict[int, list[Candidate]] = {}
+    for c in cands:
+        by_group.setdefault(c.group_size, []).append(c)
+    totals: dict[str, Any] = {}
+    for group, members in by_group.items():
+        kernel = _kernel(tuple(members), storage_dtype)
+        total = [mx.array(0.0) for _ in members]
+        proj: list[Any] = [None] * len(members)
+        for w, st in parts:
+            # k candidates at once on 1/k of the rows: the working set stays one slice's, as for one candidate
+            rows = max(1, min(ROW_SLICE_BYTES // (4 * w.shape[-1]), w.shape[0]) // len(members))
+            alphas: list[list[Any]] = [[] for _ in members]
+            for a in range(0, w.shape[0], rows):
+                check()
+                got = kernel(w[a:a + rows], st.d[a:a + rows], st.s[group][a:a + rows])
+                for k in range(len(members)):
+                    total[k] = total[k] + got[2 * k]
+                    alphas[k].append(got[2 * k + 1])
+                mx.eval(total, [x[-1] for x in alphas])
+            q = mx.stack(st.q)                      # sequences × rows
+            for k in range(len(members)):
+                part = q @ mx.concatenate(alphas[k])
+                proj[k] = part if proj[k] is None else proj[k] + part
+        for k, c in enumerate(members):
+            if proj[k] is not None:
+                total[k] = total[k] + (proj[k] * proj[k]).sum()
+            totals[c.key] = total[k]
+    mx.eval(list(totals.values()))
+    return {k: float(v.item()) for k, v in totals.items()}
 
 
 def spearman(a: list[float], b: list[float]) -> float:

@@ -149,10 +149,14 @@ def _fast_on_cpu(model: Any) -> None:
     """On MLX's CPU backend, compute in fp32 as chat does (core/accel/compute): its bf16 kernels and
     bf16-scaled quantized matmuls are 10-50x slower, which left Evaluate crawling for minutes on a 135M
     model. The weights keep their values (bf16 and dequantized weights are exact in fp32), so the KL still
-    measures the quantization; nothing changes on Metal or CUDA."""
-    from ..accel.compute import maybe_upcast
+    measures the quantization; nothing changes on Metal or CUDA. A quantized model is dequantized to fp32
+    once when that fits (chat's "mixed" plan keeps it packed and dequantizes every layer on every forward
+    pass: for an evaluation of 16 chunks that is 16 dequantizations of the whole model)."""
+    from ..accel.compute import free_memory, maybe_upcast, plan, prefer_fp32
 
-    maybe_upcast(model)
+    decided = plan(model)
+    fp32 = decided.mode == "mixed" and prefer_fp32(decided.fp32_bytes, free_memory())
+    maybe_upcast(model, "fp32" if fp32 else "auto")
 
 
 def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None,

@@ -11,6 +11,11 @@ labels *sampled from the model itself*. With a 262,144-token vocabulary a (token
 - pass B: dL/dH = Σ_slices (softmax - onehot)·softcap' · W_slice;
 - pass C: the head weight's gradient slice by slice, (softmax - onehot)ᵀ H, handed to a callback.
 
+When the whole (tokens × vocab) fp32 array fits in KEEP_BYTES (a 49k vocabulary at 256 tokens: 50 MB), a
+`Kept` holder carries each slice from pass to pass: pass A keeps the logits, pass B turns them into
+(softmax - onehot)·softcap' and keeps that, pass C multiplies it with H. Three products with the head instead
+of five (pass B and C no longer recompute the logits); larger vocabularies recompute them per pass.
+
 The head is found from the model (an `lm_head` Linear, else the tied `embed_tokens`, and a final logit
 soft-cap when the model has one); `Head.matches` checks on a real batch that it reproduces the model's
 logits, so an architecture with another head (logit scaling...) is refused instead of mis-measured.
@@ -26,6 +31,7 @@ from ..errors import QuantError
 
 SLICE_BYTES = 64 << 20      # fp32 (tokens × rows) working arrays per slice stay under this
 FP32_COPY_BYTES = 256 << 20  # a head whose fp32 copy fits in this is upcast once, not per slice and pass
+KEEP_BYTES = 128 << 20      # (tokens × vocab) fp32 logits kept between the passes up to this size
 
 
 @dataclass
@@ -113,13 +119,30 @@ def leaf(*arrays: Any) -> Any:
     return out if len(out) > 1 else out[0]
 
 
-def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any, Any]:
+class Kept:
+    """Per vocabulary slice, the array the next pass starts from: pass A's capped logits (and softcap'),
+    then pass B's d(loss)/d(raw logits). Empty (nothing kept) when tokens × vocab × 4 bytes > KEEP_BYTES."""
+
+    def __init__(self, tokens: int, vocab: int, softcap: float | None = None) -> None:
+        self.on = tokens * vocab * 4 * (1 if softcap is None else 2) <= KEEP_BYTES   # softcap' kept beside
+        self.slices: dict[int, Any] = {}
+        self.grads = False           # True once pass B replaced the logits by their gradient
+
+    def put(self, a: int, *arrays: Any) -> None:
+        if self.on:
+            self.slices[a] = arrays
+
+    def get(self, a: int) -> Any:
+        return self.slices.get(a)
+
+
+def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int, kept: Kept | None = None) -> tuple[Any, Any]:
     """Pass A: per token, logsumexp of the logits and a label sampled from softmax(logits)."""
     import mlx.core as mx
 
     lse = best = label = None
     for a, b in ranges(head.vocab, rows):
-        z, _ = _logits(h, head.rows(a, b), head.softcap)
+        z, dcap = _logits(h, head.rows(a, b), head.softcap)
         key, sub = mx.random.split(key)
         noisy = z + mx.random.gumbel(z.shape, key=sub)
         top = noisy.max(axis=-1)
@@ -131,36 +154,56 @@ def normaliser_and_labels(head: Head, h: Any, key: Any, rows: int) -> tuple[Any,
             lse = mx.logaddexp(lse, part)
             take = top > best
             best, label = mx.where(take, top, best), mx.where(take, arg, label)
-        lse, best, label, key = leaf(lse, best, label, key)
+        if kept is not None and kept.on:
+            lse, best, label, key, *zs = leaf(lse, best, label, key, z, *(() if dcap is None else (dcap,)))
+            kept.put(a, *zs)
+        else:
+            lse, best, label, key = leaf(lse, best, label, key)
     return lse, label
 
 
-def _dlogits(head: Head, h: Any, a: int, b: int, lse: Any, labels: Any) -> Any:
-    """d(sum of cross-entropies) / d(raw logits) for vocabulary rows a..b: (T × (b-a))."""
+def _dlogits(head: Head, h: Any, a: int, b: int, lse: Any, labels: Any, kept: Kept | None = None) -> Any:
+    """d(sum of cross-entropies) / d(raw logits) for vocabulary rows a..b: (T × (b-a)); from pass A's
+    kept logits when `kept` holds them."""
     import mlx.core as mx
 
-    z, dcap = _logits(h, head.rows(a, b), head.softcap)
+    held = kept.get(a) if kept is not None else None
+    if held is not None:
+        z, dcap = held if len(held) == 2 else (held[0], None)
+    else:
+        z, dcap = _logits(h, head.rows(a, b), head.softcap)
     g = mx.exp(z - lse[:, None])
     onehot = (labels[:, None] == mx.arange(a, b)[None, :]).astype(g.dtype)
     g = g - onehot
     return g if dcap is None else g * dcap
 
 
-def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int) -> Any:
-    """Pass B: dL/dh (T × D, fp32)."""
+def hidden_grad(head: Head, h: Any, lse: Any, labels: Any, rows: int, kept: Kept | None = None) -> Any:
+    """Pass B: dL/dh (T × D, fp32). With `kept`, each slice's d/d(raw logits) replaces its logits there."""
     import mlx.core as mx
 
     out = mx.zeros(h.shape, dtype=mx.float32)
     for a, b in ranges(head.vocab, rows):
-        out = leaf(out + _dlogits(head, h, a, b, lse, labels) @ head.rows(a, b))
+        g = _dlogits(head, h, a, b, lse, labels, kept)
+        if kept is not None and kept.on:
+            out, g = leaf(out + g @ head.rows(a, b), g)
+            kept.slices[a] = (g,)
+            kept.grads = True
+        else:
+            out = leaf(out + g @ head.rows(a, b))
     return out
 
 
 def weight_grads(head: Head, h: Any, lse: Any, labels: Any, rows: int,
-                 each: Callable[[int, int, Any], None]) -> None:
-    """Pass C: `each(a, b, G)` with G = dL/dW[a:b] (fp32), one vocabulary slice at a time."""
+                 each: Callable[[int, int, Any], None], kept: Kept | None = None) -> None:
+    """Pass C: `each(a, b, G)` with G = dL/dW[a:b] (fp32), one vocabulary slice at a time (from pass B's
+    kept d/d(raw logits) when `kept` holds them)."""
     for a, b in ranges(head.vocab, rows):
-        each(a, b, _dlogits(head, h, a, b, lse, labels).T @ h)
+        held = kept.get(a) if kept is not None and kept.grads else None
+        g = held[0] if held is not None else _dlogits(head, h, a, b, lse, labels)
+        if kept is not None:
+            kept.slices.pop(a, None)
+        each(a, b, g.T @ h)
 
 
 def head_logits(head: Head, h: Any) -> Any:

@@ -11,6 +11,12 @@
   fp32. Measured on an H200 (docs/benchmarks/sensitivity_scale_gpu.md): a 135M model's default quantize took
   147.9 s with hybrid and 4.9 s with the estimate; an 8B model's hybrid pass 283 s.
 
+`fisher_sequences(...)` is the same rule's word on how many calibration sequences a fast pass reads: on a
+CPU at most CPU_FISHER_SEQUENCES of them, evenly spread over the set (each costs a forward, a backward and
+a statistics update of the whole model: ~5 CPU s for a 135M model on this 2-core machine), all of them
+elsewhere. GPTQ and AWQ still see every chunk. Measured in docs/benchmarks/quantize_speed_cpu.md: SmolLM2-135M
+held-out KL at 4.5 and 3.8 bpw with 8 sequences against 16.
+
 `peak_bytes(...)` prices a pass before it starts (issue 16's memory guard): the sensitivity run refuses a
 fast pass, or streams an exact one, when the price exceeds what is available, and says both figures.
 """
@@ -22,6 +28,7 @@ from pathlib import Path
 
 HYBRID_MAX_PARAMS = 20_000_000      # hybrid's exact phase stays within seconds below this
 FIT_FRACTION = 0.85          # of the available memory a pass may plan to use
+CPU_FISHER_SEQUENCES = 8     # calibration sequences a fast pass reads on a CPU
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,15 @@ def choose_mode(size: ModelSize, where: str | None = None, available: int | None
                                   f"{avail / 1e9:.1f} GB available")
     return ModeChoice("hybrid", f"{where} accelerator and {size.params / 1e6:,.1f}M parameters: the estimate for "
                                 "every tensor, exact KL for the most damaging quarter")
+
+
+def fisher_sequences(samples: int, where: str | None = None) -> tuple[int, str]:
+    """How many of `samples` calibration sequences the fast (Fisher) pass reads here, and why."""
+    where = where or backend()
+    if where == "cpu" and samples > CPU_FISHER_SEQUENCES:
+        return CPU_FISHER_SEQUENCES, (f"{CPU_FISHER_SEQUENCES} of the {samples} calibration sequences, evenly "
+                                      "spread (a CPU: each costs a forward and backward of the whole model)")
+    return samples, ""
 
 
 def peak_bytes(size: ModelSize, mode: str, where: str | None = None, *, tokens: int = 4096,

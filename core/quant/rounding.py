@@ -93,16 +93,14 @@ def choose_params(w: np.ndarray, h_blocks: np.ndarray | None, bits: int, group_s
                  for r in range(0, rows, ROWS_PER_SLICE)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     wg = w.reshape(rows, cols // group_size, group_size)
-    hb = None if h_blocks is None else _mx_array(h_blocks)
-    best_err = best_s = best_b = None
     s1, b1 = minmax_params(wg, bits)     # the range scaled by p gives p·s and p·b: one min/max pass
+    if h_blocks is not None:
+        return _choose_with_h(wg, h_blocks, s1, b1, bits, dtype, shrinks)
+    best_err = best_s = best_b = None
     for p in shrinks:
         s, b = to_dtype(s1 * np.float32(p), dtype), to_dtype(b1 * np.float32(p), dtype)
         d = s[..., None] * grid(wg, s, b, bits) + b[..., None] - wg
-        if hb is None:
-            err = np.einsum("rgk,rgk->rg", d, d)
-        else:
-            err = _quadratic(d, hb)
+        err = np.einsum("rgk,rgk->rg", d, d)
         if best_err is None:
             best_err, best_s, best_b = err, s, b
         else:
@@ -113,16 +111,54 @@ def choose_params(w: np.ndarray, h_blocks: np.ndarray | None, bits: int, group_s
     return best_s, best_b
 
 
+_CLIP_ERR: dict[int, Any] = {}
+
+
+def _clip_err(bits: int) -> Any:
+    """Compiled: (weights (groups, rows, gs), scales, biases (groups, rows, 1), H blocks (groups, gs, gs)) ->
+    (groups, rows) output error dᵀ·H_g·d of rounding to that grid (the element-wise part fused)."""
+    import mlx.core as mx
+
+    if bits not in _CLIP_ERR:
+        top = float(2 ** bits - 1)
+
+        def err(wg: Any, s: Any, b: Any, hb: Any) -> Any:
+            d = s * mx.clip(mx.round((wg - b) / s), 0.0, top) + b - wg
+            return ((d @ hb) * d).sum(-1)
+
+        _CLIP_ERR[bits] = mx.compile(err)
+    return _CLIP_ERR[bits]
+
+
+def _choose_with_h(wg: np.ndarray, h_blocks: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits: int, dtype: Any,
+                   shrinks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The shrink search weighted by H's diagonal blocks, in MLX (groups first: one BLAS product per group);
+    only the (rows, groups) scales, biases and errors come back to NumPy."""
+    import mlx.core as mx
+
+    wm = _mx_array(wg.transpose(1, 0, 2))                    # (groups, rows, gs)
+    hb = _mx_array(h_blocks)
+    kernel = _clip_err(bits)
+    best_err = best_s = best_b = None
+    for p in shrinks:
+        s, b = to_dtype(s1 * np.float32(p), dtype), to_dtype(b1 * np.float32(p), dtype)
+        err = kernel(wm, _mx_array(s.T[..., None]), _mx_array(b.T[..., None]), hb)
+        if best_err is None:
+            best_err, best_s, best_b = err, mx.array(s), mx.array(b)
+        else:
+            better = err < best_err
+            best_err = mx.where(better, err, best_err)
+            best_s = mx.where(better.T, mx.array(s), best_s)
+            best_b = mx.where(better.T, mx.array(b), best_b)
+        mx.eval(best_err, best_s, best_b)
+    assert best_s is not None and best_b is not None
+    return np.array(best_s), np.array(best_b)
+
+
 def _mx_array(x: np.ndarray) -> Any:
     import mlx.core as mx
 
     return mx.array(np.ascontiguousarray(x, dtype=np.float32))
-
-
-def _quadratic(d: np.ndarray, hb: Any) -> np.ndarray:
-    """(rows, groups) of dᵀ·H_g·d for d (rows, groups, gs) and H blocks (groups, gs, gs), in MLX."""
-    dg = _mx_array(d.transpose(1, 0, 2))                    # (groups, rows, gs): one BLAS product per group
-    return np.array(((dg @ hb) * dg).sum(-1)).T
 
 
 def diag_blocks(h: np.ndarray, group_size: int) -> np.ndarray:
@@ -177,8 +213,10 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
         st = np.empty((cols // group_size, rows), dtype=np.float32)
         bt = np.empty_like(st)
     u = inverse_cholesky(h, damp)
+    inv = (1.0 / np.diag(u)).astype(np.float32)
     wt = np.ascontiguousarray(w.T)                         # (cols, rows): a column is one contiguous row
     qt = np.empty((cols, rows), dtype=np.uint8)
+    x = np.empty(rows, dtype=np.float32)                   # the column being rounded (its integers, as floats)
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
         w1 = wt[i1:i2].copy()
@@ -187,7 +225,7 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
             col = i1 + i
             if i % INNER == 0 and i:                       # the previous INNER columns' errors, in one product
                 j = i - INNER
-                w1[i:] -= u[i1 + j:col, col:i2].T @ err[j:i]
+                w1[i:] -= _mm_t(u[i1 + j:col, col:i2], err[j:i])
             if group_of is not None:
                 g = int(group_of[col])
             else:
@@ -196,19 +234,30 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
                     hb = h[col:col + group_size, col:col + group_size][None]
                     s_g, b_g = choose_params(w1[i:i + group_size].T, hb, bits, group_size, dtype, shrinks)
                     st[g], bt[g] = s_g[:, 0], b_g[:, 0]
-            x = w1[i]
-            q = np.clip(np.rint((x - bt[g]) / st[g]), 0, nb)
-            e = (x - (st[g] * q + bt[g])) / u[col, col]
+            sg, bg, e = st[g], bt[g], err[i]
+            np.subtract(w1[i], bg, out=x)                  # q = clip(rint((w - b) / s), 0, nb), in place
+            np.divide(x, sg, out=x)
+            np.rint(x, out=x)
+            np.clip(x, 0, nb, out=x)
+            qt[col] = x
+            np.multiply(sg, x, out=e)                      # e = (w - (s·q + b)) / u_cc
+            e += bg
+            np.subtract(w1[i], e, out=e)
+            e *= inv[col]
             end = min((i // INNER + 1) * INNER, i2 - i1)
-            w1[i + 1:end] -= np.outer(u[col, col + 1:i1 + end], e)
-            qt[col] = q
-            err[i] = e
+            if end > i + 1:
+                w1[i + 1:end] -= u[col, col + 1:i1 + end, None] * e
         if i2 < cols:
-            wt[i2:] -= u[i1:i2, i2:].T @ err
+            wt[i2:] -= _mm_t(u[i1:i2, i2:], err)
     q_all = qt.T
     if perm is not None:
         q_all = q_all[:, np.argsort(perm)]
     return np.ascontiguousarray(q_all), np.ascontiguousarray(st.T), np.ascontiguousarray(bt.T)
+
+
+def _mm_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """aᵀ·b in MLX (the BLAS temper preloads; NumPy's own spins its threads on a busy machine)."""
+    return np.array(_mx_array(a).T @ _mx_array(b))
 
 
 def round_to_grid(w: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: int, group_size: int) -> np.ndarray:

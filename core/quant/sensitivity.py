@@ -92,7 +92,7 @@ def run_sensitivity(
     replay=False recomputes every block on every exact pass (for checking the replay shortcut).
     streamed: True streams blocks from disk (exact measure); None streams only when the planned peak
     memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused)."""
-    from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, peak_bytes
+    from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, fisher_sequences, peak_bytes
 
     if mode not in (*MODES, "auto"):
         raise QuantError(f"unknown sensitivity mode {mode!r} (choose from auto, {', '.join(MODES)})")
@@ -132,6 +132,10 @@ def run_sensitivity(
         ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, f"{mode} pass ({reason})"))
     mhash = model_hash(path)
     calib = _calibration(path, calibration, samples, seq_len)
+    if mode == "fast":
+        calib, why = _spread(calib, *fisher_sequences(calib.samples))
+        if why:
+            ctx.emit(Progress(ctx.job_id, "sensitivity", 0, None, f"fast pass on {why}"))
     key = reuse_key(mode, cands, calib, fraction, seed)
     target = Path(out) if out is not None else cache_file(mhash, calib.hash, mode, key)
     if out is None and mode != "exact":   # a finished exact table answers a less exact request
@@ -157,6 +161,19 @@ def _calibration(path: Path, calibration: TokenSet | str | Path | None, samples:
 
     tokenizer = load_tokenizer(path)
     return calibration_set(tokenizer, samples=samples, seq_len=seq_len, source=calibration)
+
+
+def _spread(calib: TokenSet, n: int, why: str) -> tuple[TokenSet, str]:
+    """`n` of the set's chunks, evenly spaced (the set's domains are not mixed chunk by chunk)."""
+    if n >= calib.samples:
+        return calib, ""
+    import dataclasses
+
+    import numpy as np
+
+    pick = np.unique(np.linspace(0, calib.samples - 1, n).round().astype(int))
+    return dataclasses.replace(calib, chunks=calib.chunks[pick],
+                               notes=[*calib.notes, f"fast pass: chunks {pick.tolist()} of {calib.samples}"]), why
 
 
 def _previous(target: Path, mhash: str, chash: str, key: dict[str, Any]) -> SensitivityTable | None:
