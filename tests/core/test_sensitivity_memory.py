@@ -195,3 +195,36 @@ def test_head_slices_are_freed_inside_the_gradient(engine, monkeypatch):
 
     above, stats = engine.run(lambda ctx: peak())
     assert above < stats + 3 * full, (above, stats, full)
+
+
+def test_fisher_sequences_rule_by_backend():
+    from temper.core.quant.mode import CPU_FISHER_SEQUENCES, fisher_sequences
+
+    n, why = fisher_sequences(16, "cpu")
+    assert n == CPU_FISHER_SEQUENCES < 16 and "CPU" in why
+    assert fisher_sequences(4, "cpu") == (4, "")           # never more than asked
+    assert fisher_sequences(16, "cuda") == (16, "")
+    assert fisher_sequences(16, "metal") == (16, "")
+
+
+def test_kept_logits_give_the_scores_of_recomputed_ones(engine, monkeypatch):
+    """Passes B and C reuse pass A's logits when they fit (logit_head.Kept); with nothing kept every pass
+    recomputes them: the scores must not change."""
+    from temper.core.quant import logit_head
+    from temper.core.quant.estimate import fisher_estimates
+    from temper.core.quant.tensors import quantizable
+
+    chunks = _tokens(samples=2, seq_len=32, vocab=700).chunks
+    cands = grid(bits=(2, 4), group_sizes=(32,))
+
+    def scores(keep: int) -> dict:
+        monkeypatch.setattr(logit_head, "KEEP_BYTES", keep)
+        monkeypatch.setattr(logit_head, "SLICE_BYTES", 1 << 16)      # several vocabulary slices
+        model = _in_memory_model(2, 700)
+        return fisher_estimates(model, chunks, quantizable(model), cands, seed=3)
+
+    kept = engine.run(lambda ctx: scores(1 << 30))
+    again = engine.run(lambda ctx: scores(0))
+    for path, row in kept.items():
+        for key, value in row.items():
+            assert value == pytest.approx(again[path][key], rel=1e-5, abs=1e-12), (path, key)
