@@ -120,6 +120,27 @@ average beside them. Phase columns are wall seconds from the job record.
 {ratio}
 Commands:
 {cmds}
+
+## What changed between the runs (branch speed3)
+
+- Fisher pass, output head (core/quant/logit_head.py `Kept`): pass A's logits are kept when the whole
+  (tokens × vocab) fp32 array fits in `KEEP_BYTES`; pass B turns them into d/d(logits) in place and pass C
+  multiplies that with H. Three products with the head per sequence instead of five; larger vocabularies
+  recompute as before (bounded memory unchanged). Same scores (tests/core/test_sensitivity_memory.py).
+- Fisher pass, scoring (core/quant/estimate.py `_quadratic`, `_affine`): every candidate of one group size
+  is scored in one compiled call (one read of the row slice, one min/max pass shared by the widths, the
+  weight's casts and D's once), with an element-wise fake quantization that gives mx.quantize →
+  mx.dequantize's values exactly (tests/core/test_estimate_kernel.py); k candidates run on 1/k of the rows
+  so the working set stays one slice's.
+- Fisher sequences on a CPU (core/quant/mode.py `fisher_sequences`): the rule caps them at the default 16;
+  the intermediate run above read 8 (evenly spread) and lost held-out KL, so 16 stay.
+- GPTQ (core/quant/rounding.py): the act-order clip search runs in MLX (one fused element-wise kernel and
+  the per-group H products per shrink factor, instead of NumPy temporaries); the trailing block update and
+  the 16-column products run in MLX (NumPy's bundled OpenBLAS spins its threads on a busy machine); the
+  column loop works in place with the reciprocal of U's diagonal. The blocked (lazy-batch) form was
+  already there; tests/core/test_gptq.py checks it against the one-column-at-a-time update.
+- Evaluation (core/quant/evaluate.py `_fast_on_cpu`): a quantized model is dequantized to fp32 once when it
+  fits, not layer by layer on every forward pass (chat's "mixed" plan): the same weights, so the same KL.
 """
     out.write_text(text)
     print(text)
