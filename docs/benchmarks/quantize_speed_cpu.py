@@ -103,10 +103,8 @@ def report(dirs: list[Path], out: Path) -> None:
         kl = f"{r['kl']:.4f} ± {r['kl_se']:.4f}" if r["kl"] is not None else "n/a"
         lines.append(f"| {r['tag']} | {Path(r['code']).name} | {r['cpu']:.1f} | {r['wall']:.1f} | {load} | "
                      f"{r['rss_gb']:.2f} | {r['sequences']} | {ph} | {r['bpw']} | {kl} |")
-    ratio = ""
-    if len(rows) >= 2 and rows[0]["cpu"]:
-        ratio = (f"\nCPU seconds {rows[-1]['tag']} / {rows[0]['tag']}: **{rows[-1]['cpu'] / rows[0]['cpu']:.2f}** "
-                 f"({rows[0]['cpu']:.0f} → {rows[-1]['cpu']:.0f} CPU s).\n")
+    ratio = "".join(f"\nCPU seconds {rows[-1]['tag']} / {r['tag']}: **{rows[-1]['cpu'] / r['cpu']:.2f}** "
+                    f"({r['cpu']:.0f} → {rows[-1]['cpu']:.0f} CPU s)." for r in rows[:-1] if r["cpu"])
     cmds = "\n".join(f"- {r['tag']}: `{r['command']}` (code: {r['code']}, {r['start']['time']}–{r['end']['time']} "
                      f"UTC, rc {r['rc']})" for r in rows)
     text = f"""# `temper quantize --bpw 4.5` on SmolLM2-135M, CPU time (2-core shared machine)
@@ -118,6 +116,12 @@ average beside them. Phase columns are wall seconds from the job record.
 
 {chr(10).join(lines)}
 {ratio}
+
+MLX compiles its fused CPU kernels with the system compiler on first use and keeps them under
+$TMPDIR/mlx (shared by every process of the machine), so a run that meets kernels no process compiled
+before pays for compiling them: compare runs made once their kernels exist (a second run of the same
+code), as the rows marked warm are.
+
 Commands:
 {cmds}
 
