@@ -105,9 +105,10 @@ def report(dirs: list[Path], out: Path) -> None:
                      f"{r['rss_gb']:.2f} | {r['sequences']} | {ph} | {r['bpw']} | {kl} |")
     last, cores = rows[-1], os.cpu_count() or 1
     goal = (f"\n\nIssue 11's goal is ≤ 120 s wall for this command on this CPU. {last['tag']} needs "
-            f"{last['cpu']:.0f} CPU s: even with both of the {cores} cores busy all the time and no other load "
-            f"that is {last['cpu'] / cores:.0f} s of wall time, so the goal is not met on this machine.\n"
-            if last["cpu"] / cores > 120 else "")
+            f"{last['cpu']:.0f} CPU s: at least {last['cpu'] / cores:.0f} s of wall time with both of the {cores} "
+            f"cores busy all the time (much of the work is single-threaded NumPy and Python), against "
+            f"{last['wall']:.0f} s measured here at load {last['start']['load'][0]:.1f}. No idle-machine wall time "
+            "was measured (the machine is shared); the goal is not shown met.\n")
     ratio = "".join(f"\nCPU seconds {rows[-1]['tag']} / {r['tag']}: **{rows[-1]['cpu'] / r['cpu']:.2f}** "
                     f"({r['cpu']:.0f} → {rows[-1]['cpu']:.0f} CPU s)." for r in rows[:-1] if r["cpu"])
     cmds = "\n".join(f"- {r['tag']}: `{r['command']}` (code: {r['code']}, {r['start']['time']}–{r['end']['time']} "
