@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..engine.events import Event, Progress
-from . import estimate, kl
+from . import estimate
 from .calibration import TokenSet
 from .candidates import Candidate
+from .reference import PASSES, Reference
 from .scores import SensitivityTable, TensorScores
 from .streamed import StreamedScorer
 from .tensors import QTensor, quantizable
@@ -67,7 +68,7 @@ class SensitivityRun:
         self.table = table
         self.keys = [c.key for c in cands]
         self.times: dict[str, float] = {}
-        self.reference: kl.Reference | None = None
+        self.reference: Reference | None = None
         self.replay, self.mhash, self.streamed = True, "", False
         self.key: dict[str, Any] = {}
         self.plan: dict[str, Any] = {}
@@ -81,7 +82,7 @@ class SensitivityRun:
         import mlx.core as mx
 
         mx.reset_peak_memory()
-        self.start_passes = kl.PASSES.n
+        self.start_passes = PASSES.n
         self.baseline = int(mx.get_active_memory())    # arrays alive before this run (other models...)
         scorer: Scorer = StreamedScorer() if self.streamed else InMemoryScorer()
         return self._result(scorer.score(self), reused=False)
@@ -232,10 +233,10 @@ class SensitivityRun:
             self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message, {"step": phase}))
         return report
 
-    def _reference(self, model: Any) -> kl.Reference:
+    def _reference(self, model: Any) -> Reference:
         if self.reference is None:
             t0 = time.perf_counter()
-            self.reference = kl.Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
+            self.reference = Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
                                           replay_bytes=(1 << 30) if self.replay else 0)
             self.times["reference"] = time.perf_counter() - t0
             if self.reference.replay_note:
@@ -266,7 +267,7 @@ class SensitivityRun:
 
         table.meta.update({
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
-            "forward_passes": kl.PASSES.n - self.start_passes,
+            "forward_passes": PASSES.n - self.start_passes,
             "reference": self.reference.kind if self.reference else None,
             "replay": bool(self.reference and self.reference.replay),
             "replay_note": self.reference.replay_note if self.reference else "",
@@ -301,7 +302,7 @@ class SensitivityRun:
             self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, method))
 
 
-def _first_block(t: QTensor, ref: kl.Reference) -> int | None:
+def _first_block(t: QTensor, ref: Reference) -> int | None:
     """The first block a tensor's change can reach (None = from the embeddings: run everything)."""
     if t.layer is not None:
         return t.layer
