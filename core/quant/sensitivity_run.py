@@ -31,6 +31,17 @@ class LayerScored(Event):
     done: int = 0
     total: int = 0
     method: str = "exact"            # "exact" | "estimate"
+    params: int = 0                  # the tensor's facts, so a live view can place the row before the table
+    kind: str = ""
+    layer: int | None = None
+    shape: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, job: int, row: TensorScores, done: int, total: int, method: str = "exact",
+           scores: dict[str, float] | None = None) -> LayerScored:
+        """The event for one table row (`scores`: those to announce, by default all the row's)."""
+        return cls(job, row.path, dict(row.scores if scores is None else scores), done, total, method,
+                   row.params, row.kind, row.layer, tuple(row.shape))
 
 class Scorer(Protocol):
     """Fills, saves and returns a run's table (the run holds the request, the table and the bookkeeping)."""
@@ -160,7 +171,7 @@ class SensitivityRun:
                 new = {k: v for k, v in scores.items() if row.methods.get(k) != "exact"}
                 row.scores.update(new)
                 row.methods.update({k: "estimate" for k in new})
-            self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(scores), i + 1, len(tensors), "estimate"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, by_path[t.path], i + 1, len(tensors), "estimate", scores))
         self.times["estimate"] = time.perf_counter() - t0
         table.save(self.target)
 
@@ -191,7 +202,7 @@ class SensitivityRun:
             row = by_path[t.path]
             todo = [c for c in self.cands if c.fits(t.shape) and row.methods.get(c.key) != "exact"]
             if not todo:   # finished in an earlier (interrupted) run: show it, measure nothing
-                self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets)))
+                self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets)))
                 continue
             ref = self._reference(model)
             original = t.module["weight"]
@@ -206,7 +217,7 @@ class SensitivityRun:
             row.scores.update(scores)
             row.methods.update({k: "exact" for k in scores})
             table.save(self.target)           # resumable: this tensor is done
-            self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets), "exact"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets), "exact"))
         self.times["exact"] = self.times.get("exact", 0.0) + time.perf_counter() - t0
 
     def correct(self, table: SensitivityTable) -> None:
@@ -226,7 +237,7 @@ class SensitivityRun:
             for key, value in ests.get(row.path, {}).items():
                 row.scores[key] = value * ratios.get(key, 1.0)
                 row.methods[key] = "estimate"
-            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, "estimate"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
         def report(done: int, total: int, message: str) -> None:
@@ -299,7 +310,7 @@ class SensitivityRun:
         n = len(table.tensors)
         for i, row in enumerate(table.tensors):
             method = "exact" if "exact" in row.methods.values() else "estimate"
-            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, method))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, method))
 
 
 def _first_block(t: QTensor, ref: Reference) -> int | None:

@@ -335,8 +335,7 @@ def measure_streamed(run: Any) -> Any:
     for t in sm.tensors:
         if done(t):
             count[0] += 1
-            run.ctx.emit(LayerScored(run.ctx.job_id, t.path, dict(by_path[t.path].scores), count[0],
-                                     len(sm.tensors)))
+            run.ctx.emit(LayerScored.of(run.ctx.job_id, by_path[t.path], count[0], len(sm.tensors)))
 
     def scored(t: QTensor, scores: dict[str, float]) -> None:
         row = by_path[t.path]
@@ -344,7 +343,7 @@ def measure_streamed(run: Any) -> Any:
         row.methods.update({k: "exact" for k in scores})
         table.save(run.target)
         count[0] += 1
-        run.ctx.emit(LayerScored(run.ctx.job_id, t.path, dict(row.scores), count[0], len(sm.tensors)))
+        run.ctx.emit(LayerScored.of(run.ctx.job_id, row, count[0], len(sm.tensors)))
 
     t0 = time.perf_counter()
     run.reference = run_streamed_exact(sm, run.calib.chunks, run.cands, vocab, done, scored, run.ctx.check)

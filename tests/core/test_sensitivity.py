@@ -109,6 +109,9 @@ def test_resume_after_cancel_equals_uninterrupted(engine, trained_tiny, calib, e
     events = [e for e in job.events() if isinstance(e, LayerScored)]
     resumed = job.result()
     assert len(events) == N_TENSORS          # finished tensors are announced too, so a live view fills in
+    # each event carries its tensor's facts: the live Layers view places the row without the table
+    facts = {t.path: (t.params, t.kind, t.layer, tuple(t.shape)) for t in resumed.tensors}
+    assert {e.path: (e.params, e.kind, e.layer, e.shape) for e in events} == facts
     assert resumed.meta["forward_passes"] == 2 + (N_TENSORS - len(finished)) * 3
     assert [t.scores for t in resumed.tensors] == [t.scores for t in exact_table.tensors]
 
