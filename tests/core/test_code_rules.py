@@ -127,14 +127,16 @@ def _is_log_softmax(node: ast.AST) -> bool:
 def test_one_kl_reference() -> None:
     """Before (7a06319): core/quant/kl.py's `Reference` (top-k + tail for large vocabularies) and
     core/quant/evaluate.py's `Reference` (every position's fp32 log-probs, spilled to disk), and
-    kv_sensitivity.py's own log-probs. Now the sensitivity pass, the held-out evaluation and the KV-cache
-    calibration share core/quant/reference.py: one class named *Reference in core/quant, one log-softmax."""
+    kv_sensitivity.py's and two benchmarks' own log-probs. Now the sensitivity pass, the held-out evaluation,
+    the KV-cache calibration and the benchmarks share core/quant/reference.py: one class named *Reference in
+    core/quant, one log-softmax in core/quant and docs/benchmarks."""
     quant = [p for p in sources() if p.relative_to(ROOT).parts[:2] == ("core", "quant")]
+    benchmarks = sorted((ROOT / "docs" / "benchmarks").glob("*.py"))
     classes = sorted(f"{p.relative_to(ROOT)}:{n.name}" for p in quant for n in ast.walk(ast.parse(p.read_text()))
                      if isinstance(n, ast.ClassDef) and n.name.endswith("Reference"))
     assert classes == ["core/quant/reference.py:Reference"]
-    softmaxes = sorted({f"{p.relative_to(ROOT)}" for p in quant for n in ast.walk(ast.parse(p.read_text()))
-                        if _is_log_softmax(n)})
+    softmaxes = sorted({f"{p.relative_to(ROOT)}" for p in quant + benchmarks
+                        for n in ast.walk(ast.parse(p.read_text())) if _is_log_softmax(n)})
     assert softmaxes == ["core/quant/reference.py"], f"use reference.log_softmax / reference.Reference: {softmaxes}"
 
 
