@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from textual.widgets import Input, TabbedContent, TextArea
 
+from .typed_app import TemperNode
+
 
 class TabSwitching:
     """A base of TemperApp (before textual's App): the tab actions its key bindings name."""
@@ -36,7 +38,7 @@ class TabSwitching:
         (`/` or a click reaches the text fields)."""
         pane = self.query_one("#tabs", TabbedContent).get_pane(tab)
         view = next(iter(pane.query(f"#{tab}-view")), None)
-        chosen = view.default_focus() if view is not None and hasattr(view, "default_focus") else None
+        chosen = view.default_focus() if isinstance(view, TemperNode) else None
         if chosen is None:
             focusable = [w for w in pane.query("*") if w.focusable]
             plain = [w for w in focusable if not isinstance(w, (Input, TextArea))]
