@@ -6,7 +6,8 @@ import asyncio
 import threading
 from pathlib import Path
 
-from fake_quant import CANDS, FakeQuantClient, LayerScored, fake_table, greedy
+from fake_quant import CANDS, FakeQuantClient, fake_table, greedy
+from temper.core.quant.sensitivity import LayerScored
 from temper.tui.app import TemperApp
 from temper.tui.views.layers import LayersView
 from temper.tui.widgets.layers_budget import BudgetSlider

@@ -9,6 +9,7 @@ heat strip between sensitivity and chosen bits.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
@@ -25,6 +26,9 @@ from ..quant_client import Allocation, human_bytes, tab_is_active
 from ..typed_app import TemperNode
 from ..widgets.layers_budget import BudgetSlider, FrontierPlot
 from ..widgets.layers_heat import SHORT, LayersHeat
+
+if TYPE_CHECKING:
+    from temper.core.quant.sensitivity import LayerScored
 
 
 def _score(value: float | None) -> str:
@@ -184,8 +188,8 @@ class LayersView(TemperNode, Vertical):
         key = self.alloc.choice[path]
         return key if key == "float" else str(Candidate.from_key(key))
 
-    def add_scores(self, event) -> None:
-        """A per-tensor event from a running sensitivity pass (duck-typed: `path`, `scores`)."""
+    def add_scores(self, event: LayerScored) -> None:
+        """A per-tensor event from a running sensitivity pass: its scores, and the tensor's facts for a new row."""
         scores = dict(event.scores)
         if self.table is None or self.live_job != event.job:
             keys = sorted(scores, key=lambda k: (Candidate.from_key(k).bits_per_weight(), k))
@@ -196,10 +200,7 @@ class LayersView(TemperNode, Vertical):
             self._rebuild_rows()
         known = self.table.by_path()
         path = event.path
-        params = int(getattr(event, "params", 0) or 0)
-        shape = tuple(getattr(event, "shape", ()) or ())
-        kind = getattr(event, "kind", "") or path.rsplit(".", 1)[-1]
-        layer = getattr(event, "layer", None)
+        params, shape, kind, layer = event.params, event.shape, event.kind or path.rsplit(".", 1)[-1], event.layer
         if layer is None and ".layers." in path:
             try:
                 layer = int(path.split(".layers.")[1].split(".")[0])
@@ -224,7 +225,9 @@ class LayersView(TemperNode, Vertical):
             self._measure_event(event)
             if isinstance(event, (Finished, Failed, Cancelled)):
                 return
-        if hasattr(event, "path") and hasattr(event, "scores"):
+        from temper.core.quant.sensitivity import LayerScored  # (loaded once a job runs, not at start)
+
+        if isinstance(event, LayerScored):
             self.add_scores(event)
         elif isinstance(event, Finished) and self.live_job == event.job:
             result = event.result if isinstance(event.result, dict) else {}
