@@ -37,6 +37,7 @@ from .rounding import DAMP, INNER, gptq, quantized_arrays
 from .rounding_device import gptq_on_device, on_accelerator
 
 Say = Callable[[str], None]
+SLICE_ELEMENTS = 1 << 25     # weights rounded at once (128 MB in float32); H and its factor are per call
 
 
 @dataclass
@@ -283,10 +284,26 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
         c = wanted[paths[0]].candidate
         assert c is not None
         dtype = mods[0].weight.dtype
-        w = np.concatenate([np.array(m.weight.astype(mx.float32)) for m in mods], axis=0)
         fn = gptq_on_device if device and c.group_size % INNER == 0 else gptq
-        q, s, b = fn(w, np.array(h), c.bits, c.group_size, dtype, clip=rounding.clip,
-                     act_order=rounding.act_order, damp=rounding.damp)
+        h_np = np.array(h)
+        sizes = [m.weight.shape[0] for m in mods]
+        ends = np.cumsum(sizes)
+        total, cols = int(ends[-1]), mods[0].weight.shape[1]
+        step = max(1, SLICE_ELEMENTS // cols)
+        q = np.empty((total, cols), dtype=np.uint8)
+        s = np.empty((total, cols // c.group_size), dtype=np.float32)
+        b = np.empty_like(s)
+        for r0 in range(0, total, step):      # rows never interact in GPTQ: a 262k-row head goes in slices
+            r1 = min(r0 + step, total)
+            pieces = []
+            for m, hi, n in zip(mods, ends, sizes, strict=True):
+                lo = hi - n
+                if max(r0, lo) < min(r1, hi):
+                    pieces.append(np.array(m.weight[max(r0, lo) - lo:min(r1, hi) - lo].astype(mx.float32)))
+            w = np.concatenate(pieces, axis=0)
+            q[r0:r1], s[r0:r1], b[r0:r1] = fn(w, h_np, c.bits, c.group_size, dtype, clip=rounding.clip,
+                                               act_order=rounding.act_order, damp=rounding.damp)
+            del w
         start = 0
         for path, mod in zip(paths, mods, strict=True):
             n = mod.weight.shape[0]

@@ -103,3 +103,42 @@ def test_model_rounding_takes_the_device_form_on_an_accelerator(trained_tiny, en
             assert np.mean(cpu[k] == dev[k]) > 0.99, k                # packed words: a flipped tie changes one
         else:
             assert np.allclose(cpu[k], dev[k], atol=1e-6), k
+
+
+def test_large_tensors_are_rounded_in_row_slices_with_the_same_result(trained_tiny, engine, monkeypatch):
+    """Rows never interact in GPTQ, so a 262k-row head can be rounded a slice at a time (bounded memory):
+    slices of 5 rows (crossing the stacked q/k/v and gate/up members) give the integers of one call."""
+    from temper.core.quant import gptq as gptq_module
+    from temper.core.quant.inventory import load_inventory
+    from temper.core.quant.recipes import RecipeRequest, build_plan
+    from test_gptq import calib_chunks
+
+    plan = build_plan("uniform-3", load_inventory(trained_tiny), RecipeRequest())
+    shapes = []
+    real = gptq_module.gptq
+
+    def counted(w, *a, **k):
+        shapes.append(w.shape)
+        return real(w, *a, **k)
+
+    def run(ctx, elements):
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+        from mlx_lm.utils import load_model
+
+        monkeypatch.setattr(gptq_module, "SLICE_ELEMENTS", elements)
+        monkeypatch.setattr(gptq_module, "gptq", counted)
+        model, _ = load_model(trained_tiny, lazy=True)
+        gptq_module.round_with_gptq(model, plan, calib_chunks(trained_tiny, count=2), gptq_module.Rounding(),
+                                    on_tensor=lambda _p: None)
+        return {k: np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
+                for k, v in tree_flatten(model.parameters()) if "layers" in k or "lm_head" in k}
+
+    whole = engine.run(lambda ctx: run(ctx, 1 << 25))
+    calls_whole = len(shapes)
+    shapes.clear()
+    sliced = engine.run(lambda ctx: run(ctx, 5 * 64))
+    assert len(shapes) > calls_whole and all(r <= max(1, 5 * 64 // c) for r, c in shapes)
+    assert whole.keys() == sliced.keys()
+    for k in whole:
+        assert np.mean(whole[k] == sliced[k]) > 0.999, k
