@@ -164,9 +164,10 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
     cancel = ctx.check if ctx is not None else (lambda: None)
     emit = ctx.emit if ctx is not None else (lambda _e: None)
     job = ctx.job_id if ctx is not None else 0
-    opened_lazily(Path(base), [Path(q) for q in quants])
     total = (len(quants) + 1) * len(chunks)       # one step per chunk and model: a rate to take an ETA from
     done, current = 0, f"base {Path(base).name}"
+    emit(Progress(job, "evaluate", 0, total, f"loading {current}"))   # said before the loads, not after
+    opened_lazily(Path(base), [Path(q) for q in quants])
 
     def check() -> None:                          # called before each chunk's forward pass
         nonlocal done
@@ -181,6 +182,7 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
     rows = [base_row]
     for q in quants:
         current = Path(q).name
+        emit(Progress(job, "evaluate", done, total, f"loading {current}"))
         rows.append(compare_folder(ref, Path(q), check=check, cancel=cancel))
     emit(Progress(job, "evaluate", total, total, "done"))
     return rows
