@@ -312,3 +312,23 @@ def test_benchmark_fields_and_table_fit_small_terminals(size) -> None:
             assert pilot.app.query_one("#bench-table").region.height >= 3
 
     check()
+
+
+@sync
+async def test_the_benchmark_model_follows_the_active_model(tmp_path) -> None:
+    """Open in Chat (or the Library) changes the active model: F5 then benchmarks that one, not the one the
+    app started with; a running benchmark keeps its field."""
+    engine = FakeEngine()
+    app = TemperApp(engine=engine, model=str(tmp_path / "first"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await _open(pilot)
+        field = view.query_one("#bench-model", Input)
+        assert field.value == str(tmp_path / "first")
+        app.model = str(tmp_path / "quantized")
+        await pilot.pause()
+        assert field.value == str(tmp_path / "quantized")
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        app.model = str(tmp_path / "other")
+        await pilot.pause()
+        assert field.value == str(tmp_path / "quantized")          # the running benchmark's model stays
