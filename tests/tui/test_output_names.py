@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temper.cli.main import main
 from temper.core.quant.request import QuantRequest
-from temper.tui.quant_client import EngineQuantClient
+from temper.tui.engine_quant_client import EngineQuantClient
 
 HASH = "0123456789abcdef0123456789abcdef01234567"
 
