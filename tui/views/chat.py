@@ -21,6 +21,7 @@ from temper.core.chat.settings import ChatSettings
 from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress, Started
 from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
+from temper.core.engine.reasoning import has_thinking_mode
 from temper.core.errors import TemperError
 from textual import on
 from textual.app import ComposeResult
@@ -29,6 +30,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from ..widgets.chat_header import ChatHeader, Part
 from ..widgets.chat_message import ChatMessage
 from ..widgets.chat_sidebar import ChatSidebar
 from .chat_conversations import ChatConversations
@@ -91,12 +93,13 @@ class ChatView(ChatConversations, Vertical):
         self.system_prompt = ""
         self.gen: Generation | None = None
         self.last_stats: dict = {}
+        self._thinking: dict[str, bool] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-body"):
             yield ChatSidebar(id="chat-sidebar")
             with Vertical(id="chat-main"):
-                yield Static("", id="chat-header")
+                yield ChatHeader(id="chat-header")
                 yield VerticalScroll(id="chat-log")
                 yield Input(placeholder="Message (Enter sends · Esc stops · F6 settings)", id="chat-input")
 
@@ -150,24 +153,36 @@ class ChatView(ChatConversations, Vertical):
         self.query_one(ChatSidebar).show(self.store.list(query), self.conv.id if self.conv else None)
 
     def update_header(self) -> None:
-        parts = [Path(self.model).name if self.model else "no model"]
+        """Model, context, settings and title, fitted to the header's width (widgets/chat_header.py)."""
+        parts = [Part(Path(self.model).name if self.model else "no model", keep=0)]
         if self.conv:
-            parts.append(self.conv.title)
+            parts.append(Part(self.conv.title, keep=9, title=True))
         used, limit = self.last_stats.get("context_used", 0), self.last_stats.get("context_limit", 0)
         if limit:
-            parts.append(f"context {used}/{limit}")
+            parts.append(Part(f"context {used}/{limit}", keep=0, short=f"ctx {used}/{limit}"))
             if used >= 0.9 * limit:
-                parts.append("[b]context nearly full: start a new chat (ctrl+n)[/b]")
+                parts.append(Part("context nearly full: start a new chat (ctrl+n)", keep=0,
+                                  short="nearly full: ctrl+n", style="bold"))
         s = self.settings
-        parts.append(f"effort {s.effort or 'default'}")
+        if s.effort or self._thinks():
+            parts.append(Part(f"effort {s.effort or 'default'}", keep=3))
         if s.drafter:
-            parts.append(f"drafter {s.drafter} ×{s.num_draft_tokens}")
+            parts.append(Part(f"drafter {s.drafter} ×{s.num_draft_tokens}", keep=2, short=f"draft ×{s.num_draft_tokens}"))
         kv = self.last_stats.get("kv")
         if kv and kv != "float":
-            parts.append(f"kv {kv}")
+            parts.append(Part(f"kv {kv}", keep=1))
         elif s.kv_bits:
-            parts.append(f"kv {s.kv_bits}-bit")
-        self.query_one("#chat-header", Static).update(" · ".join(parts))
+            parts.append(Part(f"kv {s.kv_bits}-bit", keep=1))
+        self.query_one(ChatHeader).show(parts)
+
+    def _thinks(self) -> bool:
+        """Whether the model has a thinking mode (read from its files once per model): else "effort" says nothing."""
+        model = self.model
+        if not model or not Path(model).is_dir():
+            return True
+        if model not in self._thinking:
+            self._thinking[model] = has_thinking_mode(model)
+        return self._thinking[model]
 
     def show_conversation(self, conv_id: int | None) -> None:
         """Open a saved conversation (None: a fresh, unsaved one)."""
