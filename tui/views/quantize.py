@@ -58,6 +58,7 @@ class QuantizeView(QuantizeJob, Vertical):
         self.model: ModelChoice | None = None
         self.result: dict | None = None
         self.copy_job = None            # the float copy being made for a quantized model (step 1)
+        self.auto_output = ""           # the default output last offered (a typed one is kept)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="quant-stepper")
@@ -264,8 +265,10 @@ class QuantizeView(QuantizeJob, Vertical):
 
     def _prepare_review(self) -> None:
         client = self._client()
-        if not self.request.output:
-            self.request.output = client.default_output(self.request)
+        default = client.default_output(self.request)      # the same name `temper quantize` gives
+        if not self.request.output or self.request.output == self.auto_output:
+            self.request.output = default                    # a goal changed since: its name follows
+        self.auto_output = default
         prediction = None
         if self.model is not None:
             try:
