@@ -9,10 +9,12 @@ heat strip between sensitivity and chosen bits.
 from __future__ import annotations
 
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
+from temper.core.library.format import human_duration
 from temper.core.quant.candidates import Candidate
 from temper.core.quant.scores import SensitivityTable, TensorScores
 from textual import work
@@ -64,6 +66,7 @@ class LayersView(TemperNode, Vertical):
         self.heat_mode = "sensitivity"
         self.model_path: str | None = None    # the model the table (or the explanation) is for
         self.measure_job: int | None = None
+        self.measure_clock: tuple[float, int] | None = None     # (time, done) of the pass's first count
         self.explain = ""                     # why there is no table, and what to do
         self.float_copy: str | None = None
         self.can_measure = False              # the active model is a float model
@@ -130,8 +133,8 @@ class LayersView(TemperNode, Vertical):
             self.notify(str(exc), severity="error", title="Sensitivity")
             return
         self.app.own_job(job.id, self)
-        self.measure_job = job.id
-        self._status("measuring: starting…")
+        self.measure_job, self.measure_clock = job.id, None
+        self._status("measuring sensitivity: starting…")
 
     def action_open_float_copy(self) -> None:
         if self.float_copy:
@@ -245,7 +248,7 @@ class LayersView(TemperNode, Vertical):
 
     def _measure_event(self, event) -> None:
         if isinstance(event, Progress) and event.total:
-            self._status(f"measuring: {event.message or event.phase} {event.done}/{event.total}")
+            self._status(self._measure_text(event))
         elif isinstance(event, Finished):
             self.measure_job = self.live_job = None
             if isinstance(event.result, SensitivityTable):
@@ -290,6 +293,23 @@ class LayersView(TemperNode, Vertical):
         self.query_one(FrontierPlot).show(self.frontier, (alloc.bpw, alloc.kl))
         self._status()
 
+    def _measure_text(self, event: Progress) -> str:
+        """"measuring sensitivity 12/227 (5%) · ETA 3m 10s · fisher: sequence 12/16": one count, the rate's ETA,
+        then what the pass is doing."""
+        now = monotonic()
+        if self.measure_clock is None or event.done < self.measure_clock[1]:
+            self.measure_clock = (now, event.done)
+        eta = (event.data or {}).get("eta_s")
+        t0, d0 = self.measure_clock
+        if eta is None and event.done > d0:
+            eta = (now - t0) / (event.done - d0) * (event.total - event.done)
+        parts = [f"measuring sensitivity {event.done}/{event.total} ({100 * event.done // event.total}%)"]
+        if eta is not None and event.done < event.total:
+            parts.append(f"ETA {human_duration(eta)}")
+        if event.message:
+            parts.append(event.message)
+        return " · ".join(parts)
+
     def _status(self, message: str = "", error: bool = False) -> None:
         status = self.query_one("#layers-status", Static)
         if error:
@@ -298,6 +318,8 @@ class LayersView(TemperNode, Vertical):
         if self.alloc is not None:
             text = (f"→ {self.alloc.bpw:.3f} bpw · {human_bytes(self.alloc.size_bytes)} · "
                     f"predicted KL {self.alloc.kl:.4f} · {len(self.pins)} pinned")
+        elif self.table is None and self.measure_job is not None:
+            text = ""                                      # measuring: the progress replaces the hint
         elif self.table is None:
             text = self.explain or "Waiting for sensitivity scores."
         else:

@@ -126,8 +126,10 @@ class ModelStep(StepBase):
         ol = self.query_one("#model-list", OptionList)
         ol.clear_options()
         for c in choices:
-            note = f"  ·  {c.quantization}: f = float copy" if c.quantized else ""
-            ol.add_option(Option(f"{c.name}  ·  {c.arch}  ·  {c.params / 1e6:,.1f}M params  ·  "
+            # one line down to 80 columns for a name like the demo's: the facts below and the footer say
+            # what `f` does for a quantized one
+            note = f" · {c.quantization}" if c.quantized else ""
+            ol.add_option(Option(f"{c.name} · {c.arch} · {c.params / 1e6:,.1f}M params · "
                                  f"{human_bytes(c.size_bytes)}{note}", id=c.path))
         self.query_one("#model-path", Input).value = ""   # a choice made elsewhere wins over an old typed path
         if not choices:
