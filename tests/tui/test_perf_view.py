@@ -332,3 +332,23 @@ async def test_the_benchmark_model_follows_the_active_model(tmp_path) -> None:
         app.model = str(tmp_path / "other")
         await pilot.pause()
         assert field.value == str(tmp_path / "quantized")          # the running benchmark's model stays
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+def test_the_live_panel_keeps_its_border_and_both_sparklines(size) -> None:
+    """Before: at 100x30 the Live box was taller than its row: its bottom border was cut off (and at 80x24
+    the memory sparkline too)."""
+    @sync
+    async def check() -> None:
+        app = TemperApp(engine=FakeEngine())
+        async with app.run_test(size=size) as pilot:
+            await _open(pilot)
+            await pilot.pause()
+            row = pilot.app.query_one("#perf-top").region
+            live = pilot.app.query_one(PerfLive)
+            assert row.contains_region(live.region) and live.outer_size.height <= row.height, (live.region, row)
+            assert live.virtual_size.height <= live.content_region.height       # nothing scrolled out of sight
+            for spark in live.query(Sparkline):
+                assert spark.region.height >= 1 and live.content_region.contains_region(spark.region)
+
+    check()
