@@ -238,3 +238,21 @@ def test_result_step_runs_the_chosen_eval_tasks_and_shows_their_rows(engine, tmp
         assert "capability-humaneval accuracy" not in [str(k.value) for k in table.rows]
 
     run(app, script)
+
+
+def test_every_phase_name_keeps_a_gap_before_its_bar(engine, tmp_path: Path) -> None:
+    """Before: "▸ Sensitivity━━━": the longest name ran into its bar."""
+    gate = threading.Event()
+    app, client = make_app(engine, tmp_path, gate=gate)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter", "enter", "enter", "enter")
+        await wait_for_step(pilot, "step-run")
+        for label in pilot.app.query(".phase-name"):
+            text = str(label.render()).rstrip()
+            assert label.content_size.width > len(text), (text, label.content_size)
+
+    try:
+        run(app, script, size=(80, 24))
+    finally:
+        gate.set()

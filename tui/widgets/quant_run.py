@@ -36,7 +36,7 @@ class ResultAction(Message):
 class PhaseRow(Horizontal):
     DEFAULT_CSS = """
     PhaseRow { height: 1; }
-    PhaseRow .phase-name { width: 13; }
+    PhaseRow .phase-name { width: 14; }             /* "▸ " + the longest name + a gap before the bar */
     PhaseRow ProgressBar { width: 34; }
     PhaseRow ProgressBar Bar { width: 24; }
     PhaseRow .phase-status { width: 1fr; color: $text-muted; }
