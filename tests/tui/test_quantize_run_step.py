@@ -256,3 +256,30 @@ def test_every_phase_name_keeps_a_gap_before_its_bar(engine, tmp_path: Path) -> 
         run(app, script, size=(80, 24))
     finally:
         gate.set()
+
+
+def test_a_recipe_without_scores_shows_prepare_not_a_sensitivity_pass(engine, tmp_path: Path) -> None:
+    """Before: uniform-8 showed "✓ Sensitivity done" though no sensitivity pass ran."""
+    from textual.widgets import OptionList
+
+    gate = threading.Event()
+    app, client = make_app(engine, tmp_path, gate=gate)
+
+    async def script(pilot) -> None:
+        await pilot.press("enter")
+        goals = pilot.app.query_one("#recipe-list", OptionList)
+        goals.highlighted = next(i for i in range(goals.option_count)
+                                 if "uniform 8-bit" in str(goals.get_option_at_index(i).prompt))
+        goals.focus()
+        await pilot.press("enter", "enter", "enter")
+        await wait_for_step(pilot, "step-run")
+        assert "Prepare" in phase_text(pilot.app, "sensitivity")
+        assert "Sensitivity" not in phase_text(pilot.app, "sensitivity")
+        gate.set()
+
+    try:
+        run(app, script)
+    finally:
+        gate.set()
+    (req,) = client.started
+    assert req.recipe == "uniform-8"

@@ -10,6 +10,7 @@ from temper.core.engine import Job
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
 from temper.core.jobs import JobRecord
+from temper.core.quant.recipes import recipe
 from temper.core.quant.request import QuantRequest
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -45,7 +46,8 @@ class QuantizeJob(TemperNode):
 
     def _enter_run(self) -> None:
         name = self.request.model.rstrip("/").rsplit("/", 1)[-1]
-        self.query_one(RunStep).reset(f"{name} → {self.request.output}")
+        scored = recipe(self.request.recipe).needs_scores and self.request.sensitivity is None
+        self.query_one(RunStep).reset(f"{name} → {self.request.output}", scored=scored)
         self.go(4)
 
     def on_engine_event(self, message: EngineEvent) -> None:
