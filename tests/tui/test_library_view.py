@@ -311,3 +311,18 @@ async def test_hub_search_says_searching_while_it_waits(engine, library: Path,
         await pilot.pause()
         assert "searching 'tiny'…" in str(app.screen.query_one("#hub-status").render())
         release.set()
+
+
+@sync
+async def test_the_details_pane_shows_every_line_at_80x24(engine, library: Path) -> None:
+    """Before: a fixed five lines; wrapped at 80 columns the last (the keys) was cut off."""
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _loaded(pilot, app)
+        pane = app.query_one("#library-details")
+        for _ in view.shown:
+            await pilot.pause()
+            wanted = str(pane.render()).strip().splitlines()[-1].split()[-1]
+            shown = " ".join(pane.render_line(y).text for y in range(pane.size.height))
+            assert wanted in shown, (wanted, shown)
+            await pilot.press("down")

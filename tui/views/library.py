@@ -72,7 +72,7 @@ class LibraryView(TemperNode, Vertical):
     LibraryView #library-filter { width: 1fr; }
     LibraryView #library-status { width: auto; padding: 1 1 0 1; color: $text-muted; }
     LibraryView #library-table { height: 1fr; }
-    LibraryView #library-details { height: 6; padding: 0 1; border-top: solid $primary; }
+    LibraryView #library-details { height: auto; max-height: 9; padding: 0 1; border-top: solid $primary; }
     """
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="library.filter"),
