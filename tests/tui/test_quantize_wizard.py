@@ -161,3 +161,13 @@ def test_review_of_a_fixed_recipe_shows_no_candidate_grid(engine, tmp_path: Path
         assert "sensitivity pass" not in summary and "measured after writing" in summary
 
     run(app, script)
+
+
+def test_the_float_copy_is_named_not_spelled_as_a_path() -> None:
+    """Before: "Its float copy is /home/…/data/models/X-bf16: press f" wrapped over three lines at 80 columns."""
+    from temper.tui.quant_client import ModelChoice
+    from temper.tui.widgets.quant_setup import model_facts
+
+    model = ModelChoice("X", "/deep/models/X", "llama", 1000, 2000, quantization="4-bit")
+    facts = model_facts(model, None, "/deep/folder/of/models/X-bf16")
+    assert "X-bf16 is in the list: press [b]f[/b] to pick it" in facts and "/deep" not in facts

@@ -6,6 +6,8 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from temper.core.errors import QuantError, TemperError
 from temper.core.library.format import human_duration
 from temper.core.quant.recipes import TEMPER_DEFAULT_BPW
@@ -171,7 +173,8 @@ class ModelHighlighted(Message):
 
 def model_facts(model: ModelChoice, preflight, float_copy: str | None = None) -> str:
     if model.quantized:
-        where = (f"Its float copy is {float_copy}: press [b]f[/b] to pick it." if float_copy else
+        where = (f"Its float copy {Path(float_copy).name} is in the list: press [b]f[/b] to pick it."
+                 if float_copy else
                  "Press [b]f[/b] to make a float copy (bf16, beside it) and quantize that.")
         return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
                 f"{human_bytes(model.size_bytes)} on disk\n"
