@@ -87,3 +87,22 @@ def test_fit_prefers_short_forms_then_drops_the_least_needed() -> None:
     assert "effort" not in widths[78] and "kv 8-bit" in widths[78]          # effort goes before kv
     assert shorten_words("one two three", 9) == "one two…" and shorten_words("unbroken", 5) == ""
     assert shorten_name(NAME, 20) == "SmolLM2-…-uniform-8"
+
+
+@sync
+async def test_a_long_chat_title_ends_at_a_word_in_the_list() -> None:
+    """Before: "Write a short poem about th" — the list item cut in the middle of a word, with no mark."""
+    from temper.tui.widgets.chat_sidebar import ConversationItem
+
+    client = FakeClient()
+    async with make_app(client=client).run_test(size=(100, 30)) as pilot:
+        view = await open_chat(pilot)
+        await send(pilot, ASK)
+        client.finish()
+        await pilot.pause()
+        (item,) = view.query(ConversationItem)
+        label = item.query_one("Label")
+        line = label.render_line(0).text.rstrip()
+        assert label.outer_size.width <= item.content_size.width, (label.outer_size, item.content_size)
+        assert line.endswith("…") and len(line) <= item.content_size.width, line
+        assert ASK.startswith(line[2:-1]) and ASK[len(line) - 3] == " ", line
