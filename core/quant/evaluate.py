@@ -166,8 +166,8 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
     job = ctx.job_id if ctx is not None else 0
     total = (len(quants) + 1) * len(chunks)       # one step per chunk and model: a rate to take an ETA from
     done, current = 0, f"base {Path(base).name}"
-    emit(Progress(job, "evaluate", 0, total, f"loading {current}"))   # said before the loads, not after
-    opened_lazily(Path(base), [Path(q) for q in quants])
+    opened_lazily(Path(base), [Path(q) for q in quants])     # a broken folder: one error line, nothing before
+    emit(Progress(job, "evaluate", 0, total, f"loading {current}"))   # said before the long load, not after
 
     def check() -> None:                          # called before each chunk's forward pass
         nonlocal done
