@@ -92,6 +92,7 @@ class LibraryView(TemperNode, Vertical):
         self.shown: list[ModelInfo] = []
         self.sort_key = "name"
         self.sort_reverse = False
+        self.columns = list(COLUMNS)   # those shown (set at mount from the width)
         self.loaded = False  # the first scan came back (tests wait on it)
         self.importing = None  # the engine Job of a running GGUF import
         self.select_after_scan: Path | None = None
@@ -107,7 +108,9 @@ class LibraryView(TemperNode, Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label, _ in COLUMNS:
+        # below 100 columns Vis and Source (both in the details pane) make room for the rest
+        self.columns = [c for c in COLUMNS if self.app.size.width >= 100 or c[0] not in ("vision", "source")]
+        for key, label, _ in self.columns:
             table.add_column(label + "  ", key=key)  # room for the sort arrow
         table.focus()
         model = self.app.model
@@ -153,8 +156,9 @@ class LibraryView(TemperNode, Vertical):
                             reverse=self.sort_reverse)
         table.clear()
         for m in self.shown:
-            table.add_row(*row_cells(m), key=str(m.path))
-        for key_name, label, _ in COLUMNS:
+            cells = dict(zip([c[0] for c in COLUMNS], row_cells(m), strict=True))
+            table.add_row(*(cells[c[0]] for c in self.columns), key=str(m.path))
+        for key_name, label, _ in self.columns:
             descending = (key_name in LARGEST_FIRST) != self.sort_reverse
             arrow = (" ▼" if descending else " ▲") if key_name == self.sort_key else "  "
             table.columns[key_name].label = header_label(label + arrow)
