@@ -125,10 +125,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
         return 0
     if not args.no_kl:
-        from ..core.quant.evaluate import QUALITY_HEADER, QUALITY_RIGHT, quality_rows
+        from ..core.quant.evaluate import QUALITY_HEADER, QUALITY_RIGHT, quality_rows, reference_note
 
         print(about)
         print_table(QUALITY_HEADER, quality_rows(rows), right=QUALITY_RIGHT)
+        if note := reference_note(rows):
+            print(note)
     if models:
         from ..core.evals.sandbox import isolation
 

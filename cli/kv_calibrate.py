@@ -9,10 +9,9 @@ sensitivity pass refuses.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from ..core.errors import JobCancelled
+from .output import print_table
 
 
 def register(sub: Any) -> None:
@@ -33,53 +32,41 @@ def register(sub: Any) -> None:
     p.add_argument("--seq-len", type=int, default=256, help="tokens per chunk (default 256)")
     p.add_argument("--chunk", type=int, default=32, help="tokens per forward step (default 32)")
     p.add_argument("--calibration", help="your own text: .txt, or .jsonl/.json with text or messages")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, on_interrupt="nothing written")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.engine.events import Progress
     from ..core.engine.thread import get_engine
     from ..core.quant.kv_sensitivity import KVCalibrateRequest, run_kv_calibration
+    from .progress import follow
 
     request = KVCalibrateRequest(args.model, target_bits=args.target_bits, samples=args.samples,
                                  seq_len=args.seq_len, chunk=args.chunk, context=args.context,
                                  calibration=args.calibration).validate()
-    job = get_engine().submit(lambda ctx: run_kv_calibration(ctx, request), kind="kv-calibrate")
-    tty = sys.stderr.isatty()
-    try:
-        for event in job.events():
-            if isinstance(event, Progress) and tty:
-                eta = event.data.get("eta_s")
-                tail = f"  eta {eta:.0f} s" if eta is not None else ""
-                print(f"\r[{event.done}/{event.total}] {event.message[:60]:60s}{tail}", end="",
-                      file=sys.stderr, flush=True)
-        if tty:
-            print(file=sys.stderr)
-        data = job.result()
-    except KeyboardInterrupt:
-        job.cancel()
-        try:
-            job.result(timeout=60)
-        except (JobCancelled, Exception):
-            pass
-        print("\ntemper: interrupted; nothing written", file=sys.stderr)
-        return 130
-    print(format_plan(data))
+    data = follow(get_engine().submit(lambda ctx: run_kv_calibration(ctx, request), kind="kv-calibrate"))
+    print_table(PLAN_HEADER, plan_rows(data), right=PLAN_RIGHT)
+    print(plan_summary(data))
     return 0
 
 
-def format_plan(data: dict[str, Any]) -> str:
-    lines = [f"{'cache':>5s} {'layer':>5s} {'kind':8s} {'ΔKL 8-bit':>11s} {'ΔKL 4-bit':>11s} {'bits':>5s}"]
-    for i, (layer, kind, bits) in enumerate(zip(data["layers"], data["kinds"], data["bits"], strict=False)):
-        lines.append(f"{i:5d} {layer:5d} {kind:8s} {data['kl']['8'][i]:11.2e} {data['kl']['4'][i]:11.2e} "
-                     f"{bits if bits else 'float':>5}")
+PLAN_HEADER = ("cache", "layer", "kind", "ΔKL 8-bit", "ΔKL 4-bit", "bits")
+PLAN_RIGHT = frozenset({0, 1, 3, 4, 5})
+
+
+def plan_rows(data: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per cache: its layer, kind, the KL each width costs, and the width chosen."""
+    return [(str(i), str(layer), kind, f"{data['kl']['8'][i]:.2e}", f"{data['kl']['4'][i]:.2e}",
+             str(bits) if bits else "float")
+            for i, (layer, kind, bits) in enumerate(zip(data["layers"], data["kinds"], data["bits"], strict=False))]
+
+
+def plan_summary(data: dict[str, Any]) -> str:
     calib = data["calibration"]
-    lines += [
+    return "\n".join([
         "",
         f"mean width {data['mean_bits']:.2f} bits over the cache at {data['context']} tokens "
         f"(target {data['target_bits']}); group size {data['group_size']}",
         f"calibration {calib['name']} {calib['samples']}x{calib['seq_len']} tokens in chunks of {data['chunk']}; "
         f"{data['forward_passes']} passes, {data['seconds']:.1f} s",
         f"saved: {data['file']} (chat and bench use it by default; --kv-bits 0 turns it off)",
-    ]
-    return "\n".join(lines)
+    ])

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from ..core.errors import ProfileError
-from ..core.profiles import format_diff, list_profiles, load, load_file, resolve
+from ..core.profiles import diff_table, list_profiles, load, load_file, resolve
 from ..core.profiles.load import problems
 from ..core.tomlcheck import read_text
-from .output import print_error
+from .output import print_error, print_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,13 +38,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not refs:
         print("no profiles")
         return 0
-    width = max(len(r.name) for r in refs)
+    rows = []
     for ref in refs:
         try:
             note = load_file(ref.path, ref.name, ref.source).description
         except ProfileError as exc:
             note = f"BROKEN: {exc}"
-        print(f"{ref.name.ljust(width)}  {ref.source:<7}  {one_line(note)}")
+        rows.append((ref.name, ref.source, one_line(note)))
+    print_table(None, rows)
     return 0
 
 
@@ -68,7 +69,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    print("\n".join(format_diff(load(args.a), load(args.b))))
+    a, b = load(args.a), load(args.b)
+    header, rows = diff_table(a, b)
+    if rows:
+        print_table(header, rows)
+    else:
+        print(f"{a.name} and {b.name} are the same in effect")
     return 0
 
 

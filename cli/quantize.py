@@ -90,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
         print(result.verify.text())
         print(f"wrote {result.out}")
     if result.quality:
-        from ..core.quant.evaluate import QUALITY_HEADER, QUALITY_RIGHT, quality_rows
+        from ..core.quant.evaluate import QUALITY_HEADER, QUALITY_RIGHT, quality_rows, reference_note
 
         print_table(QUALITY_HEADER, quality_rows(result.quality), right=QUALITY_RIGHT)
+        if note := reference_note(result.quality):
+            print(note)
     if result.capability:
         print_capability(result.capability)
     return 0

@@ -1,6 +1,7 @@
 """The app shell: header, tabs, footer, key bindings, themes, settings and the active profile/model.
 
 Each tab's content lives in tui/views/<tab>.py; screens (help, settings, profiles) in tui/screens/.
+Switching tabs (and where the focus lands) is in tui/tab_switching.py.
 The app routes messages (tui/messages.py) and engine events (tui/bridge.py): each event goes to the
 widget that owns its job (`own_job`) and to the widgets following that kind of job (`follow_jobs`), never
 to everyone. Views reach the app typed (tui/typed_app.py) and its services through typed attributes:
@@ -29,12 +30,14 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from .bridge import EngineBridge, EngineEvent, JobRouter
+from .engine_quant_client import EngineQuantClient
 from .messages import OpenModel
 from .palette import shell_commands
-from .quant_client import EngineQuantClient, QuantClient
+from .quant_client import QuantClient
+from .tab_switching import TabSwitching
 from .themes import DEFAULT_THEME, register_themes
 from .views.chat import ChatView
 from .views.layers import LayersView
@@ -63,7 +66,7 @@ def default_user_host() -> str:
     return f"{user}@{socket.gethostname().split('.')[0]}"
 
 
-class TemperApp(App[None]):
+class TemperApp(TabSwitching, App[None]):
     TITLE = "temper"
     CSS = """
     TabbedContent { height: 1fr; }
@@ -325,50 +328,7 @@ class TemperApp(App[None]):
     def on_engine_event(self, message: EngineEvent) -> None:
         self.jobs.route(message.event)
 
-    # -- actions ----------------------------------------------------------------------------------------
-    @property
-    def tab_ids(self) -> list[str]:
-        return [tab for tab, _, _ in self.tabs]
-
-    @property
-    def active_tab(self) -> str:
-        return self.query_one("#tabs", TabbedContent).active
-
-    def action_show_tab(self, tab: str) -> None:
-        # Blur first: a focused widget left inside the hidden pane would pull its tab back to the front.
-        self.screen.set_focus(None)
-        tabs = self.query_one("#tabs", TabbedContent)
-        tabs.active = tab
-        self.call_after_refresh(self._focus_tab, tab)
-
-    def _focus_tab(self, tab: str) -> None:
-        """Put the keyboard focus inside the tab just shown (or on the tab strip if it has nothing).
-
-        A view may name its widget with `default_focus()`; otherwise the first focusable widget that is
-        not a text field takes it, so that `[` / `]` and single-letter keys keep working after a switch
-        (`/` or a click reaches the text fields)."""
-        pane = self.query_one("#tabs", TabbedContent).get_pane(tab)
-        view = next(iter(pane.query(f"#{tab}-view")), None)
-        chosen = view.default_focus() if view is not None and hasattr(view, "default_focus") else None
-        if chosen is None:
-            focusable = [w for w in pane.query("*") if w.focusable]
-            plain = [w for w in focusable if not isinstance(w, (Input, TextArea))]
-            chosen = (plain or focusable or [None])[0]
-        if chosen is not None:
-            chosen.focus()
-        else:
-            self.query_one("#tabs", TabbedContent).query_one("Tabs").focus()
-
-    def _step_tab(self, step: int) -> None:
-        ids = self.tab_ids
-        self.action_show_tab(ids[(ids.index(self.active_tab) + step) % len(ids)])
-
-    def action_next_tab(self) -> None:
-        self._step_tab(1)
-
-    def action_prev_tab(self) -> None:
-        self._step_tab(-1)
-
+    # -- actions (tab switching: tui/tab_switching.py) ---------------------------------------------
     def action_help(self) -> None:
         from .screens.help import HelpScreen
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from textual.widget import Widget
+
     from .app import TemperApp
 
 
@@ -25,3 +27,7 @@ class TemperNode:
         if not isinstance(app, TemperApp):
             raise TypeError(f"{type(self).__name__} runs inside temper's TemperApp, not {type(app).__name__}")
         return cast("TemperApp", app)
+
+    def default_focus(self) -> Widget | None:
+        """The widget a tab's view gives the focus when its tab is shown; None: the app picks (tab_switching.py)."""
+        return None

@@ -1,6 +1,6 @@
 """Profiles: TOML files of sampling, chat, quantization and bench settings (see schema.py)."""
 
-from .diff import Change, diff, format_diff
+from .diff import Change, diff, diff_table
 from .load import load_file, loads
 from .profile import Profile
 from .schema import CURRENT_VERSION, SCHEMA, SECTIONS
@@ -14,7 +14,7 @@ __all__ = [
     "Profile",
     "ProfileRef",
     "diff",
-    "format_diff",
+    "diff_table",
     "list_profiles",
     "load",
     "load_file",

@@ -48,13 +48,8 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def format_diff(a: Profile, b: Profile) -> list[str]:
-    changes = diff(a, b)
-    if not changes:
-        return [f"{a.name} and {b.name} are the same in effect"]
-    width = max(len(c.key) for c in changes)
-    left = max(len(show(c.a, c.default)) for c in changes)
-    lines = [f"{'key'.ljust(width)}  {a.name.ljust(left)}  {b.name}"]
-    for c in changes:
-        lines.append(f"{c.key.ljust(width)}  {show(c.a, c.default).ljust(left)}  {show(c.b, c.default)}")
-    return lines
+def diff_table(a: Profile, b: Profile) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the keys whose value in effect differs: key, value in `a`, value in `b` (no rows when
+    the two are the same in effect). The CLI draws it (cli/output.py)."""
+    rows = [[c.key, show(c.a, c.default), show(c.b, c.default)] for c in diff(a, b)]
+    return ["key", a.name, b.name], rows

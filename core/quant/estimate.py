@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantError
-from . import kl, logit_head
+from . import logit_head
 from .candidates import Candidate
 from .fakequant import fake_quantize
+from .reference import PASSES
 from .tensors import QTensor
 
 ROW_SLICE_BYTES = 64 << 20       # ΔW is computed this many fp32 bytes of rows at a time
@@ -242,7 +243,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                 for tap in taps.values():
                     tap.offset = None
             passes.append(1)
-            kl.PASSES.n += 1
+            PASSES.n += 1
             h2, lse, labels = seen["h2"], seen["lse"], seen["labels"]
             grads = {"w": dict(zip(names[:len(linears)], flat[:len(linears)], strict=True)),
                      "tap": dict(zip(names[len(linears):], flat[len(linears):], strict=True))}

@@ -2,8 +2,9 @@
 
 Per token: KL(base ‖ quant) of the next-token distributions; over the text: mean ± standard error,
 median, p95, p99, max, top-1 agreement, and the perplexity of both models on the actual next tokens.
-Models run one at a time: the base's log-probs are computed once and kept on the CPU (numpy, spilled to
-a temporary memory-mapped file when large), then each quantized model is loaded, scored and dropped.
+Models run one at a time: the base's distributions are computed once and kept as the one reference of
+core/quant/reference.py (in full for small vocabularies, else top-k plus tail: `Quality.reference` says
+which), then each quantized model is loaded, scored and dropped.
 
 Chunks are token-id lists (any source: temper's held-out text, a user's file); keep them apart from the
 calibration text and say which was used.
@@ -12,7 +13,6 @@ calibration text and say which was used.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantError
-
-SPILL_BYTES = 2 << 30
+from .reference import Reference
 
 
 @dataclass
@@ -43,31 +42,26 @@ class Quality:
     real_bpw: float
     size_bytes: int
     seconds: float
+    reference: str = "full"   # the base's distributions: "full" or "top-256 + tail" (KL then a close lower bound)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
-class Reference:
-    """The base model's log-probs per chunk (float32, positions × vocab) and what the text was."""
+class HeldOutBase:
+    """The base model's side of an evaluation: its reference distributions on the held-out chunks, and the
+    facts its row reports."""
 
     path: str
     chunks: list[list[int]]
-    logprobs: list[np.ndarray]
+    reference: Reference
     params: int
     size_bytes: int
-    ppl: float
 
-
-def model_logprobs(model: Any, chunk: Sequence[int]) -> np.ndarray:
-    """log-softmax of the model's logits for every position of one chunk, as float32 numpy."""
-    import mlx.core as mx
-
-    logits = model(mx.array([list(chunk)]))[0].astype(mx.float32)
-    lp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    mx.eval(lp)
-    return np.array(lp)
+    @property
+    def ppl(self) -> float:
+        return self.reference.ppl
 
 
 def _check_chunks(chunks: Sequence[Sequence[int]]) -> list[list[int]]:
@@ -75,15 +69,6 @@ def _check_chunks(chunks: Sequence[Sequence[int]]) -> list[list[int]]:
     if not out:
         raise QuantError("no evaluation text: give at least one chunk of two or more tokens")
     return out
-
-
-def _ppl(logprobs: Sequence[np.ndarray], chunks: Sequence[Sequence[int]]) -> float:
-    nll, n = 0.0, 0
-    for lp, chunk in zip(logprobs, chunks, strict=True):
-        targets = np.asarray(chunk[1:])
-        nll -= float(lp[np.arange(len(targets)), targets].sum())
-        n += len(targets)
-    return math.exp(nll / max(n, 1))
 
 
 def folder_weight(folder: Path) -> int:
@@ -100,49 +85,25 @@ def folder_params(folder: Path) -> int:
 
 
 def reference_from_model(model: Any, chunks: Sequence[Sequence[int]], *, path: str = "", params: int = 0,
-                         size_bytes: int = 0, check: Callable[[], None] | None = None) -> Reference:
+                         size_bytes: int = 0, check: Callable[[], None] | None = None) -> HeldOutBase:
+    """The base's reference distributions, one chunk per forward (`check` before each)."""
     chunks = _check_chunks(chunks)
-    spill = None
-    logprobs = []
-    for chunk in chunks:
-        if check:
-            check()
-        lp = model_logprobs(model, chunk)
-        if spill is None and lp.nbytes * len(chunks) > SPILL_BYTES:
-            spill = tempfile.TemporaryDirectory(prefix="temper-eval-")
-        if spill is not None:
-            mm = np.lib.format.open_memmap(Path(spill.name) / f"{len(logprobs)}.npy", mode="w+",
-                                           dtype=np.float32, shape=lp.shape)
-            mm[:] = lp
-            lp = mm
-        logprobs.append(lp)
-    ref = Reference(path, chunks, logprobs, params, size_bytes, _ppl(logprobs, chunks))
-    ref._spill = spill  # type: ignore[attr-defined]  # keeps the temporary folder alive with the reference
-    return ref
+    return HeldOutBase(path, chunks, Reference(model, chunks, check=check, replay=False), params, size_bytes)
 
 
-def compare_model(model: Any, ref: Reference, *, name: str, path: str = "", size_bytes: int = 0,
+def compare_model(model: Any, base: HeldOutBase, *, name: str, path: str = "", size_bytes: int = 0,
                   check: Callable[[], None] | None = None) -> Quality:
-    """Score one (loaded) model against the reference."""
+    """Score one (loaded) model against the base's reference."""
     start = time.perf_counter()
-    kls, agree, qlps = [], [], []
-    for base_lp, chunk in zip(ref.logprobs, ref.chunks, strict=True):
-        if check:
-            check()
-        q = model_logprobs(model, chunk)
-        p = np.exp(base_lp)
-        kls.append((p * (base_lp - q)).sum(axis=-1))
-        agree.append(base_lp.argmax(axis=-1) == q.argmax(axis=-1))
-        qlps.append(q)
-    kl = np.maximum(np.concatenate(kls), 0.0)
-    top1 = float(np.concatenate(agree).mean())
+    scores = base.reference.per_token(model, check=check)
+    kl = scores.kl
     return Quality(
         name=name, path=path, tokens=int(kl.size), kl_mean=float(kl.mean()),
         kl_se=float(kl.std(ddof=1) / math.sqrt(kl.size)) if kl.size > 1 else 0.0,
         kl_median=float(np.median(kl)), kl_p95=float(np.percentile(kl, 95)), kl_p99=float(np.percentile(kl, 99)),
-        kl_max=float(kl.max()), top1=top1, ppl=_ppl(qlps, ref.chunks), base_ppl=ref.ppl,
-        real_bpw=size_bytes * 8 / max(ref.params, 1) if size_bytes else float("nan"), size_bytes=size_bytes,
-        seconds=time.perf_counter() - start)
+        kl_max=float(kl.max()), top1=float(scores.top1.mean()), ppl=scores.ppl, base_ppl=base.ppl,
+        real_bpw=size_bytes * 8 / max(base.params, 1) if size_bytes else float("nan"), size_bytes=size_bytes,
+        seconds=time.perf_counter() - start, reference=base.reference.kind)
 
 
 def _fast_on_cpu(model: Any) -> None:
@@ -160,8 +121,8 @@ def _fast_on_cpu(model: Any) -> None:
 
 
 def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[], None] | None = None,
-              cancel: Callable[[], None] | None = None) -> Reference:
-    """Load the base, compute its log-probs on the chunks, drop it. Call on the engine thread."""
+              cancel: Callable[[], None] | None = None) -> HeldOutBase:
+    """Load the base, compute its reference distributions on the chunks, drop it. Call on the engine thread."""
     import mlx.core as mx
 
     from ..engine.loader import open_model
@@ -175,7 +136,7 @@ def reference(base: Path, chunks: Sequence[Sequence[int]], *, check: Callable[[]
     return ref
 
 
-def compare_folder(ref: Reference, folder: Path, *, name: str | None = None,
+def compare_folder(ref: HeldOutBase, folder: Path, *, name: str | None = None,
                    check: Callable[[], None] | None = None, cancel: Callable[[], None] | None = None) -> Quality:
     import mlx.core as mx
 
@@ -207,9 +168,10 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
     cancel = ctx.check if ctx is not None else (lambda: None)
     emit = ctx.emit if ctx is not None else (lambda _e: None)
     job = ctx.job_id if ctx is not None else 0
-    opened_lazily(Path(base), [Path(q) for q in quants])
     total = (len(quants) + 1) * len(chunks)       # one step per chunk and model: a rate to take an ETA from
     done, current = 0, f"base {Path(base).name}"
+    opened_lazily(Path(base), [Path(q) for q in quants])     # a broken folder: one error line, nothing before
+    emit(Progress(job, "evaluate", 0, total, f"loading {current}"))   # said before the long load, not after
 
     def check() -> None:                          # called before each chunk's forward pass
         nonlocal done
@@ -219,10 +181,12 @@ def evaluate(ctx: Any, base: Path, quants: Sequence[Path], chunks: Sequence[Sequ
 
     ref = reference(Path(base), chunks, check=check, cancel=cancel)
     base_row = Quality(Path(base).name, str(base), sum(len(c) for c in ref.chunks), 0, 0, 0, 0, 0, 0, 1.0,
-                       ref.ppl, ref.ppl, ref.size_bytes * 8 / max(ref.params, 1), ref.size_bytes, 0.0)
+                       ref.ppl, ref.ppl, ref.size_bytes * 8 / max(ref.params, 1), ref.size_bytes, 0.0,
+                       reference=ref.reference.kind)
     rows = [base_row]
     for q in quants:
         current = Path(q).name
+        emit(Progress(job, "evaluate", done, total, f"loading {current}"))
         rows.append(compare_folder(ref, Path(q), check=check, cancel=cancel))
     emit(Progress(job, "evaluate", total, total, "done"))
     return rows
@@ -249,8 +213,16 @@ def quality_rows(rows: Sequence[Quality]) -> list[tuple[str, ...]]:
              f"{r.ppl:.3f}") for r in rows]
 
 
+def reference_note(rows: Sequence[Quality]) -> str:
+    """A line under the table when the base's distributions were kept as top-k plus tail (large vocabularies):
+    the KL column is then a close lower bound on the full KL. Empty when they were kept in full."""
+    kinds = sorted({r.reference for r in rows if r.reference != "full"})
+    return f"KL against the base's {', '.join(kinds)} log-probs: a close lower bound on the full KL" if kinds else ""
+
+
 def format_table(rows: Sequence[Quality]) -> str:
     """The quality table as aligned plain text (model cards, Markdown code blocks)."""
     from ..library.format import table
 
-    return table(QUALITY_HEADER, quality_rows(rows), right=set(QUALITY_RIGHT))
+    note = reference_note(rows)
+    return table(QUALITY_HEADER, quality_rows(rows), right=set(QUALITY_RIGHT)) + (f"\n{note}" if note else "")

@@ -100,7 +100,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     phase = _Phases(ctx)
     info = recipe(req.recipe)
     source = resolve(req.model)
-    out = Path(req.output).expanduser() if req.output else default_output(str(source), req)
+    out = Path(req.output).expanduser() if req.output else default_output(req.model, req)
     if not req.plan_only:
         check_output(out, source, force=req.overwrite)
         clean(out.parent)                               # killed runs' leftovers

@@ -3,8 +3,9 @@
 For each cache the model builds (one per layer that owns keys and values; KV-shared layers read the cache
 of the layer they share with, so they count with it) and each width in (4, 8): the calibration text is
 run through the model in chunks, with only that cache quantized, and the KL divergence from the float
-cache's next-token distributions is averaged over every position. Chunks make later tokens read keys
-and values from the cache, as in generation. Cost: 1 + 2 x caches forward passes over the text.
+cache's next-token distributions (the one reference of core/quant/reference.py) is averaged over every
+position. Chunks make later tokens read keys and values from the cache, as in generation. Cost: 1 + 2 x
+caches forward passes over the text.
 
 The allocation starts every cache at 8 bits and moves caches to 4 bits, cheapest ΔKL per byte saved
 first, until the mean width over the cache's bytes at `context` tokens reaches `target_bits` (sliding
@@ -21,6 +22,7 @@ from typing import Any
 
 from ..engine.events import Progress
 from ..errors import TemperError
+from .reference import Reference, log_softmax
 
 WIDTHS = (4, 8)
 
@@ -92,15 +94,13 @@ def measure(ctx: Any, model: Any, chunks: Any, chunk: int, group_size: int) -> K
     t0 = time.perf_counter()
     done = 0
 
-    def logprobs(plan: KVPlan | None) -> list[mx.array]:
-        out = []
-        for row in chunks:
-            cache = build_cache(model, plan)
-            parts = [model(mx.array(row[s:s + chunk])[None], cache=cache)[0] for s in range(0, len(row), chunk)]
-            logits = mx.concatenate(parts, axis=0).astype(mx.float32)
-            out.append(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
-            mx.eval(out[-1])
-            ctx.check()
+    def logits(row: list[int], plan: KVPlan | None) -> mx.array:
+        """(1, L, V) fp32 logits of one row, fed `chunk` tokens at a time through a cache built for `plan`."""
+        cache = build_cache(model, plan)
+        parts = [model(mx.array(row[s:s + chunk])[None], cache=cache)[0] for s in range(0, len(row), chunk)]
+        out = mx.concatenate(parts, axis=0).astype(mx.float32)[None]
+        mx.eval(out)
+        ctx.check()
         return out
 
     def emit(message: str) -> None:
@@ -108,7 +108,8 @@ def measure(ctx: Any, model: Any, chunks: Any, chunk: int, group_size: int) -> K
         ctx.emit(Progress(ctx.job_id, "kv", done, total, message, {"eta_s": eta}))
 
     emit("float reference")
-    ref = logprobs(None)
+    xs = [mx.array(row)[None] for row in chunks]
+    ref = Reference.from_logits(xs, (logits(row, None) for row in chunks))   # one row's logits at a time
     done += 1
     kl: dict[int, list[float]] = {b: [0.0] * n for b in WIDTHS}
     for i in quantizable:
@@ -116,9 +117,10 @@ def measure(ctx: Any, model: Any, chunks: Any, chunk: int, group_size: int) -> K
             emit(f"cache {i} ({kinds[i]}) at {b} bits")
             bits = [None] * n
             bits[i] = b
-            cur = logprobs(KVPlan(tuple(bits), group_size))
-            vals = [float((mx.exp(r) * (r - c)).sum(-1).mean()) for r, c in zip(ref, cur, strict=False)]
-            kl[b][i] = max(0.0, sum(vals) / len(vals))
+            plan = KVPlan(tuple(bits), group_size)
+            summed = sum(ref.kl_sum(batch, log_softmax(logits(row, plan)))
+                         for batch, row in zip(ref.batches, chunks, strict=True))
+            kl[b][i] = max(0.0, summed / ref.tokens)
             done += 1
     emit("done")
     return KVSensitivity(kl, layers, kinds, weights, seconds=time.perf_counter() - t0, forward_passes=total)

@@ -1,7 +1,7 @@
 """Block replay: stand-ins put in place of a model's transformer blocks for one call.
 
 A quantized tensor of block i leaves blocks 0..i-1 unchanged, so passes after the reference can replay
-their recorded outputs (kl.Reference) and the streamed pass can run the model's own head on a given final
+their recorded outputs (reference.Reference) and the streamed pass can run the model's own head on a given final
 hidden state (streamed.py). Stand-ins look like the block they replace (attributes pass through).
 """
 

@@ -203,8 +203,20 @@ class QuantRequest(QuantSettings):
                              float_bytes=float_bytes)
 
 
-def default_output(model: str, request: QuantSettings) -> Path:
+def model_name(model: str | Path) -> str:
+    """The name a model goes by, however it was given: a folder (relative, with '~' or a trailing slash),
+    a Hub id, or a Hugging Face cache snapshot (…/models--org--NAME/snapshots/HASH): its repo's NAME."""
+    path = Path(str(model).rstrip("/") or "/").expanduser()
+    if path.exists():
+        path = path.resolve()
+        if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
+            return path.parent.parent.name.split("--", 2)[-1]
+    return path.name or "model"
+
+
+def default_output(model: str | Path, request: QuantSettings) -> Path:
+    """Where a quantization goes when no output is given: the one rule for `temper quantize` (core/quant/job)
+    and the Quantize tab (tui/quant_client), from the request's model as the user gave it."""
     from ..paths import models_dir
 
-    name = Path(model.rstrip("/")).name or "model"
-    return models_dir() / f"{name}-temper-{request.budget_label().replace(' ', '')}"
+    return models_dir() / f"{model_name(model)}-temper-{request.budget_label().replace(' ', '')}"

@@ -3,7 +3,7 @@
 Modes:
 - exact: quantize→dequantize ONE tensor in place, run the calibration forward, KL(reference ‖ model)
   of next-token distributions averaged over every calibration token, restore; tensors × candidates
-  forward passes (blocks before the tensor's block are replayed from the reference pass, see kl.py).
+  forward passes (blocks before the tensor's block are replayed from the reference pass, see reference.py).
 - fast: a Fisher-information estimate of the same quantity for all tensors from one forward+backward
   per calibration chunk (estimate.py).
 - hybrid (default): the fast estimate for all, then the exact measure for the top `fraction` of tensors

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..engine.events import Event, Progress
-from . import estimate, kl
+from . import estimate
 from .calibration import TokenSet
 from .candidates import Candidate
+from .reference import PASSES, Reference
 from .scores import SensitivityTable, TensorScores
 from .streamed import StreamedScorer
 from .tensors import QTensor, quantizable
@@ -30,6 +31,17 @@ class LayerScored(Event):
     done: int = 0
     total: int = 0
     method: str = "exact"            # "exact" | "estimate"
+    params: int = 0                  # the tensor's facts, so a live view can place the row before the table
+    kind: str = ""
+    layer: int | None = None
+    shape: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, job: int, row: TensorScores, done: int, total: int, method: str = "exact",
+           scores: dict[str, float] | None = None) -> LayerScored:
+        """The event for one table row (`scores`: those to announce, by default all the row's)."""
+        return cls(job, row.path, dict(row.scores if scores is None else scores), done, total, method,
+                   row.params, row.kind, row.layer, tuple(row.shape))
 
 class Scorer(Protocol):
     """Fills, saves and returns a run's table (the run holds the request, the table and the bookkeeping)."""
@@ -67,7 +79,7 @@ class SensitivityRun:
         self.table = table
         self.keys = [c.key for c in cands]
         self.times: dict[str, float] = {}
-        self.reference: kl.Reference | None = None
+        self.reference: Reference | None = None
         self.replay, self.mhash, self.streamed = True, "", False
         self.key: dict[str, Any] = {}
         self.plan: dict[str, Any] = {}
@@ -81,7 +93,7 @@ class SensitivityRun:
         import mlx.core as mx
 
         mx.reset_peak_memory()
-        self.start_passes = kl.PASSES.n
+        self.start_passes = PASSES.n
         self.baseline = int(mx.get_active_memory())    # arrays alive before this run (other models...)
         scorer: Scorer = StreamedScorer() if self.streamed else InMemoryScorer()
         return self._result(scorer.score(self), reused=False)
@@ -159,7 +171,7 @@ class SensitivityRun:
                 new = {k: v for k, v in scores.items() if row.methods.get(k) != "exact"}
                 row.scores.update(new)
                 row.methods.update({k: "estimate" for k in new})
-            self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(scores), i + 1, len(tensors), "estimate"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, by_path[t.path], i + 1, len(tensors), "estimate", scores))
         self.times["estimate"] = time.perf_counter() - t0
         table.save(self.target)
 
@@ -190,7 +202,7 @@ class SensitivityRun:
             row = by_path[t.path]
             todo = [c for c in self.cands if c.fits(t.shape) and row.methods.get(c.key) != "exact"]
             if not todo:   # finished in an earlier (interrupted) run: show it, measure nothing
-                self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets)))
+                self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets)))
                 continue
             ref = self._reference(model)
             original = t.module["weight"]
@@ -205,7 +217,7 @@ class SensitivityRun:
             row.scores.update(scores)
             row.methods.update({k: "exact" for k in scores})
             table.save(self.target)           # resumable: this tensor is done
-            self.ctx.emit(LayerScored(self.ctx.job_id, t.path, dict(row.scores), i + 1, len(targets), "exact"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets), "exact"))
         self.times["exact"] = self.times.get("exact", 0.0) + time.perf_counter() - t0
 
     def correct(self, table: SensitivityTable) -> None:
@@ -225,17 +237,17 @@ class SensitivityRun:
             for key, value in ests.get(row.path, {}).items():
                 row.scores[key] = value * ratios.get(key, 1.0)
                 row.methods[key] = "estimate"
-            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, "estimate"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
         def report(done: int, total: int, message: str) -> None:
             self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message, {"step": phase}))
         return report
 
-    def _reference(self, model: Any) -> kl.Reference:
+    def _reference(self, model: Any) -> Reference:
         if self.reference is None:
             t0 = time.perf_counter()
-            self.reference = kl.Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
+            self.reference = Reference(model, self.calib.chunks, vocab=self.vocab, check=self.ctx.check,
                                           replay_bytes=(1 << 30) if self.replay else 0)
             self.times["reference"] = time.perf_counter() - t0
             if self.reference.replay_note:
@@ -266,7 +278,7 @@ class SensitivityRun:
 
         table.meta.update({
             "seconds": {k: round(v, 3) for k, v in self.times.items()},
-            "forward_passes": kl.PASSES.n - self.start_passes,
+            "forward_passes": PASSES.n - self.start_passes,
             "reference": self.reference.kind if self.reference else None,
             "replay": bool(self.reference and self.reference.replay),
             "replay_note": self.reference.replay_note if self.reference else "",
@@ -298,10 +310,10 @@ class SensitivityRun:
         n = len(table.tensors)
         for i, row in enumerate(table.tensors):
             method = "exact" if "exact" in row.methods.values() else "estimate"
-            self.ctx.emit(LayerScored(self.ctx.job_id, row.path, dict(row.scores), i + 1, n, method))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, method))
 
 
-def _first_block(t: QTensor, ref: kl.Reference) -> int | None:
+def _first_block(t: QTensor, ref: Reference) -> int | None:
     """The first block a tensor's change can reach (None = from the embeddings: run everything)."""
     if t.layer is not None:
         return t.layer

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QuantError
-from . import kl
+from . import reference
 from .candidates import Candidate
 from .replay import Replay, StandIn, swapped
 from .tensors import QTensor, fake_quantize, quantizable
@@ -136,7 +136,7 @@ class StreamedModel:
         store: list[Any] = []
         try:
             with swapped(self.layers, {j: _Capture(b, store, self.triple) for j, b in enumerate(self.layers)}):
-                kl.forward(self.model, x)
+                reference.forward(self.model, x)
         except (ValueError, TypeError) as exc:   # blocks return more than the hidden state
             raise QuantError(f"{self.path.name}: this architecture's blocks cannot be run one at a time "
                              f"({exc}): measure it in memory (--in-memory)") from exc
@@ -147,7 +147,7 @@ class StreamedModel:
         n = len(self.layers)
         out = (hidden, None, None) if self.triple else hidden
         with swapped(self.layers, {j: Replay(self.layers[j], out) for j in range(n)}):
-            return kl.forward(self.model, x)
+            return reference.forward(self.model, x)
 
     def step(self, j: int, block: Any, h: Any, call: tuple, kv: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
         """Block j on hidden state h with its recorded call; kv: this stream's state of the blocks that
@@ -177,12 +177,12 @@ def _unflatten(items: list[tuple[str, Any]]) -> Any:
 
 def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], vocab: int,
                        done: Callable[[QTensor], bool], on_scored: Callable[[QTensor, dict[str, float]], None],
-                       check: Callable[[], None]) -> kl.Reference:
+                       check: Callable[[], None]) -> reference.Reference:
     """Exact ΔKL for every tensor not `done`, origin block by origin block; `on_scored` after each tensor."""
     import mlx.core as mx
 
     samples, seq_len = chunks.shape
-    b = kl.batch_size(samples, seq_len, vocab)
+    b = reference.batch_size(samples, seq_len, vocab)
     xs = [mx.array(chunks[i:i + b]) for i in range(0, samples, b)]
     calls = [sm.block_calls(x) for x in xs]
     n = len(sm.layers)
@@ -202,7 +202,7 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
     def kv_before(i: int) -> list[dict[int, Any]]:
         """The reference state of the blocks before i (what a stream starting at block i reads)."""
         return [{s: v for s, v in kv.items() if s < i} for kv in kv_ref]
-    ref = kl.Reference.from_logits(xs, [sm.head(x, hf) for x, hf in zip(xs, h_final, strict=True)], vocab=vocab)
+    ref = reference.Reference.from_logits(xs, [sm.head(x, hf) for x, hf in zip(xs, h_final, strict=True)], vocab=vocab)
 
     def kl_of(streams: list[Any], perturbed: tuple[QTensor, Any] | None = None) -> float:
         total = 0.0
@@ -214,11 +214,11 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
                 t.module["weight"] = w
                 try:
                     logits = sm.head(x, hs)
-                    total += ref.kl_sum(ref.batches[k], kl.log_softmax(logits))
+                    total += ref.kl_sum(ref.batches[k], reference.log_softmax(logits))
                 finally:
                     t.module["weight"] = saved
             else:
-                total += ref.kl_sum(ref.batches[k], kl.log_softmax(sm.head(x, hs)))
+                total += ref.kl_sum(ref.batches[k], reference.log_softmax(sm.head(x, hs)))
         return total / ref.tokens
 
     by_layer: dict[int | None, list[QTensor]] = {}
@@ -335,8 +335,7 @@ def measure_streamed(run: Any) -> Any:
     for t in sm.tensors:
         if done(t):
             count[0] += 1
-            run.ctx.emit(LayerScored(run.ctx.job_id, t.path, dict(by_path[t.path].scores), count[0],
-                                     len(sm.tensors)))
+            run.ctx.emit(LayerScored.of(run.ctx.job_id, by_path[t.path], count[0], len(sm.tensors)))
 
     def scored(t: QTensor, scores: dict[str, float]) -> None:
         row = by_path[t.path]
@@ -344,7 +343,7 @@ def measure_streamed(run: Any) -> Any:
         row.methods.update({k: "exact" for k in scores})
         table.save(run.target)
         count[0] += 1
-        run.ctx.emit(LayerScored(run.ctx.job_id, t.path, dict(row.scores), count[0], len(sm.tensors)))
+        run.ctx.emit(LayerScored.of(run.ctx.job_id, row, count[0], len(sm.tensors)))
 
     t0 = time.perf_counter()
     run.reference = run_streamed_exact(sm, run.calib.chunks, run.cands, vocab, done, scored, run.ctx.check)

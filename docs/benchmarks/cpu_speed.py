@@ -126,28 +126,24 @@ def work_sensitivity(path: str, mode: str, chunks: int, chunk_len: int, tensors:
     fake-quantized to 4-bit g64 (one at a time): old = bf16 weights and kernels, new = fp32 (fast BLAS)."""
     import mlx.core as mx
     import mlx.nn as nn
+    import numpy as np
     from temper.core.engine.loader import load
     from temper.core.quant.candidates import Candidate
     from temper.core.quant.fakequant import fake_quantized
+    from temper.core.quant.reference import Reference
 
     lm = load(path, compute="native" if mode == "old" else "fp32")
     model = lm.model
     data = mx.random.randint(0, lm.config["vocab_size"], (chunks, chunk_len), key=mx.random.key(1))
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:tensors]
 
-    def logprobs():
-        out = model(data).astype(mx.float32)
-        return out - mx.logsumexp(out, axis=-1, keepdims=True)
-
     start = time.perf_counter()
-    reference = logprobs()
-    mx.eval(reference)
+    # the sensitivity pass's own reference (core/quant/reference.py), without replay: one forward per pass
+    reference = Reference(model, np.array(data), vocab=int(lm.config["vocab_size"]), replay=False)
     kls = {}
     for name in names:
         with fake_quantized(model, {name: Candidate(4, 64)}):
-            lp = logprobs()
-            kl = (mx.exp(reference) * (reference - lp)).sum(-1).mean()
-            kls[name] = kl.item()
+            kls[name] = reference.kl(model)
     elapsed = time.perf_counter() - start
     passes = len(names) + 1
     return {"seconds": elapsed, "passes": passes, "tok_s": passes * chunks * chunk_len / elapsed, "kl": kls,

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def old_module(commit: str) -> types.ModuleType:
     src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:core/quant/estimate.py"], check=True,
                          capture_output=True, text=True).stdout
-    src = src.replace("from . import kl", "from temper.core.quant import kl")
+    src = src.replace("from . import kl", "from temper.core.quant import reference as kl")  # kl.py is now reference.py
     src = src.replace("from .candidates", "from temper.core.quant.candidates")
     src = src.replace("from .tensors import QTensor, fake_quantize",
                       "from temper.core.quant.tensors import QTensor, fake_quantize")

@@ -118,15 +118,16 @@ def free_run(model, ids: list[int], n: int, variant: str, gs: int) -> list[int]:
 
 
 def forced(model, ids: list[int], ref: list[int], variant: str, gs: int):
-    """Next-token log-probs at each of len(ref) positions when the cache is fed the reference tokens: one
-    causal pass (the same arithmetic as decoding them one at a time: position i sees positions <= i)."""
+    """(tokens fed, fp32 logits), both (1, len(ref), ...), at each of len(ref) positions when the cache is fed
+    the reference tokens: one causal pass (the same arithmetic as decoding them one at a time: position i
+    sees positions <= i)."""
     import mlx.core as mx
 
     cache = _prefill(model, ids, variant, gs)
-    logits = model(mx.array([ids[-1], *ref[:-1]])[None], cache=cache)[0].astype(mx.float32)
-    lp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-    mx.eval(lp)
-    return lp
+    x = mx.array([ids[-1], *ref[:-1]])[None]
+    logits = model(x, cache=cache).astype(mx.float32)
+    mx.eval(logits)
+    return x, logits
 
 
 def main(argv=None) -> int:
@@ -148,6 +149,7 @@ def main(argv=None) -> int:
     from mlx.utils import tree_flatten
     from mlx_lm import load
     from temper.core.engine.kv_config import kv_group_size, n_caches
+    from temper.core.quant.reference import Reference, log_softmax
 
     t_start = time.perf_counter()
     model, tok = load(args.model)
@@ -176,7 +178,9 @@ def main(argv=None) -> int:
     for prompt in PROMPTS[args.first - 1: args.first - 1 + args.prompts]:
         ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
         ref = free_run(model, ids, args.tokens, "float", gs)
-        ref_lp = forced(model, ids, ref, "float", gs)
+        x, ref_logits = forced(model, ids, ref, "float", gs)
+        reference = Reference.from_logits([x], [ref_logits])   # the sensitivity pass's KL reference
+        ref_lp = log_softmax(ref_logits)[0]
         ref_top = mx.argmax(ref_lp, axis=-1)
         top2 = mx.topk(ref_lp, 2, axis=-1)
         margins = (mx.max(top2, axis=-1) - mx.min(top2, axis=-1)).tolist()
@@ -184,9 +188,9 @@ def main(argv=None) -> int:
         n = len(ref)
         for v in variants:
             free = free_run(model, ids, args.tokens, v, gs) if v in free_variants else None
-            lp = forced(model, ids, ref, v, gs)
-            flips = mx.array(mx.argmax(lp, axis=-1) != ref_top).tolist()
-            kl = float(mx.sum(mx.exp(ref_lp) * (ref_lp - lp)).item())
+            lp = log_softmax(forced(model, ids, ref, v, gs)[1])
+            flips = mx.array(mx.argmax(lp[0], axis=-1) != ref_top).tolist()
+            kl = reference.kl_sum(reference.batches[0], lp)
             fm = [m for m, f in zip(margins, flips, strict=True) if f]
             t = totals[v]
             if free is not None:

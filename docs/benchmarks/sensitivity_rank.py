@@ -147,11 +147,11 @@ def replay_timing(model_path: str, chunks) -> list[tuple[str, float, float]]:  #
 
     import mlx.core as mx
     from temper.core.engine.loader import load
-    from temper.core.quant import kl
+    from temper.core.quant.reference import Reference
 
     lm = load(model_path)
     lm.model.set_dtype(mx.float32)
-    ref = kl.Reference(lm.model, chunks, vocab=int(lm.config["vocab_size"]))
+    ref = Reference(lm.model, chunks, vocab=int(lm.config["vocab_size"]))
     n = len(ref.layers)
     rows = []
     for start, label in [(0, "block 0"), *[(i, f"block {i}") for i in range(1, n)], (n, "lm_head")]:

@@ -99,3 +99,30 @@ def test_errors_are_one_line_either_way() -> None:
         console, buf = _console(terminal)
         print_error("model.safetensors: [broken] header " + "y" * 80, console=console)
         assert len(buf.getvalue().splitlines()) == 1 and "[broken]" in buf.getvalue()
+
+
+def _hand_padding(path: Path) -> list[int]:
+    """Lines that pad text into columns by hand: `.ljust(` / `.rjust(`, or an f-string width like `{x:>5}`."""
+    import ast
+    import re
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in ("ljust", "rjust"):
+            found.append(node.lineno)
+        elif isinstance(node, ast.FormattedValue) and isinstance(node.format_spec, ast.JoinedStr):
+            spec = "".join(v.value for v in node.format_spec.values if isinstance(v, ast.Constant))
+            if re.match(r"^.?[<>^]?\d+s?$", spec) and not re.match(r"^\d*\.\d", spec):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_command_pads_its_columns_by_hand() -> None:
+    """Every CLI table goes through cli/output.print_table (core/library/format.table is its plain form).
+    Before: `temper profiles list|diff` and `temper kv-calibrate` padded columns themselves (and kv-calibrate
+    drew its own `\\r` progress line), so they were the only tables not drawn by Rich on a terminal."""
+    root = Path(__file__).resolve().parents[2]
+    files = [*(root / "cli").rglob("*.py"), *(root / "core").rglob("*.py")]
+    found = {f"{p.relative_to(root)}": lines for p in files
+             if (lines := _hand_padding(p)) and p != root / "core" / "library" / "format.py"}
+    assert found == {}, f"print these with cli/output.print_table: {found}"

@@ -121,3 +121,26 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+def test_quantize_eval_shows_evaluation_progress_when_piped(cli_engine, tiny_llama, tmp_path, capsys,
+                                                            monkeypatch) -> None:
+    """`temper quantize --eval | cat`: the evaluation says it started (before the base model loads), then
+    counts its chunks with an ETA, and ends at total/total."""
+    import temper.cli.progress as progress
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)       # a line per event: the counting is visible
+    argv = ["quantize", str(tiny_llama), "--recipe", "uniform-4", "--eval", "--samples", "4", "--seq-len", "32",
+            "-o", str(tmp_path / "q")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("[evaluate]")]
+    counts = [tuple(map(int, m.groups())) for m in (re.match(r"\[evaluate\] (\d+)/(\d+)", line) for line in lines)
+              if m]
+    assert len(counts) >= 4, err
+    (total,) = {t for _, t in counts}
+    assert total == 2 * 4                                  # base + one quant, four held-out chunks each
+    assert [d for d, _ in counts] == sorted(d for d, _ in counts) and counts[-1] == (total, total)
+    assert "loading" in lines[0] and tiny_llama.name in lines[0]   # said before the base model loads
+    assert any(" eta " in line for line in lines[1:-1]), lines
+    assert any(line.endswith(" loading q") for line in lines), lines   # the quantized folder's turn is named
+    assert "\r" not in err and not ANSI.search(err)

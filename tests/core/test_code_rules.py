@@ -114,7 +114,41 @@ def test_one_reader_of_the_models_quantization_rule() -> None:
 
 
 def test_one_pass_counter() -> None:
-    assert _defined("PassCounter") == ["core/quant/kl.py"] and _defined("_count_passes") == []
+    assert _defined("PassCounter") == ["core/quant/reference.py"] and _defined("_count_passes") == []
+
+
+def _is_log_softmax(node: ast.AST) -> bool:
+    """`x - <m>.logsumexp(x, ..., keepdims=True)`: next-token log-probs, the start of a KL reference."""
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.right, ast.Call) and \
+        isinstance(node.right.func, ast.Attribute) and node.right.func.attr == "logsumexp" and \
+        any(k.arg == "keepdims" for k in node.right.keywords)
+
+
+def test_one_kl_reference() -> None:
+    """Before (7a06319): core/quant/kl.py's `Reference` (top-k + tail for large vocabularies) and
+    core/quant/evaluate.py's `Reference` (every position's fp32 log-probs, spilled to disk), and
+    kv_sensitivity.py's and two benchmarks' own log-probs. Now the sensitivity pass, the held-out evaluation,
+    the KV-cache calibration and the benchmarks share core/quant/reference.py: one class named *Reference in
+    core/quant, one log-softmax in core/quant and docs/benchmarks."""
+    quant = [p for p in sources() if p.relative_to(ROOT).parts[:2] == ("core", "quant")]
+    benchmarks = sorted((ROOT / "docs" / "benchmarks").glob("*.py"))
+    classes = sorted(f"{p.relative_to(ROOT)}:{n.name}" for p in quant for n in ast.walk(ast.parse(p.read_text()))
+                     if isinstance(n, ast.ClassDef) and n.name.endswith("Reference"))
+    assert classes == ["core/quant/reference.py:Reference"]
+    softmaxes = sorted({f"{p.relative_to(ROOT)}" for p in quant + benchmarks
+                        for n in ast.walk(ast.parse(p.read_text())) if _is_log_softmax(n)})
+    assert softmaxes == ["core/quant/reference.py"], f"use reference.log_softmax / reference.Reference: {softmaxes}"
+
+
+MAX_LINES = 400
+
+
+def test_every_module_is_under_the_size_limit() -> None:
+    """Files stay small and named for what they hold: split one that grows past MAX_LINES (core/, cli/, tui/).
+    Before (7a06319): tui/views/chat.py 442, quantize.py 431, library.py 419, tui/app.py 404,
+    tui/quant_client.py 403."""
+    big = {f"{p.relative_to(ROOT)}": n for p in sources() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert big == {}, f"split these into modules named for what they hold: {big}"
 
 
 def _is_app(node: ast.expr) -> bool:
@@ -135,3 +169,15 @@ def test_no_duck_typing_of_the_app() -> None:
                     node.func.id in ("getattr", "hasattr") and node.args and _is_app(node.args[0]):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == [], found
+
+
+def test_the_command_line_lives_outside_core() -> None:
+    """Before (c988b55): the CLI was core/cli/, which may not import Rich, so its tables and `\\r` progress were
+    written by hand. Now it is the top-level `cli` package (installed as temper.cli): core/ parses no argv."""
+    assert not (ROOT / "core" / "cli").exists()
+    parsers = sorted(f"{p.relative_to(ROOT)}" for p in sources() if p.parts[len(ROOT.parts)] == "core"
+                     for n in ast.walk(ast.parse(p.read_text()))
+                     if isinstance(n, (ast.Import, ast.ImportFrom)) and
+                     "argparse" in ([a.name for a in n.names] if isinstance(n, ast.Import) else [n.module]))
+    assert parsers == [], parsers
+    assert 'temper = "temper.cli.main:entry"' in (ROOT / "pyproject.toml").read_text()

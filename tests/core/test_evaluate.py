@@ -139,5 +139,7 @@ def test_evaluate_reports_every_chunk_so_its_eta_moves(tiny_llama, engine):
 
     chunks = [[1, 2, 3, 4, 5, 6, 7, 8]] * 3
     engine.run(lambda ctx: evaluate(Ctx(), tiny_llama, [tiny_llama], chunks))
-    steps = [(e.done, e.total) for e in seen if e.phase == "evaluate"]
+    loading = [(e.done, e.message) for e in seen if e.phase == "evaluate" and e.message.startswith("loading")]
+    steps = [(e.done, e.total) for e in seen if e.phase == "evaluate" and not e.message.startswith("loading")]
     assert steps == [(i, 6) for i in range(7)]          # 3 chunks x (base + 1 model), then done
+    assert loading == [(0, f"loading base {tiny_llama.name}"), (3, f"loading {tiny_llama.name}")]  # before each load

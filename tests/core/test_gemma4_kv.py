@@ -202,3 +202,23 @@ def test_kv_allocation_takes_the_cheapest_bytes_first():
     assert allocate(sens, 7.0) == [8, 4, 8, None]
     assert allocate(sens, 6.0) == [8, 4, 4, None]
     assert allocate(sens, 4.0) == [4, 4, 4, None]
+
+
+def test_the_kv_calibrate_command_prints_its_plan_as_a_table(engine, gemma4_shared, tmp_path, capsys, monkeypatch):
+    """Before: the command wrote its own `\\r` progress line and padded its table by hand; now progress is
+    cli/progress.py's and the table cli/output.py's (plain aligned text when piped, as here)."""
+    import shutil
+
+    import temper.core.engine.thread as thread
+    from temper.cli.main import main
+
+    monkeypatch.setattr(thread, "_default", engine)
+    folder = tmp_path / "cli-calibrated"
+    shutil.copytree(gemma4_shared, folder)
+    assert main(["kv-calibrate", str(folder), "--samples", "1", "--seq-len", "64", "--chunk", "16",
+                 "--context", "4096"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == ["cache", "layer", "kind", "ΔKL", "8-bit", "ΔKL", "4-bit", "bits"]
+    assert [line.split()[-1] for line in lines[1:5]] == ["8", "8", "4", "8"] and "\r" not in err
+    assert "[kv]" in err and f"saved: {folder / 'kv_config.json'}" in out

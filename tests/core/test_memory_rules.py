@@ -27,7 +27,7 @@ def test_the_wizard_preflight_streams_exactly_when_the_core_would(tiny_llama, mo
     import psutil
     from temper.core.quant.request import QuantRequest
     from temper.core.quant.streamed import fp32_bytes, needs_streaming
-    from temper.tui.quant_client import EngineQuantClient
+    from temper.tui.engine_quant_client import EngineQuantClient
 
     free = int(fp32_bytes(tiny_llama) * free_over_fp32)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=free))

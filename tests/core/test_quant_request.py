@@ -146,3 +146,20 @@ def test_eval_tasks_and_limit_flags_reach_the_request_under_both_spellings() -> 
         assert (req.eval_tasks, req.eval_limit) == ("gsm8k,mmlu_cloze", 5)
     with pytest.raises(QuantError, match="unknown task 'arc'"):
         request_from(parse_cli("m", "--eval-tasks", "gsm8k,arc"))
+
+
+def test_the_shipped_oq4_balanced_profile_keeps_its_budget_and_widths() -> None:
+    """Before: oq4-balanced.toml's `target_bpw` and `bits` were dropped for a non-temper recipe (the app kept
+    only the recipe name). Now the app's route (the profile section as the request) and the CLI's
+    (`temper --profile oq4-balanced quantize`) hand the allocator the profile's budget and widths."""
+    from temper.core.profiles import load
+
+    profile = load("oq4-balanced")
+    section = profile.section("quantize")
+    assert section["recipe"] == "oq4" and section["target_bpw"] == 4.5
+    for req in (QuantRequest(model="m", **section).validate(), request_from(parse_cli("m"), profile).validate()):
+        options = req.plan_options()
+        assert (req.recipe, options.bpw) == ("oq4", 4.5)
+        assert sorted({c.bits for c in options.candidates}) == section["bits"] == [3, 4, 5, 6, 8]
+        assert {c.group_size for c in options.candidates} == {64}
+        assert [p.pattern for p in options.protect] == section["protect"]

@@ -30,7 +30,7 @@ def calib_file(tmp_path) -> Path:
 
 def test_the_app_route_applies_awq(engine, tiny_llama, tmp_path):
     """Before: the app's pipeline built the core request without `awq`, so the wizard's AWQ did nothing."""
-    from temper.tui.quant_client import EngineQuantClient
+    from temper.tui.engine_quant_client import EngineQuantClient
 
     client = EngineQuantClient(engine)
     out = tmp_path / "awq-app"

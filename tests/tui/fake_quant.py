@@ -7,15 +7,15 @@ do no MLX work. The fake allocator is a plain greedy (test-only); the real one l
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from temper.core import jobs
-from temper.core.engine.events import Event, Progress
+from temper.core.engine.events import Progress
 from temper.core.errors import QuantError
 from temper.core.quant.candidates import Candidate
 from temper.core.quant.request import QuantRequest
 from temper.core.quant.scores import SensitivityTable, TensorScores
+from temper.core.quant.sensitivity import LayerScored
 from temper.tui.app import TemperApp
 from temper.tui.quant_client import (
     RECIPES,
@@ -29,18 +29,6 @@ from temper.tui.quant_client import (
 
 KINDS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 CANDS = [Candidate(b, 64) for b in (2, 3, 4, 6, 8)]
-
-
-@dataclass(frozen=True)
-class LayerScored(Event):
-    """Shaped like the core's per-tensor event: the Layers view duck-types on `path` and `scores`."""
-
-    path: str
-    scores: dict
-    params: int = 0
-    kind: str = ""
-    layer: int | None = None
-    shape: tuple = ()
 
 
 def fake_table(layers: int = 4) -> SensitivityTable:
@@ -178,7 +166,7 @@ class FakeQuantClient:
             if self.gate is not None and i == n // 2:
                 self.gate.wait(10)
                 ctx.check()
-            ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores), t.params, t.kind, t.layer, t.shape))
+            ctx.emit(LayerScored.of(ctx.job_id, t, i + 1, n))
             ctx.emit(Progress(ctx.job_id, "sensitivity", i + 1, n, f"scored {t.path}", {"eta_s": 5.0 * (n - i - 1)}))
         for phase in ("allocate", "write", "verify", "evaluate"):
             if phase == self.fail_in:
@@ -200,7 +188,7 @@ class FakeQuantClient:
             n = len(self.table.tensors)
             for i, t in enumerate(self.table.tensors):
                 ctx.check()
-                ctx.emit(LayerScored(ctx.job_id, t.path, dict(t.scores), t.params, t.kind, t.layer, t.shape))
+                ctx.emit(LayerScored.of(ctx.job_id, t, i + 1, n))
                 ctx.emit(Progress(ctx.job_id, "sensitivity", i + 1, n, "exact pass"))
             self.saved_scores = True
             return self.table

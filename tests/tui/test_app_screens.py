@@ -65,7 +65,7 @@ async def test_profile_picker_applies_and_saves(engine) -> None:
         await pilot.press(*["down"] * names.index("precise"))
         await pilot.pause()
         diff_text = str(app.screen.query_one("#profile-diff").render())
-        assert "sampling.temperature: (default: 0.7) → 0.2" in diff_text
+        assert "sampling\n  temperature 0.7 → 0.2" in diff_text and "(dimmed: not set, the default)" in diff_text
         await pilot.press("enter")
         await pilot.pause()
         assert app.profile.name == "precise" and "profile precise" in app.sub_title
@@ -113,7 +113,7 @@ async def test_profile_screen_compares_two_profiles(engine) -> None:
         await pilot.pause()
         text = str(app.screen.query_one("#profile-diff").render())
         assert "changes against creative:" in text
-        assert "sampling.temperature: 1.0 → 0.2" in text
+        assert "sampling\n  temperature 1.0 → 0.2" in text
 
 
 async def test_settings_screen_fits_80x24(engine) -> None:
@@ -139,3 +139,22 @@ async def test_settings_screen_refuses_a_models_folder_that_does_not_exist(engin
         assert isinstance(app.screen, SettingsScreen)
         assert any("is not a folder" in n.message for n in app._notifications)
     assert not store.settings_path().exists()
+
+
+async def test_profile_details_wrap_between_words_at_80x24(engine) -> None:
+    """Before: the profile's path and "sampling.temperature: (default: 0.7) → 0.0" lines were folded in the
+    middle of words in the 41-column pane."""
+    app = new_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        names = [o.id for o in app.screen.query_one("#profile-list").options]
+        for n, name in enumerate(names):
+            if n:
+                await pilot.press("down")
+                await pilot.pause()
+            pane = app.screen.query_one("#profile-diff")
+            words = set(str(pane.render()).split())
+            shown = [pane.render_line(y).text for y in range(pane.size.height)]
+            broken = [w for line in shown for w in line.split() if w not in words]
+            assert not broken, (name, broken, shown)

@@ -6,7 +6,8 @@ import asyncio
 import threading
 from pathlib import Path
 
-from fake_quant import CANDS, FakeQuantClient, LayerScored, fake_table, greedy
+from fake_quant import CANDS, FakeQuantClient, fake_table, greedy
+from temper.core.quant.sensitivity import LayerScored
 from temper.tui.app import TemperApp
 from temper.tui.views.layers import LayersView
 from temper.tui.widgets.layers_budget import BudgetSlider
@@ -211,5 +212,27 @@ def test_a_quantized_model_says_why_and_opens_its_float_copy(engine, tmp_path: P
         await settle(pilot)
         assert app.model == f"{four_bit}-bf16"
         assert "No sensitivity scores for tiny-4bit-bf16 yet: press s" in status(view)
+
+    run(app, script)
+
+
+def test_measuring_shows_one_count_an_eta_and_what_the_pass_does(engine, tmp_path: Path, monkeypatch) -> None:
+    """Before: "press s to measure them now … · measuring: fisher: sequence 2/16 2/227" (the hint kept, two
+    counts, no ETA)."""
+    import temper.tui.views.layers as layers
+    from temper.core.engine.events import Progress
+    from temper.tui.bridge import EngineEvent
+
+    clock = iter([100.0, 110.0, 120.0])
+    monkeypatch.setattr(layers, "monotonic", lambda: next(clock))
+    app = make_app(engine, tmp_path, saved=False)
+
+    async def script(pilot, view: LayersView) -> None:
+        view.measure_job = 99
+        for done in (1, 2):
+            view.on_engine_event(EngineEvent(Progress(99, "sensitivity", done, 11, f"fisher: sequence {done}/4")))
+        await pilot.pause()
+        text = status(view)
+        assert text == "measuring sensitivity 2/11 (18%) · ETA 1m30s · fisher: sequence 2/4", text
 
     run(app, script)

@@ -311,3 +311,36 @@ async def test_hub_search_says_searching_while_it_waits(engine, library: Path,
         await pilot.pause()
         assert "searching 'tiny'…" in str(app.screen.query_one("#hub-status").render())
         release.set()
+
+
+@sync
+async def test_the_details_pane_shows_every_line_at_80x24(engine, library: Path) -> None:
+    """Before: a fixed five lines; wrapped at 80 columns the last (the keys) was cut off."""
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _loaded(pilot, app)
+        pane = app.query_one("#library-details")
+        for _ in view.shown:
+            await pilot.pause()
+            wanted = str(pane.render()).strip().splitlines()[-1].split()[-1]
+            shown = " ".join(pane.render_line(y).text for y in range(pane.size.height))
+            assert wanted in shown, (wanted, shown)
+            await pilot.press("down")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+def test_every_column_shown_fits_the_width(engine, library: Path, size) -> None:
+    """Before: at 80 columns "Vis" and "Source" were cut to "V" and nothing (both are in the details pane)."""
+    @sync
+    async def check() -> None:
+        app = RecordingApp(engine=engine)
+        async with app.run_test(size=size) as pilot:
+            await _loaded(pilot, app)
+            table = app.query_one("#library-table", DataTable)
+            widths = sum(c.get_render_width(table) for c in table.columns.values())
+            assert widths <= table.content_region.width, (widths, table.content_region)
+            keys = [str(c.key.value) for c in table.columns.values()]
+            assert keys[:6] == ["name", "arch", "params", "size", "quant", "bpw"]
+            assert ("source" in keys) == (size[0] >= 100)
+
+    check()

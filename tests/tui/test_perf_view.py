@@ -312,3 +312,43 @@ def test_benchmark_fields_and_table_fit_small_terminals(size) -> None:
             assert pilot.app.query_one("#bench-table").region.height >= 3
 
     check()
+
+
+@sync
+async def test_the_benchmark_model_follows_the_active_model(tmp_path) -> None:
+    """Open in Chat (or the Library) changes the active model: F5 then benchmarks that one, not the one the
+    app started with; a running benchmark keeps its field."""
+    engine = FakeEngine()
+    app = TemperApp(engine=engine, model=str(tmp_path / "first"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await _open(pilot)
+        field = view.query_one("#bench-model", Input)
+        assert field.value == str(tmp_path / "first")
+        app.model = str(tmp_path / "quantized")
+        await pilot.pause()
+        assert field.value == str(tmp_path / "quantized")
+        await pilot.click("#bench-run")
+        await pilot.pause()
+        app.model = str(tmp_path / "other")
+        await pilot.pause()
+        assert field.value == str(tmp_path / "quantized")          # the running benchmark's model stays
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+def test_the_live_panel_keeps_its_border_and_both_sparklines(size) -> None:
+    """Before: at 100x30 the Live box was taller than its row: its bottom border was cut off (and at 80x24
+    the memory sparkline too)."""
+    @sync
+    async def check() -> None:
+        app = TemperApp(engine=FakeEngine())
+        async with app.run_test(size=size) as pilot:
+            await _open(pilot)
+            await pilot.pause()
+            row = pilot.app.query_one("#perf-top").region
+            live = pilot.app.query_one(PerfLive)
+            assert row.contains_region(live.region) and live.outer_size.height <= row.height, (live.region, row)
+            assert live.virtual_size.height <= live.content_region.height       # nothing scrolled out of sight
+            for spark in live.query(Sparkline):
+                assert spark.region.height >= 1 and live.content_region.contains_region(spark.region)
+
+    check()

@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 from fake_quant import FakeQuantClient
-from temper.tui.quant_client import EngineQuantClient, QuantClient
+from temper.tui.engine_quant_client import EngineQuantClient
+from temper.tui.quant_client import QuantClient
 
 METHODS = [name for name, value in vars(QuantClient).items()
            if callable(value) and not name.startswith("_")]

@@ -78,7 +78,7 @@ def test_layers_reallocation_matches_the_written_plan(engine, tiny_llama: Path) 
     """The saved scores re-allocated at the run's budget (what the Layers tab does) give the run's plan."""
     from temper.core.quant.pipeline import quantize, result_dict
     from temper.core.quant.request import QuantRequest
-    from temper.tui.quant_client import EngineQuantClient
+    from temper.tui.engine_quant_client import EngineQuantClient
 
     request = QuantRequest(model=str(tiny_llama), target_bpw=5.0, bits=[2, 4, 8], group_sizes=[64], samples=4,
                            seq_len=64, output=str(models_dir() / "layers-check"))

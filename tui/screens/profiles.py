@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temper.core.errors import ProfileError
 from temper.core.profiles import diff, list_profiles, load_file, save
-from temper.core.profiles.diff import show
+from temper.core.profiles.diff import UNSET, show
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -84,7 +84,10 @@ class ProfileScreen(TemperNode, ModalScreen[str | None]):
             profile = load_file(ref.path, ref.name, ref.source)
         except ProfileError as exc:
             return f"[b red]does not load[/]\n{_escape(str(exc))}"
-        lines = [f"[b]{ref.name}[/b] ({ref.source}) {_escape(profile.description)}", f"[dim]{ref.path}[/dim]", ""]
+        lines = [f"[b]{ref.name}[/b] ({ref.source}) {_escape(profile.description)}"]
+        if ref.source != "shipped":                # where to edit it; a shipped one lives in the package
+            lines.append(f"[dim]{_escape(_home_short(str(ref.path)))}[/dim]")
+        lines.append("")
         base, label = self.app.profile, f"the active profile ({self.app.profile.name})"
         if self.base is not None:
             base_ref = next((r for r in list_profiles() if r.name == self.base), None)
@@ -96,8 +99,15 @@ class ProfileScreen(TemperNode, ModalScreen[str | None]):
         lines.append(f"changes against {_escape(label)}:")
         if not changes:
             lines.append("  none: the same in effect")
-        for c in changes:
-            lines.append(f"  {c.key}: {_escape(show(c.a, c.default))} [b]→[/b] {_escape(show(c.b, c.default))}")
+        section = ""
+        for c in changes:                          # short lines, grouped: they wrap between words at 80 columns
+            where, key = c.key.split(".", 1)
+            if where != section:
+                section = where
+                lines.append(f"[b]{where}[/b]")
+            lines.append(f"  {key} {_value(c.a, c.default)} [b]→[/b] {_value(c.b, c.default)}")
+        if any(UNSET in (c.a, c.b) for c in changes):
+            lines += ["", "[dim](dimmed: not set, the default)[/dim]"]
         return "\n".join(lines)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -121,6 +131,20 @@ class ProfileScreen(TemperNode, ModalScreen[str | None]):
                 self.refresh_profiles(name)
 
         self.app.push_screen(SaveProfileScreen(), saved)
+
+
+def _value(value, default) -> str:
+    """A value set in the profile as it is; a default dimmed."""
+    if value is UNSET:
+        return f"[dim]{_escape(show(default, None))}[/dim]" if default is not None else "[dim]unset[/dim]"
+    return _escape(show(value, default))
+
+
+def _home_short(path: str) -> str:
+    from pathlib import Path
+
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def _escape(text: str) -> str:

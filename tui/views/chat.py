@@ -4,6 +4,8 @@ The view never touches MLX: it builds a `ChatRequest` and hands it to a client (
 an `EngineChatClient` on the app's engine, or a test's fake); its events come back as `ChatView.Event`
 messages.
 Every answer is saved while it grows (`AnswerWriter`), so a crash loses at most half a second of it.
+The commands on saved conversations (new, search, rename, delete, export, settings, copy) are in
+tui/views/chat_conversations.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temper.core.chat.export import export, new_notes
+from temper.core.chat.export import new_notes
 from temper.core.chat.session import make_request
 from temper.core.chat.settings import ChatSettings
 from temper.core.chat.store import AnswerWriter, ChatStore, Conversation, title_from
@@ -21,7 +23,6 @@ from temper.core.engine.events import Cancelled, Failed, Finished, Progress, Sta
 from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
 from temper.core.engine.reasoning import has_thinking_mode
 from temper.core.errors import TemperError
-from temper.core.paths import data_dir
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,10 +30,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from ..typed_app import TemperNode
-from ..widgets.chat_message import ChatMessage, last_code_block
-from ..widgets.chat_settings import AskText, ChatSettingsScreen
+from ..widgets.chat_header import ChatHeader, Part
+from ..widgets.chat_message import ChatMessage
 from ..widgets.chat_sidebar import ChatSidebar
+from .chat_conversations import ChatConversations
 
 NO_MODEL = "No model selected: open one from the Library (or run temper --model PATH)."
 _gen_ids = itertools.count(1)
@@ -52,7 +53,7 @@ class Generation:
     earlier: list = field(default_factory=list)  # the conversation's messages before it (notes said once)
 
 
-class ChatView(TemperNode, Vertical):
+class ChatView(ChatConversations, Vertical):
     DEFAULT_CSS = """
     ChatView { height: 1fr; }
     ChatView #chat-body { height: 1fr; }
@@ -92,12 +93,13 @@ class ChatView(TemperNode, Vertical):
         self.system_prompt = ""
         self.gen: Generation | None = None
         self.last_stats: dict = {}
+        self._thinking: dict[str, bool] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-body"):
             yield ChatSidebar(id="chat-sidebar")
             with Vertical(id="chat-main"):
-                yield Static("", id="chat-header")
+                yield ChatHeader(id="chat-header")
                 yield VerticalScroll(id="chat-log")
                 yield Input(placeholder="Message (Enter sends · Esc stops · F6 settings)", id="chat-input")
 
@@ -151,24 +153,36 @@ class ChatView(TemperNode, Vertical):
         self.query_one(ChatSidebar).show(self.store.list(query), self.conv.id if self.conv else None)
 
     def update_header(self) -> None:
-        parts = [Path(self.model).name if self.model else "no model"]
+        """Model, context, settings and title, fitted to the header's width (widgets/chat_header.py)."""
+        parts = [Part(Path(self.model).name if self.model else "no model", keep=0)]
         if self.conv:
-            parts.append(self.conv.title)
+            parts.append(Part(self.conv.title, keep=9, title=True))
         used, limit = self.last_stats.get("context_used", 0), self.last_stats.get("context_limit", 0)
         if limit:
-            parts.append(f"context {used}/{limit}")
+            parts.append(Part(f"context {used}/{limit}", keep=0, short=f"ctx {used}/{limit}"))
             if used >= 0.9 * limit:
-                parts.append("[b]context nearly full: start a new chat (ctrl+n)[/b]")
+                parts.append(Part("context nearly full: start a new chat (ctrl+n)", keep=0,
+                                  short="nearly full: ctrl+n", style="bold"))
         s = self.settings
-        parts.append(f"effort {s.effort or 'default'}")
+        if s.effort or self._thinks():
+            parts.append(Part(f"effort {s.effort or 'default'}", keep=3))
         if s.drafter:
-            parts.append(f"drafter {s.drafter} ×{s.num_draft_tokens}")
+            parts.append(Part(f"drafter {s.drafter} ×{s.num_draft_tokens}", keep=2, short=f"draft ×{s.num_draft_tokens}"))
         kv = self.last_stats.get("kv")
         if kv and kv != "float":
-            parts.append(f"kv {kv}")
+            parts.append(Part(f"kv {kv}", keep=1))
         elif s.kv_bits:
-            parts.append(f"kv {s.kv_bits}-bit")
-        self.query_one("#chat-header", Static).update(" · ".join(parts))
+            parts.append(Part(f"kv {s.kv_bits}-bit", keep=1))
+        self.query_one(ChatHeader).show(parts)
+
+    def _thinks(self) -> bool:
+        """Whether the model has a thinking mode (read from its files once per model): else "effort" says nothing."""
+        model = self.model
+        if not model or not Path(model).is_dir():
+            return True
+        if model not in self._thinking:
+            self._thinking[model] = has_thinking_mode(model)
+        return self._thinking[model]
 
     def show_conversation(self, conv_id: int | None) -> None:
         """Open a saved conversation (None: a fresh, unsaved one)."""
@@ -321,122 +335,3 @@ class ChatView(TemperNode, Vertical):
             prompt_input.value = gen.prompt
             prompt_input.cursor_position = len(gen.prompt)
         self.notify("Stopped before the first token")
-
-    # -- conversations ----------------------------------------------------------------------------------
-    def _busy(self) -> bool:
-        if self.gen is not None:
-            self.notify("Stop the answer first (Esc)", severity="warning")
-            return True
-        return False
-
-    def action_new_chat(self) -> None:
-        if not self._busy():
-            self.show_conversation(None)
-            self.refresh_list()
-            self.query_one("#chat-input", Input).focus()
-
-    def on_chat_sidebar_selected(self, message: ChatSidebar.Selected) -> None:
-        if type(message) is ChatSidebar.Selected and not self._busy():
-            self.show_conversation(message.conversation_id)
-            self.refresh_list()                      # the ▸ mark moves to the chat now open
-
-    def on_chat_sidebar_search(self, message: ChatSidebar.Search) -> None:
-        self.refresh_list(message.query or None)
-
-    def on_chat_sidebar_rename(self, message: ChatSidebar.Rename) -> None:
-        self._rename(message.conversation_id)
-
-    def on_chat_sidebar_delete(self, message: ChatSidebar.Delete) -> None:
-        if self.gen is not None and self.conv and self.conv.id == message.conversation_id:
-            self._busy()
-            return
-        from ..screens.delete_model import ConfirmDelete
-
-        title = self.store.get(message.conversation_id).title
-        count = len(self.store.messages(message.conversation_id))
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.store.delete(message.conversation_id)
-                if self.conv and self.conv.id == message.conversation_id:
-                    self.show_conversation(None)
-                self.refresh_list()
-                self.notify(f"Deleted “{title}”")
-
-        # the same confirmation as the Library's delete: y deletes, n or Esc keeps
-        self.app.push_screen(ConfirmDelete(f"“{title}”", f"{count} message(s)", "a saved conversation"), done)
-
-    def action_rename(self) -> None:
-        if self.conv is not None:
-            self._rename(self.conv.id)
-
-    def _rename(self, conv_id: int) -> None:
-        def done(title: str | None) -> None:
-            if title is None:
-                return
-            try:
-                self.store.rename(conv_id, title)
-            except TemperError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            if self.conv and self.conv.id == conv_id:
-                self.conv = self.store.get(conv_id)
-                self.update_header()
-            self.refresh_list()
-
-        self.app.push_screen(AskText("Rename the conversation", self.store.get(conv_id).title), done)
-
-    def action_export(self) -> None:
-        if self.conv is None:
-            self.notify("Nothing to export yet", severity="warning")
-            return
-        default = data_dir() / "exports" / f"chat-{self.conv.id}.md"
-
-        def done(path: str | None) -> None:
-            if path:
-                out = export(self.store, self.conv.id, Path(path).expanduser())
-                self.notify(f"Exported to {out}", title="Export")
-
-        self.app.push_screen(AskText("Export to Markdown file", str(default)), done)
-
-    def action_search(self) -> None:
-        sidebar = self.query_one(ChatSidebar)
-        sidebar.display = True
-        self.query_one("#chat-search", Input).focus()
-
-    def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one(ChatSidebar)
-        sidebar.display = not sidebar.display
-
-    def action_settings(self) -> None:
-        def done(result) -> None:
-            if result is None:
-                return
-            self.system_prompt, self.settings = result
-            if self.conv is not None:
-                self.store.update(self.conv.id, system_prompt=self.system_prompt, settings=self.settings.to_dict())
-            self.update_header()
-            self.notify(f"Settings saved for this chat; new chats start from profile {self.app.profile.name}")
-
-        no_thinking = ""
-        if self.model and Path(self.model).is_dir() and not has_thinking_mode(self.model):
-            no_thinking = Path(self.model).name
-        self.app.push_screen(ChatSettingsScreen(self.system_prompt, self.settings, no_thinking=no_thinking), done)
-
-    # -- clipboard ---------------------------------------------------------------------------------------
-    def _last_answer(self) -> ChatMessage | None:
-        answers = [m for m in self.log_view.query(ChatMessage) if m.role == "assistant" and m.content]
-        return answers[-1] if answers else None
-
-    def action_copy_answer(self) -> None:
-        if (msg := self._last_answer()) is None:
-            self.notify("No answer to copy yet", severity="warning")
-            return
-        msg.action_copy()
-
-    def action_copy_code(self) -> None:
-        for msg in reversed(list(self.log_view.query(ChatMessage))):
-            if last_code_block(msg.content) is not None:
-                msg.action_copy_code()
-                return
-        self.notify("No code block in this chat", severity="warning")

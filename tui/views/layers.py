@@ -9,9 +9,12 @@ heat strip between sensitivity and chosen bits.
 from __future__ import annotations
 
 from pathlib import Path
+from time import monotonic
+from typing import TYPE_CHECKING
 
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
+from temper.core.library.format import human_duration
 from temper.core.quant.candidates import Candidate
 from temper.core.quant.scores import SensitivityTable, TensorScores
 from textual import work
@@ -25,6 +28,9 @@ from ..quant_client import Allocation, human_bytes, tab_is_active
 from ..typed_app import TemperNode
 from ..widgets.layers_budget import BudgetSlider, FrontierPlot
 from ..widgets.layers_heat import SHORT, LayersHeat
+
+if TYPE_CHECKING:
+    from temper.core.quant.sensitivity import LayerScored
 
 
 def _score(value: float | None) -> str:
@@ -60,6 +66,7 @@ class LayersView(TemperNode, Vertical):
         self.heat_mode = "sensitivity"
         self.model_path: str | None = None    # the model the table (or the explanation) is for
         self.measure_job: int | None = None
+        self.measure_clock: tuple[float, int] | None = None     # (time, done) of the pass's first count
         self.explain = ""                     # why there is no table, and what to do
         self.float_copy: str | None = None
         self.can_measure = False              # the active model is a float model
@@ -126,8 +133,8 @@ class LayersView(TemperNode, Vertical):
             self.notify(str(exc), severity="error", title="Sensitivity")
             return
         self.app.own_job(job.id, self)
-        self.measure_job = job.id
-        self._status("measuring: starting…")
+        self.measure_job, self.measure_clock = job.id, None
+        self._status("measuring sensitivity: starting…")
 
     def action_open_float_copy(self) -> None:
         if self.float_copy:
@@ -184,8 +191,8 @@ class LayersView(TemperNode, Vertical):
         key = self.alloc.choice[path]
         return key if key == "float" else str(Candidate.from_key(key))
 
-    def add_scores(self, event) -> None:
-        """A per-tensor event from a running sensitivity pass (duck-typed: `path`, `scores`)."""
+    def add_scores(self, event: LayerScored) -> None:
+        """A per-tensor event from a running sensitivity pass: its scores, and the tensor's facts for a new row."""
         scores = dict(event.scores)
         if self.table is None or self.live_job != event.job:
             keys = sorted(scores, key=lambda k: (Candidate.from_key(k).bits_per_weight(), k))
@@ -196,10 +203,7 @@ class LayersView(TemperNode, Vertical):
             self._rebuild_rows()
         known = self.table.by_path()
         path = event.path
-        params = int(getattr(event, "params", 0) or 0)
-        shape = tuple(getattr(event, "shape", ()) or ())
-        kind = getattr(event, "kind", "") or path.rsplit(".", 1)[-1]
-        layer = getattr(event, "layer", None)
+        params, shape, kind, layer = event.params, event.shape, event.kind or path.rsplit(".", 1)[-1], event.layer
         if layer is None and ".layers." in path:
             try:
                 layer = int(path.split(".layers.")[1].split(".")[0])
@@ -224,7 +228,9 @@ class LayersView(TemperNode, Vertical):
             self._measure_event(event)
             if isinstance(event, (Finished, Failed, Cancelled)):
                 return
-        if hasattr(event, "path") and hasattr(event, "scores"):
+        from temper.core.quant.sensitivity import LayerScored  # (loaded once a job runs, not at start)
+
+        if isinstance(event, LayerScored):
             self.add_scores(event)
         elif isinstance(event, Finished) and self.live_job == event.job:
             result = event.result if isinstance(event.result, dict) else {}
@@ -242,7 +248,7 @@ class LayersView(TemperNode, Vertical):
 
     def _measure_event(self, event) -> None:
         if isinstance(event, Progress) and event.total:
-            self._status(f"measuring: {event.message or event.phase} {event.done}/{event.total}")
+            self._status(self._measure_text(event))
         elif isinstance(event, Finished):
             self.measure_job = self.live_job = None
             if isinstance(event.result, SensitivityTable):
@@ -287,6 +293,23 @@ class LayersView(TemperNode, Vertical):
         self.query_one(FrontierPlot).show(self.frontier, (alloc.bpw, alloc.kl))
         self._status()
 
+    def _measure_text(self, event: Progress) -> str:
+        """"measuring sensitivity 12/227 (5%) · ETA 3m 10s · fisher: sequence 12/16": one count, the rate's ETA,
+        then what the pass is doing."""
+        now = monotonic()
+        if self.measure_clock is None or event.done < self.measure_clock[1]:
+            self.measure_clock = (now, event.done)
+        eta = (event.data or {}).get("eta_s")
+        t0, d0 = self.measure_clock
+        if eta is None and event.done > d0:
+            eta = (now - t0) / (event.done - d0) * (event.total - event.done)
+        parts = [f"measuring sensitivity {event.done}/{event.total} ({100 * event.done // event.total}%)"]
+        if eta is not None and event.done < event.total:
+            parts.append(f"ETA {human_duration(eta)}")
+        if event.message:
+            parts.append(event.message)
+        return " · ".join(parts)
+
     def _status(self, message: str = "", error: bool = False) -> None:
         status = self.query_one("#layers-status", Static)
         if error:
@@ -295,6 +318,8 @@ class LayersView(TemperNode, Vertical):
         if self.alloc is not None:
             text = (f"→ {self.alloc.bpw:.3f} bpw · {human_bytes(self.alloc.size_bytes)} · "
                     f"predicted KL {self.alloc.kl:.4f} · {len(self.pins)} pinned")
+        elif self.table is None and self.measure_job is not None:
+            text = ""                                      # measuring: the progress replaces the hint
         elif self.table is None:
             text = self.explain or "Waiting for sensitivity scores."
         else:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temper.core.library.format import human_bytes, human_params
+from temper.core.library.format import human_bytes
 from temper.core.library.model_info import ModelInfo
-from temper.core.library.scan import hf_cache_dir
-from temper.core.paths import models_dir
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,20 +22,16 @@ from ..messages import OpenModel
 from ..screens.delete_model import ConfirmDelete
 from ..screens.hub_search import HubSearch
 from ..typed_app import TemperNode
-
-# (key, header, sort key: larger first for numbers)
-COLUMNS = [
-    ("name", "Name", lambda m: m.name.lower()),
-    ("arch", "Arch", lambda m: m.architecture),
-    ("params", "Params", lambda m: -m.parameters),
-    ("size", "Size", lambda m: -m.size_bytes),
-    ("quant", "Quant", lambda m: m.quantization),
-    ("bpw", "BPW", lambda m: -m.bits_per_weight),
-    ("vision", "Vis", lambda m: not m.vision),
-    ("source", "Source", lambda m: m.source),
-]
-SORT_KEYS = [c[0] for c in COLUMNS]
-LARGEST_FIRST = {"params", "size", "bpw"}  # their natural order is descending
+from ..widgets.library_rows import (
+    COLUMNS,
+    LARGEST_FIRST,
+    SORT_KEYS,
+    details_text,
+    display_path,
+    header_label,
+    matches,
+    row_cells,
+)
 
 
 class ScanFinished(Message):
@@ -71,60 +65,6 @@ class ModelDeleted(Message):
         self.error = error
 
 
-def display_path(path: Path) -> str:
-    """Short, stable spelling of a model's location: relative to temper's models, the HF cache or home."""
-    for root, label in ((models_dir(), "temper:"), (hf_cache_dir(), "hf-cache:"), (Path.home(), "~/")):
-        try:
-            rel = path.relative_to(root)
-        except ValueError:
-            continue
-        return f"{label}{rel}" if label != "~/" else f"~/{rel}"
-    return str(path)
-
-
-def short(text: str, width: int = 30) -> str:
-    """Cut in the middle: a quantized copy's name differs from its source's at the end (…-temper-uniform-8)."""
-    if len(text) <= width:
-        return text
-    tail = (width - 1) // 2
-    return text[: width - 1 - tail] + "…" + text[-tail:]
-
-
-def row_cells(m: ModelInfo) -> tuple[str, ...]:
-    if m.error:
-        return (short(m.name), m.architecture, "-", human_bytes(m.size_bytes), "broken", "-", "-", m.source)
-    return (short(m.name), m.architecture, human_params(m.parameters), human_bytes(m.size_bytes), m.quantization,
-            f"{m.bits_per_weight:.2f}", "yes" if m.vision else "no", m.source)
-
-
-def details_text(m: ModelInfo | None) -> str:
-    if m is None:
-        return "No model selected. r rescans; s searches the Hub; `temper demo` prepares a small model."
-    lines = [f"[b]{m.name}[/b]  {display_path(m.path)}"]
-    if m.error:
-        lines.append(f"[red]error:[/red] {m.error}")
-        return "\n".join(lines)
-    d = m.details
-    if d.get("gguf"):
-        types = d.get("gguf_types") or {}
-        total = sum(types.values()) or 1
-        mix = ", ".join(f"{t} {n / total:.0%}" for t, n in list(types.items())[:4])
-        lines.append(f"GGUF file · {m.architecture} · {m.parameters:,} params · {human_bytes(m.size_bytes)}")
-        lines.append(f"{m.bits_per_weight:.3f} real bits/weight · {mix}")
-        lines.append("[dim]i imports it as an MLX model (Q4_0/Q4_1/Q8_0 kept, others requantized)[/dim]")
-        return "\n".join(lines)
-    lines.append(f"{m.architecture} · {m.parameters:,} params · {m.details.get('layers') or '?'} layers · "
-                 f"hidden {d.get('hidden_size') or '?'} · vocab {d.get('vocab_size') or '?'}")
-    lines.append(f"{m.quantization} · {m.bits_per_weight:.3f} real bits/weight · floats {d.get('dtype', '?')} · "
-                 f"{d.get('quantized_tensors', 0)}/{d.get('tensors', '?')} tensors quantized")
-    mix = d.get("quant_mix") or {}
-    mix_text = f" · mix {', '.join(f'{k}×{v}' for k, v in list(mix.items())[:3])}" if len(mix) > 1 else ""
-    lines.append(f"{human_bytes(m.size_bytes)} on disk · {d.get('files', '?')} file(s) · vision "
-                 f"{'yes' if m.vision else 'no'} · {m.source}{mix_text}")
-    lines.append("[dim]c chat · q quantize · d delete · / filter · o sort · s Hub[/dim]")
-    return "\n".join(lines)
-
-
 class LibraryView(TemperNode, Vertical):
     DEFAULT_CSS = """
     LibraryView { height: 1fr; }
@@ -132,7 +72,7 @@ class LibraryView(TemperNode, Vertical):
     LibraryView #library-filter { width: 1fr; }
     LibraryView #library-status { width: auto; padding: 1 1 0 1; color: $text-muted; }
     LibraryView #library-table { height: 1fr; }
-    LibraryView #library-details { height: 6; padding: 0 1; border-top: solid $primary; }
+    LibraryView #library-details { height: auto; max-height: 9; padding: 0 1; border-top: solid $primary; }
     """
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="library.filter"),
@@ -152,6 +92,7 @@ class LibraryView(TemperNode, Vertical):
         self.shown: list[ModelInfo] = []
         self.sort_key = "name"
         self.sort_reverse = False
+        self.columns = list(COLUMNS)   # those shown (set at mount from the width)
         self.loaded = False  # the first scan came back (tests wait on it)
         self.importing = None  # the engine Job of a running GGUF import
         self.select_after_scan: Path | None = None
@@ -167,7 +108,9 @@ class LibraryView(TemperNode, Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for key, label, _ in COLUMNS:
+        # below 100 columns Vis and Source (both in the details pane) make room for the rest
+        self.columns = [c for c in COLUMNS if self.app.size.width >= 100 or c[0] not in ("vision", "source")]
+        for key, label, _ in self.columns:
             table.add_column(label + "  ", key=key)  # room for the sort arrow
         table.focus()
         model = self.app.model
@@ -209,15 +152,16 @@ class LibraryView(TemperNode, Vertical):
         current = self.highlighted
         text = self.query_one("#library-filter", Input).value.strip().lower()
         key = dict((c[0], c[2]) for c in COLUMNS)[self.sort_key]
-        self.shown = sorted((m for m in self.models if _matches(m, text)), key=lambda m: (key(m), m.name.lower()),
+        self.shown = sorted((m for m in self.models if matches(m, text)), key=lambda m: (key(m), m.name.lower()),
                             reverse=self.sort_reverse)
         table.clear()
         for m in self.shown:
-            table.add_row(*row_cells(m), key=str(m.path))
-        for key_name, label, _ in COLUMNS:
+            cells = dict(zip([c[0] for c in COLUMNS], row_cells(m), strict=True))
+            table.add_row(*(cells[c[0]] for c in self.columns), key=str(m.path))
+        for key_name, label, _ in self.columns:
             descending = (key_name in LARGEST_FIRST) != self.sort_reverse
             arrow = (" ▼" if descending else " ▲") if key_name == self.sort_key else "  "
-            table.columns[key_name].label = _label(label + arrow)
+            table.columns[key_name].label = header_label(label + arrow)
         wanted = self.select_after_scan
         paths = [m.path for m in self.shown]
         if wanted is not None and wanted not in paths:  # same folder spelled differently
@@ -406,14 +350,3 @@ class LibraryView(TemperNode, Vertical):
                 self.rescan(refresh=False)     # the download invalidated the cached scan
 
         self.app.push_screen(HubSearch(), done)
-
-
-def _label(text: str):
-    from rich.text import Text
-
-    return Text(text)
-
-
-def _matches(m: ModelInfo, text: str) -> bool:
-    return not text or any(text in str(v).lower() for v in (m.name, m.architecture, m.quantization, m.source,
-                                                            display_path(m.path)))

@@ -20,7 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from ..bridge import EngineEvent
 from ..typed_app import TemperNode
@@ -86,6 +86,7 @@ class PerformanceView(TemperNode, Vertical):
         benchmark fields take the active profile's [bench] settings (and follow a profile applied later)."""
         self.query_one(PerfBench).show_profile(self.app.profile.section("bench"))
         self.watch(self.app, "profile", self._profile_changed, init=False)
+        self.watch(self.app, "model", self._model_changed, init=False)
         self.app.follow_jobs("chat", self)             # live figures while a chat answer streams
         history = load_history()
         if history:
@@ -97,6 +98,11 @@ class PerformanceView(TemperNode, Vertical):
             self.query_one(PerfBench).set_status(
                 f"last saved run: {history[-1].model.get('name', '?')} ({history[-1].created}); "
                 f"{len(history)} saved run(s) of this machine in the plot")
+
+    def _model_changed(self, model: str | None) -> None:
+        """A model opened elsewhere (Library, Open in Chat) is the one to benchmark: the latest choice wins."""
+        if model and not self.query_one(PerfBench).running:
+            self.query_one("#bench-model", Input).value = model
 
     def _profile_changed(self, profile) -> None:
         bench = self.query_one(PerfBench)

@@ -42,6 +42,8 @@ class ChatMessage(Vertical, can_focus=True):
     ChatMessage .role { color: $text-muted; text-style: bold; }
     ChatMessage.user .role { color: $accent; }
     ChatMessage .answer { margin: 0; }
+    ChatMessage .answer > *:last-child { margin-bottom: 0; }
+    ChatMessage.user .status { display: none; }
     ChatMessage Collapsible { margin: 0; padding: 0; border-top: none; }
     ChatMessage .thinking-text { color: $text-muted; }
     ChatMessage .status { color: $text-muted; }

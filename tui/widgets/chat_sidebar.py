@@ -9,12 +9,17 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, ListItem, ListView
 
+from .chat_header import shorten_words
+
+TITLE_CELLS = 30 - 4            # ChatSidebar's width less the ▸ marker and the border beside the list
+
 
 class ConversationItem(ListItem):
     """One saved chat; the one open in the chat pane is marked ▸ (visible without focus on the list)."""
 
     def __init__(self, conv: Conversation, is_open: bool = False) -> None:
-        super().__init__(Label(("▸ " if is_open else "  ") + conv.title), classes="-open" if is_open else "")
+        title = shorten_words(conv.title, TITLE_CELLS) or conv.title     # at a word boundary where one fits
+        super().__init__(Label(("▸ " if is_open else "  ") + title), classes="-open" if is_open else "")
         self.conv = conv
 
 
@@ -24,6 +29,7 @@ class ChatSidebar(Vertical):
     ChatSidebar Input { margin: 0; }
     ChatSidebar ListView { height: 1fr; }
     ChatSidebar ConversationItem.-open Label { text-style: bold; color: $accent; }
+    ChatSidebar ConversationItem Label { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS = [
         Binding("r", "rename", "Rename", id="chat.list.rename"),

@@ -65,8 +65,8 @@ class PerfLive(Vertical):
     """Last figures and their history."""
 
     DEFAULT_CSS = """
-    PerfLive { height: auto; border: round $primary; padding: 0 1; }
-    PerfLive Sparkline { height: 2; margin-bottom: 1; }
+    PerfLive { height: 100%; border: round $primary; padding: 0 1; }
+    PerfLive Sparkline { height: 1fr; min-height: 1; max-height: 2; }
     PerfLive .perf-caption { color: $text-muted; }
     """
 
@@ -79,11 +79,11 @@ class PerfLive(Vertical):
         self.updates = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("No generation yet: figures appear while a chat answers or a benchmark runs.",
+        yield Static("Figures show while a chat answers or a benchmark runs.",
                      id="perf-figures")
-        yield Label("decode tok/s over time", classes="perf-caption")
+        yield Label("decode tok/s", classes="perf-caption")
         yield Sparkline([], summary_function=max, id="perf-tps-spark")
-        yield Label("peak memory over time (GB)", classes="perf-caption")
+        yield Label("peak memory (GB)", classes="perf-caption")
         yield Sparkline([], summary_function=max, id="perf-mem-spark")
 
     def update_stats(self, stats: dict[str, float]) -> None:

@@ -36,7 +36,7 @@ class ResultAction(Message):
 class PhaseRow(Horizontal):
     DEFAULT_CSS = """
     PhaseRow { height: 1; }
-    PhaseRow .phase-name { width: 13; }
+    PhaseRow .phase-name { width: 14; }             /* "▸ " + the longest name + a gap before the bar */
     PhaseRow ProgressBar { width: 34; }
     PhaseRow ProgressBar Bar { width: 24; }
     PhaseRow .phase-status { width: 1fr; color: $text-muted; }
@@ -87,10 +87,14 @@ class RunStep(Vertical):
     def focus_first(self) -> None:
         self.query_one("#run-back" if self.has_class("ended") else "#run-cancel", Button).focus()
 
-    def reset(self, title: str) -> None:
+    def reset(self, title: str, scored: bool = True) -> None:
+        """`scored`: the recipe measures sensitivity; else the first row is the preparation it still does
+        (reading the model and the calibration text), not a sensitivity pass that never runs."""
         self.query_one("#run-title", Static).update(f"5 · Run: {title}")
         self.current: str | None = None
         for row in self.query(PhaseRow):
+            if row.phase == "sensitivity":
+                row.label = PHASES[0][1] if scored else "Prepare"
             row.set_state(" ", 0, None, "waiting")
         self.query_one("#run-message", Static).update("")
         self.query_one("#run-cancel", Button).disabled = False

@@ -6,6 +6,8 @@ raises QuantError with a one-line reason on bad input). It posts `StepDone` when
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from temper.core.errors import QuantError, TemperError
 from temper.core.library.format import human_duration
 from temper.core.quant.recipes import TEMPER_DEFAULT_BPW
@@ -126,8 +128,10 @@ class ModelStep(StepBase):
         ol = self.query_one("#model-list", OptionList)
         ol.clear_options()
         for c in choices:
-            note = f"  ·  {c.quantization}: f = float copy" if c.quantized else ""
-            ol.add_option(Option(f"{c.name}  ·  {c.arch}  ·  {c.params / 1e6:,.1f}M params  ·  "
+            # one line down to 80 columns for a name like the demo's: the facts below and the footer say
+            # what `f` does for a quantized one
+            note = f" · {c.quantization}" if c.quantized else ""
+            ol.add_option(Option(f"{c.name} · {c.arch} · {c.params / 1e6:,.1f}M params · "
                                  f"{human_bytes(c.size_bytes)}{note}", id=c.path))
         self.query_one("#model-path", Input).value = ""   # a choice made elsewhere wins over an old typed path
         if not choices:
@@ -169,7 +173,8 @@ class ModelHighlighted(Message):
 
 def model_facts(model: ModelChoice, preflight, float_copy: str | None = None) -> str:
     if model.quantized:
-        where = (f"Its float copy is {float_copy}: press [b]f[/b] to pick it." if float_copy else
+        where = (f"Its float copy {Path(float_copy).name} is in the list: press [b]f[/b] to pick it."
+                 if float_copy else
                  "Press [b]f[/b] to make a float copy (bf16, beside it) and quantize that.")
         return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
                 f"{human_bytes(model.size_bytes)} on disk\n"

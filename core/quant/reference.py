@@ -1,19 +1,25 @@
-"""KL(reference || current) of next-token distributions over calibration chunks.
+"""The one reference of next-token distributions: a model's log-probs over token chunks, kept once, and the
+KL divergence of another model's (or the same model's, changed) distributions to them.
 
-The reference log-probs are computed once and kept: in full when they fit `budget_bytes` (tiny and
-small vocabularies), else as each position's top-k log-probs plus the remaining tail mass. The top-k
-form measures KL between the two distributions with the tail collapsed into one outcome, which is a
-lower bound on the full KL (and very close when the top-k hold nearly all the mass); the table's meta
-says which was used.
+Used by the sensitivity pass (in memory and streamed), the held-out evaluation (evaluate.py: `temper
+eval`, the quantize job's verify step) and the benchmarks. The log-probs are kept in full when they fit
+`budget_bytes` (tiny and small vocabularies), else as each position's top-k log-probs plus the remaining
+tail mass, so a large vocabulary never holds fp32 logits for every position. The top-k form measures KL
+between the two distributions with the tail collapsed into one outcome, which is a lower bound on the
+full KL (and very close when the top-k hold nearly all the mass); `kind` says which was used. Top-1
+agreement and perplexity are exact in both forms (the argmax is inside the top-k; the next tokens'
+log-probs are taken before the top-k is cut).
 
-Replay: quantizing a tensor of block i leaves blocks 0..i-1 unchanged, so the reference pass records
-each block's output and later passes replay them instead of recomputing (blocks are swapped for stubs
-that return the recorded output, only during the call). This is only used when a check shows the
-replayed forward gives the reference log-probs exactly, and when the recorded outputs fit the budget.
+Replay (sensitivity only): quantizing a tensor of block i leaves blocks 0..i-1 unchanged, so the reference
+pass records each block's output and later passes replay them instead of recomputing (blocks are swapped
+for stubs that return the recorded output, only during the call). This is only used when a check shows
+the replayed forward gives the reference log-probs exactly, and when the recorded outputs fit the budget.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,29 +63,52 @@ class _Batch:
     tail: Any = None    # top-k: (B, L, 1) log of the reference mass outside the top-k
 
 
-class Reference:
-    """Reference distributions for a token set, and KL of the model's current distributions to them."""
+@dataclass
+class TokenScores:
+    """A model against the reference, per position of every chunk (for held-out quality reports)."""
 
-    def __init__(self, model: Any, chunks: np.ndarray, *, vocab: int, budget_bytes: int = 1 << 30,
-                 check: Any = None, replay_bytes: int = 1 << 30):
+    kl: np.ndarray       # KL(reference || model) in nats
+    top1: np.ndarray     # whether both put the same token on top
+    nll: float           # the model's negative log-likelihood of the chunks' next tokens, summed
+    predicted: int       # how many next tokens that sum covers
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(self.nll / max(self.predicted, 1))
+
+
+class Reference:
+    """Reference distributions for a token set, and KL of the model's current distributions to them.
+
+    `chunks`: a (samples, seq_len) array, run `batch_size` rows at a time, or a list of token lists of any
+    lengths, run one at a time (`check` is then called before each chunk: a progress step per chunk).
+    `vocab`: the logits' width when known beforehand (it sizes the batches), else read from the first
+    logits. `replay`: record block outputs for the sensitivity pass's replay (off for other uses)."""
+
+    def __init__(self, model: Any, chunks: np.ndarray | Sequence[Sequence[int]], *, vocab: int | None = None,
+                 budget_bytes: int = 1 << 30, check: Any = None, replay_bytes: int = 1 << 30,
+                 replay: bool = True):
         import mlx.core as mx
 
-        samples, seq_len = chunks.shape
-        self.tokens = int(chunks.size)
-        self.full = self.tokens * vocab * 4 <= budget_bytes
-        self.k = min(TOPK, vocab)
-        b = batch_size(samples, seq_len, vocab)
-        self.batches: list[_Batch] = []
+        if isinstance(chunks, np.ndarray):
+            samples, seq_len = chunks.shape
+            if vocab is None:
+                raise ValueError("a chunk array is batched by the vocabulary's size: give vocab")
+            b = batch_size(samples, seq_len, vocab)
+            xs = [chunks[i:i + b] for i in range(0, samples, b)]
+        else:
+            xs = [np.asarray([list(chunk)]) for chunk in chunks]
+        self._start(sum(int(x.size) for x in xs), vocab, budget_bytes)
         layers = getattr(model, "layers", None)
         self.layers = layers if isinstance(layers, list) and layers else None
         self.recorded: list[list[Any]] = []
         hidden = _hidden_size(model)
         n_layers = len(self.layers) if self.layers else 0
-        record = self.layers is not None and self.tokens * hidden * 4 * n_layers <= replay_bytes
-        for i in range(0, samples, b):
+        record = replay and self.layers is not None and self.tokens * hidden * 4 * n_layers <= replay_bytes
+        for rows in xs:
             if check is not None:
                 check()
-            x = mx.array(chunks[i:i + b])
+            x = mx.array(rows)
             if record:
                 outs: list[Any] = []
                 with swapped(self.layers, {j: Recorder(layer, outs) for j, layer in enumerate(self.layers)}):
@@ -97,31 +126,53 @@ class Reference:
             self.recorded = []
 
     @classmethod
-    def from_logits(cls, xs: list[Any], logits: list[Any], *, vocab: int,
+    def from_logits(cls, xs: list[Any], logits: Iterable[Any], *, vocab: int | None = None,
                     budget_bytes: int = 1 << 30) -> Reference:
-        """A reference from logits computed elsewhere (the streamed pass); no replay."""
+        """A reference from logits computed elsewhere (the streamed pass, a KV-cache run), one batch per x; no
+        replay. `logits` may be a generator: each batch's logits are dropped once reduced."""
         self = cls.__new__(cls)
-        self.tokens = int(sum(x.size for x in xs))
-        self.full = self.tokens * vocab * 4 <= budget_bytes
-        self.k = min(TOPK, vocab)
+        self._start(int(sum(x.size for x in xs)), vocab, budget_bytes)
         self.layers, self.recorded, self.replay, self.replay_note = None, [], False, ""
         self.batches = [self._batch(x, lg) for x, lg in zip(xs, logits, strict=True)]
         return self
 
+    def _start(self, tokens: int, vocab: int | None, budget_bytes: int) -> None:
+        self.tokens = tokens
+        self.budget_bytes = budget_bytes
+        self.full, self.k = True, 0           # decided by _form, from `vocab` or the first logits
+        self.nll, self.predicted = 0.0, 0     # the reference's own next-token log-likelihood (perplexity)
+        self.batches: list[_Batch] = []
+        if vocab is not None:
+            self._form(vocab)
+
+    def _form(self, vocab: int) -> None:
+        self.full = self.tokens * vocab * 4 <= self.budget_bytes
+        self.k = min(TOPK, vocab)
+
     def _batch(self, x: Any, logits: Any) -> _Batch:
         import mlx.core as mx
 
+        if not self.k:
+            self._form(int(logits.shape[-1]))
         logp = log_softmax(logits)
+        nll = _nll(logp, x)
         if self.full:
             batch = _Batch(x=x, logp=logp)
-            mx.eval(batch.logp)
+            mx.eval(batch.logp, nll)
         else:
             idx = mx.argpartition(-logp, kth=self.k - 1, axis=-1)[..., : self.k]
             top = mx.take_along_axis(logp, idx, axis=-1)
             tail = _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
             batch = _Batch(x=x, idx=idx, top=top, tail=tail)
-            mx.eval(batch.idx, batch.top, batch.tail)
+            mx.eval(batch.idx, batch.top, batch.tail, nll)
+        self.nll += float(nll.item())
+        self.predicted += int(x.shape[0]) * max(int(x.shape[-1]) - 1, 0)
         return batch
+
+    @property
+    def ppl(self) -> float:
+        """The reference model's perplexity on the chunks' own next tokens."""
+        return math.exp(self.nll / max(self.predicted, 1))
 
     def _replay_check(self, model: Any) -> str:
         """Replaying the first half of the blocks must reproduce the reference log-probs: "" when it does,
@@ -164,12 +215,12 @@ class Reference:
             total += self.kl_sum(batch, log_softmax(self._forward(model, i, start_layer)))
         return total / self.tokens
 
-    def per_token(self, model: Any, check: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per calibration position: KL(reference || model) and whether both put the same token on top.
-        For held-out quality reports (mean ± SE, percentiles, top-1 agreement)."""
+    def per_token(self, model: Any, check: Any = None) -> TokenScores:
+        """Per position of every chunk: KL(reference || model), top-1 agreement; and the model's perplexity on
+        the chunks' next tokens. For held-out quality reports (mean ± SE, percentiles, top-1, PPL)."""
         import mlx.core as mx
 
-        kls, agree = [], []
+        kls, agree, nll = [], [], 0.0
         for i, batch in enumerate(self.batches):
             if check is not None:
                 check()
@@ -178,7 +229,8 @@ class Reference:
             ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
                 mx.take_along_axis(batch.idx, mx.argmax(batch.top, axis=-1, keepdims=True), axis=-1)[..., 0]
             agree.append(np.array(ref_top == mx.argmax(logq, axis=-1)).reshape(-1))
-        return np.concatenate(kls), np.concatenate(agree)
+            nll += float(_nll(logq, batch.x).item())
+        return TokenScores(np.concatenate(kls), np.concatenate(agree), nll, self.predicted)
 
     def kl_sum(self, batch: _Batch, logq: Any) -> float:
         return float(self._kl_tokens(batch, logq).sum().item())
@@ -202,6 +254,15 @@ def log_softmax(logits: Any) -> Any:
     import mlx.core as mx
 
     return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def _nll(logp: Any, x: Any) -> Any:
+    """Minus the summed log-probs of each position's next token (the last position has none)."""
+    import mlx.core as mx
+
+    if x.shape[-1] < 2:
+        return mx.array(0.0)
+    return -mx.take_along_axis(logp[:, :-1], x[:, 1:, None], axis=-1).sum()
 
 
 def _log1mexp(a: Any) -> Any:
