@@ -137,7 +137,7 @@ Commands:
   (tokens × vocab) fp32 array fits in `KEEP_BYTES`; pass B turns them into d/d(logits) in place and pass C
   multiplies that with H. Three products with the head per sequence instead of five; larger vocabularies
   recompute as before (bounded memory unchanged). Same scores (tests/core/test_sensitivity_memory.py).
-- Fisher pass, scoring (core/quant/estimate.py `_quadratic`, `_affine`): every candidate of one group size
+- Fisher pass, scoring (core/quant/fisher_scoring.py `score_candidates`, `_affine`): every candidate of one group size
   is scored in one compiled call (one read of the row slice, one min/max pass shared by the widths, the
   weight's casts and D's once), with an element-wise fake quantization that gives mx.quantize →
   mx.dequantize's values exactly (tests/core/test_estimate_kernel.py); k candidates run on 1/k of the rows

@@ -11,8 +11,8 @@ import pytest
 def test_affine_fake_quantization_equals_mlx_quantize(dtype):
     import mlx.core as mx
     from temper.core.quant.candidates import Candidate
-    from temper.core.quant.estimate import _affine
     from temper.core.quant.fakequant import fake_quantize
+    from temper.core.quant.fisher_scoring import _affine
 
     dt = getattr(mx, dtype)
     mx.random.seed(0)
@@ -23,7 +23,7 @@ def test_affine_fake_quantization_equals_mlx_quantize(dtype):
         for group in (32, 64, 128):
             wg = wf.reshape(wf.shape[0], -1, group)
             lo, hi = wg.min(-1, keepdims=True), wg.max(-1, keepdims=True)
-            got = _affine(wg, lo, hi, bits, dt)        # eager here; compiled inside _quadratic (below)
+            got = _affine(wg, lo, hi, bits, dt)        # eager here; compiled inside score_candidates (below)
             want = fake_quantize(w, Candidate(bits, group))
             mismatch = float((got.reshape(want.shape) != want).astype(mx.float32).mean().item())
             assert mismatch == 0.0, (dtype, bits, group, mismatch)
@@ -32,8 +32,9 @@ def test_affine_fake_quantization_equals_mlx_quantize(dtype):
 def test_one_call_per_group_size_scores_each_candidate_as_alone():
     import mlx.core as mx
     from temper.core.quant.candidates import grid
-    from temper.core.quant.estimate import _quadratic, _Stats
+    from temper.core.quant.estimate import _Stats
     from temper.core.quant.fakequant import fake_quantize
+    from temper.core.quant.fisher_scoring import score_candidates
 
     mx.random.seed(1)
     rows, cols = 48, 256
@@ -42,7 +43,7 @@ def test_one_call_per_group_size_scores_each_candidate_as_alone():
     st = _Stats(rows, cols, [32, 64, 128], mx.float32)
     for _ in range(3):
         st.add(mx.random.normal((rows, cols)), w)
-    got = _quadratic([(w, st)], cands, mx.bfloat16, lambda: None)
+    got = score_candidates([(w, st)], cands, mx.bfloat16, lambda: None)
     for c in cands:                                  # the per-candidate formula, written out
         d = fake_quantize(w, c, mx.bfloat16) - w
         alpha = (d * w).sum(-1) / (w * w).sum(-1)
