@@ -112,7 +112,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     calib: TokenSet | None = None
     tokenizer = None
     scored_here = info.needs_scores and req.sensitivity is None
-    if scored_here or ((req.awq or req.gptq or req.evaluate) and not req.plan_only):
+    if scored_here or ((req.awq or req.gptq or req.evaluate or req.polish_steps) and not req.plan_only):
         phase("sensitivity" if scored_here else "inventory", 0, None, "reading calibration text")
         tokenizer = open_tokenizer(source)
         calib = calibration_set(tokenizer, samples=req.samples, seq_len=req.seq_len,
@@ -159,6 +159,11 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
         from .verify import verify
 
         phase.lap("write")
+        if req.polish_steps and chunks:
+            from .polish import polish_folder
+
+            polish_folder(tmp, source, chunks, req.polish_steps, progress=phase)
+            phase.lap("polish")
         phase("verify", 0, len(plan.entries), out.name)
         reports.append(verify(tmp, plan, name=str(out)))
         phase("verify", len(plan.entries), len(plan.entries), "ok")

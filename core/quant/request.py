@@ -64,6 +64,10 @@ class QuantSettings(StrictModel):
                                          "block by block (--no-gptq: round to nearest)")
     clip: bool = Field(True, description="search each group's scale and bias over shrink factors for the least "
                                          "output error")
+    polish_steps: int = Field(0, ge=0, le=100_000, json_schema_extra=_flag("--polish"),
+                              description="after writing, train the quantized layers' scales and biases this many "
+                                          "Adam steps to lower KL to the float model on the calibration text "
+                                          "(DWQ-style; the held-out best is kept; 0: off)")
     calibration: str = Field("builtin", min_length=1, description="calibration text: 'builtin' or a .txt/.jsonl file")
     samples: int = Field(16, ge=1, description="calibration chunks")
     seq_len: int = Field(256, ge=8, description="tokens per calibration chunk")

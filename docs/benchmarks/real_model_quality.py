@@ -17,7 +17,8 @@ The model: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the PyPI package llm
 `temper library import --dequantize` and cast to bf16. Every method quantizes that bf16 folder:
 
 - temper (`temper quantize --bpw X`, defaults: sensitivity allocation, GPTQ rounding, clip search) at 3.5,
-  3.8, 4.5 and 5.0 real bpw, and at 3.8 / 4.5 the same plan with each rounding method off and with --awq;
+  3.8, 4.5 and 5.0 real bpw, and at 3.8 / 4.5 the same plan with each rounding method off, with --awq
+  and with --polish N (N: $RMQ_POLISH, default 100);
 - mlx-lm: `convert -q` uniform 3/4/5 bits (g64), the mixed_3_6 / mixed_4_6 recipes, `mlx_lm.quant.
   dynamic_quant` (target 4.5), `mlx_lm.quant.gptq` (4-bit g64, 6-bit fallback) and `mlx_lm.quant.awq`
   (4-bit g64). Their calibration loader downloads text; here it is replaced (in their own module) by
@@ -43,6 +44,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+POLISH = os.environ.get("RMQ_POLISH", "100")     # steps of the `--polish` rows (docs/benchmarks/polish_awq.py)
 
 
 def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
@@ -56,7 +58,7 @@ def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
     def temper(bpw: float, *flags: str) -> tuple[str, list[str]]:
         label = {(): "(default)", ("--no-gptq", "--no-clip"): "--no-gptq --no-clip (round to nearest)",
                  ("--no-gptq",): "--no-gptq (clip search only)", ("--no-clip",): "--no-clip (GPTQ only)",
-                 ("--awq",): "--awq"}[flags]
+                 ("--awq",): "--awq"}.get(flags, " ".join(flags))
         return f"temper {bpw} {label}", [*t, "--bpw", str(bpw), *flags]
 
     rtn = ("--no-gptq", "--no-clip")
@@ -70,6 +72,7 @@ def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
                               "--sequence-length", "256"]),
         ("mlx-lm GPTQ 4-bit", ["mlxq", "gptq", "--bits", "4", "--group-size", "64"]),
         temper(3.8, "--no-gptq"), temper(3.8, "--no-clip"), temper(3.8, "--awq"),
+        temper(4.5, "--polish", POLISH), temper(3.8, "--polish", POLISH),
     ]
 
 

@@ -110,7 +110,7 @@ def test_every_quantize_field_travels_profile_to_request_to_core_to_record(cli_e
     values = {"recipe": "optiq-like", "target_bpw": 4.25, "size_gb": 0.002, "bits": [3, 4, 8], "group_sizes": [64],
               "modes": ["affine", "mxfp8"], "protect": ["lm_head:8"], "awq": True, "calibration": str(calib), "samples": 3,
               "seq_len": 24, "sensitivity_mode": "exact", "evaluate": False, "evaluation": str(held),
-              "eval_tasks": "gsm8k", "eval_limit": 3, "gptq": False, "clip": False}
+              "eval_tasks": "gsm8k", "eval_limit": 3, "gptq": False, "clip": False, "polish_steps": 7}
     assert set(values) == set(QUANTIZE)                   # a new field must join this test
     for key, value in values.items():
         assert value != QUANTIZE[key].default, key

@@ -58,6 +58,8 @@ class ReviewStep(StepBase):
                          f"{' · AWQ' if request.awq else ''}")
         elif request.awq:
             lines.append("Rounding     AWQ pre-scaling")
+        if request.polish_steps:
+            lines.append(f"Polish       {request.polish_steps} KL-distillation steps of scales and biases after writing")
         if request.protect:
             lines.append(f"Protected    {', '.join(request.protect)}")
         calib = "built-in mix" if request.calibration == "builtin" else request.calibration

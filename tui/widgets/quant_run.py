@@ -20,7 +20,8 @@ PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", 
 
 # Sub-phases the core reports, shown on the row of the phase they belong to.
 ALIASES = {"inventory": "sensitivity", "load": "sensitivity", "fisher": "sensitivity", "estimate": "sensitivity",
-           "exact": "sensitivity", "quantize": "write", "awq": "write"}
+           "exact": "sensitivity", "quantize": "write", "awq": "write",
+           "teacher": "write", "polish": "write"}
 
 
 class CancelRequested(Message):
