@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QuantError
+from .reference import log_softmax
 
 TOPK = 256               # teacher log-probs kept per position (plus the tail mass)
 LEARNING_RATE = 1e-5     # Adam, on fp32 copies of the scales and biases
@@ -76,12 +77,6 @@ def trainable(model: Any) -> list[tuple[str, Any]]:
             and hasattr(m, "group_size") and m.get("biases") is not None]
 
 
-def _log_softmax(logits: Any) -> Any:
-    import mlx.core as mx
-
-    return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-
-
 def _log1mexp(a: Any) -> Any:
     import mlx.core as mx
 
@@ -98,7 +93,7 @@ def teacher_targets(teacher: Any, chunks: Sequence[Sequence[int]], *, k: int = T
         if progress is not None:
             progress("teacher", i, len(chunks), f"float model, chunk {i + 1}/{len(chunks)}")
         x = mx.array([list(map(int, chunk))])
-        logp = _log_softmax(teacher(x).astype(mx.float32))
+        logp = log_softmax(teacher(x).astype(mx.float32))
         if logp.shape[-1] <= k:
             t = _Target(x=x, logp=logp)
             mx.eval(t.logp)
@@ -117,7 +112,7 @@ def kl_mean(logits: Any, t: _Target) -> Any:
     """Mean KL(teacher ‖ model) per position (differentiable in `logits`)."""
     import mlx.core as mx
 
-    logq = _log_softmax(logits.astype(mx.float32))
+    logq = log_softmax(logits.astype(mx.float32))
     if t.logp is not None:
         kl = (mx.exp(t.logp) * (t.logp - logq)).sum(axis=-1)
     else:
