@@ -148,6 +148,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
             free = batch - len(slot)
             if waiting and (free >= group or free >= len(waiting)):
                 admit(free)
+        for uid in list(slot):                      # the generator ran dry early: keep what each row has
+            finish(uid)
     finally:
         gen.close()
     return [results[i] for i in range(len(ids))]
