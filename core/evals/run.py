@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,25 @@ from .stats import capability, wilson
 # Generation caps: GSM8K 256 (lm-eval's); HumanEval 300, above the longest canonical solution (268 tokens
 # in SmolLM2's tokenizer, 95% under 140): a longer completion is a loop that fails anyway.
 MAX_TOKENS = {"humaneval": 300, "gsm8k": 256, "mmlu": 1, "mmlu_cloze": 0}
+# Sequences decoded together, per task, unless --batch says otherwise. On a CPU a decode step costs a fixed
+# ~0.1 s (reading the weights) plus ~7 ms per row past ~32 rows (docs/benchmarks/capability.md), so what
+# a task pays for is its number of steps. HumanEval (0-shot, most completions end within a few tokens, a
+# few run to the cap): all 164 at once, so the long ones decode side by side instead of one after another
+# in a tail. GSM8K (5-shot prefix copied into each row's KV cache): 64 rows keep its cache near 2 GB.
+BATCH = {"humaneval": 192, "gsm8k": 64, "mmlu": 64, "mmlu_cloze": 64}
+SANDBOX_WORKERS = 2          # HumanEval programs run at once, overlapping generation
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     tasks: tuple[str, ...] = ("humaneval", "gsm8k", "mmlu")
     limit: int | None = None
-    batch: int = 64                     # sequences decoded together (not in the cache key: greedy either way)
+    batch: int | None = None            # sequences decoded together (None: BATCH per task; not in the cache key)
     limits: Limits = Limits()           # HumanEval sandbox
     max_new: int | None = None          # cap on generated tokens (default: MAX_TOKENS per task)
+
+    def batch_for(self, task: str) -> int:
+        return self.batch or BATCH[task]
 
     def max_tokens(self, task: str) -> int:
         return min(MAX_TOKENS[task], self.max_new) if self.max_new else MAX_TOKENS[task]
@@ -116,11 +125,11 @@ class Ticker:
 
 
 def _gen(model: Any, tokenizer: Any, ps: list[prompts.Prompt], ctx: Any, phase: str, settings: EvalSettings,
-         **kw: Any) -> list[Any]:
+         task: str, **kw: Any) -> list[Any]:
     from . import batched
 
     check = ctx.check if ctx is not None else (lambda: None)
-    return batched.generate(model, tokenizer, ps, batch=settings.batch, check=check,
+    return batched.generate(model, tokenizer, ps, batch=settings.batch_for(task), check=check,
                             progress=Ticker(ctx, phase, len(ps)), **kw)
 
 
@@ -131,7 +140,7 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
     phase = f"{label} {task}"
     records: list[dict[str, Any]] = []
     if task == "gsm8k":
-        outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings,
+        outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings, task,
                     max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE)
         for p, text in zip(items, outs, strict=True):
             text = cut_at_stops(text, prompts.GSM8K_STOPS)
@@ -141,7 +150,7 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
         from .batched import letter_ids
 
         shots, _ = tasks.mmlu_split()
-        outs = _gen(model, tokenizer, [prompts.mmlu(p, shots) for p in items], ctx, phase, settings,
+        outs = _gen(model, tokenizer, [prompts.mmlu(p, shots) for p in items], ctx, phase, settings, task,
                     max_tokens=1, want_logprobs=letter_ids(tokenizer))
         for p, lps in zip(items, outs, strict=True):
             got = mmlu_choice(lps)
@@ -156,31 +165,39 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
             got = prompts.LETTERS[pick(lps, choices)]
             records.append({"id": p.id, "want": p.answer, "got": got, "ok": got == p.answer})
     else:
-        outs = _gen(model, tokenizer, [prompts.humaneval(p) for p in items], ctx, phase, settings,
-                    max_tokens=settings.max_tokens(task), stops=prompts.HUMANEVAL_STOPS)
-        programs = [humaneval_program(p.question, cut_at_stops(t, prompts.HUMANEVAL_STOPS),
-                                      p.extra["test"], p.extra["entry_point"]) for p, t in zip(items, outs, strict=True)]
-        records = sandbox_all(ctx, items, programs, settings.limits, f"{label} humaneval sandbox")
-        for r, t in zip(records, outs, strict=True):
-            r["text"] = cut_at_stops(t, prompts.HUMANEVAL_STOPS)
+        records = humaneval(ctx, model, tokenizer, items, settings, label)
     correct = sum(1 for r in records if r["ok"])
     return TaskResult(task, len(records), correct, time.perf_counter() - start, settings.task_settings(task), records)
 
 
-def sandbox_all(ctx: Any, items: Sequence[tasks.Problem], programs: Sequence[str], limits: Limits,
-                phase: str) -> list[dict[str, Any]]:
-    ticker = Ticker(ctx, phase, len(programs))
-    done = 0
-    out: list[dict[str, Any]] = []
-    workers = max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for p, outcome in zip(items, pool.map(lambda src: run_program(src, limits), programs), strict=True):
+def humaneval(ctx: Any, model: Any, tokenizer: Any, items: Sequence[tasks.Problem], settings: EvalSettings,
+              label: str) -> list[dict[str, Any]]:
+    """Generate every completion and run each in the sandbox as soon as it is final: SANDBOX_WORKERS
+    programs at a time, beside the decoding (a program's subprocess mostly waits on its own start-up)."""
+    stops = prompts.HUMANEVAL_STOPS
+    futures: dict[int, Future[Any]] = {}
+    pool = ThreadPoolExecutor(max_workers=SANDBOX_WORKERS)
+    try:
+
+        def submit(i: int, text: str) -> None:
+            p = items[i]
+            program = humaneval_program(p.question, cut_at_stops(text, stops), p.extra["test"], p.extra["entry_point"])
+            futures[i] = pool.submit(run_program, program, settings.limits)
+
+        outs = _gen(model, tokenizer, [prompts.humaneval(p) for p in items], ctx, f"{label} humaneval", settings,
+                    "humaneval", max_tokens=settings.max_tokens("humaneval"), stops=stops, on_done=submit)
+        ticker = Ticker(ctx, f"{label} humaneval sandbox", len(items))
+        records: list[dict[str, Any]] = []
+        for i, (p, text) in enumerate(zip(items, outs, strict=True)):
             if ctx is not None:
                 ctx.check()
-            out.append({"id": p.id, "ok": outcome.passed, "status": outcome.status, "detail": outcome.detail})
-            done += 1
-            ticker(done, len(programs))
-    return out
+            outcome = futures[i].result()
+            records.append({"id": p.id, "ok": outcome.passed, "status": outcome.status, "detail": outcome.detail,
+                            "text": cut_at_stops(text, stops)})
+            ticker(i + 1, len(items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)   # a stopped job runs no more programs
+    return records
 
 
 def evaluate_models(ctx: Any, base: Path | None, quants: Sequence[Path], settings: EvalSettings,

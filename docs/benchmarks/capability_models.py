@@ -24,7 +24,7 @@ def main() -> int:
     ap.add_argument("model", type=Path)
     ap.add_argument("--tasks", default="humaneval,gsm8k")
     ap.add_argument("--limit", type=int)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, help="default: per task, as `temper eval`")
     args = ap.parse_args()
 
     from temper.core.engine import get_engine

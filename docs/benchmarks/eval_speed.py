@@ -3,12 +3,13 @@
     python docs/benchmarks/eval_speed.py MODEL [--limit 32] [--tasks gsm8k,humaneval] [--md FILE]
     python docs/benchmarks/eval_speed.py MODEL --count-only [--limit N]   # prefill work only, no model run
 
-"before" is what temper's evals did until this change: batch 32, prompts in file order, stop strings only,
-HumanEval capped at 384 tokens. "after" is the current default: batch 64, prompts shortest first, GSM8K
-also stopping once its "#### <number>" line is complete, HumanEval capped at 300. Both use the shared
-few-shot prefix cache and compute in fp32 on a CPU with a fast BLAS (as `temper eval` does). Prints
-seconds, generated tokens, tok/s and the ratio, plus how many scored answers the two runs share (the
-answer stop cannot change a GSM8K score; batch size and order can only through float rounding).
+"before" is what temper's evals did until session 4: batch 64 for every task, a waiting prompt joining as
+soon as one slot is free (one prefill and one cache merge per row). "after" is the current default: the
+batch per task (run.BATCH: HumanEval all at once), prompts joining batched.REFILL at a time. Both stop rows
+at their stop strings, order prompts shortest first, use the shared few-shot prefix cache and compute in
+fp32 on a CPU with a fast BLAS (as `temper eval` does). Prints wall and process CPU seconds, the load
+average, generated tokens, decode steps and the ratio, plus how many completions the two runs share
+(batch size and order can change one only through float rounding).
 """
 
 from __future__ import annotations
@@ -36,20 +37,20 @@ def main() -> int:
 
     from temper.core.engine.loader import load
     from temper.core.evals import batched, prompts, tasks
-    from temper.core.evals.extract import cut_at_stops, gsm8k_answer
-    from temper.core.evals.run import MAX_TOKENS, compute_mode
+    from temper.core.evals.run import BATCH, MAX_TOKENS, compute_mode
 
     loaded = load(args.model, compute=compute_mode())
     model, tok = loaded.model, loaded.tokenizer
     configs = {
-        "before": {"batch": 32, "by_length": False, "done": False, "cap": {"gsm8k": 256, "humaneval": 384}},
-        "after": {"batch": 64, "by_length": True, "done": True, "cap": MAX_TOKENS},
+        "before": {"batch": dict.fromkeys(BATCH, 64), "refill": 1},
+        "after": {"batch": BATCH, "refill": batched.REFILL},
     }
     lines = [f"# Eval generation speed: {args.model.name}, --limit {args.limit}", "",
              f"Command: `python docs/benchmarks/eval_speed.py {args.model} --limit {args.limit} "
              f"--tasks {args.tasks}`", "", f"Load average at start: {os.getloadavg()}; compute: "
              f"{loaded.extra['compute'].mode}", "",
-             "| task | config | seconds | tokens | tok/s | time ratio | same answers |", "|---|---|---:|---:|---:|---:|---:|"]
+             "| task | config | wall s | CPU s | load | tokens | steps | CPU ratio | same completions |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|"]
     for task in args.tasks.split(","):
         items = tasks.problems(task, args.limit)
         if task == "gsm8k":
@@ -58,19 +59,20 @@ def main() -> int:
             ps, stops = [prompts.humaneval(p) for p in items], prompts.HUMANEVAL_STOPS
         seen: dict[str, tuple[float, list[str]]] = {}
         for name, c in configs.items():
-            t = time.perf_counter()
-            outs = batched.generate(model, tok, ps, max_tokens=c["cap"][task], stops=stops, batch=c["batch"],
-                                    by_length=c["by_length"],
-                                    done=prompts.GSM8K_DONE if (c["done"] and task == "gsm8k") else ())
-            dt = time.perf_counter() - t
+            steps = [0]
+            load0, t, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
+            outs = batched.generate(model, tok, ps, max_tokens=MAX_TOKENS[task], stops=stops,
+                                    batch=c["batch"][task], refill=c["refill"],
+                                    done=prompts.GSM8K_DONE if task == "gsm8k" else (),
+                                    check=lambda s=steps: s.__setitem__(0, s[0] + 1))
+            dt, dc = time.perf_counter() - t, time.process_time() - cpu
             n = sum(len(tok.encode(o, add_special_tokens=False)) for o in outs)
-            cut = [cut_at_stops(o, stops) for o in outs]
-            answers = [gsm8k_answer(x) for x in cut] if task == "gsm8k" else cut
-            seen[name] = (dt, answers)
-            speed = f"{seen['before'][0] / dt:.2f}x" if name == "after" else ""
-            same = (f"{sum(a == b for a, b in zip(answers, seen['before'][1], strict=True))}/{len(items)}"
+            seen[name] = (dc, outs)
+            ratio = f"{seen['before'][0] / dc:.2f}x" if name == "after" else ""
+            same = (f"{sum(a == b for a, b in zip(outs, seen['before'][1], strict=True))}/{len(items)}"
                     if name == "after" else "")
-            row = f"| {task} | {name} | {dt:.1f} | {n} | {n / dt:.1f} | {speed} | {same} |"
+            row = (f"| {task} | {name} | {dt:.1f} | {dc:.1f} | {load0:.1f}–{os.getloadavg()[0]:.1f} | {n} | "
+                   f"{steps[0]} | {ratio} | {same} |")
             print(row, flush=True)
             lines.append(row)
     lines += ["", f"Load average at end: {os.getloadavg()}"]
