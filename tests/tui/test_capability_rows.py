@@ -6,7 +6,7 @@ from pathlib import Path
 
 from temper.core import jobs
 from temper.tui.widgets.capability_rows import capability_rows
-from test_quantize_wizard import make_app, run, wait_for_step
+from wizard_pilot import make_app, open_compare, run
 
 CAP = {"tasks": {"gsm8k": {"accuracy": 0.02, "low": 0.008, "high": 0.045, "n": 200, "base_accuracy": 0.03}},
        "capability": 0.02, "base_capability": 0.03}
@@ -27,11 +27,7 @@ def test_compare_shows_capability_of_an_earlier_result(engine, tmp_path: Path) -
                                    "capability": CAP})
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
-        await wait_for_step(pilot, "step-result")
-        pilot.app.query_one("#result-compare").press()
-        await pilot.pause()
-        table = pilot.app.query_one("#result-table")
+        table = await open_compare(pilot)
         assert table.get_row("capability-gsm8k accuracy") == ["gsm8k accuracy", "–", "2.0% [1–4] n=200 (base 3.0%)"]
 
     run(app, script)

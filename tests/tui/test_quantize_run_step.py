@@ -12,7 +12,7 @@ from pathlib import Path
 
 from temper.core import jobs
 from textual.widgets import Checkbox, Input, Static, TabbedContent
-from wizard_pilot import make_app, phase_text, run, step, wait_for_step, wait_text
+from wizard_pilot import make_app, open_compare, phase_text, run, step, wait_for_step, wait_text
 
 
 def _interrupted_record(tmp_path: Path) -> str:
@@ -87,11 +87,7 @@ def test_result_opens_in_chat_and_compares(engine, tmp_path: Path) -> None:
                                    "quality": {"kl_mean": 0.3, "top1": 0.8}, "verified": True})
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
-        await wait_for_step(pilot, "step-result")
-        pilot.app.query_one("#result-compare").press()
-        await pilot.pause()
-        table = pilot.app.query_one("#result-table")
+        table = await open_compare(pilot)
         assert table.get_row("bpw") == ["Real bpw", "4.480", "3.100"]
         pilot.app.query_one("#result-chat").press()
         await pilot.pause()

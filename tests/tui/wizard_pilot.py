@@ -58,3 +58,12 @@ async def wait_text(pilot, selector: str, text: str, tries: int = 400) -> None:
             return
         await pilot.pause(0.05)
     raise AssertionError(f"{selector} never showed {text!r}: {pilot.app.query_one(selector).render()!r}")
+
+
+async def open_compare(pilot):
+    """From step 1 with defaults: run to the Result step, press Compare, return the result table."""
+    await pilot.press("enter", "enter", "enter", "enter")
+    await wait_for_step(pilot, "step-result")
+    pilot.app.query_one("#result-compare").press()
+    await pilot.pause()
+    return pilot.app.query_one("#result-table")
