@@ -344,3 +344,28 @@ def test_every_column_shown_fits_the_width(engine, library: Path, size) -> None:
             assert ("source" in keys) == (size[0] >= 100)
 
     check()
+
+
+@sync
+async def test_columns_follow_a_resize(engine, library: Path) -> None:
+    """Before: the columns were chosen once at mount, so a terminal narrowed from 100 to 80 columns kept Vis and
+    Source cut off (seen in the tmux tour), and one widened later never got them back."""
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = await _loaded(pilot, app)
+        table = app.query_one("#library-table", DataTable)
+
+        def keys() -> list[str]:
+            return [str(c.key.value) for c in table.columns.values()]
+        assert "source" in keys() and table.row_count == 3
+        await pilot.press("down")
+        chosen = view.highlighted
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.1)
+        assert "source" not in keys() and "vision" not in keys() and table.row_count == 3
+        assert view.highlighted == chosen
+        widths = sum(c.get_render_width(table) for c in table.columns.values())
+        assert widths <= table.content_region.width
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.1)
+        assert "source" in keys() and table.row_count == 3

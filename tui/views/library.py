@@ -11,7 +11,7 @@ from pathlib import Path
 
 from temper.core.library.format import human_bytes
 from temper.core.library.model_info import ModelInfo
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -108,15 +108,31 @@ class LibraryView(TemperNode, Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        # below 100 columns Vis and Source (both in the details pane) make room for the rest
-        self.columns = [c for c in COLUMNS if self.app.size.width >= 100 or c[0] not in ("vision", "source")]
-        for key, label, _ in self.columns:
-            table.add_column(label + "  ", key=key)  # room for the sort arrow
+        self._fit_columns(self.app.size.width)
         table.focus()
         model = self.app.model
         if model:  # `temper --model PATH` / `temper demo`: show that model highlighted
             self.select_model(model)
         self.rescan(refresh=False)
+
+    def _fit_columns(self, width: int) -> bool:
+        """Below 100 columns Vis and Source (both in the details pane) make room for the rest. True when
+        the shown columns changed (they are laid out again)."""
+        wanted = [c for c in COLUMNS if width >= 100 or c[0] not in ("vision", "source")]
+        table = self.query_one(DataTable)
+        if wanted == self.columns and table.columns:
+            return False
+        self.columns = wanted
+        table.clear(columns=True)
+        for key, label, _ in self.columns:
+            table.add_column(label + "  ", key=key)  # room for the sort arrow
+        return True
+
+    def on_resize(self, event: events.Resize) -> None:
+        current = self.highlighted                 # laying the columns out again moves the cursor to the top
+        if self._fit_columns(self.app.size.width) and self.loaded:
+            self.select_after_scan = current.path if current is not None else None
+            self.refresh_table()
 
     # scanning -------------------------------------------------------------------------------------
     def rescan(self, refresh: bool = True) -> None:
