@@ -22,7 +22,7 @@ from typing import Any
 
 from ..engine.events import Progress
 from ..errors import TemperError
-from .reference import Reference, log_softmax
+from .reference import Reference
 
 WIDTHS = (4, 8)
 
@@ -118,7 +118,7 @@ def measure(ctx: Any, model: Any, chunks: Any, chunk: int, group_size: int) -> K
             bits = [None] * n
             bits[i] = b
             plan = KVPlan(tuple(bits), group_size)
-            summed = sum(ref.kl_sum(batch, log_softmax(logits(row, plan)))
+            summed = sum(ref.kl_sum(batch, logits(row, plan))
                          for batch, row in zip(ref.batches, chunks, strict=True))
             kl[b][i] = max(0.0, summed / ref.tokens)
             done += 1
