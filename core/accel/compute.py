@@ -167,7 +167,9 @@ def to_fp32_in_steps(model: Any, *, dequantize: bool) -> None:
     from mlx.utils import tree_unflatten
 
     if dequantize:
-        names = [name for name, module in model.named_modules() if _dequantized_type(module) is not None]
+        sized = [(module.weight.size, name) for name, module in model.named_modules()
+                 if _dequantized_type(module) is not None]
+        names = [name for _, name in sorted(sized, reverse=True)]   # largest first: joined while little is fp32
         for name in names:
             new = _dequantize(_submodule(model, name))
             mx.eval(new.parameters())
