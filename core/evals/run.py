@@ -101,10 +101,13 @@ class ModelEval:
 
 
 class Ticker:
-    """Progress with an ETA from the rate so far, at most a few events a second."""
+    """Progress with an ETA (core/engine/eta.py's rule), at most a few events a second."""
 
     def __init__(self, ctx: Any, phase: str, total: int):
+        from ..engine.eta import EtaClock
+
         self.ctx, self.phase, self.total = ctx, phase, total
+        self.clock = EtaClock()
         self.start = time.perf_counter()
         self.last = 0.0
         self(0, total)
@@ -119,7 +122,7 @@ class Ticker:
             return
         self.last = now
         elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else None
+        eta = self.clock.estimate(self.phase, done, total)
         self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, "",
                                {"eta_s": eta, "elapsed_s": elapsed}))
 

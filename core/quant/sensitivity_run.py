@@ -240,8 +240,9 @@ class SensitivityRun:
             self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
-        def report(done: int, total: int, message: str) -> None:
-            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message, {"step": phase}))
+        def report(done: int, total: int, message: str, work: dict[str, float] | None = None) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message,
+                                   {"step": phase, **(work or {})}))
         return report
 
     def _reference(self, model: Any) -> Reference:
