@@ -144,3 +144,27 @@ def test_a_scored_tensor_becomes_progress_with_an_eta(clock) -> None:
     progress = [e for e in out.events if isinstance(e, Progress)]
     assert len(scored) == len(progress) == 3                  # the Layers view keeps its rows
     assert progress[-1].message == "exact layers.3.q" and progress[-1].data["eta_s"] == pytest.approx(7.0)
+
+
+def test_a_real_fast_pass_and_quantize_carry_their_work_units(engine, tiny_llama, tmp_path) -> None:
+    """The producers' side: the Fisher pass starts at 0, gives every sequence the same units and each tensor
+    its elements × candidates; the quantize phase's units end at their total; every count gets an eta_s."""
+    from temper.core.quant.pipeline import quantize
+    from temper.core.quant.request import QuantRequest
+
+    request = QuantRequest(model=str(tiny_llama), recipe="temper", target_bpw=4.5, samples=3, seq_len=32,
+                           sensitivity_mode="fast", bits=[2, 4, 8], group_sizes=[64], evaluate=False,
+                           output=str(tmp_path / "q"))
+    job = engine.submit(lambda ctx: quantize(ctx, request), kind="quantize")
+    events = [e for e in job.events() if isinstance(e, Progress)]
+    job.result()
+    fisher = [e for e in events if e.data.get("step") == "fisher"]
+    work = [e.data["work"] for e in fisher]
+    assert fisher[0].done == 0 and work[0] == 0 and work == sorted(work)
+    assert work[-1] == pytest.approx(fisher[-1].data["work_total"])
+    steps = [b - a for a, b in zip(work, work[1:], strict=False)]
+    assert steps[0] == steps[1] == steps[2] and len(set(steps[3:])) > 1     # 3 sequences, then unlike tensors
+    assert all("eta_s" in e.data for e in fisher[3:])
+    quant = [e for e in events if e.phase == "quantize" and e.total]
+    assert quant[-1].data["work"] == pytest.approx(quant[-1].data["work_total"]) and quant[-1].done == quant[-1].total
+    assert len({round(b.data["work"] - a.data["work"]) for a, b in zip(quant, quant[1:], strict=False)}) > 1
