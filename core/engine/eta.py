@@ -86,7 +86,7 @@ def as_progress(event: Event) -> Progress | None:
         done, total = int(getattr(event, "done", 0)), int(getattr(event, "total", 0)) or None
         method = getattr(event, "method", "")
         return Progress(event.job, "sensitivity", done, total, f"{method} {event.path}".strip(),
-                        {"step": f"scored:{method}"})
+                        {"step": f"scored:{method}", **(getattr(event, "work", None) or {})})
     return None
 
 

@@ -10,6 +10,8 @@ constants below are ratios measured there (SmolLM2-135M, the 2-core CPU, `temper
   `params × tokens`; scoring a tensor is `SCORE_COST × elements × candidates` in the same unit: element-wise
   kernels, not matrix products (a 256-token sequence took 6.6 and 8.4 s in two runs, scoring the model's
   1.77e9 elements × candidates 58 and 53 s: ratios 170 and 122).
+- exact pass (sensitivity_run.py): a tensor costs one forward pass per candidate from the first block its
+  change can reach (earlier blocks are replayed), plus the head: `candidates × (blocks from there + 1)`.
 - quantize (write.py): a GPTQ tensor is `rows × cols²` (its column loop: each column updates the rest of its
   row) plus its share of the block's forward pass and input statistics, `FORWARD_SHARE × rows × cols ×
   tokens` (per block 2.6 s: 0.6 s for the 576 × 1536 down_proj, 0.1 s for a 576 × 576 o_proj, 1.6 s for the
@@ -30,6 +32,12 @@ def fisher_steps(params: int, tokens: Sequence[int], scored: Sequence[tuple[int,
     """Per step of a Fisher pass, its cost: each sequence (`tokens` each), then each tensor scored
     ((elements it scores, candidates fitting it))."""
     return [float(params * t) for t in tokens] + [SCORE_COST * e * max(1, c) for e, c in scored]
+
+
+def exact_tensor(candidates: int, first_block: int | None, blocks: int) -> float:
+    """One tensor's exact KL: a forward pass per candidate from `first_block` (None: from the embeddings)."""
+    start = 0 if first_block is None else min(first_block, blocks)
+    return float(candidates * (blocks - start + 1))
 
 
 def gptq_tensor(rows: int, cols: int, tokens: int) -> float:

@@ -168,3 +168,21 @@ def test_a_real_fast_pass_and_quantize_carry_their_work_units(engine, tiny_llama
     quant = [e for e in events if e.phase == "quantize" and e.total]
     assert quant[-1].data["work"] == pytest.approx(quant[-1].data["work_total"]) and quant[-1].done == quant[-1].total
     assert len({round(b.data["work"] - a.data["work"]) for a, b in zip(quant, quant[1:], strict=False)}) > 1
+
+
+def test_an_exact_pass_weighs_a_tensor_by_the_blocks_it_runs(engine, tiny_llama, tmp_path) -> None:
+    """Blocks before a tensor's own are replayed: a late tensor costs less than an early one."""
+    import numpy as np
+    from temper.core.quant.calibration import TokenSet
+    from temper.core.quant.sensitivity import run_sensitivity
+
+    tokens = TokenSet("t", "calibration", np.random.default_rng(0).integers(0, 200, (1, 16)).astype(np.int32))
+    job = engine.submit(lambda ctx: run_sensitivity(ctx, tiny_llama, ["affine:4b:g64"], tokens, mode="exact",
+                                                    out=tmp_path / "exact.json"))
+    events = [e for e in job.events() if isinstance(e, Progress) and e.data.get("step") == "scored:exact"]
+    job.result()
+    cost = {e.message.split()[-1]: e.data["work"] for e in events}
+    steps = {p: w - prev for (p, w), prev in zip(cost.items(), [0.0, *cost.values()], strict=False)}
+    first = next(p for p in steps if ".layers.0." in p)
+    last = next(p for p in reversed(steps) if ".layers." in p)
+    assert steps[first] > steps[last] > 0 and events[-1].data["work"] == pytest.approx(events[-1].data["work_total"])
