@@ -118,11 +118,11 @@ class Ticker:
         from ..engine.events import Progress
 
         now = time.perf_counter()
+        eta = self.clock.estimate(self.phase, done, total)     # every step counts, said or not
         if done not in (0, total) and now - self.last < 0.25:
             return
         self.last = now
         elapsed = now - self.start
-        eta = self.clock.estimate(self.phase, done, total)
         self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, "",
                                {"eta_s": eta, "elapsed_s": elapsed}))
 
