@@ -77,9 +77,10 @@ class _Phases:
         self.seconds: dict[str, float] = {}
         self.clock = time.perf_counter()
 
-    def __call__(self, name: str, done: int = 0, total: int | None = None, message: str = "") -> None:
+    def __call__(self, name: str, done: int = 0, total: int | None = None, message: str = "",
+                 work: dict[str, float] | None = None) -> None:
         self.check()
-        self.emit(Progress(self.job, name, done, total, message))
+        self.emit(Progress(self.job, name, done, total, message, dict(work or {})))
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
@@ -176,7 +177,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
                     awq_chunks=chunks if req.awq else None, calibration=chunks,
                     rounding=Rounding(gptq=req.gptq, clip=req.clip),
                     card={"base_model": source.name, "name": out.name},
-                    progress=lambda name, done, total, message="": phase(name, done, total, message),
+                    progress=phase,
                     before_commit=verify_before_commit)
     result.out, result.verify = out, reports[0]
     result.verify.path = out
