@@ -142,6 +142,10 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
         phase.lap("sensitivity")
 
     phase("allocate", 0, 1, req.recipe)
+    if scored_here:
+        from ..accel.release import release_memory
+
+        release_memory()                                # the Fisher pass's model and statistics, before the write
     plan = info.plan(table, req.plan_options(table.float_bytes))
     plan.model = str(source)
     phase.lap("allocate")
@@ -183,7 +187,10 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     result.verify.path = out
     phase.lap("verify")
     if req.evaluate and calib is not None:
+        from ..accel.release import release_memory
         from .evaluate import evaluate, format_table
+
+        release_memory()                                # what the write phase left behind: before two loads
 
         held = evaluation_set(tokenizer, samples=min(req.samples, 16), seq_len=req.seq_len,
                               source=None if req.evaluation == "builtin" else req.evaluation, calibration=calib)

@@ -204,15 +204,10 @@ def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding:
         cfg = predicate(path, module)
         assert isinstance(cfg, dict)
         q = module.to_quantized(**cfg)
-        if rounding.clip and cfg["mode"] == "affine":
-            import numpy as np
+        if rounding.clip and cfg["mode"] == "affine":     # replaces to_quantized's lazy arrays before they run
+            from .rounding import clip_rounded
 
-            from .rounding import choose_params, quantized_arrays, round_to_grid
-
-            w = np.array(module.weight.astype(mx.float32))
-            s, b = choose_params(w, None, cfg["bits"], cfg["group_size"], module.weight.dtype)
-            q.weight, q.scales, q.biases = quantized_arrays(round_to_grid(w, s, b, cfg["bits"], cfg["group_size"]),
-                                                            s, b, cfg["bits"], module.weight.dtype)
+            q.weight, q.scales, q.biases = clip_rounded(module.weight, cfg["bits"], cfg["group_size"])
         mx.eval(q.parameters())
         model.update_modules(tree_unflatten([(path, q)]))
         tick(path)
