@@ -122,8 +122,8 @@ class Reference:
         # slower): said in `replay_note` (the table's meta, the job's progress line), never silently.
         self.replay_note = self._replay_check(model) if record else ""
         self.replay = record and not self.replay_note
-        if not self.replay:
-            self.recorded = []
+        if not self.replay:      # nothing to replay: keep no block of the model (evaluate drops it for the next)
+            self.recorded, self.layers = [], None
 
     @classmethod
     def from_logits(cls, xs: list[Any], logits: Iterable[Any], *, vocab: int | None = None,
