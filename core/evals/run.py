@@ -12,6 +12,7 @@ from typing import Any
 
 from . import cache, prompts, tasks
 from .extract import cut_at_stops, gsm8k_answer, gsm8k_correct, humaneval_program, mmlu_choice
+from .loops import LOOP
 from .sandbox import Limits, isolation, run_program
 from .stats import capability, wilson
 
@@ -48,6 +49,8 @@ class EvalSettings:
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
         if task == "humaneval":
             out["sandbox"] = asdict(self.limits)
+        if task == "gsm8k":
+            out["loops"] = LOOP.key()       # looping completions finished by repetition (loops.py)
         return out
 
 
@@ -141,7 +144,8 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
     records: list[dict[str, Any]] = []
     if task == "gsm8k":
         outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings, task,
-                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE)
+                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE,
+                    loops=LOOP)
         for p, text in zip(items, outs, strict=True):
             text = cut_at_stops(text, prompts.GSM8K_STOPS)
             records.append({"id": p.id, "want": p.answer, "got": gsm8k_answer(text),
