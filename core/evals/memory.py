@@ -53,8 +53,11 @@ def kv_bytes_per_token(model: Any) -> int:
     import mlx.core as mx
     from mlx_lm.models.cache import make_prompt_cache
 
-    cache = make_prompt_cache(model)
-    model(mx.array([[0]]), cache=cache)
+    try:
+        cache = make_prompt_cache(model)
+        model(mx.array([[0]]), cache=cache)
+    except Exception:       # a model this cannot probe (no token input, an exotic cache): no cap
+        return 0
     total = 0
     for c in cache:
         for a in (getattr(c, "keys", None), getattr(c, "values", None)):
