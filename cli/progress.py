@@ -2,8 +2,9 @@
 terminal; plain lines when piped (a line when a phase starts, then at most one every few seconds, and one
 when it ends); nothing with --quiet/--json.
 
-Every long phase reports through the engine's `Progress(job, phase, done, total, message)` events; the
-sensitivity pass's per-tensor `LayerScored` events are read the same way.
+Every long phase reports through the engine's `Progress(job, phase, done, total, message)` events. The ETA
+shown is the event's `eta_s` (core/engine/eta.py's rule, in the work units the core knows); progress that
+comes without one (a download's callback, an evaluation alone) gets it from the same rule here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
 from rich.progress import Progress as Bars
 
+from ..core.engine.eta import EtaClock
 from ..core.engine.events import Progress
 from ..core.library.format import human_duration
 from .output import stderr_console
@@ -22,14 +24,11 @@ from .output import stderr_console
 PLAIN_EVERY_S = 5.0
 
 
-def as_progress(event: Any) -> tuple[str, int, int | None, str] | None:
-    """(phase, done, total, current item) of a progress-like event, else None."""
-    from ..core.quant.sensitivity import LayerScored  # (MLX is loaded by then: only jobs send events)
-
+def as_progress(event: Any) -> tuple[str, int, int | None, str, float | None] | None:
+    """(phase, done, total, current item, eta_s) of a progress event, else None. A sensitivity pass's
+    per-tensor LayerScored events are skipped: each comes with a Progress (core/engine/eta.EtaContext)."""
     if isinstance(event, Progress):
-        return event.phase, int(event.done), event.total, event.message
-    if isinstance(event, LayerScored):
-        return "sensitivity", int(event.done), int(event.total) or None, f"{event.method} {event.path}".strip()
+        return event.phase, int(event.done), event.total, event.message, (event.data or {}).get("eta_s")
     return None
 
 
@@ -43,24 +42,20 @@ class PlainLines:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.phase = ""
-        self.started = 0.0
         self.last = 0.0
-        self.first_done = 0
 
-    def update(self, phase: str, done: int, total: int | None, message: str) -> None:
+    def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None) -> None:
         now = time.monotonic()
         new = phase != self.phase
         if new:
-            self.phase, self.started, self.last, self.first_done = phase, now, 0.0, done
+            self.phase, self.last = phase, 0.0
         finished = total is not None and done >= total
         said = total is None and bool(message)   # an announcement (e.g. which sensitivity pass, and why)
         if not (new or finished or said or now - self.last >= PLAIN_EVERY_S):
             return
         self.last = now
         count = f" {done}/{total}" if total else ""
-        eta = ""
-        if total and done > self.first_done and not finished:
-            eta = eta_text((now - self.started) / (done - self.first_done) * (total - done))
+        eta = eta_text(eta_s) if eta_s is not None and total and not finished else ""
         parts = [f"[{phase}]{count}", f"eta {eta}" if eta else "", message]
         self.console.print(" ".join(p for p in parts if p), markup=False, highlight=False, soft_wrap=True)
 
@@ -73,23 +68,24 @@ class LiveBars:
 
     def __init__(self, console: Console) -> None:
         self.bars = Bars(SpinnerColumn(), TextColumn("{task.description:<12}"), BarColumn(bar_width=28),
-                         MofNCompleteColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                         MofNCompleteColumn(), TextColumn("{task.fields[eta]}"),
                          TextColumn("{task.fields[item]}", style="dim"), console=console, transient=False)
         self.tasks: dict[str, Any] = {}
         self.current = ""
         self.bars.start()
 
-    def update(self, phase: str, done: int, total: int | None, message: str) -> None:
+    def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None) -> None:
         if phase != self.current and self.current in self.tasks:
             task = self.tasks[self.current]
             self.bars.update(task, completed=self.bars.tasks[task].total or 1, total=self.bars.tasks[task].total or 1)
         self.current = phase
         if phase not in self.tasks:
-            self.tasks[phase] = self.bars.add_task(phase, total=total, item="")
+            self.tasks[phase] = self.bars.add_task(phase, total=total, item="", eta="")
         if total is None and message:       # an announcement: kept as a line above the bars
             self.bars.console.print(f"[{phase}] {message}", markup=False, highlight=False, soft_wrap=True)
         item = message if len(message) <= 60 else "…" + message[-59:]
-        self.bars.update(self.tasks[phase], completed=done, total=total, item=item)
+        eta = f"eta {eta_text(eta_s)}" if eta_s is not None and total and done < total else ""
+        self.bars.update(self.tasks[phase], completed=done, total=total, item=item, eta=eta)
 
     def close(self) -> None:
         self.bars.stop()
@@ -103,15 +99,20 @@ class ProgressView:
         self.console = console or stderr_console()
         self.quiet = quiet
         self.shown: PlainLines | LiveBars | None = None
+        self.clock = EtaClock()
 
     def __enter__(self) -> ProgressView:
         if not self.quiet:
             self.shown = LiveBars(self.console) if self.console.is_terminal else PlainLines(self.console)
         return self
 
-    def __call__(self, phase: str, done: int, total: int | None = None, message: str = "") -> None:
+    def __call__(self, phase: str, done: int, total: int | None = None, message: str = "",
+                 eta_s: float | None = None) -> None:
         if self.shown is not None:
-            self.shown.update(phase, int(done), int(total) if total else None, message)
+            total = int(total) if total else None
+            if eta_s is None:      # a callback's progress, or an event without one: the same rule here
+                eta_s = self.clock.estimate(phase, float(done), float(total) if total else None)
+            self.shown.update(phase, int(done), total, message, eta_s)
 
     def __exit__(self, *exc: Any) -> None:
         if self.shown is not None:

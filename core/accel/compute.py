@@ -154,13 +154,72 @@ def maybe_upcast(model: Any, policy: str = "auto", **plan_args: Any) -> ComputeP
         from .prefill import keep_packed
 
         keep_packed(model)
-    elif decided.quantized:
-        from mlx_lm.utils import dequantize_model
-
-        dequantize_model(model)
-    model.set_dtype(mx.float32)
+    to_fp32_in_steps(model, dequantize=decided.mode == "fp32" and decided.quantized)
     mx.eval(model.parameters())
     return decided
+
+
+def to_fp32_in_steps(model: Any, *, dequantize: bool) -> None:
+    """Dequantize (when asked) and cast the floating weights to fp32 one module at a time, each evaluated
+    before the next, so the peak is the fp32 model plus one module, not the old and the new model at once
+    (dequantizing a 262k-vocabulary model in one graph took 6.3 GB of RSS for a 1.7 GB result)."""
+    import mlx.core as mx
+    from mlx.utils import tree_unflatten
+
+    if dequantize:
+        sized = [(module.weight.size, name) for name, module in model.named_modules()
+                 if _dequantized_type(module) is not None]
+        names = [name for _, name in sorted(sized, reverse=True)]   # largest first: joined while little is fp32
+        for name in names:
+            new = _dequantize(_submodule(model, name))
+            mx.eval(new.parameters())
+            model.update_modules(tree_unflatten([(name, new)]))
+    for _, module in model.named_modules():
+        own = [k for k, v in module.items()
+               if isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.floating) and v.dtype != mx.float32]
+        for k in own:
+            module[k] = module[k].astype(mx.float32)
+        if own:
+            mx.eval([module[k] for k in own])
+
+
+def _dequantized_type(module: Any) -> Any:
+    """The float module class a quantized one becomes, or None (not quantized)."""
+    import mlx.nn as nn
+    from mlx_lm.models.switch_layers import QuantizedSwitchLinear, SwitchLinear
+
+    if isinstance(module, nn.QuantizedLinear):
+        return nn.Linear
+    if isinstance(module, nn.QuantizedEmbedding):
+        return nn.Embedding
+    if isinstance(module, QuantizedSwitchLinear):
+        return SwitchLinear
+    return None
+
+
+def _dequantize(module: Any) -> Any:
+    """An fp32 float twin of one quantized module (the weights it computes with, exactly)."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from .dequant import dequantize_rows
+
+    cls = _dequantized_type(module)
+    weight = dequantize_rows(module.weight, module.scales, module.get("biases"), group_size=module.group_size,
+                             bits=module.bits, mode=getattr(module, "mode", "affine"), dtype=mx.float32)
+    has_bias = "bias" in module
+    new = cls(*weight.shape[::-1]) if cls is nn.Embedding else cls(*weight.shape[::-1], bias=has_bias)
+    new.weight = weight
+    if has_bias:
+        new.bias = module.bias.astype(mx.float32)
+    return new
+
+
+def _submodule(model: Any, name: str) -> Any:
+    node = model
+    for part in name.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
 
 
 def _float_dtypes(model: Any) -> set[str]:

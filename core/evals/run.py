@@ -104,10 +104,13 @@ class ModelEval:
 
 
 class Ticker:
-    """Progress with an ETA from the rate so far, at most a few events a second."""
+    """Progress with an ETA (core/engine/eta.py's rule), at most a few events a second."""
 
     def __init__(self, ctx: Any, phase: str, total: int):
+        from ..engine.eta import EtaClock
+
         self.ctx, self.phase, self.total = ctx, phase, total
+        self.clock = EtaClock()
         self.start = time.perf_counter()
         self.last = 0.0
         self(0, total)
@@ -118,11 +121,11 @@ class Ticker:
         from ..engine.events import Progress
 
         now = time.perf_counter()
+        eta = self.clock.estimate(self.phase, done, total)     # every step counts, said or not
         if done not in (0, total) and now - self.last < 0.25:
             return
         self.last = now
         elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else None
         self.ctx.emit(Progress(self.ctx.job_id, self.phase, done, total, "",
                                {"eta_s": eta, "elapsed_s": elapsed}))
 

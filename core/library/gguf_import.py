@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from ..accel.dequant import dequantize_rows
 from ..errors import TemperError
 from ..paths import models_dir
 from .gguf_config import FAMILIES, SUPPORTED, build_config, import_error, llama3_rope_factors, plain
@@ -238,8 +239,8 @@ def import_gguf(
         if w is not None and w.dtype == mx.uint32 and "scales" in parts:  # Q4_0 / Q4_1 / Q8_0 as MLX triples
             bits = parts["weight"].shape[-1] // parts["scales"].shape[-1]
             if dequantize:
-                parts = {"weight": mx.dequantize(parts["weight"], parts["scales"], parts["biases"],
-                                                 group_size=_GGUF_GROUP, bits=bits).astype(target),
+                parts = {"weight": dequantize_rows(parts["weight"], parts["scales"], parts["biases"],
+                                                   group_size=_GGUF_GROUP, bits=bits, dtype=target),
                          **({"bias": parts["bias"].astype(target)} if "bias" in parts else {})}
                 actions[f"{gtype} dequantized"] += 1
             else:

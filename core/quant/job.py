@@ -77,9 +77,10 @@ class _Phases:
         self.seconds: dict[str, float] = {}
         self.clock = time.perf_counter()
 
-    def __call__(self, name: str, done: int = 0, total: int | None = None, message: str = "") -> None:
+    def __call__(self, name: str, done: int = 0, total: int | None = None, message: str = "",
+                 work: dict[str, float] | None = None) -> None:
         self.check()
-        self.emit(Progress(self.job, name, done, total, message))
+        self.emit(Progress(self.job, name, done, total, message, dict(work or {})))
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
@@ -141,6 +142,10 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
         phase.lap("sensitivity")
 
     phase("allocate", 0, 1, req.recipe)
+    if scored_here:
+        from ..accel.release import release_memory
+
+        release_memory()                                # the Fisher pass's model and statistics, before the write
     plan = info.plan(table, req.plan_options(table.float_bytes))
     plan.model = str(source)
     phase.lap("allocate")
@@ -176,13 +181,16 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
                     awq_chunks=chunks if req.awq else None, calibration=chunks,
                     rounding=Rounding(gptq=req.gptq, clip=req.clip),
                     card={"base_model": source.name, "name": out.name},
-                    progress=lambda name, done, total, message="": phase(name, done, total, message),
+                    progress=phase,
                     before_commit=verify_before_commit)
     result.out, result.verify = out, reports[0]
     result.verify.path = out
     phase.lap("verify")
     if req.evaluate and calib is not None:
+        from ..accel.release import release_memory
         from .evaluate import evaluate, format_table
+
+        release_memory()                                # what the write phase left behind: before two loads
 
         held = evaluation_set(tokenizer, samples=min(req.samples, 16), seq_len=req.seq_len,
                               source=None if req.evaluation == "builtin" else req.evaluation, calibration=calib)

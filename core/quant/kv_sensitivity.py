@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.eta import EtaClock
 from ..engine.events import Progress
 from ..errors import TemperError
-from .reference import Reference, log_softmax
+from .reference import Reference
 
 WIDTHS = (4, 8)
 
@@ -103,9 +104,10 @@ def measure(ctx: Any, model: Any, chunks: Any, chunk: int, group_size: int) -> K
         ctx.check()
         return out
 
+    clock = EtaClock()       # equal steps (one forward pass over the text each); the first also compiles
+
     def emit(message: str) -> None:
-        eta = (time.perf_counter() - t0) / done * (total - done) if done else None
-        ctx.emit(Progress(ctx.job_id, "kv", done, total, message, {"eta_s": eta}))
+        ctx.emit(Progress(ctx.job_id, "kv", done, total, message, {"eta_s": clock.estimate("kv", done, total)}))
 
     emit("float reference")
     xs = [mx.array(row)[None] for row in chunks]
@@ -118,7 +120,7 @@ def measure(ctx: Any, model: Any, chunks: Any, chunk: int, group_size: int) -> K
             bits = [None] * n
             bits[i] = b
             plan = KVPlan(tuple(bits), group_size)
-            summed = sum(ref.kl_sum(batch, log_softmax(logits(row, plan)))
+            summed = sum(ref.kl_sum(batch, logits(row, plan))
                          for batch, row in zip(ref.batches, chunks, strict=True))
             kl[b][i] = max(0.0, summed / ref.tokens)
             done += 1

@@ -3,18 +3,19 @@
 `quantize(ctx, request)` keeps a job record in jobs_dir() up to date (phase, progress, outcome) while
 job.run_phases runs calibration → scores → plan → write → verify → evaluate (the sensitivity pass
 checkpoints after every tensor, so a killed run resumes where it stopped). Progress events gain an `eta_s`
-in their data. `resume(ctx, job_id)` picks an unfinished record up again with the request it was started with.
+in their data (the one rule the CLI and the app display: core/engine/eta.py). `resume(ctx, job_id)` picks
+an unfinished record up again with the request it was started with.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import jobs
-from ..engine.events import Event, Progress
+from ..engine.eta import EtaContext
+from ..engine.events import Progress
 from ..errors import JobCancelled, QuantError
 from .job import QuantizeResult
 from .output import check_output
@@ -22,52 +23,18 @@ from .request import QuantRequest
 from .source import require_float
 
 
-class RecordingContext:
+class RecordingContext(EtaContext):
     """The job context seen by the core: passes everything through, and on the way keeps the job
-    record current and adds an ETA to progress (per phase, from the rate so far)."""
+    record current and adds an ETA to progress (core/engine/eta.py: per phase, in the work units the
+    event carries, the first step left out of the rate)."""
 
     def __init__(self, ctx: Any, record: jobs.JobRecord, *, save_every: float = 1.0) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self.record = record
         self._save_every = save_every
         self._last_save = 0.0
-        self._phase_start: dict[str, tuple[float, int]] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ctx, name)
-
-    @property
-    def job_id(self) -> int:
-        return self._ctx.job_id
-
-    def check(self) -> None:
-        self._ctx.check()
-
-    def eta(self, phase: str, done: int, total: int | None) -> float | None:
-        now = time.monotonic()
-        start = self._phase_start.get(phase)
-        if start is None or done < start[1]:
-            self._phase_start[phase] = (now, done)
-            return None
-        t0, d0 = start
-        if not total or done <= d0:
-            return None
-        return (now - t0) / (done - d0) * (total - done)
-
-    def emit(self, event: Event) -> None:
-        if not isinstance(event, Progress) and hasattr(event, "path") and hasattr(event, "scores"):
-            self._ctx.emit(event)            # a tensor scored: the live Layers view wants it as it is
-            done, total = int(getattr(event, "done", 0)), int(getattr(event, "total", 0)) or None
-            method = getattr(event, "method", "")
-            event = Progress(self.job_id, "sensitivity", done, total, f"{method} {event.path}".strip())
-        if isinstance(event, Progress):
-            eta = self.eta(f"{event.phase}:{event.total}", event.done, event.total)
-            if eta is not None and "eta_s" not in event.data:
-                event = dataclasses.replace(event, data={**event.data, "eta_s": eta})
-            self._note(event)
-        self._ctx.emit(event)
-
-    def _note(self, event: Progress) -> None:
+    def noted(self, event: Progress) -> None:
         changed = event.phase != self.record.phase
         self.record.phase = event.phase
         self.record.progress[event.phase] = [event.done, event.total]

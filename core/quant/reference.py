@@ -154,14 +154,16 @@ class Reference:
 
         if not self.k:
             self._form(int(logits.shape[-1]))
-        logp = log_softmax(logits)
-        nll = _nll(logp, x)
         if self.full:
+            logp = log_softmax(logits)
+            nll = _nll(logp, x)
             batch = _Batch(x=x, logp=logp)
             mx.eval(batch.logp, nll)
-        else:
-            idx = mx.argpartition(-logp, kth=self.k - 1, axis=-1)[..., : self.k]
-            top = mx.take_along_axis(logp, idx, axis=-1)
+        else:   # never a second (B, L, V) array beside the logits: see _top_k
+            lse = mx.logsumexp(logits, axis=-1, keepdims=True)
+            nll = _nll(logits, x, lse)
+            idx = _top_k(logits, self.k)
+            top = mx.take_along_axis(logits, idx, axis=-1) - lse
             tail = _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
             batch = _Batch(x=x, idx=idx, top=top, tail=tail)
             mx.eval(batch.idx, batch.top, batch.tail, nll)
@@ -212,7 +214,7 @@ class Reference:
         for i, batch in enumerate(self.batches):
             if check is not None:
                 check()
-            total += self.kl_sum(batch, log_softmax(self._forward(model, i, start_layer)))
+            total += self.kl_sum(batch, self._forward(model, i, start_layer))
         return total / self.tokens
 
     def per_token(self, model: Any, check: Any = None) -> TokenScores:
@@ -224,30 +226,56 @@ class Reference:
         for i, batch in enumerate(self.batches):
             if check is not None:
                 check()
-            logq = log_softmax(self._forward(model, i, None))
-            kls.append(np.array(self._kl_tokens(batch, logq)).reshape(-1))
+            logits = self._forward(model, i, None)          # log-probs once shifted by their logsumexp
+            lse = mx.logsumexp(logits, axis=-1, keepdims=True)
+            kls.append(np.array(self._kl_tokens(batch, logits, lse)).reshape(-1))
             ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
                 mx.take_along_axis(batch.idx, mx.argmax(batch.top, axis=-1, keepdims=True), axis=-1)[..., 0]
-            agree.append(np.array(ref_top == mx.argmax(logq, axis=-1)).reshape(-1))
-            nll += float(_nll(logq, batch.x).item())
+            agree.append(np.array(ref_top == mx.argmax(logits, axis=-1)).reshape(-1))
+            nll += float(_nll(logits, batch.x, lse).item())
         return TokenScores(np.concatenate(kls), np.concatenate(agree), nll, self.predicted)
 
     def kl_sum(self, batch: _Batch, logq: Any) -> float:
+        """Summed KL of one batch; `logq`: the model's logits or log-probs (the same once normalised)."""
         return float(self._kl_tokens(batch, logq).sum().item())
 
-    def _kl_tokens(self, batch: _Batch, logq: Any) -> Any:
+    def _kl_tokens(self, batch: _Batch, logits: Any, lse: Any = None) -> Any:
+        """Per-position KL(reference || model) from the model's logits (or log-probs), normalised here: the
+        top-k form gathers K values per position and never builds the model's full log-probs."""
         import mlx.core as mx
 
+        if lse is None:
+            lse = mx.logsumexp(logits, axis=-1, keepdims=True)
         if self.full:
             p = mx.exp(batch.logp)
-            kl = (p * (batch.logp - logq)).sum(axis=-1)
+            kl = (p * (batch.logp - (logits - lse))).sum(axis=-1)
         else:
-            q_top = mx.take_along_axis(logq, batch.idx, axis=-1)
+            q_top = mx.take_along_axis(logits, batch.idx, axis=-1) - lse
             p_top = mx.exp(batch.top)
             q_tail = _log1mexp(mx.logsumexp(q_top, axis=-1, keepdims=True))
             kl = (p_top * (batch.top - q_top)).sum(axis=-1) + \
                 (mx.exp(batch.tail) * (batch.tail - q_tail)).sum(axis=-1)
         return mx.maximum(kl, 0.0)
+
+
+TOPK_SLICE_BYTES = 32 << 20     # positions per argpartition: at most this much of (negated) logits at a time
+
+
+def _top_k(logits: Any, k: int) -> Any:
+    """Each position's k largest logits' token ids, (B, L, k), a few positions at a time, each slice evaluated
+    and copied out: argpartition over all positions at once held two more (B, L, V) arrays (the negated
+    logits and the full permutation), 0.5 GB per 256-token chunk of a 262k vocabulary, and a slice of its
+    result kept the whole permutation alive as long as the reference."""
+    import mlx.core as mx
+
+    b, length, vocab = logits.shape
+    step = max(1, TOPK_SLICE_BYTES // max(1, b * vocab * 4))
+    parts = []
+    for s in range(0, length, step):
+        part = mx.contiguous(mx.argpartition(-logits[:, s:s + step], kth=k - 1, axis=-1)[..., :k])
+        mx.eval(part)
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=1)
 
 
 def log_softmax(logits: Any) -> Any:
@@ -256,13 +284,15 @@ def log_softmax(logits: Any) -> Any:
     return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
 
 
-def _nll(logp: Any, x: Any) -> Any:
-    """Minus the summed log-probs of each position's next token (the last position has none)."""
+def _nll(logits: Any, x: Any, lse: Any = None) -> Any:
+    """Minus the summed log-probs of each position's next token (the last position has none). `logits`:
+    log-probs, or logits with their logsumexp `lse`."""
     import mlx.core as mx
 
     if x.shape[-1] < 2:
         return mx.array(0.0)
-    return -mx.take_along_axis(logp[:, :-1], x[:, 1:, None], axis=-1).sum()
+    picked = mx.take_along_axis(logits[:, :-1], x[:, 1:, None], axis=-1)
+    return -(picked if lse is None else picked - lse[:, :-1]).sum()
 
 
 def _log1mexp(a: Any) -> Any:

@@ -268,6 +268,24 @@ def round_to_grid(w: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: i
     return q.reshape(rows, cols).astype(np.uint8)
 
 
+def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any]:
+    """Clip-searched round-to-nearest of an MLX weight (no H) as MLX's (weight, scales, biases), ROWS_PER_SLICE
+    rows at a time: rows are independent, so the result is the whole tensor's, while a 262k-row embedding is
+    never in fp32 (nor its grid temporaries) at once: that took the write phase 0.8 GB over the Fisher pass."""
+    import mlx.core as mx
+
+    parts: list[tuple[Any, Any, Any]] = []
+    for r in range(0, weight.shape[0], ROWS_PER_SLICE):
+        w = np.array(weight[r:r + ROWS_PER_SLICE].astype(mx.float32))
+        s, b = choose_params(w, None, bits, group_size, weight.dtype)
+        part = quantized_arrays(round_to_grid(w, s, b, bits, group_size), s, b, bits, weight.dtype)
+        mx.eval(*part)
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(mx.concatenate([p[i] for p in parts], axis=0) for i in range(3))    # type: ignore[return-value]
+
+
 def pack(q: Any, bits: int) -> Any:
     """Integers (rows, cols) → uint32 words (rows, cols·bits/32), laid out as mx.quantize lays them."""
     import mlx.core as mx

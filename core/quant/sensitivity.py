@@ -92,8 +92,11 @@ def run_sensitivity(
     replay=False recomputes every block on every exact pass (for checking the replay shortcut).
     streamed: True streams blocks from disk (exact measure); None streams only when the planned peak
     memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused)."""
+    from ..engine.eta import EtaContext
     from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, fisher_sequences, peak_bytes
 
+    if not isinstance(ctx, EtaContext):      # alone (`temper sensitivity`, Layers' measure): progress gets its ETA
+        ctx = EtaContext(ctx)
     if mode not in (*MODES, "auto"):
         raise QuantError(f"unknown sensitivity mode {mode!r} (choose from auto, {', '.join(MODES)})")
     if not 0 < fraction <= 1:

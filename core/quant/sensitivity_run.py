@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..engine.events import Event, Progress
-from . import estimate
+from . import estimate, work
 from .calibration import TokenSet
 from .candidates import Candidate
 from .reference import PASSES, Reference
@@ -35,13 +35,14 @@ class LayerScored(Event):
     kind: str = ""
     layer: int | None = None
     shape: tuple[int, ...] = ()
+    work: dict[str, float] = field(default_factory=dict)   # work units for the ETA (core/quant/work.py)
 
     @classmethod
     def of(cls, job: int, row: TensorScores, done: int, total: int, method: str = "exact",
-           scores: dict[str, float] | None = None) -> LayerScored:
+           scores: dict[str, float] | None = None, work: dict[str, float] | None = None) -> LayerScored:
         """The event for one table row (`scores`: those to announce, by default all the row's)."""
         return cls(job, row.path, dict(row.scores if scores is None else scores), done, total, method,
-                   row.params, row.kind, row.layer, tuple(row.shape))
+                   row.params, row.kind, row.layer, tuple(row.shape), dict(work or {}))
 
 class Scorer(Protocol):
     """Fills, saves and returns a run's table (the run holds the request, the table and the bookkeeping)."""
@@ -198,11 +199,16 @@ class SensitivityRun:
         targets = self._exact_targets(tensors, table)
         by_path = table.by_path()
         t0 = time.perf_counter()
+        todos = {t.path: [c for c in self.cands if c.fits(t.shape) and by_path[t.path].methods.get(c.key) != "exact"]
+                 for t in targets}
+        blocks = 1 + max((t.layer for t in tensors if t.layer is not None), default=-1)
+        costs = [work.exact_tensor(len(todos[t.path]), _block_of(t, blocks), blocks) for t in targets]
+        tally = work.Tally(sum(costs))
         for i, t in enumerate(targets):
             row = by_path[t.path]
-            todo = [c for c in self.cands if c.fits(t.shape) and row.methods.get(c.key) != "exact"]
+            todo = todos[t.path]
             if not todo:   # finished in an earlier (interrupted) run: show it, measure nothing
-                self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets)))
+                self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets), work=tally.add(0.0)))
                 continue
             ref = self._reference(model)
             original = t.module["weight"]
@@ -217,7 +223,7 @@ class SensitivityRun:
             row.scores.update(scores)
             row.methods.update({k: "exact" for k in scores})
             table.save(self.target)           # resumable: this tensor is done
-            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets), "exact"))
+            self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, len(targets), "exact", work=tally.add(costs[i])))
         self.times["exact"] = self.times.get("exact", 0.0) + time.perf_counter() - t0
 
     def correct(self, table: SensitivityTable) -> None:
@@ -240,8 +246,9 @@ class SensitivityRun:
             self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, "estimate"))
 
     def _progress(self, phase: str) -> Any:
-        def report(done: int, total: int, message: str) -> None:
-            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message, {"step": phase}))
+        def report(done: int, total: int, message: str, work: dict[str, float] | None = None) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message,
+                                   {"step": phase, **(work or {})}))
         return report
 
     def _reference(self, model: Any) -> Reference:
@@ -311,6 +318,11 @@ class SensitivityRun:
         for i, row in enumerate(table.tensors):
             method = "exact" if "exact" in row.methods.values() else "estimate"
             self.ctx.emit(LayerScored.of(self.ctx.job_id, row, i + 1, n, method))
+
+
+def _block_of(t: QTensor, blocks: int) -> int | None:
+    """_first_block before the reference exists: a head reaches only itself (after the last block)."""
+    return blocks if t.layer is None and t.path.endswith("lm_head") else t.layer
 
 
 def _first_block(t: QTensor, ref: Reference) -> int | None:

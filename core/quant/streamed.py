@@ -214,11 +214,11 @@ def run_streamed_exact(sm: StreamedModel, chunks: Any, cands: list[Candidate], v
                 t.module["weight"] = w
                 try:
                     logits = sm.head(x, hs)
-                    total += ref.kl_sum(ref.batches[k], reference.log_softmax(logits))
+                    total += ref.kl_sum(ref.batches[k], logits)
                 finally:
                     t.module["weight"] = saved
             else:
-                total += ref.kl_sum(ref.batches[k], reference.log_softmax(sm.head(x, hs)))
+                total += ref.kl_sum(ref.batches[k], sm.head(x, hs))
         return total / ref.tokens
 
     by_layer: dict[int | None, list[QTensor]] = {}

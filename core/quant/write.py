@@ -31,12 +31,13 @@ from .inventory import is_float_only
 from .output import check_output
 from .passthrough import copy_towers, tower_bytes
 from .plan import PLAN_FILE, Plan
+from .work import Tally, gptq_tensor, rounded_tensor
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
 _COPY_SUFFIXES = {".json", ".jinja", ".model", ".tiktoken", ".txt", ".jsonl", ".py"}
 _NO_COPY = {"config.json", "model.safetensors.index.json", PLAN_FILE}
 
-Progress = Callable[..., None]       # (phase, done, total[, message])
+Progress = Callable[..., None]       # (phase, done, total[, message[, work units: work.py]])
 
 
 @dataclass
@@ -175,13 +176,16 @@ def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding:
 
     todo = [(p, m) for p, m in model.named_modules() if hasattr(m, "to_quantized") and predicate(p, m)]
     total, done = len(todo), 0
+    tokens = sum(len(c) for c in chunks or [])
+    costs = {p: _cost(m, predicate(p, m), rounding, tokens) for p, m in todo}   # the ETA's weights (work.py)
+    tally = Tally(sum(costs.values()))
 
     def tick(path: str) -> None:
         nonlocal done
         done += 1
-        say("quantize", done, total, path)
+        say("quantize", done, total, path, tally.add(costs.get(path, 0.0)))
 
-    say("quantize", 0, total, rounding.describe())
+    say("quantize", 0, total, rounding.describe(), tally.add(0.0))
     skipped = ""
     if rounding.gptq:
         if not chunks:
@@ -194,25 +198,31 @@ def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding:
             if done:
                 raise
             skipped = f"GPTQ skipped: {exc}"
-            say("quantize", 0, total, skipped)
+            say("quantize", 0, total, skipped, tally.add(0.0))
     rest = [(p, m) for p, m in model.named_modules() if hasattr(m, "to_quantized") and predicate(p, m)]
     for path, module in rest:
         cfg = predicate(path, module)
         assert isinstance(cfg, dict)
         q = module.to_quantized(**cfg)
-        if rounding.clip and cfg["mode"] == "affine":
-            import numpy as np
+        if rounding.clip and cfg["mode"] == "affine":     # replaces to_quantized's lazy arrays before they run
+            from .rounding import clip_rounded
 
-            from .rounding import choose_params, quantized_arrays, round_to_grid
-
-            w = np.array(module.weight.astype(mx.float32))
-            s, b = choose_params(w, None, cfg["bits"], cfg["group_size"], module.weight.dtype)
-            q.weight, q.scales, q.biases = quantized_arrays(round_to_grid(w, s, b, cfg["bits"], cfg["group_size"]),
-                                                            s, b, cfg["bits"], module.weight.dtype)
+            q.weight, q.scales, q.biases = clip_rounded(module.weight, cfg["bits"], cfg["group_size"])
         mx.eval(q.parameters())
         model.update_modules(tree_unflatten([(path, q)]))
         tick(path)
     return skipped
+
+
+def _cost(module: Any, cfg: Any, rounding: Rounding, tokens: int) -> float:
+    """A tensor's work units in the quantize phase: GPTQ for the affine Linears when asked, else rounding."""
+    import mlx.nn as nn
+
+    rows, cols = module.weight.shape[0], module.weight.shape[-1]
+    affine = isinstance(cfg, dict) and cfg.get("mode") == "affine"
+    if rounding.gptq and tokens and affine and isinstance(module, nn.Linear):
+        return gptq_tensor(rows, cols, tokens)
+    return rounded_tensor(rows, cols, clip=bool(rounding.clip and affine))
 
 
 def check_room(out: Path, plan: Plan, *, extra: int = 0) -> None:

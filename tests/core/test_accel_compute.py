@@ -201,3 +201,34 @@ def test_maybe_upcast_returns_plan_for_native(engine, variants) -> None:
         return maybe_upcast(model, "native").mode
 
     assert engine.run(run) == "native"
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_fp32_in_steps_never_holds_two_whole_models(engine, quantized) -> None:
+    """Casting (or dequantizing) a model to fp32 must peak near the fp32 model plus one module: cast in one
+    graph (set_dtype, or mlx-lm's dequantize_model), the old and the new copies of every weight coexist."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    from temper.core.accel.compute import to_fp32_in_steps
+
+    def run(ctx):
+        model = nn.Sequential(*[nn.Linear(512, 512, bias=False) for _ in range(16)])
+        model.set_dtype(mx.bfloat16)
+        if quantized:
+            nn.quantize(model, group_size=64, bits=4)
+        mx.eval(model.parameters())
+        layer_fp32 = 512 * 512 * 4
+        mx.reset_peak_memory()
+        before = mx.get_active_memory()
+        to_fp32_in_steps(model, dequantize=quantized)
+        extra = mx.get_peak_memory() - before
+        x = mx.ones((1, 512))
+        assert all(p.dtype == mx.float32 for _, p in tree_flatten(model.parameters()))
+        assert not any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
+        mx.eval(model(x))
+        return extra, 16 * layer_fp32, layer_fp32
+
+    from mlx.utils import tree_flatten
+
+    extra, whole, one = engine.run(run, timeout=120)
+    assert extra <= whole + 2 * one, (extra, whole)

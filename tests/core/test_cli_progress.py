@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 from temper.cli.main import main
 from temper.cli.progress import ProgressView, follow
+from temper.core.engine.events import Progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -37,22 +38,25 @@ def test_a_terminal_gets_a_bar_with_eta_and_the_current_item(monkeypatch) -> Non
     with ProgressView(console=console) as show:
         for done in range(0, 11):
             show("sensitivity", done, 10, f"exact model.layers.{done}.mlp.down_proj")
-        show("write", 1, 4, "model-00001.safetensors")
+        for done in range(3):      # an ETA once a step after the first one is done (core/engine/eta.py)
+            show("write", done, 4, f"model-0000{done}.safetensors")
     text = ANSI.sub("", buf.getvalue())
-    assert "sensitivity" in text and "10/10" in text and "write" in text and "1/4" in text
-    assert "eta" in text and "model.layers.10.mlp.down_proj" in text and "model-00001.safetensors" in text
+    assert "sensitivity" in text and "10/10" in text and "write" in text and "2/4" in text
+    assert re.search(r"2/4 +eta \d+s", text) and "model.layers.10.mlp.down_proj" in text
+    assert "model-00002.safetensors" in text
     assert "━" in text                                   # the bar itself
 
 
 def test_piped_output_is_plain_lines_with_eta(monkeypatch) -> None:
     import temper.cli.progress as progress
 
-    clock = iter(float(t) for t in range(0, 10_000, 10))   # 10 s per event: every one is due for a line
-    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
     buf = io.StringIO()
     with ProgressView(console=Console(file=buf, force_terminal=False, width=200)) as show:
         for done in range(0, 5):
             show("sensitivity", done, 4, f"tensor {done}")
+            now[0] += 10.0                                 # 10 s per event: every one is due for a line
     lines = buf.getvalue().splitlines()
     assert lines[0] == "[sensitivity] 0/4 tensor 0"
     assert lines[2] == "[sensitivity] 2/4 eta 20s tensor 2"
@@ -144,3 +148,22 @@ def test_quantize_eval_shows_evaluation_progress_when_piped(cli_engine, tiny_lla
     assert any(" eta " in line for line in lines[1:-1]), lines
     assert any(line.endswith(" loading q") for line in lines), lines   # the quantized folder's turn is named
     assert "\r" not in err and not ANSI.search(err)
+
+
+def test_the_eta_shown_is_the_cores_when_the_event_has_one(monkeypatch) -> None:
+    """The core weighs unlike steps (core/engine/eta.py): the CLI prints its `eta_s`, not a rate of its own."""
+    import temper.cli.progress as progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    buf = io.StringIO()
+    with ProgressView(console=Console(file=buf, force_terminal=False, width=200)) as show:
+        for done, eta in ((1, None), (2, 150.0), (3, 140.0)):
+            now[0] += 10.0
+            show(*progress.as_progress(Progress(1, "sensitivity", done, 227, "fisher", {"eta_s": eta})))
+    lines = buf.getvalue().splitlines()
+    assert lines[1] == "[sensitivity] 2/227 eta 2m30s fisher" and lines[2].startswith("[sensitivity] 3/227 eta 2m20s")
+    console, out = terminal()
+    with ProgressView(console=console) as show:
+        show("sensitivity", 2, 227, "fisher", 150.0)
+    assert "eta 2m30s" in ANSI.sub("", out.getvalue())

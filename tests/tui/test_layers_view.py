@@ -216,21 +216,19 @@ def test_a_quantized_model_says_why_and_opens_its_float_copy(engine, tmp_path: P
     run(app, script)
 
 
-def test_measuring_shows_one_count_an_eta_and_what_the_pass_does(engine, tmp_path: Path, monkeypatch) -> None:
+def test_measuring_shows_one_count_an_eta_and_what_the_pass_does(engine, tmp_path: Path) -> None:
     """Before: "press s to measure them now … · measuring: fisher: sequence 2/16 2/227" (the hint kept, two
-    counts, no ETA)."""
-    import temper.tui.views.layers as layers
+    counts, no ETA). The ETA is the core's (`eta_s`: core/engine/eta.py weighs the pass's unlike steps)."""
     from temper.core.engine.events import Progress
     from temper.tui.bridge import EngineEvent
 
-    clock = iter([100.0, 110.0, 120.0])
-    monkeypatch.setattr(layers, "monotonic", lambda: next(clock))
     app = make_app(engine, tmp_path, saved=False)
 
     async def script(pilot, view: LayersView) -> None:
         view.measure_job = 99
-        for done in (1, 2):
-            view.on_engine_event(EngineEvent(Progress(99, "sensitivity", done, 11, f"fisher: sequence {done}/4")))
+        for done, eta in ((1, {}), (2, {"eta_s": 90.0})):
+            view.on_engine_event(EngineEvent(Progress(99, "sensitivity", done, 11, f"fisher: sequence {done}/4",
+                                                      eta)))
         await pilot.pause()
         text = status(view)
         assert text == "measuring sensitivity 2/11 (18%) · ETA 1m30s · fisher: sequence 2/4", text

@@ -9,7 +9,6 @@ heat strip between sensitivity and chosen bits.
 from __future__ import annotations
 
 from pathlib import Path
-from time import monotonic
 from typing import TYPE_CHECKING
 
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
@@ -66,7 +65,6 @@ class LayersView(TemperNode, Vertical):
         self.heat_mode = "sensitivity"
         self.model_path: str | None = None    # the model the table (or the explanation) is for
         self.measure_job: int | None = None
-        self.measure_clock: tuple[float, int] | None = None     # (time, done) of the pass's first count
         self.explain = ""                     # why there is no table, and what to do
         self.float_copy: str | None = None
         self.can_measure = False              # the active model is a float model
@@ -133,7 +131,7 @@ class LayersView(TemperNode, Vertical):
             self.notify(str(exc), severity="error", title="Sensitivity")
             return
         self.app.own_job(job.id, self)
-        self.measure_job, self.measure_clock = job.id, None
+        self.measure_job = job.id
         self._status("measuring sensitivity: starting…")
 
     def action_open_float_copy(self) -> None:
@@ -294,15 +292,9 @@ class LayersView(TemperNode, Vertical):
         self._status()
 
     def _measure_text(self, event: Progress) -> str:
-        """"measuring sensitivity 12/227 (5%) · ETA 3m 10s · fisher: sequence 12/16": one count, the rate's ETA,
-        then what the pass is doing."""
-        now = monotonic()
-        if self.measure_clock is None or event.done < self.measure_clock[1]:
-            self.measure_clock = (now, event.done)
+        """"measuring sensitivity 12/227 (5%) · ETA 3m 10s · fisher: sequence 12/16": one count, the core's
+        ETA (`eta_s`), then what the pass is doing."""
         eta = (event.data or {}).get("eta_s")
-        t0, d0 = self.measure_clock
-        if eta is None and event.done > d0:
-            eta = (now - t0) / (event.done - d0) * (event.total - event.done)
         parts = [f"measuring sensitivity {event.done}/{event.total} ({100 * event.done // event.total}%)"]
         if eta is not None and event.done < event.total:
             parts.append(f"ETA {human_duration(eta)}")
