@@ -23,7 +23,8 @@ MAX_TOKENS = {"humaneval": 300, "gsm8k": 256, "mmlu": 1, "mmlu_cloze": 0}
 # ~0.1 s (reading the weights) plus ~7 ms per row past ~32 rows (docs/benchmarks/capability.md), so what
 # a task pays for is its number of steps. HumanEval (0-shot, most completions end within a few tokens, a
 # few run to the cap): all 164 at once, so the long ones decode side by side instead of one after another
-# in a tail. GSM8K (5-shot prefix copied into each row's KV cache): 64 rows keep its cache near 2 GB.
+# in a tail. GSM8K: 64 (a full step is compute-bound, 128 rows cost about the same per row). Every task's
+# batch is capped by memory (memory.py) in batched.generate.
 BATCH = {"humaneval": 192, "gsm8k": 64, "mmlu": 64, "mmlu_cloze": 64}
 SANDBOX_WORKERS = 2          # HumanEval programs run at once, overlapping generation
 
