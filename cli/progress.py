@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, SpinnerColumn, TextColumn
 from rich.progress import Progress as Bars
 
-from ..core.engine.eta import EtaClock
+from ..core.engine.eta import EtaClock, work_done
 from ..core.engine.events import Progress
 from ..core.library.format import human_duration
 from .output import stderr_console
@@ -24,11 +24,13 @@ from .output import stderr_console
 PLAIN_EVERY_S = 5.0
 
 
-def as_progress(event: Any) -> tuple[str, int, int | None, str, float | None] | None:
-    """(phase, done, total, current item, eta_s) of a progress event, else None. A sensitivity pass's
-    per-tensor LayerScored events are skipped: each comes with a Progress (core/engine/eta.EtaContext)."""
+def as_progress(event: Any) -> tuple[str, int, int | None, str, float | None, tuple[float, float] | None] | None:
+    """(phase, done, total, current item, eta_s, work units) of a progress event, else None. A sensitivity
+    pass's per-tensor LayerScored events are skipped: each comes with a Progress (core/engine/eta.EtaContext).
+    The bar fills by the work units when the event has them (the count stays in steps)."""
     if isinstance(event, Progress):
-        return event.phase, int(event.done), event.total, event.message, (event.data or {}).get("eta_s")
+        return (event.phase, int(event.done), event.total, event.message, (event.data or {}).get("eta_s"),
+                work_done(event))
     return None
 
 
@@ -44,7 +46,8 @@ class PlainLines:
         self.phase = ""
         self.last = 0.0
 
-    def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None) -> None:
+    def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None,
+               work: tuple[float, float] | None = None) -> None:
         now = time.monotonic()
         new = phase != self.phase
         if new:
@@ -68,24 +71,27 @@ class LiveBars:
 
     def __init__(self, console: Console) -> None:
         self.bars = Bars(SpinnerColumn(), TextColumn("{task.description:<12}"), BarColumn(bar_width=28),
-                         MofNCompleteColumn(), TextColumn("{task.fields[eta]}"),
+                         TextColumn("{task.fields[count]}"), TextColumn("{task.fields[eta]}"),
                          TextColumn("{task.fields[item]}", style="dim"), console=console, transient=False)
         self.tasks: dict[str, Any] = {}
         self.current = ""
         self.bars.start()
 
-    def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None) -> None:
+    def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None,
+               work: tuple[float, float] | None = None) -> None:
         if phase != self.current and self.current in self.tasks:
             task = self.tasks[self.current]
             self.bars.update(task, completed=self.bars.tasks[task].total or 1, total=self.bars.tasks[task].total or 1)
         self.current = phase
         if phase not in self.tasks:
-            self.tasks[phase] = self.bars.add_task(phase, total=total, item="", eta="")
+            self.tasks[phase] = self.bars.add_task(phase, total=total, item="", eta="", count="")
         if total is None and message:       # an announcement: kept as a line above the bars
             self.bars.console.print(f"[{phase}] {message}", markup=False, highlight=False, soft_wrap=True)
         item = message if len(message) <= 60 else "…" + message[-59:]
         eta = f"eta {eta_text(eta_s)}" if eta_s is not None and total and done < total else ""
-        self.bars.update(self.tasks[phase], completed=done, total=total, item=item, eta=eta)
+        count = f"{done}/{total}" if total else (str(done) if done else "")
+        filled, whole = work if work is not None and done < (total or 0) else (done, total)
+        self.bars.update(self.tasks[phase], completed=filled, total=whole, item=item, eta=eta, count=count)
 
     def close(self) -> None:
         self.bars.stop()
@@ -107,12 +113,12 @@ class ProgressView:
         return self
 
     def __call__(self, phase: str, done: int, total: int | None = None, message: str = "",
-                 eta_s: float | None = None) -> None:
+                 eta_s: float | None = None, work: tuple[float, float] | None = None) -> None:
         if self.shown is not None:
             total = int(total) if total else None
             if eta_s is None:      # a callback's progress, or an event without one: the same rule here
                 eta_s = self.clock.estimate(phase, float(done), float(total) if total else None)
-            self.shown.update(phase, int(done), total, message, eta_s)
+            self.shown.update(phase, int(done), total, message, eta_s, work)
 
     def __exit__(self, *exc: Any) -> None:
         if self.shown is not None:

@@ -78,6 +78,15 @@ class EtaClock:
         return self.estimate(f"{event.phase}:{step}:{event.total}", done, total)
 
 
+def work_done(event: Progress) -> tuple[float, float] | None:
+    """(work done, work total) of an event that carries work units, else None: what a progress bar should
+    fill by (steps of unlike cost, e.g. 16 Fisher sequences then 211 quick scorings, are not equal parts)."""
+    data = event.data or {}
+    if "work" in data and data.get("work_total"):
+        return float(data["work"]), float(data["work_total"])
+    return None
+
+
 def as_progress(event: Event) -> Progress | None:
     """A Progress for a progress-like event (a scored tensor of the sensitivity pass), else None."""
     if isinstance(event, Progress):

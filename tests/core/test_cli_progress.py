@@ -167,3 +167,21 @@ def test_the_eta_shown_is_the_cores_when_the_event_has_one(monkeypatch) -> None:
     with ProgressView(console=console) as show:
         show("sensitivity", 2, 227, "fisher", 150.0)
     assert "eta 2m30s" in ANSI.sub("", out.getvalue())
+
+
+def test_terminal_bars_fill_by_work_units_with_the_count_in_steps() -> None:
+    import io
+
+    from rich.console import Console
+    from temper.cli import progress
+    from temper.core.engine.events import Progress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    bars = progress.LiveBars(console)
+    seen = progress.as_progress(Progress(1, "sensitivity", 4, 227, "fisher",
+                                         {"eta_s": 90.0, "work": 240.0, "work_total": 1171.0}))
+    bars.update(*seen)
+    task = bars.bars.tasks[bars.tasks["sensitivity"]]
+    bars.close()
+    assert seen[5] == (240.0, 1171.0)
+    assert (task.completed, task.total, task.fields["count"]) == (240.0, 1171.0, "4/227")

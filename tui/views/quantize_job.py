@@ -7,6 +7,7 @@ request, the step, the running job) and its navigation between steps.
 from __future__ import annotations
 
 from temper.core.engine import Job
+from temper.core.engine.eta import work_done
 from temper.core.engine.events import Cancelled, Failed, Finished, Progress
 from temper.core.errors import TemperError
 from temper.core.jobs import JobRecord
@@ -61,7 +62,8 @@ class QuantizeJob(TemperNode):
             return
         run = self.query_one(RunStep)
         if isinstance(event, Progress):
-            run.progress(event.phase, event.done, event.total, event.message, event.data.get("eta_s"))
+            run.progress(event.phase, event.done, event.total, event.message, event.data.get("eta_s"),
+                         work_done(event))
         elif isinstance(event, Finished):
             self.job = None
             run.ended("done")

@@ -56,7 +56,7 @@ class PhaseRow(Horizontal):
     def status(self) -> str:
         return str(self.query_one(".phase-status", Label).render())
 
-    def set_state(self, mark: str, done: int, total: int | None, status: str) -> None:
+    def set_state(self, mark: str, done: float, total: float | None, status: str) -> None:
         self.query_one(".phase-name", Label).update(f"{mark} {self.label}")
         bar = self.query_one(ProgressBar)
         bar.update(total=max(total or 1, 1), progress=min(done, total or done) if total else 0)
@@ -102,7 +102,9 @@ class RunStep(Vertical):
         self.remove_class("ended")
 
     def progress(self, phase: str, done: int, total: int | None, message: str = "",
-                 eta_s: float | None = None) -> None:
+                 eta_s: float | None = None, work: tuple[float, float] | None = None) -> None:
+        """One phase's progress: the count in steps, the bar by the work units when given (core's
+        `work_done`: steps of unlike cost are not equal parts of the bar)."""
         names = [p for p, _ in PHASES]
         if phase in ALIASES:
             message = (message if message.startswith(phase) else f"{phase}: {message}") if message else phase
@@ -123,7 +125,8 @@ class RunStep(Vertical):
         eta = f" · ETA {human_duration(eta_s)}" if eta_s is not None and total and done < total else ""
         finished = bool(total) and done >= total
         status = ("done" if finished else "running") + (f" · {count}" if count else "") + eta
-        self.query_one(f"#phase-{phase}", PhaseRow).set_state("✓" if finished else "▸", done, total, status)
+        filled, whole = work if work is not None and not finished else (done, total)
+        self.query_one(f"#phase-{phase}", PhaseRow).set_state("✓" if finished else "▸", filled, whole, status)
         if message:
             self.query_one("#run-message", Static).update(message)
 
