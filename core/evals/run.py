@@ -12,7 +12,7 @@ from typing import Any
 
 from . import cache, prompts, tasks
 from .extract import cut_at_stops, gsm8k_answer, gsm8k_correct, humaneval_program, mmlu_choice
-from .loops import LOOP
+from .loops import LOOP, LoopRule
 from .sandbox import Limits, isolation, run_program
 from .stats import capability, wilson
 
@@ -36,6 +36,11 @@ class EvalSettings:
     batch: int | None = None            # sequences decoded together (None: BATCH per task; not in the cache key)
     limits: Limits = Limits()           # HumanEval sandbox
     max_new: int | None = None          # cap on generated tokens (default: MAX_TOKENS per task)
+    exact: bool = False                 # decode looping GSM8K completions to the end (no loops.py shortcut)
+
+    @property
+    def loops(self) -> LoopRule | None:
+        return None if self.exact else LOOP
 
     def batch_for(self, task: str) -> int:
         return self.batch or BATCH[task]
@@ -51,7 +56,7 @@ class EvalSettings:
         if task == "humaneval":
             out["sandbox"] = asdict(self.limits)
         if task == "gsm8k":
-            out["loops"] = LOOP.key()       # looping completions finished by repetition (loops.py)
+            out["loops"] = self.loops.key() if self.loops else "off"   # loops.py's shortcut, or none
         return out
 
 
@@ -149,7 +154,7 @@ def run_task(ctx: Any, model: Any, tokenizer: Any, task: str, settings: EvalSett
     if task == "gsm8k":
         outs = _gen(model, tokenizer, [prompts.gsm8k(p) for p in items], ctx, phase, settings, task,
                     max_tokens=settings.max_tokens(task), stops=prompts.GSM8K_STOPS, done=prompts.GSM8K_DONE,
-                    loops=LOOP)
+                    loops=settings.loops)
         for p, text in zip(items, outs, strict=True):
             text = cut_at_stops(text, prompts.GSM8K_STOPS)
             records.append({"id": p.id, "want": p.answer, "got": gsm8k_answer(text),

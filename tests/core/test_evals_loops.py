@@ -26,3 +26,27 @@ def test_blocks_longer_than_the_limit_are_not_looked_for():
     block = list(range(9))                                       # 9 > max_period
     assert period(block * 4, RULE) is None
     assert period(block * 4, LoopRule(repeats=3, span=12, max_period=9)) == 9
+
+
+def test_exact_settings_turn_the_loop_shortcut_off_and_key_the_cache_apart(monkeypatch):
+    from temper.core.evals import tasks
+    from temper.core.evals.loops import LOOP
+    from temper.core.evals.run import EvalSettings
+
+    monkeypatch.setattr(tasks, "data_hash", lambda task: "data")      # no data package needed for the key
+    monkeypatch.setattr(tasks, "count", lambda task: 1319)
+
+    default, exact = EvalSettings(tasks=("gsm8k",)), EvalSettings(tasks=("gsm8k",), exact=True)
+    assert default.loops is LOOP and exact.loops is None
+    assert default.task_settings("gsm8k")["loops"] == LOOP.key()
+    assert exact.task_settings("gsm8k")["loops"] == "off"
+
+
+def test_the_cli_flag_reaches_the_settings():
+    from temper.cli.eval import task_settings as settings_from_args
+    from temper.cli.main import build_parser
+
+    args = build_parser().parse_args(["eval", "a", "b", "--tasks", "gsm8k", "--exact"])
+    assert settings_from_args(args).exact is True
+    args = build_parser().parse_args(["eval", "a", "b", "--tasks", "gsm8k"])
+    assert settings_from_args(args).exact is False
