@@ -175,12 +175,14 @@ def to_fp32_in_steps(model: Any, *, dequantize: bool) -> None:
             mx.eval(new.parameters())
             model.update_modules(tree_unflatten([(name, new)]))
     for _, module in model.named_modules():
-        own = [k for k, v in module.items()
-               if isinstance(v, mx.array) and mx.issubdtype(v.dtype, mx.floating) and v.dtype != mx.float32]
+        own = [k for k, v in module.items() if isinstance(v, mx.array) and not k.startswith("_")
+               and mx.issubdtype(v.dtype, mx.floating) and v.dtype != mx.float32]
         for k in own:
             module[k] = module[k].astype(mx.float32)
         if own:
             mx.eval([module[k] for k in own])
+    if not _float_dtypes(model) <= {"float32"}:      # arrays held in lists or dicts: what set_dtype covers
+        model.set_dtype(mx.float32)
 
 
 def _dequantized_type(module: Any) -> Any:
