@@ -74,15 +74,19 @@ class LiveBars:
                          TextColumn("{task.fields[count]}"), TextColumn("{task.fields[eta]}"),
                          TextColumn("{task.fields[item]}", style="dim"), console=console, transient=False)
         self.tasks: dict[str, Any] = {}
+        self.steps: dict[str, int] = {}     # each phase's step count, for its "n/n" once a later phase starts
         self.current = ""
         self.bars.start()
 
     def update(self, phase: str, done: int, total: int | None, message: str, eta_s: float | None = None,
                work: tuple[float, float] | None = None) -> None:
-        if phase != self.current and self.current in self.tasks:
-            task = self.tasks[self.current]
-            self.bars.update(task, completed=self.bars.tasks[task].total or 1, total=self.bars.tasks[task].total or 1)
+        if phase != self.current and self.current in self.tasks:     # a later phase started: this one is done
+            task, steps = self.tasks[self.current], self.steps.get(self.current)
+            self.bars.update(task, completed=self.bars.tasks[task].total or 1, total=self.bars.tasks[task].total or 1,
+                             count=f"{steps}/{steps}" if steps else "", eta="")
         self.current = phase
+        if total:
+            self.steps[phase] = total
         if phase not in self.tasks:
             self.tasks[phase] = self.bars.add_task(phase, total=total, item="", eta="", count="")
         if total is None and message:       # an announcement: kept as a line above the bars

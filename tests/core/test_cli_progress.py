@@ -185,3 +185,21 @@ def test_terminal_bars_fill_by_work_units_with_the_count_in_steps() -> None:
     bars.close()
     assert seen[5] == (240.0, 1171.0)
     assert (task.completed, task.total, task.fields["count"]) == (240.0, 1171.0, "4/227")
+
+
+def test_a_phase_left_behind_reads_done_in_steps() -> None:
+    import io
+
+    from rich.console import Console
+    from temper.cli import progress
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    bars = progress.LiveBars(console)
+    bars.update("inventory", 0, 1, "model")
+    bars.update("sensitivity", 3, 10, "fisher", 12.0, (30.0, 40.0))
+    bars.update("write", 0, 5, "")
+    tasks = {name: bars.bars.tasks[i] for name, i in bars.tasks.items()}
+    bars.close()
+    assert tasks["inventory"].fields["count"] == "1/1" and tasks["inventory"].percentage == 100
+    assert tasks["sensitivity"].fields["count"] == "10/10" and tasks["sensitivity"].fields["eta"] == ""
+    assert tasks["sensitivity"].percentage == 100
