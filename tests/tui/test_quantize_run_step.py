@@ -174,7 +174,8 @@ def test_ctrl_q_during_a_run_asks_first(engine, tmp_path: Path) -> None:
         gate.set()
 
 
-def test_sub_phase_progress_is_not_named_twice() -> None:
+def _with_run_step(check) -> None:
+    """Run `await check(pilot, run_step)` on a bare app holding one reset RunStep (100×30)."""
     import asyncio as aio
 
     from temper.tui.widgets.quant_run import RunStep
@@ -185,47 +186,44 @@ def test_sub_phase_progress_is_not_named_twice() -> None:
             yield RunStep()
 
     async def main() -> None:
-        async with One().run_test() as pilot:
+        async with One().run_test(size=(100, 30)) as pilot:
             run_step = pilot.app.query_one(RunStep)
             run_step.reset("x")
-            run_step.progress("fisher", 1, 8, "fisher 1/8")
-            await pilot.pause()
-            assert str(pilot.app.query_one("#run-message").render()) == "fisher 1/8"
-            run_step.progress("exact", 2, 8, "model.layers.0.mlp")
-            await pilot.pause()
-            assert str(pilot.app.query_one("#run-message").render()) == "exact: model.layers.0.mlp"
+            await check(pilot, run_step)
 
     aio.run(main())
+
+
+def test_sub_phase_progress_is_not_named_twice() -> None:
+    async def check(pilot, run_step) -> None:
+        run_step.progress("fisher", 1, 8, "fisher 1/8")
+        await pilot.pause()
+        assert str(pilot.app.query_one("#run-message").render()) == "fisher 1/8"
+        run_step.progress("exact", 2, 8, "model.layers.0.mlp")
+        await pilot.pause()
+        assert str(pilot.app.query_one("#run-message").render()) == "exact: model.layers.0.mlp"
+
+    _with_run_step(check)
 
 
 def test_the_bar_fills_by_work_units_and_the_count_stays_in_steps() -> None:
     """4 of 16 Fisher sequences done is most of a sensitivity pass's work although 4/227 of its steps (the
     211 scorings after them are quick): the bar says the work, the status the steps."""
-    import asyncio as aio
-
-    from temper.tui.widgets.quant_run import PhaseRow, RunStep
-    from textual.app import App
+    from temper.tui.widgets.quant_run import PhaseRow
     from textual.widgets import ProgressBar
 
-    class One(App):
-        def compose(self):
-            yield RunStep()
+    async def check(pilot, run_step) -> None:
+        run_step.progress("sensitivity", 4, 227, "fisher: sequence 4/16", 90.0, (4 * 60.0, 16 * 60.0 + 211))
+        await pilot.pause()
+        row = pilot.app.query_one("#phase-sensitivity", PhaseRow)
+        bar = row.query_one(ProgressBar)
+        assert 0.2 < bar.percentage < 0.25, bar.percentage
+        assert "4/227" in str(row.query_one(".phase-status").render())
+        run_step.progress("sensitivity", 227, 227, "done", None, (1171.0, 1171.0))
+        await pilot.pause()
+        assert bar.percentage == 1.0
 
-    async def main() -> None:
-        async with One().run_test(size=(100, 30)) as pilot:
-            run_step = pilot.app.query_one(RunStep)
-            run_step.reset("x")
-            run_step.progress("sensitivity", 4, 227, "fisher: sequence 4/16", 90.0, (4 * 60.0, 16 * 60.0 + 211))
-            await pilot.pause()
-            row = pilot.app.query_one("#phase-sensitivity", PhaseRow)
-            bar = row.query_one(ProgressBar)
-            assert 0.2 < bar.percentage < 0.25, bar.percentage
-            assert "4/227" in str(row.query_one(".phase-status").render())
-            run_step.progress("sensitivity", 227, 227, "done", None, (1171.0, 1171.0))
-            await pilot.pause()
-            assert bar.percentage == 1.0
-
-    aio.run(main())
+    _with_run_step(check)
 
 
 def test_result_step_runs_the_chosen_eval_tasks_and_shows_their_rows(engine, tmp_path: Path) -> None:
