@@ -1,5 +1,5 @@
 """Memory of the held-out evaluation (`temper eval`, the quantize job's evaluate step) on one base and one
-quantized folder: the job's own `evaluate()` with 16 chunks of 256 tokens, RSS (now and high-water) and MLX
+quantized folder: the job's own `evaluate()` with 16 chunks of 256 tokens, RSS (now and high-water, GiB) and MLX
 memory sampled every 5 s beside the job's progress, then the quality row and the totals.
 
     .venv/bin/python docs/benchmarks/eval_memory.py BASE QUANT > log
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 
-def rss_gb() -> float:
+def rss_gib() -> float:
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1e6
+            return int(line.split()[1]) / 2**20       # kB in /proc are KiB
     return float("nan")
 
 
@@ -38,9 +38,9 @@ def main() -> int:
 
     def sample() -> None:
         while True:
-            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-            print(f"{time.time() - t0:6.1f}s {state['tag']}: RSS {rss_gb():.2f} GB, high-water {hwm:.2f} GB, "
-                  f"MLX active {mx.get_active_memory() / 1e9:.2f} GB, peak {mx.get_peak_memory() / 1e9:.2f} GB",
+            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20     # KiB on Linux
+            print(f"{time.time() - t0:6.1f}s {state['tag']}: RSS {rss_gib():.2f} GiB, high-water {hwm:.2f} GiB, "
+                  f"MLX active {mx.get_active_memory() / 2**30:.2f} GiB, peak {mx.get_peak_memory() / 2**30:.2f} GiB",
                   flush=True)
             time.sleep(5)
 
@@ -59,7 +59,7 @@ def main() -> int:
         print(f"{row.name}: KL {row.kl_mean:.7f}, top-1 {row.top1:.4f}, PPL {row.ppl:.3f}, {row.seconds:.1f} s, "
               f"reference {row.reference}")
     print(f"done in {time.time() - t0:.1f} s, RSS high-water "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB, CPU {time.process_time():.1f} s")
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB, CPU {time.process_time():.1f} s")
     return 0
 
 
