@@ -12,7 +12,7 @@ from pathlib import Path
 
 from temper.core import jobs
 from textual.widgets import Checkbox, Input, Static, TabbedContent
-from wizard_pilot import make_app, open_compare, phase_text, run, step, wait_for_step, wait_text
+from wizard_pilot import make_app, open_compare, phase_text, run, start_run, step, wait_for_step, wait_text
 
 
 def _interrupted_record(tmp_path: Path) -> str:
@@ -58,8 +58,7 @@ def test_cancel_stops_the_run(engine, tmp_path: Path) -> None:
     app, client = make_app(engine, tmp_path, gate=gate)
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
-        await wait_for_step(pilot, "step-run")
+        await start_run(pilot)
         for _ in range(400):
             if "14/29" in str(pilot.app.query_one("#phase-sensitivity .phase-status").render()):
                 break
@@ -106,8 +105,7 @@ def test_a_failed_run_offers_back_and_new_and_never_ticks_the_failed_phase(engin
     app, client = make_app(engine, tmp_path, fail_in="write")
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
-        await wait_for_step(pilot, "step-run")
+        await start_run(pilot)
         await wait_text(pilot, "#run-message", "Failed: write broke")
         assert phase_text(pilot.app, "sensitivity").startswith("✓") and phase_text(pilot.app, "allocate").startswith("✓")
         assert phase_text(pilot.app, "write").startswith("✗") and "failed" in phase_text(pilot.app, "write")
@@ -154,8 +152,7 @@ def test_ctrl_q_during_a_run_asks_first(engine, tmp_path: Path) -> None:
     app, client = make_app(engine, tmp_path, gate=gate)
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
-        await wait_for_step(pilot, "step-run")
+        await start_run(pilot)
         await wait_text(pilot, "#phase-sensitivity .phase-status", "running")
         await pilot.press("ctrl+q")
         await pilot.pause()
@@ -270,8 +267,7 @@ def test_every_phase_name_keeps_a_gap_before_its_bar(engine, tmp_path: Path) -> 
     app, client = make_app(engine, tmp_path, gate=gate)
 
     async def script(pilot) -> None:
-        await pilot.press("enter", "enter", "enter", "enter")
-        await wait_for_step(pilot, "step-run")
+        await start_run(pilot)
         for label in pilot.app.query(".phase-name"):
             text = str(label.render()).rstrip()
             assert label.content_size.width > len(text), (text, label.content_size)

@@ -43,6 +43,12 @@ async def wait_for_step(pilot, name: str, tries: int = 600) -> None:
     raise AssertionError(f"wizard stayed on {await step(pilot)}, expected {name}; error: {error_text(pilot.app)!r}; focus {pilot.app.focused}")
 
 
+async def start_run(pilot) -> None:
+    """Enter through Model, Goal, Calibration and Review (the defaults), then wait for the Run step."""
+    await pilot.press("enter", "enter", "enter", "enter")
+    await wait_for_step(pilot, "step-run")
+
+
 def error_text(app) -> str:
     return str(app.query_one("#quant-error", Static).render())
 
