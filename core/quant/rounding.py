@@ -169,22 +169,37 @@ def diag_blocks(h: np.ndarray, group_size: int) -> np.ndarray:
 
 
 def inverse_cholesky(h: np.ndarray, damp: float = DAMP) -> np.ndarray:
-    """Upper Cholesky factor U of (H + λI)⁻¹, λ = damp × mean diagonal, on MLX's CPU stream in float32
-    (λ raised tenfold while the factor is not finite)."""
-    import mlx.core as mx
+    """Upper Cholesky factor U of (H + λI)⁻¹, λ = damp × mean diagonal, in float32 (λ raised tenfold while
+    the factor is not finite): on MLX's CPU stream where that has a fast LAPACK (the preloaded OpenBLAS,
+    Accelerate), else in NumPy's (a CUDA build's CPU stream has the reference one: `blas.cpu_linalg_fast`)."""
+    from ..accel.blas import cpu_linalg_fast
 
     n = h.shape[0]
     mean = float(np.mean(np.diag(h))) + 1e-8
-    hm = _mx_array(h)
+    factor = _upper_inv_chol_mlx if cpu_linalg_fast() else _upper_inv_chol_numpy
     for attempt in range(6):
-        with mx.stream(mx.cpu):
-            lam = damp * 10 ** attempt * mean
-            lower = mx.linalg.cholesky(hm + lam * mx.eye(n, dtype=mx.float32))
-            upper = mx.linalg.cholesky(mx.linalg.cholesky_inv(lower), upper=True)
-            u = np.array(upper)
+        u = factor(h, damp * 10 ** attempt * mean, n)
         if np.isfinite(u).all() and (np.diag(u) > 0).all():
             return u
     raise ValueError("H is not positive definite even with 10^5 x the damping")
+
+
+def _upper_inv_chol_mlx(h: np.ndarray, lam: float, n: int) -> np.ndarray:
+    import mlx.core as mx
+
+    with mx.stream(mx.cpu):
+        lower = mx.linalg.cholesky(_mx_array(h) + lam * mx.eye(n, dtype=mx.float32))
+        return np.array(mx.linalg.cholesky(mx.linalg.cholesky_inv(lower), upper=True))
+
+
+def _upper_inv_chol_numpy(h: np.ndarray, lam: float, n: int) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        try:
+            lower = np.linalg.cholesky(h.astype(np.float32) + np.float32(lam) * np.eye(n, dtype=np.float32))
+            inv = np.linalg.inv(lower)                     # L⁻¹ (lower); (H + λI)⁻¹ = L⁻ᵀ L⁻¹
+            return np.linalg.cholesky(inv.T @ inv).T.astype(np.float32)
+        except np.linalg.LinAlgError:
+            return np.full((n, n), np.nan, dtype=np.float32)
 
 
 def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *, clip: bool = True,

@@ -92,6 +92,28 @@ def test_lazy_batched_gptq_equals_the_one_column_at_a_time_update():
     assert q.dtype == np.uint8 and s.shape == (rows, cols // gs)
 
 
+def test_the_inverse_cholesky_factor_is_the_same_from_mlx_and_from_numpy(monkeypatch):
+    """MLX's CPU stream factorizes where it has a fast LAPACK, NumPy elsewhere (a CUDA build's CPU stream
+    has the reference one): both give the upper factor U of (H + λI)⁻¹, Uᵀ U = (H + λI)⁻¹."""
+    import numpy as np
+    from temper.core.accel import blas
+    from temper.core.quant import rounding
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 96)).astype(np.float32) * (1 + 5 * rng.random(96)).astype(np.float32)
+    h = x.T @ x
+    got = {}
+    for fast in (True, False):
+        monkeypatch.setattr(blas, "cpu_linalg_fast", lambda fast=fast: fast)
+        got[fast] = rounding.inverse_cholesky(h)
+        u = got[fast]
+        lam = rounding.DAMP * float(np.mean(np.diag(h)))
+        inv = np.linalg.inv(h.astype(np.float64) + lam * np.eye(96))
+        assert np.allclose(np.triu(u), u) and (np.diag(u) > 0).all()
+        assert np.abs(u.T.astype(np.float64) @ u - inv).max() < 1e-4 * np.abs(inv).max()
+    assert np.abs(got[True] - got[False]).max() < 1e-4 * np.abs(got[True]).max()
+
+
 def _write(engine, source, plan, out, rounding, chunks, events=None):
     def run(ctx):
         write_quantized(source, plan, out, rounding=rounding, calibration=chunks,
