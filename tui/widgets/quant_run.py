@@ -42,7 +42,8 @@ class PhaseRow(Horizontal):
 
     The count is the row's real steps: a one-step event (the core's `total=1`, e.g. the write's final save
     after 211 quantized tensors, or the allocation) neither shows "1/1" nor replaces them. A finished row
-    says how long it took, timed here from its first event."""
+    counts all its steps (the bridge may merge away the last tick when a one-step event follows it at
+    once) and says how long it took, timed here from its first event."""
 
     DEFAULT_CSS = """
     PhaseRow { height: 1; }
@@ -58,7 +59,7 @@ class PhaseRow(Horizontal):
         self.label = label
         self.clock = clock
         self.state = "waiting"          # waiting | running | done | skipped | failed | cancelled
-        self.steps = ""                 # "182/211": the last count of more than one step
+        self.steps: tuple[int, int | None] | None = None    # (182, 211): the last count of more than one step
         self.started: float | None = None
         self.seconds: float | None = None
 
@@ -71,7 +72,7 @@ class PhaseRow(Horizontal):
         return str(self.query_one(".phase-status", Label).render())
 
     def reset(self) -> None:
-        self.state, self.steps, self.started, self.seconds = "waiting", "", None, None
+        self.state, self.steps, self.started, self.seconds = "waiting", None, None, None
         self.set_state(" ", 0, None, "waiting")
 
     def report(self, done: int, total: int | None, eta_s: float | None = None,
@@ -81,14 +82,14 @@ class PhaseRow(Horizontal):
         if self.started is None:
             self.started = now
         if total != 1:
-            self.steps = f"{done}/{total}" if total else (f"{done}" if done else self.steps)
+            self.steps = (done, total) if total or done else self.steps
         finished = bool(total) and done >= total
         if finished:
             self.finish()
             return
         self.state, self.seconds = "running", None
         eta = f" · ETA {human_duration(eta_s)}" if eta_s is not None and total and total > 1 else ""
-        status = " · ".join(x for x in ("running", self.steps) if x) + eta
+        status = " · ".join(x for x in ("running", self._count()) if x) + eta
         if total == 1:                  # a one-step event: the bar keeps what the real steps filled
             self._show("▸", status)
             return
@@ -101,7 +102,13 @@ class PhaseRow(Horizontal):
             self.seconds = self.clock() - self.started if self.started is not None else None
         self.state = "done"
         took = human_duration(self.seconds, missing="")
-        self.set_state("✓", 1, 1, " · ".join(x for x in ("done", self.steps, took) if x))
+        self.set_state("✓", 1, 1, " · ".join(x for x in ("done", self._count(finished=True), took) if x))
+
+    def _count(self, finished: bool = False) -> str:
+        if self.steps is None:
+            return ""
+        done, total = self.steps
+        return str(done) if not total else f"{total if finished else done}/{total}"
 
     def stop(self, mark: str, state: str) -> None:
         self.state = state
