@@ -77,6 +77,41 @@ async def test_narrow_terminal_hides_the_sidebar_and_ctrl_b_toggles_it():
         assert sidebar.display
 
 
+async def _sidebar_and_transcript(pilot, view, size):
+    """Resize, let the layout settle; (sidebar shown, its width, the transcript's width)."""
+    await pilot.resize_terminal(*size)
+    await pilot.pause()
+    await pilot.pause()
+    sidebar, main = view.query_one("#chat-sidebar"), view.query_one("#chat-main")
+    return sidebar.display, sidebar.outer_size.width if sidebar.display else 0, main.outer_size.width
+
+
+@sync
+async def test_the_sidebar_follows_the_terminal_width_across_resizes():
+    """Before: only the width at start counted: 100x30 -> 80x24 kept the 30-column list beside a 50-column
+    transcript, and a narrow start never showed it again at 100 columns."""
+    async with make_app().run_test(size=(100, 30)) as pilot:
+        view = await open_chat(pilot)
+        assert await _sidebar_and_transcript(pilot, view, (100, 30)) == (True, 30, 70)
+        assert await _sidebar_and_transcript(pilot, view, (80, 24)) == (False, 0, 80)
+        assert await _sidebar_and_transcript(pilot, view, (100, 30)) == (True, 30, 70)
+        await pilot.resize_terminal(80, 24)
+        await pilot.press("ctrl+b")                     # asked for on a narrow terminal: a share, not 30 columns
+        shown, width, transcript = await _sidebar_and_transcript(pilot, view, (80, 24))
+        assert shown and 0 < width <= 80 * 0.3 and transcript == 80 - width
+        assert await _sidebar_and_transcript(pilot, view, (80, 30)) == (True, width, transcript)   # kept
+        await pilot.press("ctrl+b")
+        assert await _sidebar_and_transcript(pilot, view, (90, 30)) == (False, 0, 90)
+    async with make_app().run_test(size=(80, 24)) as pilot:
+        view = await open_chat(pilot)
+        assert await _sidebar_and_transcript(pilot, view, (80, 24)) == (False, 0, 80)
+        await pilot.press("f1")                         # resized while another tab shows
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        view = await open_chat(pilot)
+        assert await _sidebar_and_transcript(pilot, view, (120, 40)) == (True, 30, 90)
+
+
 @pytest.mark.parametrize("size", [(120, 40)])
 @sync
 async def test_settings_modal_saves_to_the_conversation(size):

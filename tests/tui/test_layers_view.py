@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 
 from fake_quant import CANDS, FakeQuantClient, fake_table, greedy
+from temper.core.quant.candidates import Candidate
+from temper.core.quant.scores import SensitivityTable
 from temper.core.quant.sensitivity import LayerScored
 from temper.tui.app import TemperApp
 from temper.tui.views.layers import LayersView
@@ -63,8 +65,8 @@ def test_saved_scores_show_allocation_and_budget_moves_it(engine, tmp_path: Path
         assert bpw_before < view.alloc.bpw <= 5.0 and view.alloc.kl < kl_before
         assert view.query_one("#layers-bpw", Input).value == "5"
         # the chosen column follows the allocation
-        row = table.get_row("model.layers.0.self_attn.v_proj")
-        assert row[-2] == str(CANDS[[c.key for c in CANDS].index(view.alloc.choice["model.layers.0.self_attn.v_proj"])])
+        chosen = table.get_cell("model.layers.0.self_attn.v_proj", "chosen")
+        assert chosen == str(CANDS[[c.key for c in CANDS].index(view.alloc.choice["model.layers.0.self_attn.v_proj"])])
         # the frontier is drawn with the current point marked
         plot = str(view.query_one("#layers-plot").render())
         assert "●" in plot and "·" in plot
@@ -108,7 +110,7 @@ def test_pins_are_respected_by_the_allocator(engine, tmp_path: Path) -> None:
         keys = [c.key for c in CANDS]
         pinned = keys[(keys.index(chosen) + 1) % len(keys)]
         assert view.pins == {path: pinned} and view.alloc.choice[path] == pinned
-        assert table.get_row(path)[-1] == pinned
+        assert table.get_cell(path, "pin") == str(Candidate.from_key(pinned))
         assert "1 pinned" in status(view)
         await pilot.press("u")
         await settle(pilot)
@@ -168,6 +170,52 @@ def test_heat_strip_fits_80_columns_with_many_layers(engine, tmp_path: Path) -> 
         lines = str(view.query_one(LayersHeat).render()).splitlines()
         assert "120 layers, 4 per cell" in lines[0]
         assert max(len(line) for line in lines) <= view.query_one(LayersHeat).size.width
+
+    run(app, script, size=(80, 24))
+
+
+def wide_table() -> SensitivityTable:
+    """fake_table's tensors scored for the wizard's default grid: widths 2,3,4,5,6,8 × groups 32,64,128 (18)."""
+    table = fake_table()
+    keys = [Candidate(b, g).key for b in (2, 3, 4, 5, 6, 8) for g in (128, 64, 32)]
+    for t in table.tensors:
+        base = t.scores[CANDS[2].key]
+        t.scores = {k: base * 2.0 ** (4 - Candidate.from_key(k).bits) * Candidate.from_key(k).group_size / 64
+                    for k in keys}
+    table.candidates = keys
+    return table
+
+
+def test_the_table_fits_the_width_without_scrolling_sideways(engine, tmp_path: Path) -> None:
+    """Before: Layer, Tensor, Params, 18 score columns, then Chosen and Pin: 80 and 100 columns both scrolled
+    sideways, with the allocation's own columns out of sight. Now the allocation's columns come first and
+    the score columns that fit follow, one per width before a second group size; a resize refits them."""
+    app = make_app(engine, tmp_path)
+    app.quant_client.table = wide_table()
+
+    def fits(dt: DataTable) -> None:
+        assert dt.max_scroll_x == 0 and not dt.show_horizontal_scrollbar, (dt.virtual_size, dt.size)
+
+    async def script(pilot, view: LayersView) -> None:
+        dt = view.query_one(DataTable)
+        await settle(pilot)
+        fits(dt)
+        keys = [c.value for c in dt.columns]
+        assert keys[:5] == ["layer", "tensor", "params", "chosen", "pin"]
+        narrow = keys[5:]
+        assert len(narrow) >= 3 and len({Candidate.from_key(k).bits for k in narrow}) == len(narrow)
+        path = "model.layers.0.mlp.down_proj"
+        assert dt.get_cell(path, "chosen") == str(Candidate.from_key(view.alloc.choice[path]))
+        await pilot.resize_terminal(100, 30)
+        await settle(pilot)
+        fits(dt)
+        wide = [c.value for c in dt.columns][5:]
+        assert len(wide) > len(narrow) and {Candidate.from_key(k).bits for k in wide} == {2, 3, 4, 5, 6, 8}
+        assert dt.get_cell(path, wide[0]) == f"{view.table.by_path()[path].scores[wide[0]]:.4f}"
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        fits(dt)
+        assert [c.value for c in dt.columns][5:] == narrow and dt.row_count == len(view.table.tensors)
 
     run(app, script, size=(80, 24))
 

@@ -303,3 +303,42 @@ def test_a_recipe_without_scores_shows_prepare_not_a_sensitivity_pass(engine, tm
         gate.set()
     (req,) = client.started
     assert req.recipe == "uniform-8"
+
+
+def test_one_step_events_never_show_a_count_of_one_and_the_write_row_keeps_its_tensors() -> None:
+    """Before: the Write row ended "done · 1/1" (its last event is the one-step save, after 211/211
+    tensors), Allocation "done · 1/1", and the write's model load put the Sensitivity row back to
+    "running · 0/1". The events are the real pipeline's (core/quant/job.py, core/quant/write.py); the
+    bridge may merge a phase's last tick into the one-step event that follows it (a reused table)."""
+    import re
+
+    from temper.tui.widgets.quant_run import PhaseRow
+
+    n = 7
+    events = [("inventory", 0, 1, "model"), ("sensitivity", 0, None, "reading calibration text"),
+              *[("sensitivity", i, 5, f"scoring t{i}") for i in range(1, 5)],    # 5/5 merged away (bridge)
+              ("sensitivity", 1, 1, "measured fast scores"), ("allocate", 0, 1, "temper"),
+              ("allocate", 1, 1, "4.500 bpw"), ("load", 0, 1, ""),
+              *[("quantize", i, n, f"t{i}") for i in range(n + 1)], ("write", 0, 1, ""), ("write", 1, 1, ""),
+              ("verify", 0, n, "out")]
+
+    async def check(pilot, run_step) -> None:
+        def statuses() -> dict[str, str]:
+            return {row.phase: str(row.query_one(".phase-status").render()) for row in pilot.app.query(PhaseRow)}
+
+        for phase, done, total, message in events:
+            run_step.progress(phase, done, total, message)
+            await pilot.pause()
+            for name, text in statuses().items():
+                assert not re.search(r"\b[01]/1\b", text), (phase, done, total, name, text)
+            if phase in ("load", "quantize", "write"):
+                assert statuses()["sensitivity"].startswith("done"), statuses()
+        rows = statuses()
+        assert rows["sensitivity"].startswith("done · 5/5 · ") and rows["verify"].startswith("running · 0/7")
+        assert re.fullmatch(rf"done · {n}/{n} · \d+s", rows["write"]), rows["write"]
+        assert re.fullmatch(r"done · \d+s", rows["allocate"]), rows["allocate"]
+        run_step.ended("done")
+        await pilot.pause()
+        assert re.fullmatch(rf"done · {n}/{n} · \d+s", statuses()["write"]), statuses()
+
+    _with_run_step(check)

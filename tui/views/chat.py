@@ -23,7 +23,7 @@ from temper.core.engine.events import Cancelled, Failed, Finished, Progress, Sta
 from temper.core.engine.generate import StatsEvent, ThinkingDone, TokenEvent
 from temper.core.engine.reasoning import has_thinking_mode
 from temper.core.errors import TemperError
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -32,7 +32,7 @@ from textual.widgets import Input, Static
 
 from ..widgets.chat_header import ChatHeader, Part
 from ..widgets.chat_message import ChatMessage
-from ..widgets.chat_sidebar import ChatSidebar
+from ..widgets.chat_sidebar import SIDEBAR_FROM, ChatSidebar
 from .chat_conversations import ChatConversations
 
 NO_MODEL = "No model selected: open one from the Library (or run temper --model PATH)."
@@ -94,6 +94,7 @@ class ChatView(ChatConversations, Vertical):
         self.gen: Generation | None = None
         self.last_stats: dict = {}
         self._thinking: dict[str, bool] = {}
+        self._wide_layout: bool | None = None       # the sidebar's automatic state last applied
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-body"):
@@ -108,11 +109,22 @@ class ChatView(ChatConversations, Vertical):
         self.client = self.app.chat_client
         if self.store.recovered:
             self.notify(f"{self.store.recovered} answer(s) cut short last time were kept, marked stopped")
-        if self.app.size.width < 100:
-            self.query_one(ChatSidebar).display = False
+        self._fit_sidebar(self.app.size.width)
         self.refresh_list()
         self.show_conversation(None)
         self.watch(self.app, "profile", self._profile_changed, init=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_sidebar(event.size.width)
+
+    def _fit_sidebar(self, width: int) -> None:
+        """The conversation list shows from SIDEBAR_FROM columns, hides below; applied when the width crosses
+        that line (at start, on resize, or when the tab shows again after one), so a ctrl+b toggle holds
+        until then."""
+        wide = width >= SIDEBAR_FROM
+        if wide != self._wide_layout:
+            self._wide_layout = wide
+            self.query_one(ChatSidebar).display = wide
 
     def _from_profile(self) -> None:
         """A new chat starts with the active profile's [sampling] and [chat] settings."""

@@ -20,20 +20,17 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from ..bridge import EngineEvent
 from ..quant_client import Allocation, human_bytes, tab_is_active
 from ..typed_app import TemperNode
 from ..widgets.layers_budget import BudgetSlider, FrontierPlot
-from ..widgets.layers_heat import SHORT, LayersHeat
+from ..widgets.layers_heat import LayersHeat
+from ..widgets.layers_table import LayersTable
 
 if TYPE_CHECKING:
     from temper.core.quant.sensitivity import LayerScored
-
-
-def _score(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2e}" if value and value < 1e-3 else f"{value:.4f}"
 
 
 class LayersView(TemperNode, Vertical):
@@ -44,7 +41,7 @@ class LayersView(TemperNode, Vertical):
     LayersView #layers-status { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     LayersView #layers-top { height: auto; max-height: 12; padding: 0 1; }
     LayersView LayersHeat { width: 1fr; }
-    LayersView DataTable { height: 1fr; }
+    LayersView LayersTable { height: 1fr; }
     """
     BINDINGS = [
         Binding("p", "pin", "Pin", id="layers.pin"),
@@ -79,7 +76,7 @@ class LayersView(TemperNode, Vertical):
         with Horizontal(id="layers-top"):
             yield LayersHeat(id="layers-heat")
             yield FrontierPlot(id="layers-plot")
-        yield DataTable(id="layers-table", cursor_type="row", zebra_stripes=True)
+        yield LayersTable(id="layers-table")
 
     def on_mount(self) -> None:
         self._status()
@@ -163,31 +160,10 @@ class LayersView(TemperNode, Vertical):
         return list(self.table.candidates) if self.table else []
 
     def _rebuild_rows(self) -> None:
-        dt = self.query_one(DataTable)
-        dt.clear(columns=True)
-        dt.add_column("Layer", key="layer")
-        dt.add_column("Tensor", key="tensor")
-        dt.add_column("Params", key="params")
-        for key in self._columns():
-            dt.add_column(str(Candidate.from_key(key)), key=key)
-        dt.add_column("Chosen", key="chosen")
-        dt.add_column("Pin", key="pin")
-        for t in self.table.tensors if self.table else []:
-            self._add_row(t)
+        rows = self.query_one(LayersTable)
+        rows.chosen, rows.pins = (self.alloc.choice if self.alloc else {}), dict(self.pins)
+        rows.show(self.table)
         self._refresh_heat()
-
-    def _add_row(self, t: TensorScores) -> None:
-        dt = self.query_one(DataTable)
-        cells = ["–" if t.layer is None else str(t.layer), SHORT.get(t.kind, t.kind), f"{t.params:,}",
-                 *[_score(t.scores.get(k)) for k in self._columns()], self._chosen(t.path),
-                 self.pins.get(t.path, "")]
-        dt.add_row(*cells, key=t.path)
-
-    def _chosen(self, path: str) -> str:
-        if self.alloc is None or path not in self.alloc.choice:
-            return ""
-        key = self.alloc.choice[path]
-        return key if key == "float" else str(Candidate.from_key(key))
 
     def add_scores(self, event: LayerScored) -> None:
         """A per-tensor event from a running sensitivity pass: its scores, and the tensor's facts for a new row."""
@@ -209,14 +185,11 @@ class LayersView(TemperNode, Vertical):
                 layer = None
         if path in known:
             known[path].scores.update(scores)
-            dt = self.query_one(DataTable)
-            for k in self._columns():
-                if k in scores:
-                    dt.update_cell(path, k, _score(scores[k]))
+            self.query_one(LayersTable).scores_changed(path, scores)
         else:
             t = TensorScores(path, shape, params, kind, layer, scores)
             self.table.tensors.append(t)
-            self._add_row(t)
+            self.query_one(LayersTable).add(t)
         self._refresh_heat()
         self._status(f"live: {len(self.table.tensors)} tensors scored")
 
@@ -283,10 +256,7 @@ class LayersView(TemperNode, Vertical):
         self.alloc = alloc
         if points is not None:
             self.frontier = points
-        dt = self.query_one(DataTable)
-        for t in table.tensors:
-            dt.update_cell(t.path, "chosen", self._chosen(t.path))
-            dt.update_cell(t.path, "pin", self.pins.get(t.path, ""))
+        self.query_one(LayersTable).choose(alloc.choice, self.pins)
         self._refresh_heat()
         self.query_one(FrontierPlot).show(self.frontier, (alloc.bpw, alloc.kl))
         self._status()
@@ -346,7 +316,7 @@ class LayersView(TemperNode, Vertical):
         self.reallocate()
 
     def _selected_path(self) -> str | None:
-        dt = self.query_one(DataTable)
+        dt = self.query_one(LayersTable)
         if self.table is None or dt.row_count == 0:
             return None
         return dt.coordinate_to_cell_key(dt.cursor_coordinate).row_key.value

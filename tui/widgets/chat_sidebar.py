@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, ListItem, ListView
 from .chat_header import shorten_words
 
 TITLE_CELLS = 30 - 4            # ChatSidebar's width less the ▸ marker and the border beside the list
+SIDEBAR_FROM = 100              # the chat view's width from which the list shows by itself (ctrl+b toggles)
 
 
 class ConversationItem(ListItem):
@@ -25,7 +26,7 @@ class ConversationItem(ListItem):
 
 class ChatSidebar(Vertical):
     DEFAULT_CSS = """
-    ChatSidebar { width: 30; border-right: vkey $panel; }
+    ChatSidebar { width: 30; max-width: 30%; border-right: vkey $panel; }   /* a share when asked for on a narrow screen */
     ChatSidebar Input { margin: 0; }
     ChatSidebar ListView { height: 1fr; }
     ChatSidebar ConversationItem.-open Label { text-style: bold; color: $accent; }

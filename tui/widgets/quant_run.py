@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from temper.core.library.format import human_duration
@@ -18,8 +20,9 @@ PHASES = [("sensitivity", "Sensitivity"), ("allocate", "Allocation"), ("write", 
           ("verify", "Verify"), ("evaluate", "Evaluate")]
 
 
-# Sub-phases the core reports, shown on the row of the phase they belong to.
-ALIASES = {"inventory": "sensitivity", "load": "sensitivity", "fisher": "sensitivity", "estimate": "sensitivity",
+# Sub-phases the core reports, shown on the row of the phase they belong to ("load" is the write step's
+# reading of the model, core/quant/write.py).
+ALIASES = {"inventory": "sensitivity", "load": "write", "fisher": "sensitivity", "estimate": "sensitivity",
            "exact": "sensitivity", "quantize": "write", "awq": "write",
            "teacher": "write", "polish": "write"}
 
@@ -35,6 +38,13 @@ class ResultAction(Message):
 
 
 class PhaseRow(Horizontal):
+    """One phase: mark, name, bar, and a status such as "running · 182/211 · ETA 10s" or "done · 211/211 · 41s".
+
+    The count is the row's real steps: a one-step event (the core's `total=1`, e.g. the write's final save
+    after 211 quantized tensors, or the allocation) neither shows "1/1" nor replaces them. A finished row
+    counts all its steps (the bridge may merge away the last tick when a one-step event follows it at
+    once) and says how long it took, timed here from its first event."""
+
     DEFAULT_CSS = """
     PhaseRow { height: 1; }
     PhaseRow .phase-name { width: 14; }             /* "▸ " + the longest name + a gap before the bar */
@@ -43,10 +53,15 @@ class PhaseRow(Horizontal):
     PhaseRow .phase-status { width: 1fr; color: $text-muted; }
     """
 
-    def __init__(self, phase: str, label: str) -> None:
+    def __init__(self, phase: str, label: str, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(id=f"phase-{phase}")
         self.phase = phase
         self.label = label
+        self.clock = clock
+        self.state = "waiting"          # waiting | running | done | skipped | failed | cancelled
+        self.steps: tuple[int, int | None] | None = None    # (182, 211): the last count of more than one step
+        self.started: float | None = None
+        self.seconds: float | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(f"  {self.label}", classes="phase-name")
@@ -56,11 +71,57 @@ class PhaseRow(Horizontal):
     def status(self) -> str:
         return str(self.query_one(".phase-status", Label).render())
 
-    def set_state(self, mark: str, done: float, total: float | None, status: str) -> None:
+    def reset(self) -> None:
+        self.state, self.steps, self.started, self.seconds = "waiting", None, None, None
+        self.set_state(" ", 0, None, "waiting")
+
+    def report(self, done: int, total: int | None, eta_s: float | None = None,
+               work: tuple[float, float] | None = None) -> None:
+        """An event of this phase (or of one of its sub-phases)."""
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        if total != 1:
+            self.steps = (done, total) if total or done else self.steps
+        finished = bool(total) and done >= total
+        if finished:
+            self.finish()
+            return
+        self.state, self.seconds = "running", None
+        eta = f" · ETA {human_duration(eta_s)}" if eta_s is not None and total and total > 1 else ""
+        status = " · ".join(x for x in ("running", self._count()) if x) + eta
+        if total == 1:                  # a one-step event: the bar keeps what the real steps filled
+            self._show("▸", status)
+            return
+        filled, whole = work if work is not None else (done, total)
+        self.set_state("▸", filled, whole, status)
+
+    def finish(self) -> None:
+        """Done: its steps and how long it took ("done · 211/211 · 41s")."""
+        if self.state != "done" or self.seconds is None:
+            self.seconds = self.clock() - self.started if self.started is not None else None
+        self.state = "done"
+        took = human_duration(self.seconds, missing="")
+        self.set_state("✓", 1, 1, " · ".join(x for x in ("done", self._count(finished=True), took) if x))
+
+    def _count(self, finished: bool = False) -> str:
+        if self.steps is None:
+            return ""
+        done, total = self.steps
+        return str(done) if not total else f"{total if finished else done}/{total}"
+
+    def stop(self, mark: str, state: str) -> None:
+        self.state = state
+        self.set_state(mark, 0, None, state)
+
+    def _show(self, mark: str, status: str) -> None:
         self.query_one(".phase-name", Label).update(f"{mark} {self.label}")
+        self.query_one(".phase-status", Label).update(status)
+
+    def set_state(self, mark: str, done: float, total: float | None, status: str) -> None:
         bar = self.query_one(ProgressBar)
         bar.update(total=max(total or 1, 1), progress=min(done, total or done) if total else 0)
-        self.query_one(".phase-status", Label).update(status)
+        self._show(mark, status)
 
 
 class RunStep(Vertical):
@@ -96,7 +157,7 @@ class RunStep(Vertical):
         for row in self.query(PhaseRow):
             if row.phase == "sensitivity":
                 row.label = PHASES[0][1] if scored else "Prepare"
-            row.set_state(" ", 0, None, "waiting")
+            row.reset()
         self.query_one("#run-message", Static).update("")
         self.query_one("#run-cancel", Button).disabled = False
         self.remove_class("ended")
@@ -116,17 +177,11 @@ class RunStep(Vertical):
         index = names.index(phase)
         for earlier in names[:index]:   # a later phase started: an earlier one that ran is done,
             row = self.query_one(f"#phase-{earlier}", PhaseRow)     # one that never reported was skipped
-            status = row.status()
-            if status.startswith("running"):
-                row.set_state("✓", 1, 1, "done")
-            elif status == "waiting":
-                row.set_state("–", 0, None, "skipped")
-        count = f"{done}/{total}" if total else (f"{done}" if done else "")
-        eta = f" · ETA {human_duration(eta_s)}" if eta_s is not None and total and done < total else ""
-        finished = bool(total) and done >= total
-        status = ("done" if finished else "running") + (f" · {count}" if count else "") + eta
-        filled, whole = work if work is not None and not finished else (done, total)
-        self.query_one(f"#phase-{phase}", PhaseRow).set_state("✓" if finished else "▸", filled, whole, status)
+            if row.state == "running":
+                row.finish()
+            elif row.state == "waiting":
+                row.stop("–", "skipped")
+        self.query_one(f"#phase-{phase}", PhaseRow).report(done, total, eta_s, work)
         if message:
             self.query_one("#run-message", Static).update(message)
 
@@ -134,12 +189,11 @@ class RunStep(Vertical):
         """outcome: done | failed | cancelled. Only a finished run ticks every phase; otherwise the phase
         that was running is marked ✗ and the ones never reached stay as they were."""
         for row in self.query(PhaseRow):
-            status = row.status()
             if outcome == "done":
-                if not status.startswith("skipped"):
-                    row.set_state("✓", 1, 1, "done")
-            elif status.startswith("running"):
-                row.set_state("✗", 0, None, outcome)
+                if row.state != "skipped":
+                    row.finish()
+            elif row.state == "running":
+                row.stop("✗", outcome)
         self.query_one("#run-cancel", Button).disabled = True
         text = {"done": "Finished.", "failed": f"Failed: {message}",
                 "cancelled": "Cancelled."}[outcome]
