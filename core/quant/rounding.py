@@ -193,11 +193,13 @@ def _upper_inv_chol_mlx(h: np.ndarray, lam: float, n: int) -> np.ndarray:
 
 
 def _upper_inv_chol_numpy(h: np.ndarray, lam: float, n: int) -> np.ndarray:
+    """U = J·L⁻¹·J with L the lower Cholesky factor of J(H + λI)J (J reverses the order): upper triangular with
+    a positive diagonal and UᵀU = (H + λI)⁻¹, so it is that matrix's upper Cholesky factor, from one
+    factorization and one inverse (half the work of factorizing the inverse)."""
     with np.errstate(all="ignore"):
         try:
-            lower = np.linalg.cholesky(h.astype(np.float32) + np.float32(lam) * np.eye(n, dtype=np.float32))
-            inv = np.linalg.inv(lower)                     # L⁻¹ (lower); (H + λI)⁻¹ = L⁻ᵀ L⁻¹
-            return np.linalg.cholesky(inv.T @ inv).T.astype(np.float32)
+            lower = np.linalg.cholesky(h[::-1, ::-1].astype(np.float32) + np.float32(lam) * np.eye(n, dtype=np.float32))
+            return np.ascontiguousarray(np.linalg.inv(lower)[::-1, ::-1], dtype=np.float32)
         except np.linalg.LinAlgError:
             return np.full((n, n), np.nan, dtype=np.float32)
 
