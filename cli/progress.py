@@ -57,9 +57,9 @@ class PlainLines:
         if not (new or finished or said or now - self.last >= PLAIN_EVERY_S):
             return
         self.last = now
-        count = f" {done}/{total}" if total else ""
+        count = f" {done}/{total}" if total and total > 1 else ""     # a one-step phase has no count to show
         eta = eta_text(eta_s) if eta_s is not None and total and not finished else ""
-        parts = [f"[{phase}]{count}", f"eta {eta}" if eta else "", message]
+        parts = [f"[{phase}]{count}", f"eta {eta}" if eta else "", message or ("done" if finished else "")]
         self.console.print(" ".join(p for p in parts if p), markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
@@ -83,7 +83,7 @@ class LiveBars:
         if phase != self.current and self.current in self.tasks:     # a later phase started: this one is done
             task, steps = self.tasks[self.current], self.steps.get(self.current)
             self.bars.update(task, completed=self.bars.tasks[task].total or 1, total=self.bars.tasks[task].total or 1,
-                             count=f"{steps}/{steps}" if steps else "", eta="")
+                             count=f"{steps}/{steps}" if steps and steps > 1 else "done", eta="")
         self.current = phase
         if total:
             self.steps[phase] = total
@@ -93,7 +93,10 @@ class LiveBars:
             self.bars.console.print(f"[{phase}] {message}", markup=False, highlight=False, soft_wrap=True)
         item = message if len(message) <= 60 else "…" + message[-59:]
         eta = f"eta {eta_text(eta_s)}" if eta_s is not None and total and done < total else ""
-        count = f"{done}/{total}" if total else (str(done) if done else "")
+        if total == 1:                      # one step (load, save): no "0/1" or "1/1", just whether it is done
+            count = "done" if done else ""
+        else:
+            count = f"{done}/{total}" if total else (str(done) if done else "")
         filled, whole = work if work is not None and done < (total or 0) else (done, total)
         self.bars.update(self.tasks[phase], completed=filled, total=whole, item=item, eta=eta, count=count)
 

@@ -200,6 +200,31 @@ def test_a_phase_left_behind_reads_done_in_steps() -> None:
     bars.update("write", 0, 5, "")
     tasks = {name: bars.bars.tasks[i] for name, i in bars.tasks.items()}
     bars.close()
-    assert tasks["inventory"].fields["count"] == "1/1" and tasks["inventory"].percentage == 100
+    assert tasks["inventory"].fields["count"] == "done" and tasks["inventory"].percentage == 100
     assert tasks["sensitivity"].fields["count"] == "10/10" and tasks["sensitivity"].fields["eta"] == ""
     assert tasks["sensitivity"].percentage == 100
+
+
+def test_one_step_phases_show_no_count() -> None:
+    """A phase of one step (the model load, the save) reads "done", never "0/1" or "1/1", in bars and lines."""
+    import io
+
+    from rich.console import Console
+    from temper.cli import progress
+
+    out = io.StringIO()
+    lines = progress.PlainLines(Console(file=out, width=120))
+    lines.update("write", 0, 1, "")
+    lines.update("write", 1, 1, "")
+    lines.update("verify", 211, 211, "ok")
+    text = out.getvalue()
+    assert "0/1" not in text and "1/1" not in text, text
+    assert "[write] done" in text and "[verify] 211/211 ok" in text
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    bars = progress.LiveBars(console)
+    bars.update("write", 0, 1, "")
+    first = bars.bars.tasks[bars.tasks["write"]].fields["count"]
+    bars.update("write", 1, 1, "")
+    tasks = {name: bars.bars.tasks[i] for name, i in bars.tasks.items()}
+    bars.close()
+    assert first == "" and tasks["write"].fields["count"] == "done" and tasks["write"].percentage == 100
