@@ -15,9 +15,11 @@ def human_bytes(n: int | float) -> str:
 
 
 def human_duration(seconds: float | None, missing: str = "–") -> str:
-    """12s, 3m05s, 1h02m; `missing` for an unknown (None, NaN, infinite or negative) duration."""
+    """<1s, 12s, 3m05s, 1h02m; `missing` for an unknown (None, NaN, infinite or negative) duration."""
     if seconds is None or seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0:
         return missing
+    if seconds < 0.5:
+        return "<1s"
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"

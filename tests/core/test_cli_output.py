@@ -126,3 +126,10 @@ def test_no_command_pads_its_columns_by_hand() -> None:
     found = {f"{p.relative_to(root)}": lines for p in files
              if (lines := _hand_padding(p)) and p != root / "core" / "library" / "format.py"}
     assert found == {}, f"print these with cli/output.print_table: {found}"
+
+
+def test_durations_read_at_a_glance():
+    from temper.core.library.format import human_duration
+
+    assert [human_duration(s) for s in (0.0, 0.4, 0.6, 12.2, 185, 3720)] == ["<1s", "<1s", "1s", "12s", "3m05s", "1h02m"]
+    assert human_duration(None) == "–" and human_duration(-1, missing="") == ""
