@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from ..accel.compute import on_cpu_backend
 from ..errors import QuantError
-from . import logit_head, work
+from . import logit_head, logit_head_np, work
 from .candidates import Candidate
 from .fisher_scoring import score_candidates
 from .reference import PASSES
@@ -140,7 +141,8 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
                      **options: Any) -> dict[str, dict[str, float]]:
     """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
     seed, check, progress(done, total, message, work: the Progress data of the steps' work units, work.py),
-    sizes (receives the statistics' bytes), passes."""
+    sizes (receives the statistics' bytes), passes, numpy_head (the head's element-wise work in NumPy,
+    logit_head_np.py; default: when MLX computes on the CPU)."""
     import mlx.core as mx
 
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
@@ -157,7 +159,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                       check: Callable[[], None] | None = None,
                       progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
                       sizes: dict[str, int] | None = None,
-                      passes: list[int] | None = None) -> dict[str, dict[str, float]]:
+                      passes: list[int] | None = None,
+                      numpy_head: bool | None = None) -> dict[str, dict[str, float]]:
     import mlx.core as mx
 
     check = check or (lambda: None)
@@ -166,6 +169,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     groups = {t.path: sorted({c.group_size for c in fits[t.path]}) for t in tensors}
     head = logit_head.find_head(model)
     body = logit_head.body_of(model)
+    numpy_head = on_cpu_backend() if numpy_head is None else numpy_head
     n, seq = chunks.shape
     rows_per_slice = logit_head.slice_rows(seq, head.vocab)
     calib_rows = np.unique(chunks)
@@ -229,9 +233,14 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                               seen: dict[str, Any] = seen, kept: logit_head.Kept = kept) -> Any:
                 # leaves (no graph): inside the transformation an evaluated array keeps its graph
                 h2 = logit_head.leaf(mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32))
-                lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice, kept)
+                if numpy_head:       # MLX's CPU exp is scalar: the element-wise head work goes to NumPy
+                    lse = logit_head_np.normaliser(head, h2, rows_per_slice, kept)
+                    dh, labels = logit_head_np.hidden_grad(head, h2, lse, logit_head_np.rng_from_key(sub),
+                                                           rows_per_slice, kept)
+                else:
+                    lse, labels = logit_head.normaliser_and_labels(head, h2, sub, rows_per_slice, kept)
+                    dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice, kept)
                 seen.update(h2=h2, lse=lse, labels=labels)
-                dh = logit_head.hidden_grad(head, h2, lse, labels, rows_per_slice, kept)
                 return logit_head.leaf(dh.reshape(hidden.shape).astype(hidden.dtype))
 
             def loss(*arrays: Any, x: Any = x) -> Any:
@@ -288,7 +297,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                     head_stats[k].add(grad, head.weight[a:b])
                     mx.eval(head_stats[k].arrays())
 
-                logit_head.weight_grads(head, h2, lse, labels, rows_per_slice, each, kept)
+                (logit_head_np if numpy_head else logit_head).weight_grads(head, h2, lse, labels, rows_per_slice,
+                                                                           each, kept)
             del grads, primals
             if progress is not None:
                 progress(i + 1, total, f"fisher: sequence {i + 1}/{n}", tally.add(costs[i]))

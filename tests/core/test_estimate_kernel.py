@@ -54,3 +54,49 @@ def test_one_call_per_group_size_scores_each_candidate_as_alone():
         want = float(((st.d * (d * d + r * r)).sum() + (st.s[c.group_size] * m * m).sum()
                       + (proj * proj).sum()).item())
         assert got[c.key] == pytest.approx(want, rel=1e-4), c.key
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float16"])
+def test_numpy_fake_quantization_equals_the_mlx_kernels(dtype):
+    """fisher_scoring_np.affine (the CPU path's NumPy form) gives _affine's values, bit for bit."""
+    import mlx.core as mx
+    import numpy as np
+    from temper.core.quant.fisher_scoring import _affine
+    from temper.core.quant.fisher_scoring_np import affine
+
+    dt = getattr(mx, dtype)
+    mx.random.seed(2)
+    w = (mx.random.normal((64, 256)) * 0.05).astype(dt)
+    w = mx.concatenate([w, mx.zeros((1, 256), dtype=dt), mx.full((1, 256), -0.25, dtype=dt)])
+    wf = w.astype(mx.float32)
+    for bits in (2, 3, 4, 5, 6, 8):
+        for group in (32, 64, 128):
+            wg = wf.reshape(wf.shape[0], -1, group)
+            lo, hi = wg.min(-1, keepdims=True), wg.max(-1, keepdims=True)
+            want = np.array(_affine(wg, lo, hi, bits, dt))
+            got = affine(np.array(wg), np.array(lo), np.array(hi), bits, dt)
+            assert np.array_equal(got, want), (dtype, bits, group, float((got != want).mean()))
+
+
+def test_numpy_scores_equal_the_mlx_kernels_scores(monkeypatch):
+    """The thread-pool NumPy scoring gives the MLX kernel's scores, over several row slices and parts."""
+    import mlx.core as mx
+    from temper.core.quant import fisher_scoring_np
+    from temper.core.quant.candidates import grid
+    from temper.core.quant.estimate import _Stats
+    from temper.core.quant.fisher_scoring import score_candidates
+
+    monkeypatch.setattr(fisher_scoring_np, "SLICE_BYTES", 8 * 256 * 4)     # 8 rows a slice: many slices
+    mx.random.seed(3)
+    parts = []
+    for rows in (40, 27):
+        w = (mx.random.normal((rows, 256)) * 0.05).astype(mx.bfloat16).astype(mx.float32)
+        st = _Stats(rows, 256, [32, 64, 128], mx.float32)
+        for _ in range(3):
+            st.add(mx.random.normal((rows, 256)), w)
+        parts.append((w, st))
+    cands = grid(bits=(2, 3, 4, 6, 8), group_sizes=(32, 64, 128))
+    mlx_scores = score_candidates(parts, cands, mx.bfloat16, lambda: None, numpy_path=False)
+    np_scores = score_candidates(parts, cands, mx.bfloat16, lambda: None, numpy_path=True)
+    for c in cands:
+        assert np_scores[c.key] == pytest.approx(mlx_scores[c.key], rel=1e-5), c.key
