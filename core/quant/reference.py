@@ -14,6 +14,10 @@ Replay (sensitivity only): quantizing a tensor of block i leaves blocks 0..i-1 u
 pass records each block's output and later passes replay them instead of recomputing (blocks are swapped
 for stubs that return the recorded output, only during the call). This is only used when a check shows
 the replayed forward gives the reference log-probs exactly, and when the recorded outputs fit the budget.
+
+On MLX's CPU backend the vocabulary-wide math after the forward (logsumexp, the exp of log-probs in the KL,
+the tail mass, argmax) runs in NumPy on the logits in place (host_math.py: MLX's CPU exp is scalar code, ~30x
+slower than NumPy's, and cost more than a small model's forward); on Metal and CUDA it stays in MLX.
 """
 
 from __future__ import annotations
