@@ -14,6 +14,10 @@ Replay (sensitivity only): quantizing a tensor of block i leaves blocks 0..i-1 u
 pass records each block's output and later passes replay them instead of recomputing (blocks are swapped
 for stubs that return the recorded output, only during the call). This is only used when a check shows
 the replayed forward gives the reference log-probs exactly, and when the recorded outputs fit the budget.
+
+On MLX's CPU backend the vocabulary-wide math after the forward (logsumexp, the exp of log-probs in the KL,
+the tail mass, argmax) runs in NumPy on the logits in place (host_math.py: MLX's CPU exp is scalar code, ~30x
+slower than NumPy's, and cost more than a small model's forward); on Metal and CUDA it stays in MLX.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from . import host_math
 from .replay import Recorder, Replay, swapped
 
 TOPK = 256
@@ -155,16 +160,16 @@ class Reference:
         if not self.k:
             self._form(int(logits.shape[-1]))
         if self.full:
-            logp = log_softmax(logits)
+            logp = _log_probs(logits)
             nll = _nll(logp, x)
             batch = _Batch(x=x, logp=logp)
             mx.eval(batch.logp, nll)
         else:   # never a second (B, L, V) array beside the logits: see _top_k
-            lse = mx.logsumexp(logits, axis=-1, keepdims=True)
+            lse = _logsumexp(logits)
             nll = _nll(logits, x, lse)
             idx = _top_k(logits, self.k)
             top = mx.take_along_axis(logits, idx, axis=-1) - lse
-            tail = _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
+            tail = _tail(top)
             batch = _Batch(x=x, idx=idx, top=top, tail=tail)
             mx.eval(batch.idx, batch.top, batch.tail, nll)
         self.nll += float(nll.item())
@@ -184,7 +189,7 @@ class Reference:
         batch = self.batches[0]
         slower = "every pass runs the whole model instead (2-10x slower)"
         try:
-            logq = log_softmax(self._forward(model, 0, len(self.layers) // 2 or 1))
+            logq = _log_probs(self._forward(model, 0, len(self.layers) // 2 or 1))
         except Exception as exc:  # this architecture's blocks cannot be stood in for: say what failed
             return f"block replay failed ({type(exc).__name__}: {exc}); {slower}"
         ref = batch.logp if self.full else batch.top
@@ -227,6 +232,12 @@ class Reference:
             if check is not None:
                 check()
             logits = self._forward(model, i, None)          # log-probs once shifted by their logsumexp
+            if host_math.active():                          # on the CPU: NumPy (see host_math)
+                kl, same, summed = self._scores_host(batch, logits)
+                kls.append(kl.reshape(-1))
+                agree.append(same.reshape(-1))
+                nll += summed
+                continue
             lse = mx.logsumexp(logits, axis=-1, keepdims=True)
             kls.append(np.array(self._kl_tokens(batch, logits, lse)).reshape(-1))
             ref_top = mx.argmax(batch.logp, axis=-1) if self.full else \
@@ -234,6 +245,22 @@ class Reference:
             agree.append(np.array(ref_top == mx.argmax(logits, axis=-1)).reshape(-1))
             nll += float(_nll(logits, batch.x, lse).item())
         return TokenScores(np.concatenate(kls), np.concatenate(agree), nll, self.predicted)
+
+    def _scores_host(self, batch: _Batch, logits: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        """per_token's KL, top-1 agreement and summed NLL of one batch, in NumPy on the logits in place."""
+        hm = host_math
+        lg = hm.host(logits)
+        lse = hm.logsumexp(lg)
+        ref_top = hm.argmax(hm.host(batch.logp)) if self.full else \
+            np.take_along_axis(hm.host(batch.idx), hm.argmax(hm.host(batch.top))[..., None], axis=-1)[..., 0]
+        same = ref_top == hm.argmax(lg)
+        return self._kl_host(batch, lg, lse), same, hm.nll(lg, hm.host(batch.x), lse)
+
+    def _kl_host(self, batch: _Batch, logits: np.ndarray, lse: np.ndarray) -> np.ndarray:
+        hm = host_math
+        if self.full:
+            return hm.kl_full(hm.host(batch.logp), logits, lse)
+        return hm.kl_top(hm.host(batch.idx), hm.host(batch.top), hm.host(batch.tail), logits, lse)
 
     def kl_sum(self, batch: _Batch, logq: Any) -> float:
         """Summed KL of one batch; `logq`: the model's logits or log-probs (the same once normalised)."""
@@ -244,6 +271,9 @@ class Reference:
         top-k form gathers K values per position and never builds the model's full log-probs."""
         import mlx.core as mx
 
+        if host_math.active():                          # on the CPU: NumPy (see host_math)
+            lg = host_math.host(logits)
+            return self._kl_host(batch, lg, host_math.logsumexp(lg) if lse is None else host_math.host(lse))
         if lse is None:
             lse = mx.logsumexp(logits, axis=-1, keepdims=True)
         if self.full:
@@ -282,6 +312,30 @@ def log_softmax(logits: Any) -> Any:
     import mlx.core as mx
 
     return logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def _logsumexp(logits: Any) -> Any:
+    """mx.logsumexp over the last axis (kept), by NumPy on MLX's CPU backend (host_math: 30x faster there)."""
+    import mlx.core as mx
+
+    if host_math.active():
+        return mx.array(host_math.logsumexp(host_math.host(logits)))
+    return mx.logsumexp(logits, axis=-1, keepdims=True)
+
+
+def _log_probs(logits: Any) -> Any:
+    """log_softmax, its logsumexp by NumPy on MLX's CPU backend: the reference's own and the replay check's
+    (both ways alike, so the check compares like with like). Not for gradients (polish uses log_softmax)."""
+    return logits - _logsumexp(logits)
+
+
+def _tail(top: Any) -> Any:
+    """The log of the mass outside a position's top-k log-probs `top` (by NumPy, in fp64, on the CPU)."""
+    import mlx.core as mx
+
+    if host_math.active():
+        return mx.array(host_math.tail_mass(host_math.host(top)))
+    return _log1mexp(mx.logsumexp(top, axis=-1, keepdims=True))
 
 
 def _nll(logits: Any, x: Any, lse: Any = None) -> Any:
