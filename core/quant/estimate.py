@@ -29,9 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..accel.compute import on_cpu_backend
 from ..errors import QuantError
-from . import logit_head, logit_head_np, work
+from . import host_math, logit_head, logit_head_np, work
 from .candidates import Candidate
 from .fisher_scoring import score_candidates
 from .reference import PASSES
@@ -142,7 +141,7 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
     seed, check, progress(done, total, message, work: the Progress data of the steps' work units, work.py),
     sizes (receives the statistics' bytes), passes, numpy_head (the head's element-wise work in NumPy,
-    logit_head_np.py; default: when MLX computes on the CPU)."""
+    logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend)."""
     import mlx.core as mx
 
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
@@ -169,7 +168,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     groups = {t.path: sorted({c.group_size for c in fits[t.path]}) for t in tensors}
     head = logit_head.find_head(model)
     body = logit_head.body_of(model)
-    numpy_head = on_cpu_backend() if numpy_head is None else numpy_head
+    numpy_head = host_math.active() if numpy_head is None else numpy_head
     n, seq = chunks.shape
     rows_per_slice = logit_head.slice_rows(seq, head.vocab)
     calib_rows = np.unique(chunks)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..accel.compute import on_cpu_backend
+from . import host_math
 from .candidates import Candidate
 from .fakequant import fake_quantize
 
@@ -81,14 +81,14 @@ def score_candidates(parts: list[tuple[Any, Any]], cands: list[Candidate], stora
                      check: Callable[[], None], numpy_path: bool | None = None) -> dict[str, float]:
     """Per candidate, diagonal + structured; ΔW computed a row slice at a time, every candidate of a group
     size from one read of the slice (and one min/max pass over it). `numpy_path`: affine candidates scored in
-    NumPy on a thread pool (fisher_scoring_np.py; default: when MLX computes on the CPU)."""
+    NumPy on a thread pool (fisher_scoring_np.py; default: `host_math.active()`, on MLX's CPU backend)."""
     import mlx.core as mx
 
     by_group: dict[int, list[Candidate]] = {}
     for c in cands:
         by_group.setdefault(c.group_size, []).append(c)
     totals: dict[str, Any] = {}
-    numpy_path = on_cpu_backend() if numpy_path is None else numpy_path
+    numpy_path = host_math.active() if numpy_path is None else numpy_path
     for group, members in by_group.items():
         if numpy_path and all(c.mode == "affine" for c in members):     # every core, vectorised (the module's doc)
             from .fisher_scoring_np import score_affine

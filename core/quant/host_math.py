@@ -20,10 +20,12 @@ import numpy as np
 
 SLICE_BYTES = 32 << 20      # logits per step: the temporaries below are at most this large
 FORCE: bool | None = None   # None: NumPy exactly when MLX computes on the CPU; True / False: always / never
+#                             (the one switch for every NumPy form: here, logit_head_np.py, fisher_scoring_np.py)
 
 
 def active() -> bool:
-    """Whether reference.py does its vocabulary-wide math here (on MLX's CPU backend, unless FORCE says)."""
+    """Whether the NumPy forms run: reference.py's vocabulary-wide math here, the Fisher head and the affine
+    scoring (on MLX's CPU backend, unless FORCE says)."""
     if FORCE is not None:
         return FORCE
     from ..accel.compute import on_cpu_backend
