@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .candidates import Candidate
+from .host_math import host
 from .rounding import to_dtype
 
 SLICE_BYTES = 4 << 20            # float32 bytes of weights per row slice (cache-sized: NumPy's passes stay fast)
@@ -98,8 +99,7 @@ def score_affine(parts: list[tuple[Any, Any]], group: int, members: list[Candida
             ref = w[a:a + step].astype(storage_dtype) if storage_dtype is not None else w[a:a + step]
             arrays = [ref.astype(mx.float32), st.d[a:a + step].astype(mx.float32),
                       st.s[group][a:a + step].astype(mx.float32)]
-            mx.eval(arrays)
-            ws, dd, sg = (np.array(x, dtype=np.float32) for x in arrays)
+            ws, dd, sg = (host(x) for x in arrays)       # read in place by the workers, never written to
             pending.append(_pool().submit(_slice_terms, ws, dd, sg, bits, group, dtype))
             while len(pending) > threads():
                 results.append(pending.pop(0).result())

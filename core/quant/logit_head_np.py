@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .host_math import host
 from .logit_head import Head, Kept, ranges
 
 
@@ -30,11 +31,7 @@ def rng_from_key(key: Any) -> np.random.Generator:
 
 def _logits(head: Head, h: Any, a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(capped logits, d capped / d raw) of rows a..b as float32 NumPy; the product in MLX."""
-    import mlx.core as mx
-
-    raw = h @ head.rows(a, b).T
-    mx.eval(raw)
-    z = np.array(raw, dtype=np.float32)
+    z = host(h @ head.rows(a, b).T)                 # read in place, never written to below
     if head.softcap is None:
         return z, None
     t = np.tanh(z / np.float32(head.softcap))
