@@ -7,32 +7,20 @@
 #
 #   setsid nohup bash docs/benchmarks/gpu_session.sh > /tmp/gpu/session.log 2>&1 &
 #
-# Order: issue 11's SmolLM2-shape quantize row twice (the second with MLX-CUDA's kernels compiled), issue 14's
-# capability evals (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) as soon as the GGUF is there, the gemma4
-# E2B shape, the Llama-3-8B shape, then issue 11's real-model quality table (a subset: the rows against mlx-lm).
-# The two big random models are built in the background while the first row compiles its kernels (their own
-# MLX_PTX_CACHE_DIR, so two processes never write one cache file). Session 6 ran E2B first: its GPTQ write stalled
-# in the reference-LAPACK Cholesky (since fixed) and the budget ran out before the evals (quantize_gpu.md).
+# Order: the gemma4 E2B shape (issue 11's memory row: its peak is per process, so it runs beside the next row,
+# with its own MLX_PTX_CACHE_DIR so two processes never write one cache file) and the SmolLM2-shape row with
+# MLX-CUDA's kernels compiling; then the SmolLM2 row again, alone, for its time; issue 14's capability evals
+# (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is there; the Llama-3-8B shape; issue 11's
+# real-model quality table (a subset: the rows against mlx-lm). Outputs: /tmp/gpu/out/{e2b,cold,warm,...}.
+# Session 6 ran E2B alone after two SmolLM2 rows: its GPTQ write stalled in the reference-LAPACK Cholesky (since
+# fixed) and the budget ran out before the evals (quantize_gpu.md); session 7 lost half its budget to failed starts.
 set -u
-mkdir -p /tmp/gpu/out /tmp/gpu/tree
+mkdir -p /tmp/gpu/out/e2b /tmp/gpu/out/cold /tmp/gpu/out/warm /tmp/gpu/out/llama8b /tmp/gpu/tree
 cp -r core cli tui themes profiles docs /tmp/gpu/tree/        # a copy: later calls re-send the working tree
 cd /tmp/gpu/tree || exit 1
 source docs/benchmarks/device_env.sh .
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 stamp() { echo "#### $(date +%T) $*"; }
-stamp building e2b and llama8b in the background
-(MLX_PTX_CACHE_DIR=/tmp/ptx-build python3 - > /tmp/gpu/out/build.log 2>&1 <<'PY'
-import sys, time
-from pathlib import Path
-sys.path.insert(0, "docs/benchmarks")
-import sensitivity_scale as s
-for row, shape in (("e2b", s.E2B), ("llama8b", dict(s.LLAMA8B, num_hidden_layers=32))):
-    t = time.time()
-    s.build(Path("/tmp/g") / f"{row}-32", shape)
-    print(row, "built in", round(time.time() - t, 1), "s", flush=True)
-PY
-) &
-builder=$!
 capability_done=0
 capability() {     # once, when the demo GGUF has arrived
   [ "$capability_done" = 1 ] || [ ! -f /root/stash/demo.gguf ] && return
@@ -40,17 +28,17 @@ capability() {     # once, when the demo GGUF has arrived
   stamp capability
   bash docs/benchmarks/capability_gpu.sh /root/stash/demo.gguf /tmp/gpu/out 256
 }
-stamp quantize rows
-OUT=/tmp/gpu/out bash docs/benchmarks/quantize_gpu.sh /tmp/g smol smol
+stamp e2b in the background, smol with kernels compiling
+(MLX_PTX_CACHE_DIR=/tmp/ptx-e2b OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b 2>&1 \
+  | sed -u 's/^/[e2b] /') &
+e2b=$!
+OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
+stamp waiting for e2b; wait "$e2b"
+stamp smol, kernels compiled
+OUT=/tmp/gpu/out/warm bash docs/benchmarks/quantize_gpu.sh /tmp/g2 smol
 capability
-stamp waiting for the e2b model; cat /tmp/gpu/out/build.log
-while [ ! -f /tmp/g/e2b-32/config.json ] && kill -0 "$builder" 2>/dev/null; do sleep 2; done
-stamp e2b
-OUT=/tmp/gpu/out bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
-capability
-stamp waiting for the builder; wait "$builder"; cat /tmp/gpu/out/build.log
 stamp llama8b
-OUT=/tmp/gpu/out bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
 stamp waiting for the GGUF
 while [ ! -f /root/stash/demo.gguf ]; do sleep 5; done
 capability
