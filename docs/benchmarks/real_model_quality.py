@@ -196,6 +196,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.child:
         return child(args.child) or 0
+    args.previous = json.loads(args.merge.read_text()) if args.merge else None   # read once: --out may be it
     if args.render:
         write_table(args, json.loads(args.render.read_text()))
         return 0
@@ -275,7 +276,7 @@ def document(rows: list[dict], skipped: list, about_eval: str, about_calib: str,
 def write_table(args: argparse.Namespace, doc: dict) -> None:
     """The table and its JSON at --out, with --merge's earlier run folded in."""
     if args.merge:
-        doc = quality_table.merge(json.loads(args.merge.read_text()), doc)
+        doc = quality_table.merge(args.previous, doc)
     quality_table.write(args.out, doc)
 
 

@@ -59,3 +59,21 @@ def test_notes_below_the_mark_survive_a_rewrite(tmp_path):
     quality_table.write(md, doc([row("temper 5.0 (default)", 5.0, 0.07)], []))
     assert "measured apart: see here" in md.read_text() and "0.0700" in md.read_text()
     assert md.with_suffix(".json").is_file()
+
+
+def test_a_run_merged_into_its_own_out_file_is_counted_once(tmp_path):
+    """real_model_quality.py writes the table after every row; with --merge naming the --out JSON, the earlier
+    run is read once, so the runs do not pile up row after row."""
+    import argparse
+    import json
+
+    import real_model_quality
+
+    md = tmp_path / "t.md"
+    quality_table.write(md, doc([row("temper 5.0 (default)", 5.0, 0.08)], []))
+    args = argparse.Namespace(merge=md.with_suffix(".json"), out=md)
+    args.previous = json.loads(args.merge.read_text())
+    for n in range(3):
+        real_model_quality.write_table(args, doc([row(f"mlx-lm GPTQ {n}", 4.9, 0.2)], []))
+    out = json.loads(md.with_suffix(".json").read_text())
+    assert len(out["runs"]) == 2 and [r["run"] for r in out["rows"]] == [1, 2]
