@@ -153,7 +153,7 @@ def main() -> int:
 
 Made by `python docs/benchmarks/mlx_lm_fp32_check.py` (MLX {importlib.import_module('mlx.core').__version__},
 mlx-lm {importlib.import_module('mlx_lm').__version__}, load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}).
-The committed trained tiny llama (bf16); calibration: {calib.describe()}; held-out {ev.describe()}.
+The committed trained tiny llama (bf16); {calib.describe()}; held-out {ev.describe()}.
 "shared" = share of packed weight words / scales equal to the bf16 run's.
 
 | method | run | real bpw | KL mean ± SE | top-1 | words shared | scales shared | s |

@@ -179,6 +179,14 @@ def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], t
     return result
 
 
+def selected(rows: list[tuple[str, list[str]]], only: list[str] | None, skip: list[str] | None) -> list:
+    """The rows to run: those matching an --only pattern (in the order of the patterns, then of `methods`),
+    less those matching a --skip pattern."""
+    rank = (lambda name: min(i for i, o in enumerate(only) if o in name)) if only else (lambda name: 0)
+    keep = [r for r in rows if (not only or any(o in r[0] for o in only)) and not any(o in r[0] for o in skip or ())]
+    return sorted(keep, key=lambda r: rank(r[0]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gguf", type=Path)
@@ -186,7 +194,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/real_model_quality.md")
     ap.add_argument("--budget-s", type=float, default=3600)
     ap.add_argument("--row-limit-s", type=float, default=None, help="time limit of one row (default: the budget)")
-    ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
+    ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these, in this order")
     ap.add_argument("--skip", nargs="*", help="leave out the rows whose name contains one of these")
     ap.add_argument("--sensitivity", type=Path, help="saved sensitivity scores for every temper row")
     ap.add_argument("--eval-chunks", type=int, default=16)
@@ -225,9 +233,7 @@ def main() -> int:
     ref = reference(src, [list(map(int, r)) for r in evaluation.chunks])
     load = os.getloadavg()
     rows, skipped = [], []
-    for name, cmd in methods(work, src):
-        if (args.only and not any(o in name for o in args.only)) or (args.skip and any(o in name for o in args.skip)):
-            continue
+    for name, cmd in selected(methods(work, src), args.only, args.skip):
         left = args.budget_s - (time.perf_counter() - t0)
         if left < 20:
             skipped.append((name, "time budget spent"))

@@ -77,3 +77,14 @@ def test_a_run_merged_into_its_own_out_file_is_counted_once(tmp_path):
         real_model_quality.write_table(args, doc([row(f"mlx-lm GPTQ {n}", 4.9, 0.2)], []))
     out = json.loads(md.with_suffix(".json").read_text())
     assert len(out["runs"]) == 2 and [r["run"] for r in out["rows"]] == [1, 2]
+
+
+def test_only_runs_rows_in_the_order_of_its_patterns():
+    import real_model_quality
+
+    rows = [(n, []) for n in ("mlx-lm uniform-4 g64", "temper 4.5 (default)", "mlx-lm GPTQ 4-bit", "mlx-lm AWQ 4-bit",
+                              "mlx-lm AWQ 3-bit", "temper 3.5 (default)")]
+    got = real_model_quality.selected(rows, ["mlx-lm AWQ", "temper 4.5", "GPTQ"], ["3-bit"])
+    assert [n for n, _ in got] == ["mlx-lm AWQ 4-bit", "temper 4.5 (default)", "mlx-lm GPTQ 4-bit"]
+    assert [n for n, _ in real_model_quality.selected(rows, None, ["mlx-lm"])] == ["temper 4.5 (default)",
+                                                                                 "temper 3.5 (default)"]
