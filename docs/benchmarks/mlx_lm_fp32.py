@@ -114,12 +114,18 @@ def sensitivity_file(work: Path, args: list[str]) -> Path:
     return work / f"dynamic_quant_sensitivities_{tag}.json"
 
 
-def run(method: str, src: Path, out: Path, args: list[str], tokens, work: Path) -> None:
-    """mlx-lm's `mlx_lm.quant.METHOD` on SRC (bf16) into OUT, its forward passes in fp32."""
+def run(method: str, src: Path, out: Path, args: list[str], tokens, work: Path, fp32: bool = True) -> None:
+    """mlx-lm's `mlx_lm.quant.METHOD` on SRC (bf16) into OUT, its forward passes in fp32 (FP32) or, as mlx-lm
+    runs it, in the model's dtype."""
     import importlib
 
     module = importlib.import_module(f"mlx_lm.quant.{method}")
     use_calibration(module, tokens)
+    if not fp32:
+        os.chdir(out.parent)
+        sys.argv = [method, "--model", str(src), "--mlx-path", str(out), *args]
+        module.main()
+        return
     src32 = fp32_copy(src, work / (src.name + "-fp32"))
     os.chdir(out.parent)   # dynamic_quant writes its sensitivity file into the working folder
     if method == "dynamic_quant":

@@ -49,12 +49,14 @@ import quality_table  # noqa: E402 - beside this script
 
 POLISH = os.environ.get("RMQ_POLISH", "100")     # steps of the `--polish` rows (docs/benchmarks/polish_awq.py)
 PROGRESS_S = float(os.environ.get("RMQ_PROGRESS_S", "30"))   # how often a running row's last line is shown
-FP32 = " (computed in fp32, stored bf16)"           # mlx-lm's calibrated rows: see mlx_lm_fp32.py
+FP32 = " (computed in fp32, stored bf16)"           # mlx-lm's calibrated rows on a CPU: see mlx_lm_fp32.py
 
 
-def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
-    """(row name, child command) in priority order."""
+def methods(work: Path, src: Path, fp32: bool = True) -> list[tuple[str, list[str]]]:
+    """(row name, child command) in priority order. FP32: mlx-lm's GPTQ / AWQ / dynamic_quant run in fp32 and
+    store bf16 (on a CPU, where MLX has no fast bf16 matmul); else as mlx-lm runs them, in the model's dtype."""
     t = ["temper"]
+    mlxq, how = ("mlxq", FP32) if fp32 else ("mlxq16", "")
 
     scores = os.environ.get("RMQ_SENSITIVITY")
     if scores:
@@ -71,15 +73,15 @@ def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
         ("mlx-lm uniform-4 g64", ["convert", "4"]), temper(4.5), temper(3.8), temper(4.5, *rtn), temper(3.8, *rtn),
         ("mlx-lm mixed_3_6", ["convert", "mixed_3_6"]), ("mlx-lm mixed_4_6", ["convert", "mixed_4_6"]),
         ("mlx-lm uniform-3 g64", ["convert", "3"]), ("mlx-lm uniform-5 g64", ["convert", "5"]),
-        ("mlx-lm GPTQ 4-bit g64" + FP32, ["mlxq", "gptq", "--bits", "4", "--group-size", "64"]),
-        ("mlx-lm dynamic_quant 4.5" + FP32, ["mlxq", "dynamic_quant", "--target-bpw", "4.5"]),
-        ("mlx-lm dynamic_quant 5.0 (its default)" + FP32, ["mlxq", "dynamic_quant", "--target-bpw", "5.0"]),
-        ("mlx-lm dynamic_quant 3.8 --low-bits 3" + FP32,
-         ["mlxq", "dynamic_quant", "--target-bpw", "3.8", "--low-bits", "3"]),
+        ("mlx-lm GPTQ 4-bit g64" + how, [mlxq, "gptq", "--bits", "4", "--group-size", "64"]),
+        ("mlx-lm dynamic_quant 4.5" + how, [mlxq, "dynamic_quant", "--target-bpw", "4.5"]),
+        ("mlx-lm dynamic_quant 5.0 (its default)" + how, [mlxq, "dynamic_quant", "--target-bpw", "5.0"]),
+        ("mlx-lm dynamic_quant 3.8 --low-bits 3" + how,
+         [mlxq, "dynamic_quant", "--target-bpw", "3.8", "--low-bits", "3"]),
         temper(3.5), temper(5.0), temper(4.5, "--no-gptq"), temper(4.5, "--no-clip"), temper(4.5, "--awq"),
-        ("mlx-lm AWQ 4-bit g64" + FP32, ["mlxq", "awq", "--bits", "4", "--group-size", "64", "--num-samples", "32",
+        ("mlx-lm AWQ 4-bit g64" + how, [mlxq, "awq", "--bits", "4", "--group-size", "64", "--num-samples", "32",
                                          "--sequence-length", "256"]),
-        ("mlx-lm AWQ 3-bit g64" + FP32, ["mlxq", "awq", "--bits", "3", "--group-size", "64", "--num-samples", "32",
+        ("mlx-lm AWQ 3-bit g64" + how, [mlxq, "awq", "--bits", "3", "--group-size", "64", "--num-samples", "32",
                                          "--sequence-length", "256"]),
         temper(3.8, "--no-gptq"), temper(3.8, "--no-clip"), temper(3.8, "--awq"),
         temper(4.5, "--polish", POLISH), temper(3.8, "--polish", POLISH),
@@ -105,11 +107,12 @@ def child(argv: list[str]) -> None:
             convert(str(src), str(out), quantize=True, q_bits=int(what), q_group_size=64)
         else:
             convert(str(src), str(out), quantize=True, quant_predicate=what)
-    elif kind == "mlxq":   # mlx-lm's calibrated quantizers: forward passes in fp32, stored bf16 (mlx_lm_fp32.py)
+    elif kind in ("mlxq", "mlxq16"):   # mlx-lm's calibrated quantizers; mlxq: in fp32, stored bf16 (mlx_lm_fp32.py)
         import mlx_lm_fp32
         import numpy as np
 
-        mlx_lm_fp32.run(rest[0], src, out, rest[1:], np.load(os.environ["RMQ_CALIB"]), Path(os.environ["RMQ_WORK"]))
+        mlx_lm_fp32.run(rest[0], src, out, rest[1:], np.load(os.environ["RMQ_CALIB"]), Path(os.environ["RMQ_WORK"]),
+                        fp32=kind == "mlxq")
     else:
         raise SystemExit(f"unknown child {kind}")
     peak_mlx = 0
@@ -233,7 +236,10 @@ def main() -> int:
     ref = reference(src, [list(map(int, r)) for r in evaluation.chunks])
     load = os.getloadavg()
     rows, skipped = [], []
-    for name, cmd in selected(methods(work, src), args.only, args.skip):
+    import mlx.core as mx
+
+    fp32 = mx.default_device() == mx.cpu
+    for name, cmd in selected(methods(work, src, fp32), args.only, args.skip):
         left = args.budget_s - (time.perf_counter() - t0)
         if left < 20:
             skipped.append((name, "time budget spent"))

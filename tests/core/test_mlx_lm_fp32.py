@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -29,10 +28,8 @@ def tensors(folder: Path) -> dict:
 
 def bf16_path(method: str, src: Path, out: Path, args: list[str], tokens, monkeypatch) -> None:
     """mlx-lm's own run on the bf16 folder (its forward passes in bf16: slow, so only on the tiny model)."""
-    module = importlib.import_module(f"mlx_lm.quant.{method}")
-    mlx_lm_fp32.use_calibration(module, tokens)
-    monkeypatch.setattr(sys, "argv", [method, "--model", str(src), "--mlx-path", str(out), *args])
-    module.main()
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    mlx_lm_fp32.run(method, src, out, args, tokens, out.parent, fp32=False)
 
 
 def test_fp32_copy_and_store_as_round_trip(trained_tiny, tmp_path, engine):
