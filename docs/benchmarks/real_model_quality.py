@@ -1,7 +1,12 @@
 """Held-out quality per real bit on a real model: temper against mlx-lm's quantizers, in one run.
 
-    python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--out FILE.md]
-        [--only ROW...] [--skip ROW...] [--sensitivity SCORES.json] [--eval-chunks N]
+    python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--row-limit-s S]
+        [--out FILE.md] [--only ROW...] [--skip ROW...] [--sensitivity SCORES.json] [--eval-chunks N]
+        [--merge EARLIER.json] [--render DOC.json]
+
+`--merge` folds an earlier run's JSON (the one beside its table) into this run's table: same evaluation
+set and base perplexity or it refuses; re-measured rows replace the old ones; every row names its run
+(quality_table.py). `--render` writes the table from a JSON and runs nothing.
 
 On the GPU machine (no network; ship the GGUF), the device tool's 10-minute limit per command means the
 table is made in parts, each with its own --out, on one warm machine (same --work, so the import and
@@ -20,14 +25,18 @@ The model: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the PyPI package llm
   3.8, 4.5 and 5.0 real bpw, and at 3.8 / 4.5 the same plan with each rounding method off, with --awq
   and with --polish N (N: $RMQ_POLISH, default 100);
 - mlx-lm: `convert -q` uniform 3/4/5 bits (g64), the mixed_3_6 / mixed_4_6 recipes, `mlx_lm.quant.
-  dynamic_quant` (target 4.5), `mlx_lm.quant.gptq` (4-bit g64, 6-bit fallback) and `mlx_lm.quant.awq`
-  (4-bit g64). Their calibration loader downloads text; here it is replaced (in their own module) by
-  temper's built-in calibration text, so no method sees the evaluation text.
+  dynamic_quant` (target 4.5, its default 5.0, and 3.8 with --low-bits 3), `mlx_lm.quant.gptq` (4-bit g64,
+  6-bit fallback; it has no 3-bit) and `mlx_lm.quant.awq` (4-bit and 3-bit g64). Their calibration loader
+  downloads text; here it is replaced (in their own module) by temper's built-in calibration text, so no
+  method sees the evaluation text. On a CPU device these three run in fp32 and store bf16
+  (mlx_lm_fp32.py: MLX's CPU backend has no fast bf16 matmul), and their row names say so.
 
 Evaluation: temper's held-out evaluation set (never a calibration record), KL(base ‖ quant) per token
 (mean, p95, p99), top-1 agreement and perplexity; real bpw = all tensor bytes × 8 / parameters. Each method
 runs in its own process (wall time and peak memory are its own: peak RSS, and peak MLX memory on a GPU).
-Methods run in priority order; once --budget-s is spent the rest are listed as not run.
+Methods run in priority order (or in the order of --only's patterns); a row gets at most --row-limit-s,
+and once --budget-s is spent the rest are listed as not run. A running row shows its last log line
+(mlx-lm's progress bars, with their ETA) every $RMQ_PROGRESS_S seconds (default 30).
 """
 
 from __future__ import annotations
