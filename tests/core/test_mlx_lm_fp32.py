@@ -78,3 +78,18 @@ def test_sensitivity_files_are_per_bits(tmp_path):
     same = mlx_lm_fp32.sensitivity_file(tmp_path, ["--target-bpw", "4.5"])
     assert same == mlx_lm_fp32.sensitivity_file(tmp_path, ["--target-bpw", "5.0"])
     assert same != mlx_lm_fp32.sensitivity_file(tmp_path, ["--target-bpw", "3.8", "--low-bits", "3"])
+
+
+@pytest.mark.parametrize("bits,group", [(4, 64), (6, 64), (4, 32), (3, 64)])
+def test_quantizing_in_fp32_then_storing_bf16_is_quantizing_bf16(bits, group, engine):
+    """What store_as relies on for the layers mlx-lm rounds to nearest (GPTQ's 6-bit fallback, AWQ's 4-bit g32
+    embedding): MLX quantizes a bf16 weight exactly as its fp32 copy, scales and biases rounded to bf16."""
+    import mlx.core as mx
+
+    def check(ctx):
+        w = (mx.random.normal((256, 512), key=mx.random.key(bits)) * 0.05).astype(mx.bfloat16)
+        b = mx.quantize(w, group_size=group, bits=bits)
+        f = mx.quantize(w.astype(mx.float32), group_size=group, bits=bits)
+        return [mx.array_equal(x, y.astype(x.dtype)).item() for x, y in zip(b, f, strict=True)]
+
+    assert engine.run(check) == [True, True, True]
