@@ -74,6 +74,7 @@ def real_model(folder: Path, work: Path, rmq_work: Path) -> list[str]:
     ev = evaluation_set(tok, samples=16, seq_len=256, calibration=calib)
     ref = reference(folder, [list(map(int, r)) for r in ev.chunks])
     rows, saved = [], gptq.Catcher
+    work.mkdir(parents=True, exist_ok=True)
     for label in ("computed in fp32, stored bf16", "the same, Hessian products rounded to bf16"):
         out = work / label.split(",")[0].replace(" ", "-")
         print(f"[real model] gptq: {label}", flush=True)

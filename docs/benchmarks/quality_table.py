@@ -52,12 +52,12 @@ def against_mlx_lm(rows: list[dict]) -> list[str]:
             lines.append(f"- {m['name']} ({m['real_bpw']:.3f} bpw, KL {m['kl_mean']:.4f}): no temper row at or "
                          "below its size.")
             continue
-        parts = []
-        for label, r in (("default", default), ("best", best)):
-            if r is None or (label == "best" and r is default):
-                continue
-            parts.append(f"{label} {r['name']} ({r['real_bpw']:.3f} bpw) KL {r['kl_mean']:.4f} = "
-                         f"{r['kl_mean'] / m['kl_mean']:.2f}x")
+        def line(r: dict, m: dict = m) -> str:
+            return f"{r['name']} ({r['real_bpw']:.3f} bpw) KL {r['kl_mean']:.4f} = {r['kl_mean'] / m['kl_mean']:.2f}x"
+
+        parts = [line(default)] if default is not None else []
+        if best is not default:
+            parts.append("lowest-KL temper row " + line(best))
         if default is not None and default["kl_mean"] < m["kl_mean"]:
             verdict = "temper's default beats it"
         elif best["kl_mean"] < m["kl_mean"]:
@@ -66,7 +66,10 @@ def against_mlx_lm(rows: list[dict]) -> list[str]:
             verdict = "**temper does not beat it**"
         lines.append(f"- {m['name']} ({m['real_bpw']:.3f} bpw, KL {m['kl_mean']:.4f}): " + "; ".join(parts)
                      + f" — {verdict}.")
-    return lines
+    lost = [x.split(" (")[0][2:] for x in lines if "**" in x or "no temper row" in x]
+    summary = (f"temper's default does not beat: {', '.join(lost)}." if lost else
+               "temper's default row beats every mlx-lm row here at equal or smaller real size.")
+    return [summary, "", *lines] if lines else []
 
 
 def render(doc: dict, notes: str = "") -> str:

@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -287,8 +288,8 @@ def document(rows: list[dict], skipped: list, about_eval: str, about_calib: str,
     scores = ("Its temper rows read the saved scores " + Path(given).name + " (`--sensitivity`): no sensitivity pass "
               "in their time." if given else "Its temper rows measure sensitivity once (the first) and reuse it from "
               "temper's cache.") if any(r["name"].startswith("temper") for r in rows) else ""
-    run = {"command": " ".join(sys.argv[1:]), "date": datetime.datetime.now(datetime.timezone.utc).strftime(
-        "%Y-%m-%d %H:%M UTC"), "host": platform.node() or "host", "device": str(mx.default_device()),
+    started = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    run = {"command": shlex.join(sys.argv[1:]), "date": started.strftime("%Y-%m-%d %H:%M UTC (start)"), "host": platform.node() or "host", "device": str(mx.default_device()),
         "cpus": os.cpu_count(), "load": list(load), "seconds": seconds, "scores": scores}
     return {"eval": about_eval, "calib": about_calib, "base_ppl": base_ppl, "runs": [run],
             "rows": [{**r, "run": 1} for r in rows], "skipped": [[n, why, 1] for n, why in skipped]}

@@ -46,7 +46,9 @@ def test_against_mlx_lm_names_the_rows_temper_does_not_beat():
     rows = [row("temper 3.8 (default)", 3.8, 0.44), row("temper 4.5 --no-clip (GPTQ only)", 4.5, 0.17),
             row("temper 4.5 (default)", 4.5, 0.18), row("mlx-lm GPTQ 4-bit", 4.92, 0.21),
             row("mlx-lm uniform-4 g64", 4.503, 0.15), row("mlx-lm uniform-3 g64", 3.503, 2.1)]
-    lines = {x.split(" (")[0][2:]: x for x in quality_table.against_mlx_lm(rows)}
+    out = quality_table.against_mlx_lm(rows)
+    assert out[0] == "temper's default does not beat: mlx-lm uniform-3 g64, mlx-lm uniform-4 g64."
+    lines = {x.split(" (")[0][2:]: x for x in out[2:]}
     assert "temper's default beats it" in lines["mlx-lm GPTQ 4-bit"] and "= 0.86x" in lines["mlx-lm GPTQ 4-bit"]
     assert "**temper does not beat it**" in lines["mlx-lm uniform-4 g64"]
     assert "no temper row" in lines["mlx-lm uniform-3 g64"]
