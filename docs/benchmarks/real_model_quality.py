@@ -1,7 +1,12 @@
 """Held-out quality per real bit on a real model: temper against mlx-lm's quantizers, in one run.
 
-    python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--out FILE.md]
-        [--only ROW...] [--skip ROW...] [--sensitivity SCORES.json] [--eval-chunks N]
+    python docs/benchmarks/real_model_quality.py [--gguf demo.gguf] [--budget-s 520] [--row-limit-s S]
+        [--out FILE.md] [--only ROW...] [--skip ROW...] [--sensitivity SCORES.json] [--eval-chunks N]
+        [--merge EARLIER.json] [--render DOC.json]
+
+`--merge` folds an earlier run's JSON (the one beside its table) into this run's table: same evaluation
+set and base perplexity or it refuses; re-measured rows replace the old ones; every row names its run
+(quality_table.py). `--render` writes the table from a JSON and runs nothing.
 
 On the GPU machine (no network; ship the GGUF), the device tool's 10-minute limit per command means the
 table is made in parts, each with its own --out, on one warm machine (same --work, so the import and
@@ -20,14 +25,18 @@ The model: SmolLM2-135M-Instruct, from the Q4_1 GGUF inside the PyPI package llm
   3.8, 4.5 and 5.0 real bpw, and at 3.8 / 4.5 the same plan with each rounding method off, with --awq
   and with --polish N (N: $RMQ_POLISH, default 100);
 - mlx-lm: `convert -q` uniform 3/4/5 bits (g64), the mixed_3_6 / mixed_4_6 recipes, `mlx_lm.quant.
-  dynamic_quant` (target 4.5), `mlx_lm.quant.gptq` (4-bit g64, 6-bit fallback) and `mlx_lm.quant.awq`
-  (4-bit g64). Their calibration loader downloads text; here it is replaced (in their own module) by
-  temper's built-in calibration text, so no method sees the evaluation text.
+  dynamic_quant` (target 4.5, its default 5.0, and 3.8 with --low-bits 3), `mlx_lm.quant.gptq` (4-bit g64,
+  6-bit fallback; it has no 3-bit) and `mlx_lm.quant.awq` (4-bit and 3-bit g64). Their calibration loader
+  downloads text; here it is replaced (in their own module) by temper's built-in calibration text, so no
+  method sees the evaluation text. On a CPU device these three run in fp32 and store bf16
+  (mlx_lm_fp32.py: MLX's CPU backend has no fast bf16 matmul), and their row names say so.
 
 Evaluation: temper's held-out evaluation set (never a calibration record), KL(base ‖ quant) per token
 (mean, p95, p99), top-1 agreement and perplexity; real bpw = all tensor bytes × 8 / parameters. Each method
 runs in its own process (wall time and peak memory are its own: peak RSS, and peak MLX memory on a GPU).
-Methods run in priority order; once --budget-s is spent the rest are listed as not run.
+Methods run in priority order (or in the order of --only's patterns); a row gets at most --row-limit-s,
+and once --budget-s is spent the rest are listed as not run. A running row shows its last log line
+(mlx-lm's progress bars, with their ETA) every $RMQ_PROGRESS_S seconds (default 30).
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,12 +54,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality_table  # noqa: E402 - beside this script
+
 POLISH = os.environ.get("RMQ_POLISH", "100")     # steps of the `--polish` rows (docs/benchmarks/polish_awq.py)
+PROGRESS_S = float(os.environ.get("RMQ_PROGRESS_S", "30"))   # how often a running row's last line is shown
+FP32 = " (computed in fp32, stored bf16)"           # mlx-lm's calibrated rows on a CPU: see mlx_lm_fp32.py
 
 
-def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
-    """(row name, child command) in priority order."""
+def methods(work: Path, src: Path, fp32: bool = True) -> list[tuple[str, list[str]]]:
+    """(row name, child command) in priority order. FP32: mlx-lm's GPTQ / AWQ / dynamic_quant run in fp32 and
+    store bf16 (on a CPU, where MLX has no fast bf16 matmul); else as mlx-lm runs them, in the model's dtype."""
     t = ["temper"]
+    mlxq, how = ("mlxq", FP32) if fp32 else ("mlxq16", "")
 
     scores = os.environ.get("RMQ_SENSITIVITY")
     if scores:
@@ -66,11 +83,16 @@ def methods(work: Path, src: Path) -> list[tuple[str, list[str]]]:
         ("mlx-lm uniform-4 g64", ["convert", "4"]), temper(4.5), temper(3.8), temper(4.5, *rtn), temper(3.8, *rtn),
         ("mlx-lm mixed_3_6", ["convert", "mixed_3_6"]), ("mlx-lm mixed_4_6", ["convert", "mixed_4_6"]),
         ("mlx-lm uniform-3 g64", ["convert", "3"]), ("mlx-lm uniform-5 g64", ["convert", "5"]),
-        ("mlx-lm dynamic_quant 4.5", ["mlxq", "dynamic_quant", "--target-bpw", "4.5"]),
+        ("mlx-lm GPTQ 4-bit g64" + how, [mlxq, "gptq", "--bits", "4", "--group-size", "64"]),
+        ("mlx-lm dynamic_quant 4.5" + how, [mlxq, "dynamic_quant", "--target-bpw", "4.5"]),
+        ("mlx-lm dynamic_quant 5.0 (its default)" + how, [mlxq, "dynamic_quant", "--target-bpw", "5.0"]),
+        ("mlx-lm dynamic_quant 3.8 --low-bits 3" + how,
+         [mlxq, "dynamic_quant", "--target-bpw", "3.8", "--low-bits", "3"]),
         temper(3.5), temper(5.0), temper(4.5, "--no-gptq"), temper(4.5, "--no-clip"), temper(4.5, "--awq"),
-        ("mlx-lm AWQ 4-bit", ["mlxq", "awq", "--bits", "4", "--group-size", "64", "--num-samples", "32",
-                              "--sequence-length", "256"]),
-        ("mlx-lm GPTQ 4-bit", ["mlxq", "gptq", "--bits", "4", "--group-size", "64"]),
+        ("mlx-lm AWQ 4-bit g64" + how, [mlxq, "awq", "--bits", "4", "--group-size", "64", "--num-samples", "32",
+                                         "--sequence-length", "256"]),
+        ("mlx-lm AWQ 3-bit g64" + how, [mlxq, "awq", "--bits", "3", "--group-size", "64", "--num-samples", "32",
+                                         "--sequence-length", "256"]),
         temper(3.8, "--no-gptq"), temper(3.8, "--no-clip"), temper(3.8, "--awq"),
         temper(4.5, "--polish", POLISH), temper(3.8, "--polish", POLISH),
     ]
@@ -95,19 +117,12 @@ def child(argv: list[str]) -> None:
             convert(str(src), str(out), quantize=True, q_bits=int(what), q_group_size=64)
         else:
             convert(str(src), str(out), quantize=True, quant_predicate=what)
-    elif kind == "mlxq":
-        import importlib
-
-        import mlx.core as mx
+    elif kind in ("mlxq", "mlxq16"):   # mlx-lm's calibrated quantizers; mlxq: in fp32, stored bf16 (mlx_lm_fp32.py)
+        import mlx_lm_fp32
         import numpy as np
 
-        module = importlib.import_module(f"mlx_lm.quant.{rest[0]}")
-        calib = np.load(os.environ["RMQ_CALIB"])
-        module.load_data = lambda tokenizer, num_samples, sequence_length: mx.array(
-            calib if num_samples is None or num_samples < 0 else calib[:num_samples])
-        sys.argv = [rest[0], "--model", str(src), "--mlx-path", str(out), *rest[1:]]
-        os.chdir(out.parent)
-        module.main()
+        mlx_lm_fp32.run(rest[0], src, out, rest[1:], np.load(os.environ["RMQ_CALIB"]), Path(os.environ["RMQ_WORK"]),
+                        fp32=kind == "mlxq")
     else:
         raise SystemExit(f"unknown child {kind}")
     peak_mlx = 0
@@ -134,6 +149,18 @@ def fetch_gguf(work: Path) -> Path:
     return work / "demo.gguf"
 
 
+def last_line(log: Path) -> str:
+    """The last non-empty line (or tqdm \\r-update) a child wrote to its log."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    parts = [x.strip() for x in tail.replace("\r", "\n").split("\n") if x.strip()]
+    return parts[-1] if parts else ""
+
+
 def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], timeout: float) -> dict:
     """Run one method in its own process; its stderr (temper's phase lines) goes to OUT.log, and a
     failure or timeout is reported with the last lines there (which phase it was in)."""
@@ -143,18 +170,34 @@ def run_child(kind_args: list[str], src: Path, out: Path, env: dict[str, str], t
            *kind_args[1:]]
     start = time.perf_counter()
     with open(log, "w") as err:
-        try:
-            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc = None
-    lines = [x for x in log.read_text().splitlines() if x.strip() and "warn" not in x.lower()]
-    if proc is None or not stats.is_file():
-        why = f"timed out after {time.perf_counter() - start:.0f} s" if proc is None else f"exit {proc.returncode}"
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        shown = start
+        while proc.poll() is None and time.perf_counter() - start < timeout:
+            time.sleep(1)
+            if time.perf_counter() - shown >= PROGRESS_S:   # the child's own progress line (tqdm: with its ETA)
+                shown = time.perf_counter()
+                print(f"   {shown - start:.0f} s: {last_line(log)[:160]}", flush=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            proc.returncode = None
+    lines = [x for x in log.read_text().replace("\r", "\n").splitlines() if x.strip() and "warn" not in x.lower()]
+    if proc.returncode is None or not stats.is_file():
+        why = (f"timed out after {time.perf_counter() - start:.0f} s" if proc.returncode is None
+               else f"exit {proc.returncode}")
         raise RuntimeError(f"{why}; last output: " + " / ".join(lines[-2:]))
     result = json.loads(stats.read_text())
     if proc.returncode != 0:   # finished (stats written after the method returned), then died at exit
         result["exit"] = f"exit {proc.returncode} after finishing: {lines[-1] if lines else ''}"
     return result
+
+
+def selected(rows: list[tuple[str, list[str]]], only: list[str] | None, skip: list[str] | None) -> list:
+    """The rows to run: those matching an --only pattern (in the order of the patterns, then of `methods`),
+    less those matching a --skip pattern."""
+    rank = (lambda name: min(i for i, o in enumerate(only) if o in name)) if only else (lambda name: 0)
+    keep = [r for r in rows if (not only or any(o in r[0] for o in only)) and not any(o in r[0] for o in skip or ())]
+    return sorted(keep, key=lambda r: rank(r[0]))
 
 
 def main() -> int:
@@ -163,18 +206,25 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/real_model_quality"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks/real_model_quality.md")
     ap.add_argument("--budget-s", type=float, default=3600)
-    ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these")
+    ap.add_argument("--row-limit-s", type=float, default=None, help="time limit of one row (default: the budget)")
+    ap.add_argument("--only", nargs="*", help="run only rows whose name contains one of these, in this order")
     ap.add_argument("--skip", nargs="*", help="leave out the rows whose name contains one of these")
     ap.add_argument("--sensitivity", type=Path, help="saved sensitivity scores for every temper row")
     ap.add_argument("--eval-chunks", type=int, default=16)
+    ap.add_argument("--merge", type=Path, help="an earlier run's JSON whose rows join this run's table")
+    ap.add_argument("--render", type=Path, help="write --out from this JSON (with --merge's) and run nothing")
     ap.add_argument("--child", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     if args.child:
         return child(args.child) or 0
+    args.previous = json.loads(args.merge.read_text()) if args.merge else None   # read once: --out may be it
+    if args.render:
+        write_table(args, json.loads(args.render.read_text()))
+        return 0
     t0 = time.perf_counter()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TEMPER_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "TEMPER_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "RMQ_WORK": str(work.resolve())}
     if args.sensitivity:
         env["RMQ_SENSITIVITY"] = os.environ["RMQ_SENSITIVITY"] = str(args.sensitivity.resolve())
     gguf = args.gguf or fetch_gguf(work)
@@ -196,9 +246,10 @@ def main() -> int:
     ref = reference(src, [list(map(int, r)) for r in evaluation.chunks])
     load = os.getloadavg()
     rows, skipped = [], []
-    for name, cmd in methods(work, src):
-        if (args.only and not any(o in name for o in args.only)) or (args.skip and any(o in name for o in args.skip)):
-            continue
+    import mlx.core as mx
+
+    fp32 = mx.default_device() == mx.cpu
+    for name, cmd in selected(methods(work, src, fp32), args.only, args.skip):
         left = args.budget_s - (time.perf_counter() - t0)
         if left < 20:
             skipped.append((name, "time budget spent"))
@@ -208,7 +259,7 @@ def main() -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         print(f"== {name}", flush=True)
         try:
-            stats = run_child(cmd, src, out, env, timeout=left)
+            stats = run_child(cmd, src, out, env, timeout=min(left, args.row_limit_s or left))
             q = compare_folder(ref, out, name=name)
         except RuntimeError as exc:
             skipped.append((name, " ".join(str(exc).split())[:300]))
@@ -218,53 +269,37 @@ def main() -> int:
         print(f"   {q.real_bpw:.3f} bpw  KL {q.kl_mean:.4f}  top-1 {100 * q.top1:.1f}%  {stats['seconds']:.1f} s",
               flush=True)
         shutil.rmtree(out, ignore_errors=True)
-        write_md(args.out, rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
-                 time.perf_counter() - t0)
-    write_md(args.out, rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
-             time.perf_counter() - t0)
+        write_table(args, document(rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
+                                   time.perf_counter() - t0))
+    write_table(args, document(rows, skipped, evaluation.describe(), calib.describe(), ref.ppl, load,
+                               time.perf_counter() - t0))
     print(f"load average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    (args.out.with_suffix(".json")).write_text(json.dumps({"rows": rows, "skipped": skipped}, indent=1))
     return 0
 
 
-def write_md(path: Path, rows: list[dict], skipped: list, about_eval: str, about_calib: str, base_ppl: float,
-             load: tuple[float, float, float], seconds: float) -> None:
+def document(rows: list[dict], skipped: list, about_eval: str, about_calib: str, base_ppl: float,
+             load: tuple[float, float, float], seconds: float) -> dict:
+    """This run as quality_table's document: one run, its rows and the rows it did not run."""
+    import datetime
+
     import mlx.core as mx
 
-    device = str(mx.default_device())
     given = os.environ.get("RMQ_SENSITIVITY")
-    scores = (f"every row reads the saved scores {Path(given).name} (`--sensitivity`): its time has no sensitivity pass"
-              if given else "sensitivity scores measured by the first temper row and reused by the others from "
-              "temper's cache")
-    head = "| method | real bpw | KL mean ± SE | KL p95 | KL p99 | top-1 | PPL | wall s | peak RSS GB | peak MLX GB |"
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: (r["real_bpw"], r["kl_mean"])):
-        lines.append(f"| {r['name']} | {r['real_bpw']:.3f} | {r['kl_mean']:.4f} ± {r['kl_se']:.4f} | "
-                     f"{r['kl_p95']:.3f} | {r['kl_p99']:.3f} | {100 * r['top1']:.1f}% | {r['ppl']:.3f} | "
-                     f"{r['seconds']:.1f} | {r['peak_rss'] / 1e9:.2f} | {r['peak_mlx'] / 1e9:.2f} |")
-    text = f"""# Held-out quality per real bit: SmolLM2-135M-Instruct (bf16 from the demo GGUF)
+    scores = ("Its temper rows read the saved scores " + Path(given).name + " (`--sensitivity`): no sensitivity pass "
+              "in their time." if given else "Its temper rows measure sensitivity once (the first) and reuse it from "
+              "temper's cache.") if any(r["name"].startswith("temper") for r in rows) else ""
+    started = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    run = {"command": shlex.join(sys.argv[1:]), "date": started.strftime("%Y-%m-%d %H:%M UTC (start)"), "host": platform.node() or "host", "device": str(mx.default_device()),
+        "cpus": os.cpu_count(), "load": list(load), "seconds": seconds, "scores": scores}
+    return {"eval": about_eval, "calib": about_calib, "base_ppl": base_ppl, "runs": [run],
+            "rows": [{**r, "run": 1} for r in rows], "skipped": [[n, why, 1] for n, why in skipped]}
 
-Made by `python docs/benchmarks/real_model_quality.py {' '.join(sys.argv[1:])}` ({platform.node() or 'host'}, MLX device {device},
-{os.cpu_count()} CPUs, load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; whole run
-{seconds:.0f} s). Base perplexity {base_ppl:.3f}.
 
-- Evaluation (held out): {about_eval}
-- Calibration (temper's built-in text; mlx-lm's quantizers get the same tokens in place of their download):
-  {about_calib}
-- real bpw = all tensor bytes × 8 / parameters; KL = KL(base ‖ quant) per next-token distribution.
-- temper rows run `temper quantize --bpw X` with the flags shown ({scores}); wall time is the whole command.
-
-{chr(10).join(lines)}
-
-Rows sorted by real bpw.
-{chr(10).join(f"- {r['name']}: the folder was written and measured, but the process then ended with {r['exit']}"
-              for r in rows if r.get("exit"))}
-
-## Not run
-
-{chr(10).join(f'- {n}: {why}' for n, why in skipped) or '- none'}
-"""
-    path.write_text(text)
+def write_table(args: argparse.Namespace, doc: dict) -> None:
+    """The table and its JSON at --out, with --merge's earlier run folded in."""
+    if args.merge:
+        doc = quality_table.merge(args.previous, doc)
+    quality_table.write(args.out, doc)
 
 
 if __name__ == "__main__":
