@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import QuantError
+from .host_activations import swapped
 from .inventory import is_float_only
 from .plan import Plan
 from .rounding import DAMP, INNER, gptq, quantized_arrays
@@ -220,12 +221,20 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
     `capture`: "auto" (skip blocks that return plain arrays in the capture pass) or "run" (run them all).
     Returns what was done: tensors rounded, calibration tokens, peak H accumulators and bytes, whether the
     capture pass ran the blocks."""
+    if not chunks:
+        raise QuantError("GPTQ rounding needs calibration text")
+    with swapped():     # on MLX's CPU backend: the blocks' SiLU and attention softmax in NumPy (host_activations)
+        return _round_with_gptq(model, plan, chunks, rounding, on_tensor=on_tensor, say=say, registry=registry,
+                                capture=capture)
+
+
+def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rounding: Rounding, *,
+                     on_tensor: Callable[[str], None], say: Say | None, registry: HRegistry | None,
+                     capture: str) -> dict[str, Any]:
     import mlx.core as mx
     import mlx.nn as nn
     import numpy as np
 
-    if not chunks:
-        raise QuantError("GPTQ rounding needs calibration text")
     registry = registry or HRegistry()
     say = say or (lambda _m: None)
     layers = list(getattr(model, "layers", None) or [])
