@@ -133,8 +133,16 @@ def _clip_err(bits: int) -> Any:
 def _choose_with_h(wg: np.ndarray, h_blocks: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits: int, dtype: Any,
                    shrinks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The shrink search weighted by H's diagonal blocks, in MLX (groups first: one BLAS product per group);
-    only the (rows, groups) scales, biases and errors come back to NumPy."""
+    only the (rows, groups) scales, biases and errors come back to NumPy. On MLX's CPU backend the same search
+    runs in NumPy on a thread pool (clip_search_np.py: MLX's element-wise CPU kernels run on one thread)."""
     import mlx.core as mx
+
+    from . import host_math
+
+    if host_math.active():
+        from .clip_search_np import choose_with_h
+
+        return choose_with_h(wg, h_blocks, s1, b1, bits, dtype, shrinks)
 
     wm = _mx_array(wg.transpose(1, 0, 2))                    # (groups, rows, gs)
     hb = _mx_array(h_blocks)
