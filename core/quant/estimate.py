@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantError
-from . import host_activations, host_math, logit_head, logit_head_np, work
+from . import host_math, logit_head, logit_head_np, work
 from .candidates import Candidate
 from .fisher_scoring import score_candidates
 from .reference import PASSES
@@ -141,17 +141,15 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
     seed, check, progress(done, total, message, work: the Progress data of the steps' work units, work.py),
     sizes (receives the statistics' bytes), passes, numpy_head (the head's element-wise work in NumPy,
-    logit_head_np.py, and the model's SiLU and attention softmax, host_activations.py; default:
-    `host_math.active()`, on MLX's CPU backend)."""
+    logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend). The model's own SiLU and softmax stay
+    in MLX here (host_activations.py says why)."""
     import mlx.core as mx
 
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
     # of many sizes, and a cache keeping the largest of each would hold several model-sized copies
     cache_limit = mx.set_cache_limit(CACHE_BYTES)
-    numpy_head = options.get("numpy_head")
-    try:     # the model's SiLU and attention softmax in NumPy with the head's work (host_activations.py)
-        with host_activations.swapped(host_math.active() if numpy_head is None else numpy_head):
-            return _fisher_estimates(model, chunks, tensors, candidates, **options)
+    try:
+        return _fisher_estimates(model, chunks, tensors, candidates, **options)
     finally:
         mx.set_cache_limit(cache_limit)
 
