@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .fisher_scoring_np import _pool, threads
+from .fisher_scoring_np import pool, threads
 from .rounding import to_dtype
 
 SLICE_ELEMENTS = 1 << 18      # weights per slice (1 MB of float32): a slice's temporaries stay in cache
@@ -71,6 +71,6 @@ def choose_with_h(wg: np.ndarray, h_blocks: np.ndarray, s1: np.ndarray, b1: np.n
         for job in jobs:
             one(*job)
     else:
-        for f in [_pool().submit(one, *job) for job in jobs]:
+        for f in [pool().submit(one, *job) for job in jobs]:
             f.result()
     return np.ascontiguousarray(out_s.T), np.ascontiguousarray(out_b.T)
