@@ -141,7 +141,8 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
     seed, check, progress(done, total, message, work: the Progress data of the steps' work units, work.py),
     sizes (receives the statistics' bytes), passes, numpy_head (the head's element-wise work in NumPy,
-    logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend)."""
+    logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend). The model's own SiLU and softmax stay
+    in MLX here (host_activations.py says why)."""
     import mlx.core as mx
 
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
@@ -168,7 +169,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     groups = {t.path: sorted({c.group_size for c in fits[t.path]}) for t in tensors}
     head = logit_head.find_head(model)
     body = logit_head.body_of(model)
-    numpy_head = host_math.active() if numpy_head is None else numpy_head
+    on_cpu = host_math.active()
+    numpy_head = on_cpu if numpy_head is None else numpy_head
     n, seq = chunks.shape
     rows_per_slice = logit_head.slice_rows(seq, head.vocab)
     calib_rows = np.unique(chunks)
@@ -266,7 +268,11 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             # Stream the gradients: evaluate them from the last block down, folding each into its
             # statistics and dropping it, so the backward pass never holds every gradient at once.
             for t in sorted(linears, key=lambda t: -1 if t.layer is None else t.layer, reverse=True):
-                stats[t.path].add(_rows2d(grads["w"].pop(t.path)), _rows2d(originals[t.path]))
+                g = grads["w"].pop(t.path)
+                if on_cpu:    # MLX's weight gradients are transposed views, and the compiled update (and its
+                    g = mx.contiguous(g)  # bf16 group sums) ran 3x slower on them than on a copy
+                stats[t.path].add(_rows2d(g), _rows2d(originals[t.path]))
+                del g
                 mx.eval(stats[t.path].arrays())
             lookup: dict[str, tuple[np.ndarray, Any]] = {}
             for p, tap in taps.items():

@@ -34,7 +34,8 @@ def threads() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _pool() -> ThreadPoolExecutor:
+def pool() -> ThreadPoolExecutor:
+    """The NumPy forms' worker threads (the scoring here, GPTQ's clip search), started on first use."""
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="temper-score")
@@ -100,7 +101,7 @@ def score_affine(parts: list[tuple[Any, Any]], group: int, members: list[Candida
             arrays = [ref.astype(mx.float32), st.d[a:a + step].astype(mx.float32),
                       st.s[group][a:a + step].astype(mx.float32)]
             ws, dd, sg = (host(x) for x in arrays)       # read in place by the workers, never written to
-            pending.append(_pool().submit(_slice_terms, ws, dd, sg, bits, group, dtype))
+            pending.append(pool().submit(_slice_terms, ws, dd, sg, bits, group, dtype))
             while len(pending) > threads():
                 results.append(pending.pop(0).result())
         results += [f.result() for f in pending]

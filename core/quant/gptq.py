@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import QuantError
+from .hessians import HRegistry
+from .host_activations import swapped
 from .inventory import is_float_only
 from .plan import Plan
 from .rounding import DAMP, INNER, gptq, quantized_arrays
@@ -62,34 +64,6 @@ class Rounding:
             parts.append("clip search")
         parts.append("sequential blocks" if self.sequential else "float block inputs")
         return ", ".join(parts)
-
-
-class HRegistry:
-    """The live H accumulators, keyed by an input's name; counts the most ever live at once."""
-
-    def __init__(self) -> None:
-        self.live: dict[str, Any] = {}
-        self.tokens: dict[str, int] = {}
-        self.peak_count = 0
-        self.peak_bytes = 0
-
-    def add(self, key: str, x: Any) -> None:
-        import mlx.core as mx
-
-        flat = x.reshape(-1, x.shape[-1]).astype(mx.float32)
-        h = flat.T @ flat
-        self.live[key] = h if key not in self.live else self.live[key] + h
-        self.tokens[key] = self.tokens.get(key, 0) + int(flat.shape[0])
-        self.peak_count = max(self.peak_count, len(self.live))
-        self.peak_bytes = max(self.peak_bytes, sum(int(v.nbytes) for v in self.live.values()))
-
-    def pop(self, key: str) -> Any:
-        self.tokens.pop(key, None)
-        return self.live.pop(key)
-
-    def clear(self) -> None:
-        self.live.clear()
-        self.tokens.clear()
 
 
 class Stop(Exception):
@@ -220,12 +194,20 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
     `capture`: "auto" (skip blocks that return plain arrays in the capture pass) or "run" (run them all).
     Returns what was done: tensors rounded, calibration tokens, peak H accumulators and bytes, whether the
     capture pass ran the blocks."""
+    if not chunks:
+        raise QuantError("GPTQ rounding needs calibration text")
+    with swapped():     # on MLX's CPU backend: the blocks' SiLU and attention softmax in NumPy (host_activations)
+        return _round_with_gptq(model, plan, chunks, rounding, on_tensor=on_tensor, say=say, registry=registry,
+                                capture=capture)
+
+
+def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rounding: Rounding, *,
+                     on_tensor: Callable[[str], None], say: Say | None, registry: HRegistry | None,
+                     capture: str) -> dict[str, Any]:
     import mlx.core as mx
     import mlx.nn as nn
     import numpy as np
 
-    if not chunks:
-        raise QuantError("GPTQ rounding needs calibration text")
     registry = registry or HRegistry()
     say = say or (lambda _m: None)
     layers = list(getattr(model, "layers", None) or [])
@@ -267,7 +249,7 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
                 model(mx.array([list(chunk)]))
             except Stop:
                 pass
-            mx.eval(taps[0].inputs[-1], *(registry.live.values()))
+            mx.eval(taps[0].inputs[-1], *registry.pending())
             tokens += len(chunk)
     finally:
         for i, layer in enumerate(layers):
@@ -325,7 +307,7 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
                 seen.clear()
                 a, k = tree_map(lambda v: _cast(v, work), call)
                 outs.append(_hidden(layer(x, *a, **k)))
-                mx.eval(outs[-1], *(registry.live.values() if record else ()))
+                mx.eval(outs[-1], *(registry.pending() if record else ()))
         return outs
 
     # 2-3. block by block
@@ -352,7 +334,7 @@ def round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], rou
             key = wanted[path].key
             groups.setdefault((rec.shared or path, key), []).append((path, mod))
         for (hkey, _), members in groups.items():
-            round_group([p for p, _ in members], [m for _, m in members], registry.live[hkey])
+            round_group([p for p, _ in members], [m for _, m in members], registry.get(hkey))
         registry.clear()
         if rounding.sequential:
             outs = run_block(layer, i, xs, record=False)

@@ -133,8 +133,16 @@ def _clip_err(bits: int) -> Any:
 def _choose_with_h(wg: np.ndarray, h_blocks: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits: int, dtype: Any,
                    shrinks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The shrink search weighted by H's diagonal blocks, in MLX (groups first: one BLAS product per group);
-    only the (rows, groups) scales, biases and errors come back to NumPy."""
+    only the (rows, groups) scales, biases and errors come back to NumPy. On MLX's CPU backend the same search
+    runs in NumPy on a thread pool (clip_search_np.py: MLX's element-wise CPU kernels run on one thread)."""
     import mlx.core as mx
+
+    from . import host_math
+
+    if host_math.active():
+        from .clip_search_np import choose_with_h
+
+        return choose_with_h(wg, h_blocks, s1, b1, bits, dtype, shrinks)
 
     wm = _mx_array(wg.transpose(1, 0, 2))                    # (groups, rows, gs)
     hb = _mx_array(h_blocks)
@@ -171,12 +179,15 @@ def diag_blocks(h: np.ndarray, group_size: int) -> np.ndarray:
 def inverse_cholesky(h: np.ndarray, damp: float = DAMP) -> np.ndarray:
     """Upper Cholesky factor U of (H + λI)⁻¹, λ = damp × mean diagonal, in float32 (λ raised tenfold while
     the factor is not finite): on MLX's CPU stream where that has a fast LAPACK (the preloaded OpenBLAS,
-    Accelerate), else in NumPy's (a CUDA build's CPU stream has the reference one: `blas.cpu_linalg_fast`)."""
+    Accelerate), else in NumPy's (a CUDA build's CPU stream has the reference one: `blas.cpu_linalg_fast`).
+    On MLX's CPU backend by one factorization and one triangular inverse (`_upper_inv_chol_mlx_reversed`)."""
     from ..accel.blas import cpu_linalg_fast
+    from . import host_math
 
     n = h.shape[0]
     mean = float(np.mean(np.diag(h))) + 1e-8
-    factor = _upper_inv_chol_mlx if cpu_linalg_fast() else _upper_inv_chol_numpy
+    factor = (_upper_inv_chol_mlx_reversed if host_math.active() else _upper_inv_chol_mlx) if cpu_linalg_fast() \
+        else _upper_inv_chol_numpy
     for attempt in range(6):
         u = factor(h, damp * 10 ** attempt * mean, n)
         if np.isfinite(u).all() and (np.diag(u) > 0).all():
@@ -190,6 +201,16 @@ def _upper_inv_chol_mlx(h: np.ndarray, lam: float, n: int) -> np.ndarray:
     with mx.stream(mx.cpu):
         lower = mx.linalg.cholesky(_mx_array(h) + lam * mx.eye(n, dtype=mx.float32))
         return np.array(mx.linalg.cholesky(mx.linalg.cholesky_inv(lower), upper=True))
+
+
+def _upper_inv_chol_mlx_reversed(h: np.ndarray, lam: float, n: int) -> np.ndarray:
+    """`_upper_inv_chol_numpy`'s reversal on MLX's CPU stream: a Cholesky factorization and a triangular inverse
+    (half the LAPACK work of factorize, invert, factorize again; 2x on GPTQ's factors at SmolLM2's sizes)."""
+    import mlx.core as mx
+
+    with mx.stream(mx.cpu):
+        lower = mx.linalg.cholesky(_mx_array(h[::-1, ::-1]) + lam * mx.eye(n, dtype=mx.float32))
+        return np.ascontiguousarray(np.array(mx.linalg.tri_inv(lower, upper=False))[::-1, ::-1])
 
 
 def _upper_inv_chol_numpy(h: np.ndarray, lam: float, n: int) -> np.ndarray:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import QuantError
-from . import reference
+from . import host_activations, reference
 from .candidates import Candidate
 from .replay import Replay, StandIn, swapped
 from .tensors import QTensor, fake_quantize, quantizable
@@ -156,11 +156,13 @@ class StreamedModel:
 
         _, args, kwargs = call
         if not self.triple:
-            out = block(h, *args, **kwargs)
+            with host_activations.swapped():     # as reference.forward: the in-memory pass's arithmetic
+                out = block(h, *args, **kwargs)
             mx.eval(out)
             return out, kv
         shared, offset = kv.get(self.prev[j], (None, None))
-        out, shared, offset = block(h, *args, **{**kwargs, "shared_kv": shared, "offset": offset})
+        with host_activations.swapped():
+            out, shared, offset = block(h, *args, **{**kwargs, "shared_kv": shared, "offset": offset})
         if j in self.sources:
             kv = {**kv, j: (shared, offset)}
             mx.eval(out, shared)

@@ -93,25 +93,31 @@ def test_lazy_batched_gptq_equals_the_one_column_at_a_time_update():
 
 
 def test_the_inverse_cholesky_factor_is_the_same_from_mlx_and_from_numpy(monkeypatch):
-    """MLX's CPU stream factorizes where it has a fast LAPACK, NumPy elsewhere (a CUDA build's CPU stream
-    has the reference one): both give the upper factor U of (H + λI)⁻¹, Uᵀ U = (H + λI)⁻¹."""
+    """MLX's CPU stream factorizes where it has a fast LAPACK (on MLX's CPU backend by one factorization of the
+    reversed matrix and a triangular inverse, elsewhere factorize-invert-factorize), NumPy elsewhere (a CUDA
+    build's CPU stream has the reference one): all give the upper factor U of (H + λI)⁻¹, Uᵀ U = (H + λI)⁻¹."""
     import numpy as np
     from temper.core.accel import blas
-    from temper.core.quant import rounding
+    from temper.core.quant import host_math, rounding
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((300, 96)).astype(np.float32) * (1 + 5 * rng.random(96)).astype(np.float32)
     h = x.T @ x
     got = {}
-    for fast in (True, False):
+    calls = []
+    reversed_form = rounding._upper_inv_chol_mlx_reversed
+    monkeypatch.setattr(rounding, "_upper_inv_chol_mlx_reversed", lambda *a: calls.append(1) or reversed_form(*a))
+    for fast, host in ((True, True), (True, False), (False, True)):
         monkeypatch.setattr(blas, "cpu_linalg_fast", lambda fast=fast: fast)
-        got[fast] = rounding.inverse_cholesky(h)
-        u = got[fast]
+        monkeypatch.setattr(host_math, "FORCE", host)
+        got[fast, host] = u = rounding.inverse_cholesky(h)
         lam = rounding.DAMP * float(np.mean(np.diag(h)))
         inv = np.linalg.inv(h.astype(np.float64) + lam * np.eye(96))
         assert np.allclose(np.triu(u), u) and (np.diag(u) > 0).all()
         assert np.abs(u.T.astype(np.float64) @ u - inv).max() < 1e-4 * np.abs(inv).max()
-    assert np.abs(got[True] - got[False]).max() < 1e-4 * np.abs(got[True]).max()
+    assert len(calls) == 1                                         # the reversed form ran once: fast and host
+    for key in ((True, False), (False, True)):
+        assert np.abs(got[True, True] - got[key]).max() < 1e-4 * np.abs(got[True, True]).max()
 
 
 def _write(engine, source, plan, out, rounding, chunks, events=None):
