@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .fisher_scoring_np import pool, threads
-from .rounding import to_dtype
+from .rounding import keep_better, to_dtype
 
 SLICE_ELEMENTS = 1 << 18      # weights per slice (1 MB of float32): a slice's temporaries stay in cache
 
@@ -26,7 +26,7 @@ def _search(wg: np.ndarray, hb: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits
             shrinks: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """One slice of groups: wg (groups, rows, gs), hb (groups, gs, gs), s1/b1 (groups, rows) -> best (s, b)."""
     top = np.float32(2 ** bits - 1)
-    best_err = best_s = best_b = None
+    best = None
     d = np.empty_like(wg)
     for p in shrinks:
         s, b = to_dtype(s1 * np.float32(p), dtype), to_dtype(b1 * np.float32(p), dtype)
@@ -38,15 +38,9 @@ def _search(wg: np.ndarray, hb: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits
         np.multiply(d, sx, out=d)
         d += bx
         d -= wg
-        err = np.einsum("grk,grk->gr", np.matmul(d, hb), d)
-        if best_err is None:
-            best_err, best_s, best_b = err, s, b
-        else:
-            better = err < best_err
-            best_err = np.where(better, err, best_err)
-            best_s, best_b = np.where(better, s, best_s), np.where(better, b, best_b)
-    assert best_s is not None and best_b is not None
-    return best_s, best_b
+        best = keep_better(best, np.einsum("grk,grk->gr", np.matmul(d, hb), d), s, b)
+    assert best is not None
+    return best[1], best[2]
 
 
 def choose_with_h(wg: np.ndarray, h_blocks: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits: int, dtype: Any,

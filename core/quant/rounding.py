@@ -96,19 +96,25 @@ def choose_params(w: np.ndarray, h_blocks: np.ndarray | None, bits: int, group_s
     s1, b1 = minmax_params(wg, bits)     # the range scaled by p gives p·s and p·b: one min/max pass
     if h_blocks is not None:
         return _choose_with_h(wg, h_blocks, s1, b1, bits, dtype, shrinks)
-    best_err = best_s = best_b = None
+    best = None
     for p in shrinks:
         s, b = to_dtype(s1 * np.float32(p), dtype), to_dtype(b1 * np.float32(p), dtype)
         d = s[..., None] * grid(wg, s, b, bits) + b[..., None] - wg
-        err = np.einsum("rgk,rgk->rg", d, d)
-        if best_err is None:
-            best_err, best_s, best_b = err, s, b
-        else:
-            better = err < best_err
-            best_err = np.where(better, err, best_err)
-            best_s, best_b = np.where(better, s, best_s), np.where(better, b, best_b)
-    assert best_s is not None and best_b is not None
-    return best_s, best_b
+        best = keep_better(best, np.einsum("rgk,rgk->rg", d, d), s, b)
+    assert best is not None
+    return best[1], best[2]
+
+
+Best = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def keep_better(best: Best | None, err: np.ndarray, s: np.ndarray, b: np.ndarray) -> Best:
+    """(error, scales, biases) so far in a clip search, after one more shrink's: the lower error per group
+    (the earlier shrink on a tie)."""
+    if best is None:
+        return err, s, b
+    better = err < best[0]
+    return np.where(better, err, best[0]), np.where(better, s, best[1]), np.where(better, b, best[2])
 
 
 _CLIP_ERR: dict[int, Any] = {}
