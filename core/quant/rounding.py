@@ -184,16 +184,20 @@ def diag_blocks(h: np.ndarray, group_size: int) -> np.ndarray:
 
 def inverse_cholesky(h: np.ndarray, damp: float = DAMP) -> np.ndarray:
     """Upper Cholesky factor U of (H + λI)⁻¹, λ = damp × mean diagonal, in float32 (λ raised tenfold while
-    the factor is not finite): on MLX's CPU stream where that has a fast LAPACK (the preloaded OpenBLAS,
-    Accelerate), else in NumPy's (a CUDA build's CPU stream has the reference one: `blas.cpu_linalg_fast`).
-    On MLX's CPU backend by one factorization and one triangular inverse (`_upper_inv_chol_mlx_reversed`)."""
+    the factor is not finite). By OpenBLAS's `spotrf` and `strtri` wherever one is at hand (`accel/lapack.py`:
+    the preloaded one, else NumPy's bundled copy: a CUDA build's MLX CPU stream has only the reference LAPACK,
+    20x slower at 1536²); else on MLX's CPU stream where that has a fast LAPACK (Accelerate), else NumPy's
+    `cholesky` and `inv`. The first is bit-identical to MLX's CPU stream with the preloaded OpenBLAS."""
+    from ..accel import lapack
     from ..accel.blas import cpu_linalg_fast
     from . import host_math
 
     n = h.shape[0]
     mean = float(np.mean(np.diag(h))) + 1e-8
-    factor = (_upper_inv_chol_mlx_reversed if host_math.active() else _upper_inv_chol_mlx) if cpu_linalg_fast() \
-        else _upper_inv_chol_numpy
+    if lapack.find() is not None or not cpu_linalg_fast():
+        factor = _upper_inv_chol_numpy
+    else:
+        factor = _upper_inv_chol_mlx_reversed if host_math.active() else _upper_inv_chol_mlx
     for attempt in range(6):
         u = factor(h, damp * 10 ** attempt * mean, n)
         if np.isfinite(u).all() and (np.diag(u) > 0).all():
@@ -222,13 +226,20 @@ def _upper_inv_chol_mlx_reversed(h: np.ndarray, lam: float, n: int) -> np.ndarra
 def _upper_inv_chol_numpy(h: np.ndarray, lam: float, n: int) -> np.ndarray:
     """U = J·L⁻¹·J with L the lower Cholesky factor of J(H + λI)J (J reverses the order): upper triangular with
     a positive diagonal and UᵀU = (H + λI)⁻¹, so it is that matrix's upper Cholesky factor, from one
-    factorization and one inverse (half the work of factorizing the inverse)."""
-    with np.errstate(all="ignore"):
-        try:
-            lower = np.linalg.cholesky(h[::-1, ::-1].astype(np.float32) + np.float32(lam) * np.eye(n, dtype=np.float32))
-            return np.ascontiguousarray(np.linalg.inv(lower)[::-1, ::-1], dtype=np.float32)
-        except np.linalg.LinAlgError:
-            return np.full((n, n), np.nan, dtype=np.float32)
+    factorization and one triangular inverse (half the work of factorizing the inverse). By OpenBLAS's own
+    `spotrf` and `strtri` (`accel/lapack.py`: NumPy's bundled copy on a CUDA build), else NumPy's `cholesky`
+    and `inv` (a general inverse: ~10x slower at 3072²)."""
+    from ..accel import lapack
+
+    a = h[::-1, ::-1].astype(np.float32) + np.float32(lam) * np.eye(n, dtype=np.float32)
+    inv_lower = lapack.lower_inverse_cholesky(a)
+    if inv_lower is None:
+        with np.errstate(all="ignore"):
+            try:
+                inv_lower = np.linalg.inv(np.linalg.cholesky(a))
+            except np.linalg.LinAlgError:
+                return np.full((n, n), np.nan, dtype=np.float32)
+    return np.ascontiguousarray(inv_lower[::-1, ::-1], dtype=np.float32)
 
 
 def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *, clip: bool = True,

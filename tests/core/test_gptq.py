@@ -92,32 +92,67 @@ def test_lazy_batched_gptq_equals_the_one_column_at_a_time_update():
     assert q.dtype == np.uint8 and s.shape == (rows, cols // gs)
 
 
-def test_the_inverse_cholesky_factor_is_the_same_from_mlx_and_from_numpy(monkeypatch):
-    """MLX's CPU stream factorizes where it has a fast LAPACK (on MLX's CPU backend by one factorization of the
-    reversed matrix and a triangular inverse, elsewhere factorize-invert-factorize), NumPy elsewhere (a CUDA
-    build's CPU stream has the reference one): all give the upper factor U of (H + λI)⁻¹, Uᵀ U = (H + λI)⁻¹."""
+def test_the_inverse_cholesky_factor_is_the_same_from_openblas_mlx_and_numpy(monkeypatch):
+    """OpenBLAS's spotrf + strtri where a copy is at hand (the preloaded one or NumPy's bundled one); else MLX's
+    CPU stream where it has a fast LAPACK (on MLX's CPU backend one factorization of the reversed matrix and a
+    triangular inverse, elsewhere factorize-invert-factorize), else NumPy's cholesky + inv: all give the upper
+    factor U of (H + λI)⁻¹, Uᵀ U = (H + λI)⁻¹."""
     import numpy as np
-    from temper.core.accel import blas
+    from temper.core.accel import blas, lapack
     from temper.core.quant import host_math, rounding
 
+    import sys
+
+    if lapack.find() is None:
+        assert not sys.platform.startswith("linux")      # every pip NumPy on Linux bundles an OpenBLAS
+        pytest.skip("no OpenBLAS LAPACK here (NumPy on Accelerate)")
     rng = np.random.default_rng(3)
     x = rng.standard_normal((300, 96)).astype(np.float32) * (1 + 5 * rng.random(96)).astype(np.float32)
     h = x.T @ x
     got = {}
-    calls = []
-    reversed_form = rounding._upper_inv_chol_mlx_reversed
-    monkeypatch.setattr(rounding, "_upper_inv_chol_mlx_reversed", lambda *a: calls.append(1) or reversed_form(*a))
-    for fast, host in ((True, True), (True, False), (False, True)):
+    calls = {"reversed": 0, "lapack": 0}
+    reversed_form, openblas = rounding._upper_inv_chol_mlx_reversed, lapack.lower_inverse_cholesky
+
+    def counted_reversed(*a):
+        calls["reversed"] += 1
+        return reversed_form(*a)
+
+    def counted_lapack(*a):
+        calls["lapack"] += 1
+        return openblas(*a)
+    monkeypatch.setattr(rounding, "_upper_inv_chol_mlx_reversed", counted_reversed)
+    monkeypatch.setattr(lapack, "lower_inverse_cholesky", counted_lapack)
+    found = lapack.find()
+    cases = [(True, fast, host) for fast, host in ((True, True), (False, False))]
+    cases += [(False, fast, host) for fast, host in ((True, True), (True, False), (False, True))]
+    for with_lapack, fast, host in cases:
+        monkeypatch.setattr(lapack, "find", lambda w=with_lapack: found if w else None)
         monkeypatch.setattr(blas, "cpu_linalg_fast", lambda fast=fast: fast)
         monkeypatch.setattr(host_math, "FORCE", host)
-        got[fast, host] = u = rounding.inverse_cholesky(h)
+        got[with_lapack, fast, host] = u = rounding.inverse_cholesky(h)
         lam = rounding.DAMP * float(np.mean(np.diag(h)))
         inv = np.linalg.inv(h.astype(np.float64) + lam * np.eye(96))
         assert np.allclose(np.triu(u), u) and (np.diag(u) > 0).all()
         assert np.abs(u.T.astype(np.float64) @ u - inv).max() < 1e-4 * np.abs(inv).max()
-    assert len(calls) == 1                                         # the reversed form ran once: fast and host
-    for key in ((True, False), (False, True)):
-        assert np.abs(got[True, True] - got[key]).max() < 1e-4 * np.abs(got[True, True]).max()
+    assert calls == {"reversed": 1, "lapack": 3}    # both found cases, and NumPy's path asking (finding none)
+    ref = got[True, True, True]
+    for key, u in got.items():
+        assert np.abs(ref - u).max() < 1e-4 * np.abs(ref).max(), key
+
+
+def test_openblas_factor_flags_a_matrix_that_is_not_positive_definite():
+    import numpy as np
+    from temper.core.accel import lapack
+
+    if lapack.find() is None:
+        pytest.skip("no OpenBLAS LAPACK here (NumPy on Accelerate)")
+
+    a = np.array([[1.0, 2.0], [2.0, 1.0]], dtype=np.float32)      # eigenvalues 3 and -1
+    assert np.isnan(lapack.lower_inverse_cholesky(a)).all()
+    good = np.array([[4.0, 2.0], [2.0, 3.0]], dtype=np.float32)
+    inv_lower = lapack.lower_inverse_cholesky(good)
+    lower = np.linalg.cholesky(good.astype(np.float64))
+    assert np.allclose(inv_lower @ lower, np.eye(2), atol=1e-6) and inv_lower[0, 1] == 0
 
 
 def _write(engine, source, plan, out, rounding, chunks, events=None):

@@ -1,0 +1,105 @@
+"""OpenBLAS's own Cholesky factorization and triangular inverse (`spotrf`, `strtri`), called through ctypes.
+
+GPTQ needs, per group of Linears, the upper Cholesky factor of (H + λI)⁻¹. Where MLX's CPU stream has no fast
+LAPACK (a CUDA build: `blas.cpu_linalg_fast()` is False) temper used NumPy's `cholesky` and a general `inv`
+(an LU factorization for a triangular matrix: six times the work of a triangular inverse). On the H100 that
+was 73% of the gemma4-E2B write phase (py-spy, docs/benchmarks/quantize_gpu.md, session 8): its down
+projections have 6144- and 12288-wide H. OpenBLAS implements both routines natively (blocked and threaded),
+and every pip-installed NumPy ships an OpenBLAS, so they are always within reach:
+
+1. the OpenBLAS in the process's global scope (the one temper preloads for MLX on Linux CPU builds,
+   `preload.py`), whose LAPACK names are plain (`spotrf_`), with 32- or 64-bit integers per its build;
+2. NumPy's bundled copy (`numpy.libs/libscipy_openblas*.so`), whose names are prefixed and suffixed
+   (`scipy_spotrf_64_`; NumPy 1.26's `spotrf_64_`): usable through ctypes even though MLX cannot link it.
+
+3072² on one thread of the dev machine: NumPy's `cholesky` + `inv` 2.55 s, `spotrf` + `strtri` 0.26 s.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+# (prefix, suffix, 64-bit integers) of the LAPACK names in NumPy's bundled OpenBLAS, newest first.
+_NUMPY_NAMES = (("scipy_", "_64_", True), ("scipy_", "_", False), ("", "_64_", True))
+
+
+@dataclass(frozen=True)
+class Lapack:
+    potrf: Any
+    trtri: Any
+    integer: Any      # ctypes.c_int or c_int64, per the library's build
+    source: str       # "global" or the bundled library's file name
+
+
+def _bind(potrf: Any, trtri: Any, wide: bool, source: str) -> Lapack:
+    integer = ctypes.c_int64 if wide else ctypes.c_int
+    ref = ctypes.POINTER(integer)
+    char, length = ctypes.c_char_p, ctypes.c_size_t       # gfortran passes each character argument's length
+    potrf.argtypes = [char, ref, ctypes.c_void_p, ref, ref, length]
+    trtri.argtypes = [char, char, ref, ctypes.c_void_p, ref, ref, length, length]
+    potrf.restype = trtri.restype = None
+    return Lapack(potrf, trtri, integer, source)
+
+
+def _global() -> Lapack | None:
+    try:
+        lib = ctypes.CDLL(None)
+        config = lib.openblas_get_config            # OpenBLAS only: a reference LAPACK's spotrf_ is slow
+        potrf, trtri = lib.spotrf_, lib.strtri_
+    except (AttributeError, OSError):
+        return None
+    config.restype = ctypes.c_char_p
+    return _bind(potrf, trtri, b"USE64BITINT" in (config() or b""), "global")
+
+
+def _numpy_bundled() -> Lapack | None:
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix, wide in _NUMPY_NAMES:
+            try:
+                potrf, trtri = getattr(lib, f"{prefix}spotrf{suffix}"), getattr(lib, f"{prefix}strtri{suffix}")
+            except AttributeError:
+                continue
+            return _bind(potrf, trtri, wide, os.path.basename(path))
+    return None
+
+
+@lru_cache(maxsize=1)
+def find() -> Lapack | None:
+    """The OpenBLAS LAPACK to call, or None (macOS's NumPy uses Accelerate; a source-built NumPy)."""
+    return _global() or _numpy_bundled()
+
+
+def lower_inverse_cholesky(a: np.ndarray, lapack: Lapack | None = None) -> np.ndarray | None:
+    """L⁻¹ for L the lower Cholesky factor of the symmetric positive definite float32 `a` (lower triangular,
+    float32), or NaNs where `a` is not positive definite; None when no OpenBLAS LAPACK was found.
+
+    A C-ordered array read as Fortran's is its transpose, the same matrix here: `spotrf('U')` leaves U with
+    A = UᵀU in Fortran's upper triangle, which is Uᵀ = L in the C lower one; `strtri('U')` turns it into U⁻¹,
+    which reads as L⁻¹ there."""
+    lapack = lapack or find()
+    if lapack is None:
+        return None
+    work = np.array(a, dtype=np.float32, order="C", copy=True)
+    n = work.shape[0]
+    if work.shape != (n, n):
+        raise ValueError(f"a square matrix is needed, not {work.shape}")
+    size, info = lapack.integer(n), lapack.integer(0)
+    lapack.potrf(b"U", ctypes.byref(size), work.ctypes.data, ctypes.byref(size), ctypes.byref(info), 1)
+    if info.value != 0:
+        return np.full((n, n), np.nan, dtype=np.float32)
+    lapack.trtri(b"U", b"N", ctypes.byref(size), work.ctypes.data, ctypes.byref(size), ctypes.byref(info), 1, 1)
+    if info.value != 0:
+        return np.full((n, n), np.nan, dtype=np.float32)
+    return np.tril(work)
