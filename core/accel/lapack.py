@@ -81,17 +81,18 @@ def find() -> Lapack | None:
     return _global() or _numpy_bundled()
 
 
-def lower_inverse_cholesky(a: np.ndarray, lapack: Lapack | None = None) -> np.ndarray | None:
+def lower_inverse_cholesky(a: np.ndarray, lapack: Lapack | None = None, *, overwrite: bool = False) \
+        -> np.ndarray | None:
     """L⁻¹ for L the lower Cholesky factor of the symmetric positive definite float32 `a` (lower triangular,
     float32), or NaNs where `a` is not positive definite; None when no OpenBLAS LAPACK was found.
 
     A C-ordered array read as Fortran's is its transpose, the same matrix here: `spotrf('U')` leaves U with
     A = UᵀU in Fortran's upper triangle, which is Uᵀ = L in the C lower one; `strtri('U')` turns it into U⁻¹,
-    which reads as L⁻¹ there."""
+    which reads as L⁻¹ there. `overwrite`: work in `a` itself when it is a C-contiguous float32 array."""
     lapack = lapack or find()
     if lapack is None:
         return None
-    work = np.array(a, dtype=np.float32, order="C", copy=True)
+    work = np.array(a, dtype=np.float32, order="C", copy=not overwrite)
     n = work.shape[0]
     if work.shape != (n, n):
         raise ValueError(f"a square matrix is needed, not {work.shape}")

@@ -231,8 +231,9 @@ def _upper_inv_chol_numpy(h: np.ndarray, lam: float, n: int) -> np.ndarray:
     and `inv` (a general inverse: ~10x slower at 3072²)."""
     from ..accel import lapack
 
-    a = h[::-1, ::-1].astype(np.float32) + np.float32(lam) * np.eye(n, dtype=np.float32)
-    inv_lower = lapack.lower_inverse_cholesky(a)
+    a = np.ascontiguousarray(h[::-1, ::-1], dtype=np.float32)
+    a.flat[::n + 1] += np.float32(lam)
+    inv_lower = lapack.lower_inverse_cholesky(a, overwrite=True)
     if inv_lower is None:
         with np.errstate(all="ignore"):
             try:
@@ -262,7 +263,7 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
         scales, biases = choose_params(w, diag_blocks(h, group_size), bits, group_size, dtype, shrinks)
         st, bt = np.ascontiguousarray(scales.T), np.ascontiguousarray(biases.T)   # (groups, rows)
         perm = np.argsort(-np.diag(h), kind="stable")
-        w, h = w[:, perm], h[perm][:, perm]
+        w, h = w[:, perm], h[np.ix_(perm, perm)]          # one gather (3x faster than two at 6144²)
         group_of = perm // group_size
     else:
         st = np.empty((cols // group_size, rows), dtype=np.float32)

@@ -72,7 +72,7 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dty
     if act_order:
         scales, biases = choose_params(w, diag_blocks(h, group_size), bits, group_size, dtype, shrinks)
         perm = np.argsort(-np.diag(h), kind="stable")
-        w, h = w[:, perm], h[perm][:, perm]
+        w, h = w[:, perm], h[np.ix_(perm, perm)]          # one gather (3x faster than two at 6144²)
         take = mx.array((perm // group_size).astype(np.int32))
         s_cols = mx.array(np.ascontiguousarray(scales.T))[take]           # (cols, rows), permuted order
         b_cols = mx.array(np.ascontiguousarray(biases.T))[take]

@@ -97,11 +97,11 @@ def test_the_inverse_cholesky_factor_is_the_same_from_openblas_mlx_and_numpy(mon
     CPU stream where it has a fast LAPACK (on MLX's CPU backend one factorization of the reversed matrix and a
     triangular inverse, elsewhere factorize-invert-factorize), else NumPy's cholesky + inv: all give the upper
     factor U of (H + λI)⁻¹, Uᵀ U = (H + λI)⁻¹."""
+    import sys
+
     import numpy as np
     from temper.core.accel import blas, lapack
     from temper.core.quant import host_math, rounding
-
-    import sys
 
     if lapack.find() is None:
         assert not sys.platform.startswith("linux")      # every pip NumPy on Linux bundles an OpenBLAS
@@ -117,9 +117,9 @@ def test_the_inverse_cholesky_factor_is_the_same_from_openblas_mlx_and_numpy(mon
         calls["reversed"] += 1
         return reversed_form(*a)
 
-    def counted_lapack(*a):
+    def counted_lapack(*a, **k):
         calls["lapack"] += 1
-        return openblas(*a)
+        return openblas(*a, **k)
     monkeypatch.setattr(rounding, "_upper_inv_chol_mlx_reversed", counted_reversed)
     monkeypatch.setattr(lapack, "lower_inverse_cholesky", counted_lapack)
     found = lapack.find()
