@@ -2,18 +2,18 @@
 # One device session's GPU measurements as one background job, so a row may outlast the device tool's
 # 10-minute calls: start it with `setsid` after the MLX-CUDA install, then let each later call print
 # /tmp/gpu/session.log and copy /tmp/gpu/out (the figures) back. Those calls also carry the demo GGUF in two
-# halves (.carry-g1/part.aa, .carry-g2/part.ab): the capability and quality rows wait for
+# halves (.devc2/g.aa, .devc3/g.ab): the capability and quality rows wait for
 # /root/stash/demo.gguf.
 #
 #   setsid nohup bash docs/benchmarks/gpu_session.sh > /tmp/gpu/session.log 2>&1 &
 #
-# Order: the gemma4 E2B shape (issue 11's memory row: its peak is per process, so it runs beside the next row,
-# with its own MLX_PTX_CACHE_DIR so two processes never write one cache file) and the SmolLM2-shape row with
-# MLX-CUDA's kernels compiling; then the SmolLM2 row again, alone, for its time; issue 14's capability evals
-# (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is there; the Llama-3-8B shape; issue 11's
-# real-model quality table (a subset: the rows against mlx-lm). Outputs: /tmp/gpu/out/{e2b,cold,warm,...}.
-# Session 6 ran E2B alone after two SmolLM2 rows: its GPTQ write stalled in the reference-LAPACK Cholesky (since
-# fixed) and the budget ran out before the evals (quantize_gpu.md); session 7 lost half its budget to failed starts.
+# Order (session 8's lesson: a row beside another is no time): SmolLM2 alone with MLX-CUDA's kernels compiling
+# (into MLX_PTX_CACHE_DIR, default /tmp/mlx/<version>/ptx: bring it back, later sessions carry it), SmolLM2 again
+# for its time, issue 14's capability evals (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is
+# there, the gemma4 E2B shape alone (issue 11's memory row), the Llama-3-8B shape, issue 11's real-model quality
+# table (a subset: the rows against mlx-lm). Outputs: /tmp/gpu/out/{cold,warm,e2b,llama8b,...}.
+# Session 6 ran out of budget in the E2B row (GPTQ factor in the reference LAPACK); session 7 got no machine;
+# session 8 ran E2B beside SmolLM2 and timed neither (quantize_gpu.md).
 set -u
 mkdir -p /tmp/gpu/out/e2b /tmp/gpu/out/cold /tmp/gpu/out/warm /tmp/gpu/out/llama8b /tmp/gpu/tree
 cp -r core cli tui themes profiles docs /tmp/gpu/tree/        # a copy: later calls re-send the working tree
@@ -28,14 +28,13 @@ capability() {     # once, when the demo GGUF has arrived
   stamp capability
   bash docs/benchmarks/capability_gpu.sh /root/stash/demo.gguf /tmp/gpu/out 256
 }
-stamp e2b in the background, smol with kernels compiling
-(MLX_PTX_CACHE_DIR=/tmp/ptx-e2b OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b 2>&1 \
-  | sed -u 's/^/[e2b] /') &
-e2b=$!
+stamp smol, kernels compiling
 OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
-stamp waiting for e2b; wait "$e2b"
 stamp smol, kernels compiled
 OUT=/tmp/gpu/out/warm bash docs/benchmarks/quantize_gpu.sh /tmp/g2 smol
+capability
+stamp e2b
+OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
 capability
 stamp llama8b
 OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
