@@ -185,10 +185,11 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     seed, check, progress(done, total, message, work: the Progress data of the steps' work units, work.py),
     sizes (receives the statistics' bytes), passes, numpy_head (the head's element-wise work in NumPy,
     logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend), by_blocks (the backward one block at
-    a time with the model's SiLU and softmax in NumPy, fisher_blocks.py; default: `host_math.active()`; a body
-    whose blocks are no plain chain takes the whole-model `mx.grad`, where they stay in MLX, as host_activations.py
-    says why), hessians (a `FisherHessians` that the block-wise forward fills with GPTQ's H; left invalid on
-    the whole-model path)."""
+    a time with the model's SiLU and softmax in NumPy, fisher_blocks.py: one block's intermediates in memory
+    instead of the whole model's; off by default: on SmolLM2 it was no faster, docs/benchmarks/
+    quantize_speed_cpu.md session 8; a body whose blocks are no plain chain keeps the whole-model `mx.grad`, where
+    the SiLU and softmax stay in MLX, as host_activations.py says why), hessians (a `FisherHessians` that the
+    block-wise forward fills with GPTQ's H, for `gptq.Rounding.collected`; left invalid on the whole-model path)."""
     import mlx.core as mx
 
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
@@ -225,7 +226,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     linears = [t for t in tensors if t not in embeds and t.path != head.path]
     head_t = next((t for t in tensors if t.path == head.path), None)
     blocks: list[list[str]] | None = None
-    if on_cpu if by_blocks is None else by_blocks:
+    if by_blocks:
         try:
             blocks = fisher_blocks.blocks_of(body, [t.path for t in linears])
         except fisher_blocks.Unsupported:

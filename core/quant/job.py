@@ -88,18 +88,6 @@ class _Phases:
         self.clock = now
 
 
-def _gptq_hessians(req: QuantRequest) -> Any:
-    """A store for GPTQ's H that the Fisher pass fills as it runs the float blocks on the calibration chunks
-    (hessians.FisherHessians), so GPTQ need not run them again: on MLX's CPU backend, when GPTQ will round
-    the model as stored (no AWQ scaling, no dtype cast) against those same float blocks; else None."""
-    from . import host_math
-    from .hessians import FisherHessians
-
-    if req.plan_only or not req.gptq or req.awq or req.dtype is not None or not host_math.active():
-        return None
-    return FisherHessians()
-
-
 def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     """The whole quantization, on the engine thread. Raises QuantError / ModelLoadError on bad input."""
     from ..engine.finite import check_files
@@ -124,7 +112,6 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     phase.lap("inventory")
     calib: TokenSet | None = None
     tokenizer = None
-    hessians = None
     scored_here = info.needs_scores and req.sensitivity is None
     if scored_here or ((req.awq or req.gptq or req.evaluate or req.polish_steps) and not req.plan_only):
         phase("sensitivity" if scored_here else "inventory", 0, None, "reading calibration text")
@@ -140,8 +127,7 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
             from .sensitivity import run_sensitivity
 
             mode = req.sensitivity_mode      # "auto": run_sensitivity applies core/quant/mode.py and says why
-            hessians = _gptq_hessians(req)
-            scored = run_sensitivity(ctx, source, req.scored_candidates(), calib, mode=mode, hessians=hessians)
+            scored = run_sensitivity(ctx, source, req.scored_candidates(), calib, mode=mode)
             meta = scored.meta
             how = "reused" if meta.get("reused") else "measured"
             phase("sensitivity", 1, 1, f"{how} {meta.get('mode', mode)} scores "
@@ -191,16 +177,12 @@ def run_phases(ctx: Any, req: QuantRequest, record: Any) -> QuantizeResult:
     from .write import write_quantized
 
     chunks = [list(map(int, row)) for row in calib.chunks] if calib is not None else None
-    try:
-        write_quantized(source, plan, out, force=req.overwrite, dtype=req.dtype,
-                        awq_chunks=chunks if req.awq else None, calibration=chunks,
-                        rounding=Rounding(gptq=req.gptq, clip=req.clip, collected=hessians),
-                        card={"base_model": source.name, "name": out.name},
-                        progress=phase,
-                        before_commit=verify_before_commit)
-    finally:
-        if hessians is not None:
-            hessians.close()
+    write_quantized(source, plan, out, force=req.overwrite, dtype=req.dtype,
+                    awq_chunks=chunks if req.awq else None, calibration=chunks,
+                    rounding=Rounding(gptq=req.gptq, clip=req.clip),
+                    card={"base_model": source.name, "name": out.name},
+                    progress=phase,
+                    before_commit=verify_before_commit)
     result.out, result.verify = out, reports[0]
     result.verify.path = out
     phase.lap("verify")

@@ -254,6 +254,10 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
         ordered = h if perm is None else h[perm][:, perm]
         cache[(act_order, damp)] = (perm, ordered, inverse_cholesky(ordered, damp))
     perm, ordered, u = cache[(act_order, damp)]
+    from ..accel import gemm
+    from . import host_math
+
+    direct = host_math.active() and gemm.available()     # the column loop's products on NumPy's buffers
     w[:, dead] = 0.0
     shrinks = SHRINKS if clip else (1.0,)
     nb = 2 ** bits - 1
@@ -281,7 +285,7 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
             col = i1 + i
             if i % INNER == 0 and i:                       # the previous INNER columns' errors, in one product
                 j = i - INNER
-                w1[i:] -= _mm_t(u[i1 + j:col, col:i2], err[j:i])
+                _sub_mm_t(w1[i:], u[i1 + j:col, col:i2], err[j:i], direct)
             if group_of is not None:
                 g = int(group_of[col])
             else:
@@ -304,7 +308,7 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
             if end > i + 1:
                 w1[i + 1:end] -= u[col, col + 1:i1 + end, None] * e
         if i2 < cols:
-            wt[i2:] -= _mm_t(u[i1:i2, i2:], err)
+            _sub_mm_t(wt[i2:], u[i1:i2, i2:], err, direct)
     q_all = qt.T
     if perm is not None:
         q_all = q_all[:, np.argsort(perm)]
@@ -314,6 +318,17 @@ def gptq(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *
 def _mm_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """aᵀ·b in MLX (the BLAS temper preloads; NumPy's own spins its threads on a busy machine)."""
     return np.array(_mx_array(a).T @ _mx_array(b))
+
+
+def _sub_mm_t(c: np.ndarray, a: np.ndarray, b: np.ndarray, direct: bool) -> None:
+    """c -= aᵀ·b: in place by that BLAS on NumPy's buffers when `direct` (core/accel/gemm.py: no copies in and
+    out of MLX), else as an MLX product."""
+    if direct:
+        from ..accel import gemm
+
+        gemm.sub_at_b(c, a, b)
+    else:
+        c -= _mm_t(a, b)
 
 
 def round_to_grid(w: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: int, group_size: int) -> np.ndarray:

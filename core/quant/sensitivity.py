@@ -83,7 +83,6 @@ def run_sensitivity(
     seed: int = 0,
     replay: bool = True,
     streamed: bool | None = None,
-    hessians: Any = None,
 ) -> SensitivityTable:
     """Measure (or reuse, or resume) the sensitivity table. Runs on the engine thread.
 
@@ -92,8 +91,7 @@ def run_sensitivity(
     out: the JSON file to save/resume/reuse (default data_dir()/sensitivity/<model>-<calib>-<mode>-<key>.json).
     replay=False recomputes every block on every exact pass (for checking the replay shortcut).
     streamed: True streams blocks from disk (exact measure); None streams only when the planned peak
-    memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused).
-    hessians: a `FisherHessians` for the Fisher pass to fill with GPTQ's H (hessians.py), when it runs."""
+    memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused)."""
     from ..engine.eta import EtaContext
     from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, fisher_sequences, peak_bytes
 
@@ -153,7 +151,6 @@ def run_sensitivity(
     table = _previous(target, mhash, calib.hash, key)
     run = SensitivityRun(ctx, path, cands, calib, mode, fraction, seed, target, table)
     run.replay, run.mhash, run.streamed = replay, mhash, bool(streamed)
-    run.hessians = hessians
     run.key, run.plan = key, {"mode_reason": reason, "planned_peak_bytes": int(need),
                               "available_bytes": int(avail)}
     return run.go()

@@ -85,7 +85,6 @@ class SensitivityRun:
         self.key: dict[str, Any] = {}
         self.plan: dict[str, Any] = {}
         self.block_loads = 0
-        self.hessians: Any = None       # a FisherHessians the Fisher pass fills (hessians.py), or None
 
     # -- orchestration ------------------------------------------------------------------------------
     def go(self) -> SensitivityTable:
@@ -162,7 +161,7 @@ class SensitivityRun:
         t0 = time.perf_counter()
         scored = estimate.fisher_estimates(model, self.calib.chunks, tensors, self.cands,
                                            storage_dtype=self.storage, seed=self.seed, check=self.ctx.check,
-                                           progress=self._progress("fisher"), hessians=self.hessians)
+                                           progress=self._progress("fisher"))
         by_path = table.by_path()
         for i, t in enumerate(tensors):
             self.ctx.check()
