@@ -38,6 +38,9 @@ def pool() -> ThreadPoolExecutor:
     """The NumPy forms' worker threads (the scoring here, GPTQ's clip search), started on first use."""
     global _POOL
     if _POOL is None:
+        from ..accel.numpy_blas import single_threaded
+
+        single_threaded()        # the pool is the parallelism: NumPy's own BLAS threads in each oversubscribed
         _POOL = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="temper-score")
     return _POOL
 
