@@ -313,6 +313,7 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
             model.lm_head = head
     head_h = registry.pop("lm_head") if head_ok else None
     xs = [_cast(x, work) for x in taps[0].inputs]
+
     def run_block(layer: Any, i: int, xs: list[Any], record: bool) -> list[Any]:
         from mlx.utils import tree_map
 
