@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import QuantError
-from . import host_math, logit_head, logit_head_np, work
+from . import fisher_blocks, host_math, logit_head, logit_head_np, work
 from .candidates import Candidate
 from .fisher_scoring import score_candidates
+from .hessians import FisherHessians
 from .reference import PASSES
 from .tensors import QTensor
 
@@ -136,13 +137,59 @@ def _rows2d(w: Any) -> Any:
     return w.reshape(-1, w.shape[-1])
 
 
+def _whole_model(body: Any, x: Any, linears: list[QTensor], taps: dict[str, _EmbedTap], originals: dict[str, Any],
+                 head_grad: Callable[[Any], Any], fold: Callable[[str, Any], None]) -> dict[str, Any]:
+    """One sequence's gradients by `mx.grad` of the whole model: `fold(path, gradient)` per Linear, from the
+    last block down (each evaluated and dropped in turn, so the backward never holds every gradient at once);
+    returns the embedding taps' gradients."""
+    import mlx.core as mx
+
+    seq = x.shape[-1]
+
+    @mx.custom_function
+    def head_loss(hidden: Any) -> Any:
+        return (hidden * 0).sum()
+
+    @head_loss.vjp
+    def head_loss_vjp(hidden: Any, cotangent: Any, output: Any) -> Any:
+        return head_grad(hidden)
+
+    def loss(*arrays: Any) -> Any:
+        for t, a in zip(linears, arrays, strict=False):
+            t.module["weight"] = a
+        for tap, a in zip(taps.values(), arrays[len(linears):], strict=True):
+            tap.offset = a
+        return head_loss(body(x))
+
+    primals = [originals[t.path] for t in linears] + \
+        [mx.zeros((1, seq, tap.inner["weight"].shape[-1]), dtype=tap.inner["weight"].dtype) for tap in taps.values()]
+    try:
+        flat = mx.grad(loss, argnums=list(range(len(primals))))(*primals)
+        flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
+    finally:
+        for t in linears:
+            t.module["weight"] = originals[t.path]
+        for tap in taps.values():
+            tap.offset = None
+    weights = dict(zip([t.path for t in linears], flat[:len(linears)], strict=True))
+    out = dict(zip(taps, flat[len(linears):], strict=True))
+    del flat
+    for t in sorted(linears, key=lambda t: -1 if t.layer is None else t.layer, reverse=True):
+        fold(t.path, weights.pop(t.path))
+    return out
+
+
 def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate],
                      **options: Any) -> dict[str, dict[str, float]]:
     """Per tensor path, per fitting candidate key: the ΔKL estimate in nats per token. Options: storage_dtype,
     seed, check, progress(done, total, message, work: the Progress data of the steps' work units, work.py),
     sizes (receives the statistics' bytes), passes, numpy_head (the head's element-wise work in NumPy,
-    logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend). The model's own SiLU and softmax stay
-    in MLX here (host_activations.py says why)."""
+    logit_head_np.py; default: `host_math.active()`, on MLX's CPU backend), by_blocks (the backward one block at
+    a time with the model's SiLU and softmax in NumPy, fisher_blocks.py: one block's intermediates in memory
+    instead of the whole model's; off by default: on SmolLM2 it was no faster, docs/benchmarks/
+    quantize_speed_cpu.md session 8; a body whose blocks are no plain chain keeps the whole-model `mx.grad`, where
+    the SiLU and softmax stay in MLX, as host_activations.py says why), hessians (a `FisherHessians` that the
+    block-wise forward fills with GPTQ's H, for `gptq.Rounding.collected`; left invalid on the whole-model path)."""
     import mlx.core as mx
 
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
@@ -160,7 +207,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                       progress: Callable[[int, int, str, dict[str, float]], None] | None = None,
                       sizes: dict[str, int] | None = None,
                       passes: list[int] | None = None,
-                      numpy_head: bool | None = None) -> dict[str, dict[str, float]]:
+                      numpy_head: bool | None = None, by_blocks: bool | None = None,
+                      hessians: FisherHessians | None = None) -> dict[str, dict[str, float]]:
     import mlx.core as mx
 
     check = check or (lambda: None)
@@ -177,6 +225,18 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     embeds = [t for t in tensors if hasattr(t.module, "as_linear") and t.path != "lm_head"]
     linears = [t for t in tensors if t not in embeds and t.path != head.path]
     head_t = next((t for t in tensors if t.path == head.path), None)
+    blocks: list[list[str]] | None = None
+    if by_blocks:
+        try:
+            blocks = fisher_blocks.blocks_of(body, [t.path for t in linears])
+        except fisher_blocks.Unsupported:
+            blocks = None
+    modules = {t.path: t.module for t in linears}
+    collect = hessians is not None and blocks is not None
+    if collect:
+        hessians.head = not head.tied       # an untied lm_head is rounded by GPTQ against the final hidden state
+    if hessians is not None and not collect:
+        hessians.discard()
 
     def acc_dtype(t: QTensor) -> Any:
         # bf16 (fp32's range) when the model is stored in bf16: half the bytes of fp32 statistics; fp16
@@ -218,20 +278,10 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             check()
             x = mx.array(chunks[i:i + 1])
             key, sub = mx.random.split(key)
-            names = [t.path for t in linears] + list(taps)
-            primals = [originals[t.path] for t in linears] + \
-                [mx.zeros((1, seq, tap.inner["weight"].shape[-1]), dtype=tap.inner["weight"].dtype)
-                 for tap in taps.values()]
             seen: dict[str, Any] = {}
             kept = logit_head.Kept(seq, head.vocab, head.softcap)
 
-            @mx.custom_function
-            def head_loss(hidden: Any) -> Any:
-                return (hidden * 0).sum()
-
-            @head_loss.vjp
-            def head_loss_vjp(hidden: Any, cotangent: Any, output: Any, sub: Any = sub,
-                              seen: dict[str, Any] = seen, kept: logit_head.Kept = kept) -> Any:
+            def head_grad(hidden: Any, sub: Any = sub, seen: dict[str, Any] = seen, kept: logit_head.Kept = kept) -> Any:
                 # leaves (no graph): inside the transformation an evaluated array keeps its graph
                 h2 = logit_head.leaf(mx.stop_gradient(hidden).reshape(-1, hidden.shape[-1]).astype(mx.float32))
                 if numpy_head:       # MLX's CPU exp is scalar: the element-wise head work goes to NumPy
@@ -244,42 +294,35 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                 seen.update(h2=h2, lse=lse, labels=labels)
                 return logit_head.leaf(dh.reshape(hidden.shape).astype(hidden.dtype))
 
-            def loss(*arrays: Any, x: Any = x) -> Any:
-                for t, a in zip(linears, arrays, strict=False):
-                    t.module["weight"] = a
-                for tap, a in zip(taps.values(), arrays[len(linears):], strict=True):
-                    tap.offset = a
-                return head_loss(body(x))
+            def fold(path: str, g: Any) -> None:
+                if on_cpu:    # MLX's weight gradients are transposed views, and the compiled update (and its
+                    g = mx.contiguous(g)  # bf16 group sums) ran 3x slower on them than on a copy
+                stats[path].add(_rows2d(g), _rows2d(originals[path]))
+                mx.eval(stats[path].arrays())
 
-            try:
-                flat = mx.grad(loss, argnums=list(range(len(primals))))(*primals)
-                flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
-            finally:
-                for t in linears:
-                    t.module["weight"] = originals[t.path]
-                for tap in taps.values():
-                    tap.offset = None
+            tap_grads = None
+            if blocks is not None:
+                try:
+                    tap_grads = fisher_blocks.sequence(model, body, x, blocks, modules, originals, taps, head_grad,
+                                                       fold, hessians if collect else None)
+                except fisher_blocks.Unsupported:
+                    if i:
+                        raise
+                    blocks = None
+            if tap_grads is None:
+                if collect:
+                    hessians.discard()
+                    collect = False
+                tap_grads = _whole_model(body, x, linears, taps, originals, head_grad, fold)
             passes.append(1)
             PASSES.n += 1
             h2, lse, labels = seen["h2"], seen["lse"], seen["labels"]
-            grads = {"w": dict(zip(names[:len(linears)], flat[:len(linears)], strict=True)),
-                     "tap": dict(zip(names[len(linears):], flat[len(linears):], strict=True))}
-            del flat
-            # Stream the gradients: evaluate them from the last block down, folding each into its
-            # statistics and dropping it, so the backward pass never holds every gradient at once.
-            for t in sorted(linears, key=lambda t: -1 if t.layer is None else t.layer, reverse=True):
-                g = grads["w"].pop(t.path)
-                if on_cpu:    # MLX's weight gradients are transposed views, and the compiled update (and its
-                    g = mx.contiguous(g)  # bf16 group sums) ran 3x slower on them than on a copy
-                stats[t.path].add(_rows2d(g), _rows2d(originals[t.path]))
-                del g
-                mx.eval(stats[t.path].arrays())
             lookup: dict[str, tuple[np.ndarray, Any]] = {}
             for p, tap in taps.items():
                 ids = np.array(tap.seen).reshape(-1)
                 shapes = {p: (1, seq, tap.inner["weight"].shape[-1])}
                 urows, inverse = np.unique(ids, return_inverse=True)
-                g = tap_grad = grads["tap"][p].reshape(-1, shapes[p][-1]).astype(mx.float32)
+                g = tap_grad = tap_grads[p].reshape(-1, shapes[p][-1]).astype(mx.float32)
                 g = mx.zeros((len(urows), tap_grad.shape[-1]), dtype=mx.float32).at[mx.array(inverse)].add(g)
                 if p == head.path:
                     lookup[p] = (urows, g)
@@ -304,13 +347,15 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
 
                 (logit_head_np if numpy_head else logit_head).weight_grads(head, h2, lse, labels, rows_per_slice,
                                                                            each, kept)
-            del grads, primals
+            del tap_grads
             if progress is not None:
                 progress(i + 1, total, f"fisher: sequence {i + 1}/{n}", tally.add(costs[i]))
     finally:
         for t in embeds:
             parent, name = _parent(model, t.path)
             parent[name] = t.module
+    if collect:
+        hessians.spill()        # out of memory before the scoring (whose temporaries peak the phase)
     if sizes is not None:
         sizes["statistics"] = sum(s.nbytes() for s in [*stats.values(), *head_stats])
     tokens = int(chunks.size)

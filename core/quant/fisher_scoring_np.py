@@ -24,9 +24,11 @@ import numpy as np
 
 from .candidates import Candidate
 from .host_math import host
-from .rounding import to_dtype
+from .rounding import dtype_name, to_dtype
 
-SLICE_BYTES = 4 << 20            # float32 bytes of weights per row slice (cache-sized: NumPy's passes stay fast)
+SLICE_BYTES = 1 << 20            # float32 bytes of weights per row slice: cache-sized (NumPy's passes stay fast),
+#                                  and SmolLM2's 1.3-3.5 MB weights make several slices, one per thread at a time
+#                                  (at 4 MB each was one slice on one thread: 123 -> 39 ms for a 1536 x 576 weight)
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -38,6 +40,9 @@ def pool() -> ThreadPoolExecutor:
     """The NumPy forms' worker threads (the scoring here, GPTQ's clip search), started on first use."""
     global _POOL
     if _POOL is None:
+        from ..accel.numpy_blas import single_threaded
+
+        single_threaded()        # the pool is the parallelism: NumPy's own BLAS threads in each oversubscribed
         _POOL = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="temper-score")
     return _POOL
 
@@ -55,9 +60,30 @@ def affine(wg: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int, dtype: Any
         nonzero = q0 != 0
         s = np.where(nonzero, edge / np.where(nonzero, q0, np.float32(1)), s)
         b = np.where(nonzero, edge, np.float32(0))
-        q = np.clip(np.rint((wg - b) / s), 0, nb)
+        q = np.subtract(wg, b)          # clip(rint((w - b) / s), 0, nb), then s·q + b: in place, one array
+        np.divide(q, s, out=q)
+        np.rint(q, out=q)
+        np.clip(q, 0, nb, out=q)
     s, b = to_dtype(s, dtype), to_dtype(b, dtype)
-    return to_dtype(to_dtype(s * q, dtype) + b, dtype)
+    np.multiply(q, s, out=q)
+    _round_to(q, dtype)
+    q += b
+    return _round_to(q, dtype)
+
+
+def _round_to(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """rounding.to_dtype in place on a C-contiguous float32 array (the same bits: one temporary, not five)."""
+    name = dtype_name(dtype)
+    if name == "float16":
+        x[...] = x.astype(np.float16)
+    elif name == "bfloat16":
+        u = x.view(np.uint32)
+        t = u >> np.uint32(16)
+        t &= np.uint32(1)
+        t += np.uint32(0x7FFF)
+        u += t
+        u &= np.uint32(0xFFFF0000)
+    return x
 
 
 def _slice_terms(w: np.ndarray, dd: np.ndarray, sg: np.ndarray, bits: list[int], group: int,
@@ -69,12 +95,18 @@ def _slice_terms(w: np.ndarray, dd: np.ndarray, sg: np.ndarray, bits: list[int],
     lo, hi = wg.min(-1, keepdims=True), wg.max(-1, keepdims=True)
     sums, alphas = [], []
     for b in bits:
-        d = (affine(wg, lo, hi, b, dtype) - wg).reshape(w.shape)
+        d = affine(wg, lo, hi, b, dtype)
+        d -= wg
+        d = d.reshape(w.shape)
         alpha = np.einsum("rc,rc->r", d, w) / norm
-        d2 = d - alpha[:, None] * w
-        m = d2.reshape(rows, -1, group).mean(-1)
-        r = (d2.reshape(rows, -1, group) - m[..., None]).reshape(w.shape)
-        total = float(np.einsum("rc,rc->", dd, d * d + r * r, dtype=np.float64))
+        r = np.multiply(alpha[:, None], w)      # d2 = d - α·w, then r = d2 - its group means m (in place)
+        np.subtract(d, r, out=r)
+        m = r.reshape(rows, -1, group).mean(-1)
+        r.reshape(rows, -1, group)[...] -= m[..., None]
+        d *= d                                  # d·d + r·r
+        r *= r
+        d += r
+        total = float(np.einsum("rc,rc->", dd, d, dtype=np.float64))
         total += float(np.einsum("rg,rg->", sg, m * m, dtype=np.float64))
         sums.append(total)
         alphas.append(alpha)

@@ -27,10 +27,11 @@ matrices (float32).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QuantError
+from . import host_math
 from .hessians import HRegistry
 from .host_activations import swapped
 from .inventory import is_float_only
@@ -53,6 +54,8 @@ class Rounding:
     #                             on the trained fixture (docs/benchmarks/rounding_ablation.md), one more
     #                             block pass each (slow with CPU quantized matmuls)
     damp: float = DAMP
+    collected: Any = field(default=None, repr=False, compare=False)   # a FisherHessians (hessians.py): H
+    #                             gathered by the Fisher pass on the same chunks, so no block pass is run again
 
     def describe(self) -> str:
         if not self.gptq:
@@ -227,8 +230,60 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
                 and e.candidate.fits(tuple(module.weight.shape)))
 
     Tap, Recorder = _module_classes()
+    done: list[str] = []
+    device = on_accelerator()     # the column loop on the GPU (rounding_device); NumPy's on a CPU
+
+    def round_group(paths: list[str], mods: list[Any], h: Any, factors: dict[Any, Any] | None = None) -> None:
+        c = wanted[paths[0]].candidate
+        assert c is not None
+        dtype = mods[0].weight.dtype
+        fn = gptq_on_device if device and c.group_size % INNER == 0 else gptq
+        shared = {"factors": factors} if fn is gptq and factors is not None and host_math.active() else {}
+        h_np = None if h is None else np.array(h)      # None: `factors` holds it
+        sizes = [m.weight.shape[0] for m in mods]
+        ends = np.cumsum(sizes)
+        total, cols = int(ends[-1]), mods[0].weight.shape[1]
+        step = max(1, SLICE_ELEMENTS // cols)
+        q = np.empty((total, cols), dtype=np.uint8)
+        s = np.empty((total, cols // c.group_size), dtype=np.float32)
+        b = np.empty_like(s)
+        for r0 in range(0, total, step):      # rows never interact in GPTQ: a 262k-row head goes in slices
+            r1 = min(r0 + step, total)
+            pieces = []
+            for m, hi, n in zip(mods, ends, sizes, strict=True):
+                lo = hi - n
+                if max(r0, lo) < min(r1, hi):
+                    pieces.append(np.array(m.weight[max(r0, lo) - lo:min(r1, hi) - lo].astype(mx.float32)))
+            w = np.concatenate(pieces, axis=0)
+            q[r0:r1], s[r0:r1], b[r0:r1] = fn(w, h_np, c.bits, c.group_size, dtype, clip=rounding.clip,
+                                               act_order=rounding.act_order, damp=rounding.damp, **shared)
+            del w
+        start = 0
+        for path, mod in zip(paths, mods, strict=True):
+            n = mod.weight.shape[0]
+            ql = mod.to_quantized(group_size=c.group_size, bits=c.bits, mode="affine")
+            ql.weight, ql.scales, ql.biases = quantized_arrays(q[start:start + n], s[start:start + n],
+                                                               b[start:start + n], c.bits, dtype)
+            start += n
+            mx.eval(ql.parameters())
+            _set(model, path, ql)
+            done.append(path)
+            on_tensor(path)
+
     head = getattr(model, "lm_head", None)
     head_ok = head is not None and planned("lm_head", head)
+    blocks = [[(f"{prefix}.{p}", m) for p, m in layer.named_modules() if p and planned(f"{prefix}.{p}", m)]
+              for prefix, layer in zip(prefixes, layers, strict=True)]
+    collected = rounding.collected
+    if collected is not None and not rounding.sequential and collected.covers(
+            [p for linears in blocks for p, _ in linears] + (["lm_head"] if head_ok else []), list(chunks)):
+        for i, linears in enumerate(blocks):
+            _from_collected(collected, linears, wanted, round_group)
+            say(f"block {i + 1}/{len(layers)}")
+        if head_ok:
+            round_group(["lm_head"], [head], collected.take(collected.key_of["lm_head"]))
+        return {"tensors": len(done), "tokens": collected.tokens, "peak_h": collected.registry.peak_count,
+                "peak_h_bytes": collected.registry.peak_bytes, "paths": done, "capture": "fisher"}
     # 1. capture: block call arguments, block-0 inputs, and the lm_head input (untied only, which needs
     #    the float model's final hidden states: then every block runs)
     taps = [Tap(layer, i == 0, i == len(layers) - 1) for i, layer in enumerate(layers)]
@@ -258,45 +313,6 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
             model.lm_head = head
     head_h = registry.pop("lm_head") if head_ok else None
     xs = [_cast(x, work) for x in taps[0].inputs]
-    done: list[str] = []
-    device = on_accelerator()     # the column loop on the GPU (rounding_device); NumPy's on a CPU
-
-
-    def round_group(paths: list[str], mods: list[Any], h: Any) -> None:
-        c = wanted[paths[0]].candidate
-        assert c is not None
-        dtype = mods[0].weight.dtype
-        fn = gptq_on_device if device and c.group_size % INNER == 0 else gptq
-        h_np = np.array(h)
-        sizes = [m.weight.shape[0] for m in mods]
-        ends = np.cumsum(sizes)
-        total, cols = int(ends[-1]), mods[0].weight.shape[1]
-        step = max(1, SLICE_ELEMENTS // cols)
-        q = np.empty((total, cols), dtype=np.uint8)
-        s = np.empty((total, cols // c.group_size), dtype=np.float32)
-        b = np.empty_like(s)
-        for r0 in range(0, total, step):      # rows never interact in GPTQ: a 262k-row head goes in slices
-            r1 = min(r0 + step, total)
-            pieces = []
-            for m, hi, n in zip(mods, ends, sizes, strict=True):
-                lo = hi - n
-                if max(r0, lo) < min(r1, hi):
-                    pieces.append(np.array(m.weight[max(r0, lo) - lo:min(r1, hi) - lo].astype(mx.float32)))
-            w = np.concatenate(pieces, axis=0)
-            q[r0:r1], s[r0:r1], b[r0:r1] = fn(w, h_np, c.bits, c.group_size, dtype, clip=rounding.clip,
-                                               act_order=rounding.act_order, damp=rounding.damp)
-            del w
-        start = 0
-        for path, mod in zip(paths, mods, strict=True):
-            n = mod.weight.shape[0]
-            ql = mod.to_quantized(group_size=c.group_size, bits=c.bits, mode="affine")
-            ql.weight, ql.scales, ql.biases = quantized_arrays(q[start:start + n], s[start:start + n],
-                                                               b[start:start + n], c.bits, dtype)
-            start += n
-            mx.eval(ql.parameters())
-            _set(model, path, ql)
-            done.append(path)
-            on_tensor(path)
 
     def run_block(layer: Any, i: int, xs: list[Any], record: bool) -> list[Any]:
         from mlx.utils import tree_map
@@ -333,8 +349,11 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
         for path, mod, rec in recorders:
             key = wanted[path].key
             groups.setdefault((rec.shared or path, key), []).append((path, mod))
+        factors: dict[str, dict[Any, Any]] = {}     # per H: its order and inverse Cholesky factor, made once
         for (hkey, _), members in groups.items():
-            round_group([p for p, _ in members], [m for _, m in members], registry.get(hkey))
+            known = factors.setdefault(hkey, {})
+            round_group([p for p, _ in members], [m for _, m in members],
+                        None if "h" in known else registry.get(hkey), known)
         registry.clear()
         if rounding.sequential:
             outs = run_block(layer, i, xs, record=False)
@@ -346,3 +365,18 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
     mx.clear_cache()
     return {"tensors": len(done), "tokens": tokens, "peak_h": registry.peak_count,
             "peak_h_bytes": registry.peak_bytes, "paths": done, "capture": state["mode"]}
+
+
+def _from_collected(collected: Any, linears: list[tuple[str, Any]], wanted: dict[str, Any],
+                    round_group: Callable[..., None]) -> None:
+    """One block's planned Linears rounded against the H the Fisher pass gathered (each H read once)."""
+    groups: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    for path, mod in linears:
+        groups.setdefault((collected.key_of[path], wanted[path].key), []).append((path, mod))
+    factors: dict[str, dict[Any, Any]] = {}
+    taken: dict[str, Any] = {}
+    for (hkey, _), members in groups.items():
+        known = factors.setdefault(hkey, {})
+        if hkey not in taken:
+            taken[hkey] = collected.take(hkey)
+        round_group([p for p, _ in members], [m for _, m in members], None if "h" in known else taken[hkey], known)

@@ -100,3 +100,26 @@ def test_numpy_scores_equal_the_mlx_kernels_scores(monkeypatch):
     np_scores = score_candidates(parts, cands, mx.bfloat16, lambda: None, numpy_path=True)
     for c in cands:
         assert np_scores[c.key] == pytest.approx(mlx_scores[c.key], rel=1e-5), c.key
+
+
+def test_a_small_models_weight_is_scored_on_every_thread(monkeypatch):
+    """SmolLM2's weights (576 x 576 to 1536 x 576) are cut into at least one row slice per pool thread, so the
+    NumPy scoring keeps both cores busy (4 MB slices made each one slice: one thread)."""
+    import mlx.core as mx
+    from temper.core.quant import fisher_scoring_np
+    from temper.core.quant.candidates import grid
+    from temper.core.quant.estimate import _Stats
+
+    jobs = []
+    real = fisher_scoring_np.pool()
+    submit = real.submit
+    monkeypatch.setattr(real, "submit", lambda fn, *a: jobs.append(a[0].shape) or submit(fn, *a))
+    monkeypatch.setattr(fisher_scoring_np, "threads", lambda: 2)
+    for rows in (576, 1536):
+        jobs.clear()
+        w = mx.zeros((rows, 576))
+        st = _Stats(rows, 576, [64], mx.bfloat16)
+        st.q = [mx.zeros((rows,))]
+        fisher_scoring_np.score_affine([(w, st)], 64, grid(bits=(4,), group_sizes=(64,)), mx.bfloat16,
+                                       lambda: None)
+        assert len(jobs) >= 2 and sum(s[0] for s in jobs) == rows, (rows, jobs)
