@@ -23,14 +23,12 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112     # cblas enums
 @lru_cache(maxsize=1)
 def _sgemm() -> Any:
     """The global `cblas_sgemm` with its argument types (int width from the library's build), or None."""
-    try:
-        lib = ctypes.CDLL(None)
-        fn, config = lib.cblas_sgemm, lib.openblas_get_config
-    except (AttributeError, OSError):
+    from .openblas_symbols import global_function
+
+    found = global_function("cblas_sgemm")
+    if found is None:
         return None
-    config.restype = ctypes.c_char_p
-    wide = b"USE64BITINT" in (config() or b"")
-    integer = ctypes.c_int64 if wide else ctypes.c_int
+    fn, integer = found
     pointer = ctypes.POINTER(ctypes.c_float)
     fn.restype = None
     fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, ctypes.c_float, pointer,

@@ -49,14 +49,12 @@ def _bind(potrf: Any, trtri: Any, wide: bool, source: str) -> Lapack:
 
 
 def _global() -> Lapack | None:
-    try:
-        lib = ctypes.CDLL(None)
-        config = lib.openblas_get_config            # OpenBLAS only: a reference LAPACK's spotrf_ is slow
-        potrf, trtri = lib.spotrf_, lib.strtri_
-    except (AttributeError, OSError):
+    from .openblas_symbols import global_function
+
+    potrf, trtri = global_function("spotrf_"), global_function("strtri_")
+    if potrf is None or trtri is None:
         return None
-    config.restype = ctypes.c_char_p
-    return _bind(potrf, trtri, b"USE64BITINT" in (config() or b""), "global")
+    return _bind(potrf[0], trtri[0], potrf[1] is ctypes.c_int64, "global")
 
 
 def _numpy_bundled() -> Lapack | None:

@@ -22,14 +22,12 @@ ROW_MAJOR, UPPER, TRANS = 101, 121, 112     # cblas enums
 @lru_cache(maxsize=1)
 def _ssyrk() -> Any:
     """The global `cblas_ssyrk` with its argument types (int width from the library's build), or None."""
-    try:
-        lib = ctypes.CDLL(None)
-        fn, config = lib.cblas_ssyrk, lib.openblas_get_config
-    except (AttributeError, OSError):
+    from .openblas_symbols import global_function
+
+    found = global_function("cblas_ssyrk")
+    if found is None:
         return None
-    config.restype = ctypes.c_char_p
-    wide = b"USE64BITINT" in (config() or b"")
-    integer = ctypes.c_int64 if wide else ctypes.c_int
+    fn, integer = found
     pointer = ctypes.POINTER(ctypes.c_float)
     fn.restype = None
     fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, ctypes.c_float, pointer, integer,

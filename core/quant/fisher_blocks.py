@@ -28,6 +28,7 @@ from typing import Any
 
 from .hessians import FisherHessians
 from .host_activations import swapped
+from .replay import module_stand_in
 
 
 class Unsupported(Exception):
@@ -69,25 +70,15 @@ def blocks_of(body: Any, paths: list[str]) -> list[list[str]]:
 
 def _tap_class() -> Any:
     import mlx.core as mx
-    import mlx.nn as nn
 
-    class Tap(nn.Module):
+    class Tap(module_stand_in()):
         """Stands in for block i: "run" keeps its input, call arguments and output; "given" hands back
         `state["given"][i]` whatever its input (the first block also keeps what it was fed in `state["first"]`)."""
 
         def __init__(self, inner: Any, i: int, state: dict[str, Any]) -> None:
-            super().__init__()
-            self.inner = inner
+            super().__init__(inner)
             object.__setattr__(self, "i", i)
             object.__setattr__(self, "cap", state)
-
-        def __getattr__(self, name: str) -> Any:      # the body reads block attributes (use_sliding...)
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                if "inner" not in self:
-                    raise
-                return getattr(self["inner"], name)
 
         def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
             st, i = self.cap, self.i

@@ -36,6 +36,7 @@ from .hessians import HRegistry
 from .host_activations import swapped
 from .inventory import is_float_only
 from .plan import Plan
+from .replay import module_stand_in
 from .rounding import DAMP, INNER, gptq, quantized_arrays
 from .rounding_device import gptq_on_device, on_accelerator
 
@@ -76,26 +77,17 @@ class Stop(Exception):
 def _module_classes() -> tuple[Any, Any]:
     import mlx.nn as nn
 
-    class Tap(nn.Module):
+    class Tap(module_stand_in()):
         """Stands in for a block during the capture pass: records its call, then runs it (mode "run")
         or hands its input on unchanged ("skip"); "probe": runs the first block and picks one of the two."""
 
         def __init__(self, inner: Any, keep_input: bool, last: bool) -> None:
-            super().__init__()
-            self.inner = inner
+            super().__init__(inner)
             object.__setattr__(self, "calls", [])
             object.__setattr__(self, "inputs", [])
             object.__setattr__(self, "keep_input", keep_input)
             object.__setattr__(self, "last", last)
             object.__setattr__(self, "cap", {"mode": "probe", "stop": False, "work": None})
-
-        def __getattr__(self, name: str) -> Any:   # the model reads block attributes (use_sliding...)
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                if "inner" not in self:
-                    raise
-                return getattr(self["inner"], name)
 
         def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
             st = self.cap

@@ -7,6 +7,7 @@ hidden state (streamed.py). Stand-ins look like the block they replace (attribut
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 
@@ -18,6 +19,29 @@ class StandIn:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.layer, name)
+
+
+@lru_cache(maxsize=1)
+def module_stand_in() -> Any:
+    """An mlx.nn.Module base for stand-ins that must stay modules (capture passes that walk parameters): it
+    holds the block as its child `inner`, and attributes the model reads on a block (use_sliding...) pass
+    through to it."""
+    import mlx.nn as nn
+
+    class ModuleStandIn(nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                if "inner" not in self:
+                    raise
+                return getattr(self["inner"], name)
+
+    return ModuleStandIn
 
 
 class Recorder(StandIn):
