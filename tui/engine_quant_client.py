@@ -67,17 +67,18 @@ class EngineQuantClient:
         return _from_info(_inspect(Path(path).expanduser()))
 
     def preflight(self, model: ModelChoice, request: QuantRequest) -> Preflight:
+        from temper.core.accel.compute import on_cpu_backend
         from temper.core.quant.memory_rule import pass_memory
+        from temper.core.quant.time_rule import likely_seconds
 
         memory = pass_memory(Path(model.path))      # the core's own rule: it streams exactly when this says so
         free, needed, streamed = memory.free_bytes, memory.needed_bytes, memory.streamed
-        # Rough: reference forward over the calibration tokens once per candidate per tensor on a
-        # CPU-class machine (~2 GFLOP/s effective), fast estimate for most of them.
+        # the core's time rule (time_rule.py): None on a GPU, where it has no measured figure
         tokens = request.samples * request.seq_len
-        fast = resolved_sensitivity_mode(request.sensitivity_mode) == "fast"
-        # the fast estimate is one forward+backward per chunk whatever the candidates; exact work grows with them
-        passes = 4 if fast else 2 + len(request.candidates()) * 3
-        eta = 2.0 * model.params * tokens * passes / 2e9 + model.size_bytes / 200e6
+        exact = resolved_sensitivity_mode(request.sensitivity_mode) != "fast"
+        held_out = min(request.samples, 16) * request.seq_len if request.evaluate else 0
+        eta = likely_seconds(model.params, tokens, held_out, exact_candidates=len(request.candidates()) if exact else 0,
+                             on_cpu=on_cpu_backend())
         return Preflight(free, needed, streamed, eta)
 
     def float_copy_of(self, model: ModelChoice) -> str | None:

@@ -43,7 +43,7 @@ class Preflight:
     free_bytes: int
     needed_bytes: int
     streamed: bool
-    eta_s: float
+    eta_s: float | None      # None: no rule for this backend (core/quant/time_rule.py)
 
     def summary(self) -> str:
         how = "streamed layer by layer" if self.streamed else "fits in memory"

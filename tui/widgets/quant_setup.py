@@ -183,7 +183,9 @@ def model_facts(model: ModelChoice, preflight, float_copy: str | None = None) ->
     return (f"[b]{model.name}[/b]  {model.arch}, {model.params:,} parameters, "
             f"{human_bytes(model.size_bytes)} on disk\n"
             f"Machine: {human_bytes(preflight.free_bytes)} free. Pass {preflight.summary().split(':')[0]}"
-            f" (needs ~{human_bytes(preflight.needed_bytes)}); likely {human_duration(preflight.eta_s)}.")
+            f" (needs ~{human_bytes(preflight.needed_bytes)}); "
+            + (f"likely {human_duration(preflight.eta_s)}." if preflight.eta_s is not None
+               else "time shown as it runs."))
 
 
 class GoalStep(StepBase):
