@@ -18,7 +18,6 @@ and every pip-installed NumPy ships an OpenBLAS, so they are always within reach
 from __future__ import annotations
 
 import ctypes
-import glob
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,18 +57,21 @@ def _global() -> Lapack | None:
 
 
 def _numpy_bundled() -> Lapack | None:
-    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
+    from .numpy_blas import numpy_openblas
+
+    path = numpy_openblas()
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix, suffix, wide in _NUMPY_NAMES:
         try:
-            lib = ctypes.CDLL(path)
-        except OSError:
+            potrf, trtri = getattr(lib, f"{prefix}spotrf{suffix}"), getattr(lib, f"{prefix}strtri{suffix}")
+        except AttributeError:
             continue
-        for prefix, suffix, wide in _NUMPY_NAMES:
-            try:
-                potrf, trtri = getattr(lib, f"{prefix}spotrf{suffix}"), getattr(lib, f"{prefix}strtri{suffix}")
-            except AttributeError:
-                continue
-            return _bind(potrf, trtri, wide, os.path.basename(path))
+        return _bind(potrf, trtri, wide, os.path.basename(path))
     return None
 
 

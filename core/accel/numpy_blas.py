@@ -11,28 +11,30 @@ the preloaded OpenBLAS, which MLX and syrk.py / gemm.py use, keeps its threads.
 from __future__ import annotations
 
 import ctypes
+import os
 from functools import lru_cache
 
 SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_")
 
 
-def _numpy_openblas() -> str | None:
-    """The path of NumPy's bundled OpenBLAS as mapped in this process, or None (another build of NumPy)."""
+def numpy_openblas() -> str | None:
+    """The path of NumPy's bundled OpenBLAS as mapped in this process (numpy.libs/libscipy_openblas*.so; NumPy
+    1.26's libopenblas64_p*.so), or None (a NumPy on Accelerate or a system BLAS). lapack.py calls it too."""
+    import numpy  # noqa: F401  (maps its BLAS)
+
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line and "/" in line}
     except OSError:
         return None
-    ours = sorted(p for p in paths if "numpy" in p and "scipy_openblas" in p)
+    ours = sorted(p for p in paths if "numpy" in p and "openblas" in os.path.basename(p))
     return ours[0] if ours else None
 
 
 @lru_cache(maxsize=1)
 def single_threaded() -> bool:
     """Set NumPy's bundled OpenBLAS to one thread (once per process); whether it could be."""
-    import numpy  # noqa: F401  (maps its BLAS)
-
-    path = _numpy_openblas()
+    path = numpy_openblas()
     if path is None:
         return False
     try:

@@ -21,7 +21,7 @@ def test_the_pool_leaves_numpys_blas_one_thread_and_mlxs_its_own():
     from temper.core.quant.fisher_scoring_np import pool
 
     ensure_fast_blas(quiet=True)
-    path = numpy_blas._numpy_openblas()
+    path = numpy_blas.numpy_openblas()
     if path is None:
         pytest.skip("this NumPy has no bundled scipy-openblas")
     getter = next(n for n in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads")
