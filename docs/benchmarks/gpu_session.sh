@@ -31,7 +31,16 @@ capability() {     # once, when the demo GGUF has arrived
 stamp smol, kernels compiling
 OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
 stamp smol, kernels compiled
-OUT=/tmp/gpu/out/warm bash docs/benchmarks/quantize_gpu.sh /tmp/g2 smol
+OUT=/tmp/gpu/out/warm bash docs/benchmarks/quantize_gpu.sh /tmp/g2 smol &
+warm=$!
+spy=/tmp/site/bin/py-spy      # from .whl (call 2 installs every wheel there): 30 s of the write phase, at 20 Hz
+if [ -x "$spy" ]; then
+  sleep 45                    # past the ~8 s sensitivity phase of a warm run
+  pid=$(pgrep -f '[s]ensitivity_scale.py --child quantize' | head -1)
+  [ -n "$pid" ] && "$spy" record -d 30 -r 20 -p "$pid" -f raw --threads -o /tmp/gpu/out/warm/write-pyspy.txt \
+    > /tmp/gpu/out/warm/pyspy.log 2>&1
+fi
+wait "$warm"
 capability
 stamp e2b
 OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
