@@ -57,21 +57,17 @@ def _global() -> Lapack | None:
 
 
 def _numpy_bundled() -> Lapack | None:
-    from .numpy_blas import numpy_openblas
+    from .numpy_blas import numpy_openblas_library
 
-    path = numpy_openblas()
-    if path is None:
-        return None
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
+    lib = numpy_openblas_library()
+    if lib is None:
         return None
     for prefix, suffix, wide in _NUMPY_NAMES:
         try:
             potrf, trtri = getattr(lib, f"{prefix}spotrf{suffix}"), getattr(lib, f"{prefix}strtri{suffix}")
         except AttributeError:
             continue
-        return _bind(potrf, trtri, wide, os.path.basename(path))
+        return _bind(potrf, trtri, wide, os.path.basename(lib._name))
     return None
 
 

@@ -32,14 +32,22 @@ def numpy_openblas() -> str | None:
 
 
 @lru_cache(maxsize=1)
-def single_threaded() -> bool:
-    """Set NumPy's bundled OpenBLAS to one thread (once per process); whether it could be."""
+def numpy_openblas_library() -> ctypes.CDLL | None:
+    """NumPy's bundled OpenBLAS opened through ctypes (its names as the library has them), or None."""
     path = numpy_openblas()
     if path is None:
-        return False
+        return None
     try:
-        lib = ctypes.CDLL(path)
+        return ctypes.CDLL(path)
     except OSError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def single_threaded() -> bool:
+    """Set NumPy's bundled OpenBLAS to one thread (once per process); whether it could be."""
+    lib = numpy_openblas_library()
+    if lib is None:
         return False
     for name in SETTERS:
         fn = getattr(lib, name, None)
