@@ -1,12 +1,15 @@
 """GPTQ rounding on the accelerator: the same algorithm as `rounding.gptq`, in MLX on the default device.
 
-On a CPU, `rounding.gptq` (NumPy column loop, MLX products) is the fast form. On a GPU machine the host's
-NumPy pays for every small product of the column loop with a wake-up of all its BLAS threads: the H100 run
-of 2026-12-06 spent ~220 s of a 248 s SmolLM2-shaped quantize there (docs/benchmarks/sensitivity_scale.md).
-Here the weights stay on the device and each 16-column step is one compiled MLX function (the rank-1
-updates inside the step fuse into a few kernels); the products onto the rest of the block and onto the
-later columns are device matmuls. Parameter choice (`choose_params`), the inverse Cholesky factor and
-packing are shared with `rounding`, so both forms choose the same scales and biases; the integers agree up
+On a CPU, `rounding.gptq` (NumPy column loop, BLAS products) is the fast form. On a GPU the weights stay on
+the device. GPTQ's rows never interact: each row is rounded column by column, its own rounding errors spread
+onto its later columns through the upper Cholesky factor U of H⁻¹. So a run of columns (a 128-column block
+with act-order, one group without) is one kernel on CUDA (`column_kernel.py`: a thread per row walks the
+run in registers), and the errors of the run reach the later columns by one device matmul. Elsewhere (Metal,
+or a CUDA kernel that failed to build) each 16-column step is one compiled MLX function whose rank-1
+updates fuse into a few kernels, with products for the rest of the run: ~30 ms a step on an H100
+(2026-12-07: the SmolLM2 write phase took 172 s, six thousand steps of hundreds of small launches each),
+which is why CUDA gets the kernel. Parameter choice (`choose_params`), the inverse Cholesky factor and
+packing are shared with `rounding`, so every form chooses the same scales and biases; the integers agree up
 to float32 ties (tested against `rounding.gptq`).
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import column_kernel
 from .rounding import BLOCK, DAMP, INNER, SHRINKS, choose_params, diag_blocks, inverse_cholesky
 
 
@@ -51,6 +55,35 @@ def _step(n: int, bits: int) -> Any:
     return mx.compile(step)
 
 
+def _steps(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
+    """A run of columns by compiled 16-column steps, each step's errors onto the run's rest by a matmul."""
+    import mlx.core as mx
+
+    n = w.shape[0]
+    qs, errs = [], []
+    for j1 in range(0, n, INNER):
+        j2 = j1 + INNER
+        q, e = _step(INNER, bits)(w[:INNER], s[j1:j2], b[j1:j2], u[j1:j2, j1:j2])
+        qs.append(q.astype(mx.uint8))
+        errs.append(e)
+        w = w[INNER:]
+        if j2 < n:
+            w = w - u[j1:j2, j2:].T @ e
+    return mx.concatenate(qs), mx.concatenate(errs)
+
+
+def round_run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
+    """Columns `w` (n, rows) rounded in order on per-column scales and biases `s`, `b` (n, rows), each column's
+    error (divided by U's diagonal) spread onto the later ones through `u` (n, n). Returns (q uint8 (n, rows),
+    errors float32 (n, rows)), lazily: by the CUDA kernel where it builds, else by compiled 16-column steps."""
+    out = column_kernel.run(w, s, b, u, bits)
+    if out is not None:
+        return out
+    if w.shape[0] % INNER:
+        raise ValueError(f"a run of {w.shape[0]} columns: the step form needs whole {INNER}-column steps")
+    return _steps(w, s, b, u, bits)
+
+
 def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *, clip: bool = True,
                    act_order: bool = False, damp: float = DAMP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rounding.gptq` with the column loop on MLX's default device. Same arguments and results:
@@ -60,7 +93,7 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dty
     w = np.array(w, dtype=np.float32)
     h = np.array(h, dtype=np.float32)
     rows, cols = w.shape
-    if group_size % INNER or cols % group_size:
+    if cols % group_size or (group_size % INNER and not column_kernel.available()):
         raise ValueError(f"group size {group_size} with {cols} columns: the device form needs whole 16-column steps")
     dead = np.diag(h) <= 0
     h[dead, dead] = 1.0
@@ -80,40 +113,36 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dty
     else:
         st = np.empty((groups, rows), dtype=np.float32)
         bt = np.empty_like(st)
-    u_np = inverse_cholesky(h, damp)
-    u = mx.array(u_np)
+    u = mx.array(inverse_cholesky(h, damp))
     rest = mx.array(np.ascontiguousarray(w.T))                            # (cols, rows): columns not yet rounded
     q_parts: list[Any] = []
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
         inner = rest[: i2 - i1]                                           # this block, errors of earlier blocks in
         later = rest[i2 - i1:]
-        errs: list[Any] = []
-        for j1 in range(i1, i2, INNER):
-            j2 = j1 + INNER
-            if not act_order and j1 % group_size == 0:                    # a new group: choose from updated weights
-                g = j1 // group_size
-                wg = np.array(inner[: group_size]).T                      # (rows, gs)
-                hb = h[j1:j1 + group_size, j1:j1 + group_size][None]
-                s_g, b_g = choose_params(wg, hb, bits, group_size, dtype, shrinks)
+        if act_order:                                                     # static groups: the block is one run
+            q, e = round_run(inner, s_cols[i1:i2], b_cols[i1:i2], u[i1:i2, i1:i2], bits)
+            q_parts.append(q)
+            errs = [e]
+        else:                                                             # a run per group, its parameters
+            errs = []                                                     # chosen from the updated weights
+            for j1 in range(i1, i2, group_size):
+                j2, g = j1 + group_size, j1 // group_size
+                hb = h[j1:j2, j1:j2][None]
+                s_g, b_g = choose_params(np.array(inner[:group_size]).T, hb, bits, group_size, dtype, shrinks)
                 st[g], bt[g] = s_g[:, 0], b_g[:, 0]
-                s_grp = mx.broadcast_to(mx.array(st[g])[None], (group_size, rows))
-                b_grp = mx.broadcast_to(mx.array(bt[g])[None], (group_size, rows))
-            if act_order:
-                s_c, b_c = s_cols[j1:j2], b_cols[j1:j2]
-            else:
-                off = j1 % group_size
-                s_c, b_c = s_grp[off:off + INNER], b_grp[off:off + INNER]
-            q, e = _step(INNER, bits)(inner[:INNER], s_c, b_c, u[j1:j2, j1:j2])
-            q_parts.append(q.astype(mx.uint8))
-            errs.append(e)
-            inner = inner[INNER:]
-            if j2 < i2:                                                   # this step's errors onto the block's rest
-                inner = inner - u[j1:j2, j2:i2].T @ e
+                shape = (group_size, rows)
+                q, e = round_run(inner[:group_size], mx.broadcast_to(mx.array(st[g])[None], shape),
+                                 mx.broadcast_to(mx.array(bt[g])[None], shape), u[j1:j2, j1:j2], bits)
+                q_parts.append(q)
+                errs.append(e)
+                inner = inner[group_size:]
+                if j2 < i2:                                               # this group's errors onto the block's rest
+                    inner = inner - u[j1:j2, j2:i2].T @ e
         if i2 < cols:                                                     # the block's errors onto later columns
-            later = later - u[i1:i2, i2:].T @ mx.concatenate(errs)
+            later = later - u[i1:i2, i2:].T @ (errs[0] if len(errs) == 1 else mx.concatenate(errs))
         rest = later
-        mx.eval(rest, *q_parts[-(i2 - i1) // INNER:])
+        mx.eval(rest, *q_parts[-len(errs):])
     q_all = np.array(mx.concatenate(q_parts).T)                           # (rows, cols), permuted order
     if perm is not None:
         q_all = q_all[:, np.argsort(perm)]

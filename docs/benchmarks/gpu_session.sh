@@ -7,7 +7,8 @@
 #
 #   setsid nohup bash docs/benchmarks/gpu_session.sh > /tmp/gpu/session.log 2>&1 &
 #
-# Order (session 8's lesson: a row beside another is no time): SmolLM2 alone with MLX-CUDA's kernels compiling
+# Order (session 8's lesson: a row beside another is no time): GPTQ's column-loop forms side by side
+# (gptq_forms.py: NumPy, MLX steps, the CUDA kernel; a minute), SmolLM2 alone with MLX-CUDA's kernels compiling
 # (into MLX_PTX_CACHE_DIR, default /tmp/mlx/<version>/ptx: bring it back, later sessions carry it), SmolLM2 again
 # for its time, issue 14's capability evals (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is
 # there, the gemma4 E2B shape alone (issue 11's memory row), the Llama-3-8B shape, issue 11's real-model quality
@@ -28,6 +29,8 @@ capability() {     # once, when the demo GGUF has arrived
   stamp capability
   bash docs/benchmarks/capability_gpu.sh /root/stash/demo.gguf /tmp/gpu/out 256
 }
+stamp gptq forms
+python3 docs/benchmarks/gptq_forms.py --big 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
 stamp smol, kernels compiling
 OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
 stamp smol, kernels compiled

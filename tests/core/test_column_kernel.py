@@ -1,0 +1,98 @@
+"""The CUDA column kernel (`column_kernel`): what it computes, and what happens where it cannot run.
+
+The kernel itself runs only on MLX's CUDA backend (the last test, skipped elsewhere: docs/benchmarks/
+gptq_forms.py runs the same comparison on the device machine). Here: a NumPy transcription of its source,
+thread by thread, matches the step form it replaces, and a kernel that fails to build hands the run to the
+step form instead of failing the quantize."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _run_problem(n: int, rows: int, bits: int, seed: int):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n, rows)).astype(np.float32)
+    s = rng.uniform(0.2, 0.5, (n, rows)).astype(np.float32)
+    b = (-s * (2 ** bits - 1) / 2).astype(np.float32)
+    x = rng.standard_normal((4 * n, n)).astype(np.float32)
+    h = x.T @ x + np.eye(n, dtype=np.float32)
+    u = np.linalg.cholesky(np.linalg.inv(h.astype(np.float64))[::-1, ::-1])[::-1, ::-1].T.astype(np.float32)
+    return w, s, b, np.ascontiguousarray(u)
+
+
+def _transcribed(w, s, b, u, bits):
+    """column_kernel.SOURCE, every row at once (a row is one thread)."""
+    n, rows = w.shape
+    acc = w.copy()
+    q = np.empty((n, rows), np.uint8)
+    e = np.empty((n, rows), np.float32)
+    for k in range(n):
+        x = acc[k]
+        qk = np.minimum(np.maximum(np.rint((x - b[k]) / s[k]), 0.0), 2 ** bits - 1).astype(np.float32)
+        e[k] = (x - (s[k] * qk + b[k])) / u[k, k]
+        q[k] = qk
+        for m in range(k + 1, n):
+            acc[m] -= u[k, m] * e[k]
+    return q, e
+
+
+def test_kernel_source_computes_what_the_step_form_does(engine):
+    def run(ctx):
+        import mlx.core as mx
+        from temper.core.quant.rounding_device import _steps
+
+        w, s, b, u = _run_problem(64, 40, 3, seed=1)
+        q, e = _steps(*(mx.array(a) for a in (w, s, b, u)), 3)
+        return (w, s, b, u), np.array(q), np.array(e)
+
+    (w, s, b, u), q_steps, e_steps = engine.run(run)
+    q, e = _transcribed(w, s, b, u, 3)
+    assert np.mean(q == q_steps) > 0.995
+    assert np.allclose(e, e_steps, atol=1e-3 * float(np.abs(e).max()))
+
+
+def test_a_kernel_that_fails_hands_the_run_to_the_step_form(engine, monkeypatch):
+    from temper.core.quant import column_kernel
+
+    monkeypatch.setattr(column_kernel, "available",
+                        lambda: column_kernel.failure is None)       # as on CUDA; the CPU then refuses it
+
+    def run(ctx):
+        import mlx.core as mx
+        from temper.core.quant.rounding_device import _steps, round_run
+
+        arrays = [mx.array(a) for a in _run_problem(32, 24, 4, seed=2)]
+        got = round_run(*arrays, 4)
+        want = _steps(*arrays, 4)
+        return np.array(got[0]), np.array(want[0])
+
+    try:
+        got, want = engine.run(run)
+        assert column_kernel.failure is not None and len(column_kernel.failure) <= 200
+        assert np.array_equal(got, want)
+    finally:
+        column_kernel.failure = None
+
+
+def test_kernel_equals_step_form_on_cuda(engine):
+    def run(ctx):
+        import mlx.core as mx
+        from temper.core.quant import column_kernel
+        from temper.core.quant.rounding_device import _steps
+
+        if not column_kernel.available():
+            return None
+        arrays = [mx.array(a) for a in _run_problem(128, 300, 4, seed=3)]
+        got = column_kernel.run(*arrays, 4)
+        assert got is not None, column_kernel.failure
+        want = _steps(*arrays, 4)
+        return [np.array(a) for a in (*got, *want)]
+
+    out = engine.run(run)
+    if out is None:
+        pytest.skip("the kernel runs only on MLX's CUDA backend")
+    q, e, q_steps, e_steps = out
+    assert np.mean(q == q_steps) > 0.995
+    assert np.allclose(e, e_steps, atol=1e-3 * float(np.abs(e_steps).max()))
