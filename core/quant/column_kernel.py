@@ -1,4 +1,4 @@
-"""GPTQ's column loop as one CUDA kernel per run of columns (MLX `mx.fast.cuda_kernel`).
+"""GPTQ's column loop as one GPU kernel per run of columns (MLX `mx.fast.cuda_kernel` / `metal_kernel`).
 
 GPTQ never mixes rows: row r's columns are rounded in order, and each rounding error e (divided by U's
 diagonal) moves r's later columns by -U[k, m]·e. So one thread per row can walk a whole run of N columns
@@ -7,10 +7,11 @@ diagonal) moves r's later columns by -U[k, m]·e. So one thread per row can walk
 (rounding_device._steps) makes hundreds of small ones per 16 columns. It writes the integers and the
 errors; the caller moves the errors onto the later columns with one matmul.
 
-Only on MLX's CUDA backend. `TEMPER_GPTQ_KERNEL=0` turns it off (the step form then runs: the benchmark's A/B).
-If the kernel fails to build or run the first time a (N, bits) pair is used, it is turned off for the
-process and `failure` says why; the step form takes over, so a driver or compiler quirk costs time, never a
-result.
+On MLX's CUDA and Metal backends, the same body in each dialect. Before its first use in a process the kernel
+is checked against the step form on a small fixed problem (`_self_check`), and each new (N, bits) is built
+and run at once: if either fails, the kernel is off for the process and `failure` says why; the step form
+takes over, so a compiler or driver quirk costs time, never a wrong result. `TEMPER_GPTQ_KERNEL=0` turns it
+off (the benchmark's A/B: docs/benchmarks/gptq_forms.py).
 """
 
 from __future__ import annotations
@@ -19,65 +20,119 @@ import os
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 ENV = "TEMPER_GPTQ_KERNEL"
 MAX_RUN = 256                 # columns a thread holds (its local array)
-THREADS = 128                 # threads per CUDA block: small row counts still spread over several SMs
+THREADS = 128                 # threads per group: small row counts still spread over several cores
 
-SOURCE = """
+_BODY = """
     const int rows = wt_shape[1];
-    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    const int r = {row};
     if (r >= rows) return;
     float acc[N];
     for (int k = 0; k < N; ++k) acc[k] = wt[k * rows + r];
-    for (int k = 0; k < N; ++k) {
+    for (int k = 0; k < N; ++k) {{
         const float x = acc[k];
         const float sk = sc[k * rows + r];
         const float bk = bi[k * rows + r];
-        const float q = fminf(fmaxf(rintf((x - bk) / sk), 0.0f), (float)TOP);
+        const float q = {clamp}({rint}((x - bk) / sk), 0.0f, (float)TOP);
         const float e = (x - (sk * q + bk)) / uf[k * N + k];
         q_out[k * rows + r] = (uint8_t)q;
         e_out[k * rows + r] = e;
         for (int m = k + 1; m < N; ++m) acc[m] -= uf[k * N + m] * e;
-    }
+    }}
 """
+SOURCE = {
+    "cuda": _BODY.format(row="blockIdx.x * blockDim.x + threadIdx.x", clamp="clampf", rint="rintf"),
+    "metal": _BODY.format(row="(int)thread_position_in_grid.x", clamp="metal::clamp", rint="metal::rint"),
+}
+HEADER = {"cuda": "__device__ inline float clampf(float x, float lo, float hi) { return fminf(fmaxf(x, lo), hi); }\n",
+          "metal": ""}
 
 failure: str | None = None    # why the kernel was turned off in this process, if it was
 _checked: set[tuple[int, int]] = set()
 
 
+def backend() -> str | None:
+    """'cuda' or 'metal' where MLX's default device is that GPU, else None."""
+    import mlx.core as mx
+
+    if mx.default_device().type != mx.gpu:
+        return None
+    for name in ("cuda", "metal"):
+        module = getattr(mx, name, None)
+        if module is not None and module.is_available():
+            return name
+    return None
+
+
 def available() -> bool:
-    """Whether runs go through the kernel: MLX's default device is a CUDA GPU, not turned off, not failed."""
+    """Whether runs go through the kernel: a CUDA or Metal default device, not turned off, not failed."""
     if failure is not None or os.environ.get(ENV, "") == "0":
         return False
+    return backend() is not None
+
+
+@lru_cache(maxsize=2)
+def _kernel(name: str) -> Any:
     import mlx.core as mx
 
-    try:
-        return mx.default_device().type == mx.gpu and bool(mx.cuda.is_available())
-    except AttributeError:    # an MLX without the cuda module
-        return False
+    make = mx.fast.cuda_kernel if name == "cuda" else mx.fast.metal_kernel
+    return make(name="temper_gptq_run", input_names=["wt", "sc", "bi", "uf"], output_names=["q_out", "e_out"],
+                source=SOURCE[name], header=HEADER[name])
 
 
-@lru_cache(maxsize=1)
-def _kernel() -> Any:
+def _launch(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
     import mlx.core as mx
 
-    return mx.fast.cuda_kernel(name="temper_gptq_run", input_names=["wt", "sc", "bi", "uf"],
-                               output_names=["q_out", "e_out"], source=SOURCE)
+    n, rows = w.shape
+    kernel = _kernel(backend() or "cuda")
+    return kernel(inputs=[w, s, b, u], template=[("N", n), ("TOP", 2 ** bits - 1)], grid=(rows, 1, 1),
+                  threadgroup=(THREADS, 1, 1), output_shapes=[(n, rows), (n, rows)],
+                  output_dtypes=[mx.uint8, mx.float32])
+
+
+def problem(n: int, rows: int, bits: int, seed: int) -> tuple[np.ndarray, ...]:
+    """A run of random columns (w, s, b, u as float32 NumPy: (n, rows) ×3, (n, n)) on a grid that fits them."""
+    from .rounding import inverse_cholesky
+
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n, rows)).astype(np.float32)
+    s = rng.uniform(0.2, 0.5, (n, rows)).astype(np.float32)
+    b = (-s * (2 ** bits - 1) / 2).astype(np.float32)
+    x = rng.standard_normal((4 * n, n)).astype(np.float32)
+    return w, s, b, inverse_cholesky(x.T @ x, 0.01)
+
+
+def _self_check() -> None:
+    """Raise unless the kernel gives the step form's integers (up to float32 ties) and errors on a fixed run."""
+    import mlx.core as mx
+
+    from .rounding_device import _steps
+
+    arrays = [mx.array(a) for a in problem(32, 96, 4, seed=0)]
+    q, e = _launch(*arrays, 4)
+    q_ref, e_ref = _steps(*arrays, 4)
+    same = float(mx.mean(q == q_ref).item())
+    gap = float(mx.max(mx.abs(e - e_ref)).item())
+    if same < 0.99 or not gap <= 1e-3 * float(mx.max(mx.abs(e_ref)).item()):
+        raise RuntimeError(f"kernel disagrees with the step form ({same:.3f} of integers equal, error gap {gap:.2g})")
 
 
 def run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any] | None:
     """(q uint8 (n, rows), errors float32 (n, rows)) for the run `w` (n, rows) on scales / biases `s`, `b`
     (n, rows) and U's block `u` (n, n), all float32 MLX arrays; None where the kernel does not run."""
     global failure
-    n, rows = w.shape
+    n, _rows = w.shape
     if n > MAX_RUN or not available():
         return None
     import mlx.core as mx
 
     try:
-        q, e = _kernel()(inputs=[w, s, b, u], template=[("N", n), ("TOP", 2 ** bits - 1)],
-                         grid=(rows, 1, 1), threadgroup=(THREADS, 1, 1),
-                         output_shapes=[(n, rows), (n, rows)], output_dtypes=[mx.uint8, mx.float32])
+        if not _checked:
+            _self_check()
+        q, e = _launch(w, s, b, u, bits)
         if (n, bits) not in _checked:           # build and run it now, where a failure can still be caught
             mx.eval(q, e)
             _checked.add((n, bits))

@@ -12,14 +12,9 @@ import pytest
 
 
 def _run_problem(n: int, rows: int, bits: int, seed: int):
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((n, rows)).astype(np.float32)
-    s = rng.uniform(0.2, 0.5, (n, rows)).astype(np.float32)
-    b = (-s * (2 ** bits - 1) / 2).astype(np.float32)
-    x = rng.standard_normal((4 * n, n)).astype(np.float32)
-    h = x.T @ x + np.eye(n, dtype=np.float32)
-    u = np.linalg.cholesky(np.linalg.inv(h.astype(np.float64))[::-1, ::-1])[::-1, ::-1].T.astype(np.float32)
-    return w, s, b, np.ascontiguousarray(u)
+    from temper.core.quant.column_kernel import problem
+
+    return problem(n, rows, bits, seed)
 
 
 def _transcribed(w, s, b, u, bits):
