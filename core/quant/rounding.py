@@ -354,8 +354,16 @@ def round_to_grid(w: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: i
 def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any]:
     """Clip-searched round-to-nearest of an MLX weight (no H) as MLX's (weight, scales, biases), ROWS_PER_SLICE
     rows at a time: rows are independent, so the result is the whole tensor's, while a 262k-row embedding is
-    never in fp32 (nor its grid temporaries) at once: that took the write phase 0.8 GB over the Fisher pass."""
+    never in fp32 (nor its grid temporaries) at once: that took the write phase 0.8 GB over the Fisher pass.
+    On a GPU the same search runs on the device (clip_search_mx.py)."""
     import mlx.core as mx
+
+    from . import host_math
+
+    if not host_math.active():
+        from . import clip_search_mx
+
+        return clip_search_mx.clip_rounded(weight, bits, group_size)
 
     parts: list[tuple[Any, Any, Any]] = []
     for r in range(0, weight.shape[0], ROWS_PER_SLICE):

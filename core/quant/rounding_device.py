@@ -3,14 +3,14 @@
 On a CPU, `rounding.gptq` (NumPy column loop, BLAS products) is the fast form. On a GPU the weights stay on
 the device. GPTQ's rows never interact: each row is rounded column by column, its own rounding errors spread
 onto its later columns through the upper Cholesky factor U of H⁻¹. So a run of columns (a 128-column block
-with act-order, one group without) is one kernel on CUDA (`column_kernel.py`: a thread per row walks the
-run in registers), and the errors of the run reach the later columns by one device matmul. Elsewhere (Metal,
-or a CUDA kernel that failed to build) each 16-column step is one compiled MLX function whose rank-1
-updates fuse into a few kernels, with products for the rest of the run: ~30 ms a step on an H100
-(2026-12-07: the SmolLM2 write phase took 172 s, six thousand steps of hundreds of small launches each),
-which is why CUDA gets the kernel. Parameter choice (`choose_params`), the inverse Cholesky factor and
-packing are shared with `rounding`, so every form chooses the same scales and biases; the integers agree up
-to float32 ties (tested against `rounding.gptq`).
+with act-order, one group without) is one kernel (`column_kernel.py`: a thread per row walks the run in its
+own array; CUDA and Metal), and the run's errors reach the later columns by one device matmul. Where the
+kernel is off or failed its self-check, each 16-column step is one compiled MLX function whose rank-1
+updates fuse into a few kernels, with products for the rest of the run. On an H200 (gptq_forms.py,
+2026-12-07) SmolLM2's 30 blocks took 7.5 s by the kernel, 17.2 s by steps and 17.2 s by the NumPy form.
+Parameter choice (`choose_params`), the inverse Cholesky factor and packing are shared with `rounding`, so
+every form chooses the same scales and biases; the integers agree up to float32 ties (tested against
+`rounding.gptq`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,112 @@
+"""The plain clip search of a weight without activations (rounding.clip_rounded) in MLX, for a GPU.
+
+Embeddings are rounded to nearest with a shrink search of each group's range (squared error, no H). In NumPy
+that is ~10 passes over every weight per shrink on one host core: gemma4 E2B's per-layer input embedding
+(262,144 × 8,960, 2.35 B weights) kept the H200 session of 2026-12-07 waiting minutes on its last tensor.
+Here the same float32 operations run on the device, a row slice at a time, and the integers are packed on
+the device too (`pack`: MLX's little-endian bit stream in uint32 words, as `rounding.pack`), so only the
+packed weights, scales and biases exist at the end. The values are `rounding.choose_params`'s: the same
+operations in the same order (mx.round is np.rint's round-half-to-even; casting through the stored dtype is
+`to_dtype`), only the per-group error sums in another order, so a shrink that ties another to float32
+rounding may be picked either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .rounding import SHRINKS
+
+ROWS_PER_SLICE = 4096          # a slice of a 262k-row table (E2B per-layer input: 147 MB in float32); the
+#                                error of each shrink is one compiled kernel, so few temporaries of that size
+
+
+def minmax_params(wg: Any, bits: int) -> tuple[Any, Any]:
+    """rounding.minmax_params on an MLX (…, groups, gs) float32 array."""
+    import mlx.core as mx
+
+    nb = 2 ** bits - 1
+    hi, lo = wg.max(-1), wg.min(-1)
+    low_edge = mx.abs(lo) > mx.abs(hi)
+    s = mx.maximum((hi - lo) / nb, 1e-7)
+    s = mx.where(low_edge, s, -s)
+    edge = mx.where(low_edge, lo, hi)
+    q0 = mx.round(edge / s)
+    s = mx.where(q0 != 0, edge / mx.where(q0 != 0, q0, 1), s)
+    b = mx.where(q0 == 0, 0.0, edge)
+    return s, b
+
+
+def _grid(wg: Any, s: Any, b: Any, bits: int) -> Any:
+    import mlx.core as mx
+
+    return mx.clip(mx.round((wg - b[..., None]) / s[..., None]), 0, 2 ** bits - 1)
+
+
+_ERR: dict[int, Any] = {}
+
+
+def _err(bits: int) -> Any:
+    """Compiled: squared error per group of rounding (rows, groups, gs) weights to the grid of (s, b)."""
+    import mlx.core as mx
+
+    if bits not in _ERR:
+        def err(wg: Any, s: Any, b: Any) -> Any:
+            d = s[..., None] * _grid(wg, s, b, bits) + b[..., None] - wg
+            return (d * d).sum(-1)
+
+        _ERR[bits] = mx.compile(err)
+    return _ERR[bits]
+
+
+def choose(w: Any, bits: int, group_size: int, dtype: Any, shrinks: tuple[float, ...] = SHRINKS) -> tuple[Any, Any]:
+    """Scales and biases (rows, groups), float32 holding `dtype` values, of MLX weights `w` (rows, cols)."""
+    import mlx.core as mx
+
+    rows, cols = w.shape
+    wg = w.astype(mx.float32).reshape(rows, cols // group_size, group_size)
+    s1, b1 = minmax_params(wg, bits)
+    best = None
+    for p in shrinks:
+        s = (s1 * p).astype(dtype).astype(mx.float32)
+        b = (b1 * p).astype(dtype).astype(mx.float32)
+        err = _err(bits)(wg, s, b)
+        if best is None:
+            best = (err, s, b)
+        else:
+            better = err < best[0]
+            best = (mx.where(better, err, best[0]), mx.where(better, s, best[1]), mx.where(better, b, best[2]))
+        mx.eval(*best)
+    assert best is not None
+    return best[1], best[2]
+
+
+def pack(q: Any, bits: int) -> Any:
+    """Integers (rows, cols) → uint32 words (rows, cols·bits/32): bit j of integer i is bit i·bits + j of the
+    row's little-endian stream, as mx.quantize lays them out."""
+    import mlx.core as mx
+
+    rows, cols = q.shape
+    q = q.astype(mx.uint32)
+    planes = (q[..., None] >> mx.arange(bits, dtype=mx.uint32)) & 1                  # (rows, cols, bits)
+    stream = planes.reshape(rows, cols * bits // 32, 32)
+    return (stream << mx.arange(32, dtype=mx.uint32)).sum(-1).astype(mx.uint32)
+
+
+def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any]:
+    """rounding.clip_rounded on the device: (packed weight, scales, biases) in the weight's dtype."""
+    import mlx.core as mx
+
+    dtype = weight.dtype
+    parts = []
+    for r in range(0, weight.shape[0], ROWS_PER_SLICE):
+        w = weight[r:r + ROWS_PER_SLICE].astype(mx.float32)
+        s, b = choose(w, bits, group_size, dtype)
+        rows, cols = w.shape
+        q = _grid(w.reshape(rows, cols // group_size, group_size), s, b, bits).reshape(rows, cols)
+        part = (pack(q, bits), s.astype(dtype), b.astype(dtype))
+        mx.eval(*part)
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(mx.concatenate([p[i] for p in parts], axis=0) for i in range(3))    # type: ignore[return-value]
