@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # One device session's GPU measurements as one background job, so a row may outlast the device tool's
 # 10-minute calls: start it with `setsid` after the MLX-CUDA install, then let each later call print
-# /tmp/gpu/session.log and copy /tmp/gpu/out (the figures) back. Those calls also carry the demo GGUF in two
-# halves (.devc2/g.aa, .devc3/g.ab): the capability and quality rows wait for
+# /tmp/gpu/session.log and copy /tmp/gpu/out (the figures) back. Those calls also carry the demo GGUF in three
+# parts (.devc2/g.aa, .devc3/g.ab, .devc4/g.ac): the capability and quality rows wait for
 # /root/stash/demo.gguf.
 #
 #   setsid nohup bash docs/benchmarks/gpu_session.sh > /tmp/gpu/session.log 2>&1 &
 #
-# Order (session 8's lesson: a row beside another is no time): GPTQ's column-loop forms side by side
-# (gptq_forms.py: NumPy, MLX steps, the CUDA kernel; a minute), SmolLM2 alone with MLX-CUDA's kernels compiling
-# (into MLX_PTX_CACHE_DIR, default /tmp/mlx/<version>/ptx: bring it back, later sessions carry it), SmolLM2 again
-# for its time, issue 14's capability evals (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is
-# there, the gemma4 E2B shape alone (issue 11's memory row), the Llama-3-8B shape, issue 11's real-model quality
-# table (a subset: the rows against mlx-lm). Outputs: /tmp/gpu/out/{cold,warm,e2b,llama8b,...}.
+# Order (session 8's lesson: a row beside another is no time):
+# 1. GPTQ's column-loop forms side by side (gptq_forms.py: NumPy, MLX steps, the column kernel; 30 s);
+# 2. SmolLM2 once to fill MLX-CUDA's kernel cache where none was carried (MLX_PTX_CACHE_DIR, default
+#    /tmp/mlx/<version>/ptx: session 9 brought its cache back as .devc2/ptx.tgz, install.sh unpacks it);
+# 3. SmolLM2 for its time, 25 s of its write phase profiled by py-spy;
+# 4. the gemma4 E2B shape alone (issue 11's memory row); 5. issue 14's capability evals (HumanEval 164, GSM8K 500
+#    on float / 4-bit / 3-bit) once the GGUF is there; 6. the Llama-3-8B shape; 7. issue 11's real-model quality
+#    table (a subset: the rows against mlx-lm). Outputs: /tmp/gpu/out/{cold,warm,e2b,llama8b,...}.
 # Session 6 ran out of budget in the E2B row (GPTQ factor in the reference LAPACK); session 7 got no machine;
-# session 8 ran E2B beside SmolLM2 and timed neither (quantize_gpu.md).
+# session 8 ran E2B beside SmolLM2 and timed neither; session 9 ran 1-5 with E2B stuck on its last tensor.
 set -u
 mkdir -p /tmp/gpu/out/e2b /tmp/gpu/out/cold /tmp/gpu/out/warm /tmp/gpu/out/llama8b /tmp/gpu/tree
 cp -r core cli tui themes profiles docs /tmp/gpu/tree/        # a copy: later calls re-send the working tree
@@ -30,21 +32,22 @@ capability() {     # once, when the demo GGUF has arrived
   bash docs/benchmarks/capability_gpu.sh /root/stash/demo.gguf /tmp/gpu/out 256
 }
 stamp gptq forms
-python3 docs/benchmarks/gptq_forms.py --big 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
-stamp smol, kernels compiling
-OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
-stamp smol, kernels compiled
+python3 docs/benchmarks/gptq_forms.py 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
+if [ -z "$(ls /tmp/mlx/*/ptx 2>/dev/null | head -1)" ]; then
+  stamp smol, kernels compiling
+  OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
+fi
+stamp smol
 OUT=/tmp/gpu/out/warm bash docs/benchmarks/quantize_gpu.sh /tmp/g2 smol &
 warm=$!
-spy=/tmp/site/bin/py-spy      # from .whl (call 2 installs every wheel there): 30 s of the write phase, at 20 Hz
+spy=/tmp/site/bin/py-spy      # from .devc2 (its install.sh): 25 s of the write phase, at 20 Hz
 if [ -x "$spy" ]; then
-  sleep 45                    # past the ~8 s sensitivity phase of a warm run
+  sleep 18                    # past load and the ~7 s sensitivity phase of a warm run (write: ~34 s on the H200)
   pid=$(pgrep -f '[s]ensitivity_scale.py --child quantize' | head -1)
-  [ -n "$pid" ] && "$spy" record -d 30 -r 20 -p "$pid" -f raw --threads -o /tmp/gpu/out/warm/write-pyspy.txt \
+  [ -n "$pid" ] && "$spy" record -d 25 -r 20 -p "$pid" -f raw --threads -o /tmp/gpu/out/warm/write-pyspy.txt \
     > /tmp/gpu/out/warm/pyspy.log 2>&1
 fi
 wait "$warm"
-capability
 stamp e2b
 OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
 capability
