@@ -17,8 +17,11 @@ m=$TEMPER_HOME/data/models/smol-f32
 t quantize "$m" --recipe uniform-4 --dtype bfloat16 -o "$TEMPER_HOME/smol-q4" --no-eval -q
 t quantize "$m" --recipe uniform-3 --dtype bfloat16 -o "$TEMPER_HOME/smol-q3" --no-eval -q
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader | tee "$out/capability_gpu.log"
-# warm-up (kernel compilation), its own cache entries (--limit 4): not in the table
-python3 "$here/capability_models.py" "$m" --tasks humaneval,gsm8k --limit 4 --batch "$batch" >> "$out/capability_gpu.log"
+# warm-up of each model (MLX-CUDA compiles kernels per model kind: the first quantized model of session 9 waited
+# ~60 s per task for its first answer), its own cache entries (--limit 4): not in the table
+for model in "$m" "$TEMPER_HOME/smol-q4" "$TEMPER_HOME/smol-q3"; do
+  python3 "$here/capability_models.py" "$model" --tasks humaneval,gsm8k --limit 4 --batch "$batch" >> "$out/capability_gpu.log"
+done
 for model in "$m" "$TEMPER_HOME/smol-q4" "$TEMPER_HOME/smol-q3"; do
   python3 "$here/capability_models.py" "$model" --tasks humaneval,gsm8k --limit 500 --batch "$batch" \
     | tee -a "$out/capability_gpu.log"
