@@ -15,26 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .rounding import SHRINKS
+from .rounding import SHRINKS, minmax_params
 
 ROWS_PER_SLICE = 4096          # a slice of a 262k-row table (E2B per-layer input: 147 MB in float32); the
 #                                error of each shrink is one compiled kernel, so few temporaries of that size
-
-
-def minmax_params(wg: Any, bits: int) -> tuple[Any, Any]:
-    """rounding.minmax_params on an MLX (…, groups, gs) float32 array."""
-    import mlx.core as mx
-
-    nb = 2 ** bits - 1
-    hi, lo = wg.max(-1), wg.min(-1)
-    low_edge = mx.abs(lo) > mx.abs(hi)
-    s = mx.maximum((hi - lo) / nb, 1e-7)
-    s = mx.where(low_edge, s, -s)
-    edge = mx.where(low_edge, lo, hi)
-    q0 = mx.round(edge / s)
-    s = mx.where(q0 != 0, edge / mx.where(q0 != 0, q0, 1), s)
-    b = mx.where(q0 == 0, 0.0, edge)
-    return s, b
 
 
 def _grid(wg: Any, s: Any, b: Any, bits: int) -> Any:
@@ -65,7 +49,7 @@ def choose(w: Any, bits: int, group_size: int, dtype: Any, shrinks: tuple[float,
 
     rows, cols = w.shape
     wg = w.astype(mx.float32).reshape(rows, cols // group_size, group_size)
-    s1, b1 = minmax_params(wg, bits)
+    s1, b1 = minmax_params(wg, bits, mx)
     best = None
     for p in shrinks:
         s = (s1 * p).astype(dtype).astype(mx.float32)

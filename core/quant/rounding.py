@@ -60,20 +60,23 @@ def to_dtype(x: np.ndarray, dtype: Any) -> np.ndarray:
     return u.view(np.float32)
 
 
-def minmax_params(wg: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+def minmax_params(wg: Any, bits: int, xp: Any = np) -> tuple[Any, Any]:
     """Scale and bias of each group (last axis) as mx.quantize computes them (before the dtype cast):
-    the extreme of larger magnitude lands exactly on the grid."""
+    the extreme of larger magnitude lands exactly on the grid. `xp`: NumPy, or mlx.core for MLX arrays
+    (clip_search_mx.py: the same operations on the device)."""
     nb = 2 ** bits - 1
     hi, lo = wg.max(-1), wg.min(-1)
-    low_edge = np.abs(lo) > np.abs(hi)
-    s = np.maximum((hi - lo) / nb, 1e-7)
-    s = np.where(low_edge, s, -s)
-    edge = np.where(low_edge, lo, hi)
-    q0 = np.rint(edge / s)
+    low_edge = xp.abs(lo) > xp.abs(hi)
+    s = xp.maximum((hi - lo) / nb, 1e-7)
+    s = xp.where(low_edge, s, -s)
+    edge = xp.where(low_edge, lo, hi)
+    q0 = xp.round(edge / s)                       # round half to even, as np.rint
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(q0 != 0, edge / np.where(q0 != 0, q0, 1), s)
-    b = np.where(q0 == 0, 0.0, edge)
-    return s.astype(np.float32), b.astype(np.float32)
+        s = xp.where(q0 != 0, edge / xp.where(q0 != 0, q0, 1), s)
+    b = xp.where(q0 == 0, 0.0, edge)
+    if xp is np:
+        return s.astype(np.float32), b.astype(np.float32)
+    return s, b
 
 
 def grid(wg: np.ndarray, s: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
