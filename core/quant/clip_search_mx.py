@@ -4,7 +4,7 @@ Embeddings are rounded to nearest with a shrink search of each group's range (sq
 that is ~10 passes over every weight per shrink on one host core: gemma4 E2B's per-layer input embedding
 (262,144 × 8,960, 2.35 B weights) kept the H200 session of 2026-12-07 waiting minutes on its last tensor.
 Here the same float32 operations run on the device, a row slice at a time, and the integers are packed on
-the device too (`pack`: MLX's little-endian bit stream in uint32 words, as `rounding.pack`), so only the
+the device too (`packing.pack_mx`: MLX's little-endian bit stream in uint32 words), so only the
 packed weights, scales and biases exist at the end. The values are `rounding.choose_params`'s: the same
 operations in the same order (mx.round is np.rint's round-half-to-even; casting through the stored dtype is
 `to_dtype`), only the per-group error sums in another order, so a shrink that ties another to float32
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .packing import pack_mx
 from .rounding import SHRINKS, minmax_params
 
 ROWS_PER_SLICE = 4096          # a slice of a 262k-row table (E2B per-layer input: 147 MB in float32); the
@@ -65,18 +66,6 @@ def choose(w: Any, bits: int, group_size: int, dtype: Any, shrinks: tuple[float,
     return best[1], best[2]
 
 
-def pack(q: Any, bits: int) -> Any:
-    """Integers (rows, cols) → uint32 words (rows, cols·bits/32): bit j of integer i is bit i·bits + j of the
-    row's little-endian stream, as mx.quantize lays them out."""
-    import mlx.core as mx
-
-    rows, cols = q.shape
-    q = q.astype(mx.uint32)
-    planes = (q[..., None] >> mx.arange(bits, dtype=mx.uint32)) & 1                  # (rows, cols, bits)
-    stream = planes.reshape(rows, cols * bits // 32, 32)
-    return (stream << mx.arange(32, dtype=mx.uint32)).sum(-1).astype(mx.uint32)
-
-
 def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any]:
     """rounding.clip_rounded on the device: (packed weight, scales, biases) in the weight's dtype."""
     import mlx.core as mx
@@ -88,7 +77,7 @@ def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any
         s, b = choose(w, bits, group_size, dtype)
         rows, cols = w.shape
         q = _grid(w.reshape(rows, cols // group_size, group_size), s, b, bits).reshape(rows, cols)
-        part = (pack(q, bits), s.astype(dtype), b.astype(dtype))
+        part = (pack_mx(q, bits), s.astype(dtype), b.astype(dtype))
         mx.eval(*part)
         parts.append(part)
     if len(parts) == 1:

@@ -4,7 +4,7 @@ GPTQ never mixes rows: row r's columns are rounded in order, and each rounding e
 diagonal) moves r's later columns by -U[k, m]·e. So one thread per row can walk a whole run of N columns
 (a 128-column block, or one group) with the run held in its own local array, reading the run's block of U
 (N×N, the same addresses for every thread: broadcast reads). That is one launch where the step form
-(rounding_device._steps) makes hundreds of small ones per 16 columns. It writes the integers and the
+(rounding_device.steps) makes hundreds of small ones per 16 columns. It writes the integers and the
 errors; the caller moves the errors onto the later columns with one matmul.
 
 On MLX's CUDA and Metal backends, the same body in each dialect. Before its first use in a process the kernel
@@ -109,11 +109,11 @@ def _self_check() -> None:
     """Raise unless the kernel gives the step form's integers (up to float32 ties) and errors on a fixed run."""
     import mlx.core as mx
 
-    from .rounding_device import _steps
+    from .rounding_device import steps
 
     arrays = [mx.array(a) for a in problem(32, 96, 4, seed=0)]
     q, e = _launch(*arrays, 4)
-    q_ref, e_ref = _steps(*arrays, 4)
+    q_ref, e_ref = steps(*arrays, 4)
     same = float(mx.mean(q == q_ref).item())
     gap = float(mx.max(mx.abs(e - e_ref)).item())
     if same < 0.99 or not gap <= 1e-3 * float(mx.max(mx.abs(e_ref)).item()):

@@ -35,9 +35,10 @@ from . import host_math
 from .hessians import HRegistry
 from .host_activations import swapped
 from .inventory import is_float_only
+from .packing import quantized_arrays
 from .plan import Plan
 from .replay import module_stand_in
-from .rounding import DAMP, INNER, gptq, quantized_arrays
+from .rounding import DAMP, INNER, gptq
 from .rounding_device import gptq_on_device, on_accelerator
 
 Say = Callable[[str], None]

@@ -19,8 +19,8 @@ one thrashes its threads on a busy machine: a 1536² Cholesky took 10 s in NumPy
   weights are held transposed (columns contiguous). Group parameters are chosen when the loop reaches a
   group, from the error-updated weights, or, with act-order (columns in order of decreasing H diagonal,
   which crosses groups), once up front from the original weights ("static groups").
-- `pack`: the integers packed exactly as `mx.quantize` packs them (a little-endian bit stream in uint32
-  words), so plain `mlx_lm.load` reads the result and `mx.dequantize` gives back s·q + b.
+- packing (packing.py): the integers packed exactly as `mx.quantize` packs them, so plain `mlx_lm.load`
+  reads the result and `mx.dequantize` gives back s·q + b.
 
 Scales and biases are rounded to the stored dtype before any integer is chosen, so the error fed back is
 the error of what is written.
@@ -61,9 +61,8 @@ def to_dtype(x: np.ndarray, dtype: Any) -> np.ndarray:
 
 
 def minmax_params(wg: Any, bits: int, xp: Any = np) -> tuple[Any, Any]:
-    """Scale and bias of each group (last axis) as mx.quantize computes them (before the dtype cast):
-    the extreme of larger magnitude lands exactly on the grid. `xp`: NumPy, or mlx.core for MLX arrays
-    (clip_search_mx.py: the same operations on the device)."""
+    """Scale and bias of each group (last axis) as mx.quantize computes them (before the dtype cast): the extreme
+    of larger magnitude lands exactly on the grid. `xp`: NumPy, or mlx.core (clip_search_mx.py, on the device)."""
     nb = 2 ** bits - 1
     hi, lo = wg.max(-1), wg.min(-1)
     low_edge = xp.abs(lo) > xp.abs(hi)
@@ -357,11 +356,12 @@ def round_to_grid(w: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: i
 def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any]:
     """Clip-searched round-to-nearest of an MLX weight (no H) as MLX's (weight, scales, biases), ROWS_PER_SLICE
     rows at a time: rows are independent, so the result is the whole tensor's, while a 262k-row embedding is
-    never in fp32 (nor its grid temporaries) at once: that took the write phase 0.8 GB over the Fisher pass.
-    On a GPU the same search runs on the device (clip_search_mx.py)."""
+    never in fp32 (nor its grid temporaries) at once: that took the write phase 0.8 GB over the Fisher pass. On a
+    GPU the same search runs on the device (clip_search_mx.py)."""
     import mlx.core as mx
 
     from . import host_math
+    from .packing import quantized_arrays
 
     if not host_math.active():
         from . import clip_search_mx
@@ -378,28 +378,3 @@ def clip_rounded(weight: Any, bits: int, group_size: int) -> tuple[Any, Any, Any
     if len(parts) == 1:
         return parts[0]
     return tuple(mx.concatenate([p[i] for p in parts], axis=0) for i in range(3))    # type: ignore[return-value]
-
-
-def pack(q: Any, bits: int) -> Any:
-    """Integers (rows, cols) → uint32 words (rows, cols·bits/32), laid out as mx.quantize lays them."""
-    import mlx.core as mx
-
-    q_np = np.asarray(q).astype(np.uint8 if bits <= 8 else np.uint16)
-    rows, cols = q_np.shape
-    out = np.empty((rows, cols * bits // 32), dtype=np.uint32)
-    step = max(1, (64 << 20) // max(cols * bits, 1))
-    for r in range(0, rows, step):
-        part = q_np[r:r + step]
-        bitplanes = (part[..., None] >> np.arange(bits, dtype=part.dtype)) & 1
-        packed = np.packbits(bitplanes.reshape(part.shape[0], -1).astype(np.uint8), axis=-1, bitorder="little")
-        out[r:r + step] = packed.view("<u4")
-    return mx.array(out)
-
-
-def quantized_arrays(q: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits: int,
-                     dtype: Any) -> tuple[Any, Any, Any]:
-    """The (weight, scales, biases) triple MLX's QuantizedLinear / QuantizedEmbedding hold."""
-    import mlx.core as mx
-
-    return (pack(q, bits), mx.array(np.asarray(scales, dtype=np.float32)).astype(dtype),
-            mx.array(np.asarray(biases, dtype=np.float32)).astype(dtype))

@@ -55,7 +55,7 @@ def _step(n: int, bits: int) -> Any:
     return mx.compile(step)
 
 
-def _steps(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
+def steps(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
     """A run of columns by compiled 16-column steps, each step's errors onto the run's rest by a matmul."""
     import mlx.core as mx
 
@@ -81,7 +81,7 @@ def round_run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
         return out
     if w.shape[0] % INNER:
         raise ValueError(f"a run of {w.shape[0]} columns: the step form needs whole {INNER}-column steps")
-    return _steps(w, s, b, u, bits)
+    return steps(w, s, b, u, bits)
 
 
 def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *, clip: bool = True,

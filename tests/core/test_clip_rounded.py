@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_row_slices_give_the_whole_tensors_result(engine, monkeypatch) -> None:
-    from temper.core.quant import rounding
+    from temper.core.quant import packing, rounding
 
     def run(ctx):
         import mlx.core as mx
@@ -14,7 +14,7 @@ def test_row_slices_give_the_whole_tensors_result(engine, monkeypatch) -> None:
         weight = (mx.random.normal((300, 128)) * mx.linspace(0.1, 3.0, 128)).astype(mx.bfloat16)
         w = np.array(weight.astype(mx.float32))
         s, b = rounding.choose_params(w, None, 3, 32, weight.dtype)
-        whole = rounding.quantized_arrays(rounding.round_to_grid(w, s, b, 3, 32), s, b, 3, weight.dtype)
+        whole = packing.quantized_arrays(rounding.round_to_grid(w, s, b, 3, 32), s, b, 3, weight.dtype)
         monkeypatch.setattr(rounding, "ROWS_PER_SLICE", 64)             # 5 slices, the last one short
         sliced = rounding.clip_rounded(weight, 3, 32)
         same = [bool(mx.array_equal(x, y).item()) for x, y in zip(whole, sliced, strict=True)]
@@ -30,7 +30,7 @@ def test_row_slices_give_the_whole_tensors_result(engine, monkeypatch) -> None:
 def test_device_form_gives_the_numpy_forms_result(engine, monkeypatch) -> None:
     """clip_search_mx (the GPU form, run here on MLX's CPU device) picks the NumPy form's scales and biases and
     packs the same words, at every width (3, 5 and 6 bits straddle the uint32 words), in row slices."""
-    from temper.core.quant import clip_search_mx, rounding
+    from temper.core.quant import clip_search_mx, packing, rounding
 
     monkeypatch.setattr(clip_search_mx, "ROWS_PER_SLICE", 96)          # 3 slices of 200 rows, the last short
 
@@ -44,7 +44,7 @@ def test_device_form_gives_the_numpy_forms_result(engine, monkeypatch) -> None:
         out = {}
         for bits, gs in ((2, 64), (3, 32), (4, 64), (5, 32), (6, 64), (8, 128)):
             s, b = rounding.choose_params(w, None, bits, gs, weight.dtype)
-            ref = rounding.quantized_arrays(rounding.round_to_grid(w, s, b, bits, gs), s, b, bits, weight.dtype)
+            ref = packing.quantized_arrays(rounding.round_to_grid(w, s, b, bits, gs), s, b, bits, weight.dtype)
             got = clip_search_mx.clip_rounded(weight, bits, gs)
             out[bits] = [float(mx.mean(x == y).item()) for x, y in zip(ref, got, strict=True)]
         return out

@@ -36,10 +36,10 @@ def _transcribed(w, s, b, u, bits):
 def test_kernel_source_computes_what_the_step_form_does(engine):
     def run(ctx):
         import mlx.core as mx
-        from temper.core.quant.rounding_device import _steps
+        from temper.core.quant.rounding_device import steps
 
         w, s, b, u = _run_problem(64, 40, 3, seed=1)
-        q, e = _steps(*(mx.array(a) for a in (w, s, b, u)), 3)
+        q, e = steps(*(mx.array(a) for a in (w, s, b, u)), 3)
         return (w, s, b, u), np.array(q), np.array(e)
 
     (w, s, b, u), q_steps, e_steps = engine.run(run)
@@ -56,11 +56,11 @@ def test_a_kernel_that_fails_hands_the_run_to_the_step_form(engine, monkeypatch)
 
     def run(ctx):
         import mlx.core as mx
-        from temper.core.quant.rounding_device import _steps, round_run
+        from temper.core.quant.rounding_device import round_run, steps
 
         arrays = [mx.array(a) for a in _run_problem(32, 24, 4, seed=2)]
         got = round_run(*arrays, 4)
-        want = _steps(*arrays, 4)
+        want = steps(*arrays, 4)
         return np.array(got[0]), np.array(want[0])
 
     try:
@@ -75,14 +75,14 @@ def test_kernel_equals_step_form_on_cuda(engine):
     def run(ctx):
         import mlx.core as mx
         from temper.core.quant import column_kernel
-        from temper.core.quant.rounding_device import _steps
+        from temper.core.quant.rounding_device import steps
 
         if not column_kernel.available():
             return None
         arrays = [mx.array(a) for a in _run_problem(128, 300, 4, seed=3)]
         got = column_kernel.run(*arrays, 4)
         assert got is not None, column_kernel.failure
-        want = _steps(*arrays, 4)
+        want = steps(*arrays, 4)
         return [np.array(a) for a in (*got, *want)]
 
     out = engine.run(run)

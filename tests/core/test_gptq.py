@@ -29,7 +29,7 @@ def test_pack_lays_integers_out_as_mx_quantize_does(bits, engine):
     def run(ctx):
         import mlx.core as mx
         import numpy as np
-        from temper.core.quant.rounding import pack
+        from temper.core.quant.packing import pack
 
         w = mx.random.normal((8, 128), key=mx.random.key(bits))
         wq, s, b = mx.quantize(w, group_size=32, bits=bits)
