@@ -75,7 +75,8 @@ def steps(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
 def round_run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
     """Columns `w` (n, rows) rounded in order on per-column scales and biases `s`, `b` (n, rows), each column's
     error (divided by U's diagonal) spread onto the later ones through `u` (n, n). Returns (q uint8 (n, rows),
-    errors float32 (n, rows)), lazily: by the CUDA kernel where it builds, else by compiled 16-column steps."""
+    errors float32 (n, rows)), lazily: by the column kernel (CUDA, Metal) where it passed its self-check, else by
+    compiled 16-column steps."""
     out = column_kernel.run(w, s, b, u, bits)
     if out is not None:
         return out

@@ -1,6 +1,6 @@
 """The CUDA column kernel (`column_kernel`): what it computes, and what happens where it cannot run.
 
-The kernel itself runs only on MLX's CUDA backend (the last test, skipped elsewhere: docs/benchmarks/
+The kernel itself runs only on MLX's CUDA and Metal backends (the last test, skipped elsewhere: docs/benchmarks/
 gptq_forms.py runs the same comparison on the device machine). Here: a NumPy transcription of its source,
 thread by thread, matches the step form it replaces, and a kernel that fails to build hands the run to the
 step form instead of failing the quantize."""
@@ -71,7 +71,7 @@ def test_a_kernel_that_fails_hands_the_run_to_the_step_form(engine, monkeypatch)
         column_kernel.failure = None
 
 
-def test_kernel_equals_step_form_on_cuda(engine):
+def test_kernel_equals_step_form_on_a_gpu(engine):
     def run(ctx):
         import mlx.core as mx
         from temper.core.quant import column_kernel
@@ -87,7 +87,7 @@ def test_kernel_equals_step_form_on_cuda(engine):
 
     out = engine.run(run)
     if out is None:
-        pytest.skip("the kernel runs only on MLX's CUDA backend")
+        pytest.skip("the kernel runs only on a GPU backend of MLX (CUDA or Metal)")
     q, e, q_steps, e_steps = out
     assert np.mean(q == q_steps) > 0.995
     assert np.allclose(e, e_steps, atol=1e-3 * float(np.abs(e_steps).max()))
