@@ -1,4 +1,4 @@
-"""The CUDA column kernel (`column_kernel`): what it computes, and what happens where it cannot run.
+"""The GPU column kernel (`column_kernel`): what it computes, and what happens where it cannot run.
 
 The kernel itself runs only on MLX's CUDA and Metal backends (the last test, skipped elsewhere: docs/benchmarks/
 gptq_forms.py runs the same comparison on the device machine). Here: a NumPy transcription of its source,
