@@ -94,6 +94,9 @@ class Engine:
     """Owns the MLX thread. Thread-safe: submit from anywhere, listen from anywhere."""
 
     def __init__(self, name: str = "temper-engine"):
+        from ..accel.kernel_cache import persist
+
+        persist()                # MLX-CUDA's compiled kernels kept across reboots (before any MLX work)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._ids = itertools.count(1)
         self._listeners: list[Listener] = []

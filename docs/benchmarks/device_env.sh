@@ -6,4 +6,7 @@ rm -rf /tmp/shim && mkdir -p /tmp/shim/temper
 for part in core cli tui themes profiles; do [ -d "$tree/$part" ] && ln -s "$tree/$part" "/tmp/shim/temper/$part"; done
 : > /tmp/shim/temper/__init__.py
 export PYTHONPATH=/tmp/site:/tmp/shim PYTHONUNBUFFERED=1
+# MLX's default kernel cache, where install.sh unpacks the carried one (temper would otherwise use ~/.cache/temper)
+MLX_PTX_CACHE_DIR=/tmp/mlx/$(python3 -c 'import importlib.metadata as m; print(m.version("mlx"))')/ptx
+export MLX_PTX_CACHE_DIR
 python3 -c 'import mlx.core as mx, temper.core; print("device env:", mx.default_device(), "temper from", "'"$tree"'")'
