@@ -8,7 +8,7 @@ diagonal) moves r's later columns by -U[k, m]·e. So one thread per row can walk
 errors; the caller moves the errors onto the later columns with one matmul.
 
 On MLX's CUDA and Metal backends, the same body in each dialect. Before its first use in a process the kernel
-is checked against the step form on a small fixed problem (`_self_check`), and each new (N, bits) is built
+is checked against `reference` (its arithmetic in NumPy) on a small fixed problem, and each new (N, bits) is built
 and run at once: if either fails, the kernel is off for the process and `failure` says why; the step form
 takes over, so a compiler or driver quirk costs time, never a wrong result. `TEMPER_GPTQ_KERNEL=0` turns it
 off (the benchmark's A/B: docs/benchmarks/gptq_forms.py).
@@ -105,19 +105,32 @@ def problem(n: int, rows: int, bits: int, seed: int) -> tuple[np.ndarray, ...]:
     return w, s, b, inverse_cholesky(x.T @ x, 0.01)
 
 
+def reference(w: np.ndarray, s: np.ndarray, b: np.ndarray, u: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's arithmetic in NumPy, every row at once (a row is one thread): (q uint8, errors float32)."""
+    n = w.shape[0]
+    acc = np.array(w, dtype=np.float32)
+    q = np.empty(acc.shape, np.uint8)
+    e = np.empty(acc.shape, np.float32)
+    for k in range(n):
+        qk = np.clip(np.rint((acc[k] - b[k]) / s[k]), 0, 2 ** bits - 1).astype(np.float32)
+        e[k] = (acc[k] - (s[k] * qk + b[k])) / u[k, k]
+        q[k] = qk
+        acc[k + 1:] -= u[k, k + 1:, None] * e[k]
+    return q, e
+
+
 def _self_check() -> None:
-    """Raise unless the kernel gives the step form's integers (up to float32 ties) and errors on a fixed run."""
+    """Raise unless the kernel gives `reference`'s integers (up to float32 ties) and errors on a fixed run: NumPy,
+    so the check compiles nothing but the kernel itself."""
     import mlx.core as mx
 
-    from .rounding_device import steps
-
-    arrays = [mx.array(a) for a in problem(32, 96, 4, seed=0)]
-    q, e = _launch(*arrays, 4)
-    q_ref, e_ref = steps(*arrays, 4)
-    same = float(mx.mean(q == q_ref).item())
-    gap = float(mx.max(mx.abs(e - e_ref)).item())
-    if same < 0.99 or not gap <= 1e-3 * float(mx.max(mx.abs(e_ref)).item()):
-        raise RuntimeError(f"kernel disagrees with the step form ({same:.3f} of integers equal, error gap {gap:.2g})")
+    arrays = problem(32, 96, 4, seed=0)
+    q, e = (np.array(a) for a in _launch(*(mx.array(a) for a in arrays), 4))
+    q_ref, e_ref = reference(*arrays, 4)
+    same = float(np.mean(q == q_ref))
+    gap = float(np.max(np.abs(e - e_ref)))
+    if same < 0.99 or not gap <= 1e-3 * float(np.max(np.abs(e_ref))):
+        raise RuntimeError(f"kernel disagrees with its reference ({same:.3f} of integers equal, error gap {gap:.2g})")
 
 
 def run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any] | None:

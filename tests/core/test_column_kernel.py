@@ -1,8 +1,8 @@
 """The GPU column kernel (`column_kernel`): what it computes, and what happens where it cannot run.
 
 The kernel itself runs only on MLX's CUDA and Metal backends (the last test, skipped elsewhere: docs/benchmarks/
-gptq_forms.py runs the same comparison on the device machine). Here: a NumPy transcription of its source,
-thread by thread, matches the step form it replaces, and a kernel that fails to build hands the run to the
+gptq_forms.py runs the same comparison on the device machine). Here: its arithmetic in NumPy (`reference`, what
+the kernel checks itself against), thread by thread, matches the step form it replaces, and a kernel that fails to build hands the run to the
 step form instead of failing the quantize."""
 
 from __future__ import annotations
@@ -17,23 +17,7 @@ def _run_problem(n: int, rows: int, bits: int, seed: int):
     return problem(n, rows, bits, seed)
 
 
-def _transcribed(w, s, b, u, bits):
-    """column_kernel.SOURCE, every row at once (a row is one thread)."""
-    n, rows = w.shape
-    acc = w.copy()
-    q = np.empty((n, rows), np.uint8)
-    e = np.empty((n, rows), np.float32)
-    for k in range(n):
-        x = acc[k]
-        qk = np.minimum(np.maximum(np.rint((x - b[k]) / s[k]), 0.0), 2 ** bits - 1).astype(np.float32)
-        e[k] = (x - (s[k] * qk + b[k])) / u[k, k]
-        q[k] = qk
-        for m in range(k + 1, n):
-            acc[m] -= u[k, m] * e[k]
-    return q, e
-
-
-def test_kernel_source_computes_what_the_step_form_does(engine):
+def test_kernel_arithmetic_is_the_step_forms(engine):
     def run(ctx):
         import mlx.core as mx
         from temper.core.quant.rounding_device import steps
@@ -43,7 +27,9 @@ def test_kernel_source_computes_what_the_step_form_does(engine):
         return (w, s, b, u), np.array(q), np.array(e)
 
     (w, s, b, u), q_steps, e_steps = engine.run(run)
-    q, e = _transcribed(w, s, b, u, 3)
+    from temper.core.quant.column_kernel import reference
+
+    q, e = reference(w, s, b, u, 3)
     assert np.mean(q == q_steps) > 0.995
     assert np.allclose(e, e_steps, atol=1e-3 * float(np.abs(e).max()))
 
