@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QuantError
-from . import host_math
 from .hessians import HRegistry
 from .host_activations import swapped
 from .inventory import is_float_only
@@ -231,7 +230,7 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
         assert c is not None
         dtype = mods[0].weight.dtype
         fn = gptq_on_device if device and c.group_size % INNER == 0 else gptq
-        shared = {"factors": factors} if fn is gptq and factors is not None and host_math.active() else {}
+        shared = {"factors": factors} if factors is not None else {}     # H's order and factor, made once per H
         h_np = None if h is None else np.array(h)      # None: `factors` holds it
         sizes = [m.weight.shape[0] for m in mods]
         ends = np.cumsum(sizes)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import column_kernel
-from .rounding import BLOCK, DAMP, INNER, SHRINKS, choose_params, diag_blocks, inverse_cholesky
+from .rounding import BLOCK, DAMP, INNER, SHRINKS, choose_params, group_blocks, prepared
 
 
 def on_accelerator() -> bool:
@@ -85,28 +85,27 @@ def round_run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
     return steps(w, s, b, u, bits)
 
 
-def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dtype: Any, *, clip: bool = True,
-                   act_order: bool = False, damp: float = DAMP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: int, dtype: Any, *,
+                   clip: bool = True, act_order: bool = False, damp: float = DAMP,
+                   factors: dict[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rounding.gptq` with the column loop on MLX's default device. Same arguments and results:
-    (q uint8 (rows, cols) in the original column order, scales and biases float32 (rows, groups))."""
+    (q uint8 (rows, cols) in the original column order, scales and biases float32 (rows, groups)).
+    `factors`: as `rounding.gptq`'s (what depends on H alone, made once per H), plus the factor on the device."""
     import mlx.core as mx
 
     w = np.array(w, dtype=np.float32)
-    h = np.array(h, dtype=np.float32)
     rows, cols = w.shape
     if cols % group_size or (group_size % INNER and not column_kernel.available()):
         raise ValueError(f"group size {group_size} with {cols} columns: the device form needs whole 16-column steps")
-    dead = np.diag(h) <= 0
-    h[dead, dead] = 1.0
+    cache = {} if factors is None else factors
+    h, dead, perm, _ordered, u_host = prepared(h, act_order, damp, cache)
     w[:, dead] = 0.0
     shrinks = SHRINKS if clip else (1.0,)
     block = max(BLOCK // group_size, 1) * group_size
     groups = cols // group_size
-    perm = None
-    if act_order:
-        scales, biases = choose_params(w, diag_blocks(h, group_size), bits, group_size, dtype, shrinks)
-        perm = np.argsort(-np.diag(h), kind="stable")
-        w, h = w[:, perm], h[np.ix_(perm, perm)]          # one gather (3x faster than two at 6144²)
+    if perm is not None:
+        scales, biases = choose_params(w, group_blocks(cache, group_size), bits, group_size, dtype, shrinks)
+        w = w[:, perm]
         take = mx.array((perm // group_size).astype(np.int32))
         s_cols = mx.array(np.ascontiguousarray(scales.T))[take]           # (cols, rows), permuted order
         b_cols = mx.array(np.ascontiguousarray(biases.T))[take]
@@ -114,7 +113,9 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray, bits: int, group_size: int, dty
     else:
         st = np.empty((groups, rows), dtype=np.float32)
         bt = np.empty_like(st)
-    u = mx.array(inverse_cholesky(h, damp))
+    if ("device", act_order, damp) not in cache:
+        cache[("device", act_order, damp)] = mx.array(u_host)
+    u = cache[("device", act_order, damp)]
     rest = mx.array(np.ascontiguousarray(w.T))                            # (cols, rows): columns not yet rounded
     q_parts: list[Any] = []
     for i1 in range(0, cols, block):

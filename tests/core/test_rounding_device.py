@@ -142,3 +142,31 @@ def test_large_tensors_are_rounded_in_row_slices_with_the_same_result(trained_ti
     assert whole.keys() == sliced.keys()
     for k in whole:
         assert np.mean(whole[k] == sliced[k]) > 0.999, k
+
+
+def test_device_form_factors_each_h_once(engine, monkeypatch):
+    """Linears that share an input but not a width (q at 4 bits, k at 3) are separate calls with one H: given
+    the caller's `factors`, its permutation and inverse Cholesky factor are made once, and each call's result is
+    the one it gives alone."""
+    from temper.core.quant import rounding
+
+    made = []
+    real = rounding.inverse_cholesky
+    monkeypatch.setattr(rounding, "inverse_cholesky", lambda *a, **k: made.append(1) or real(*a, **k))
+
+    def run(ctx):
+        import mlx.core as mx
+        from temper.core.quant.rounding_device import gptq_on_device
+
+        w, h = _problem(32, 256, seed=5)
+        alone = [gptq_on_device(w, h, bits, 64, mx.bfloat16, act_order=True) for bits in (4, 3)]
+        before = len(made)
+        factors: dict = {}
+        shared = [gptq_on_device(w, h if not factors else None, bits, 64, mx.bfloat16, act_order=True,
+                                 factors=factors) for bits in (4, 3)]
+        return alone, shared, len(made) - before
+
+    alone, shared, factorizations = engine.run(run)
+    assert factorizations == 1
+    for a, s in zip(alone, shared, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, s, strict=True))
