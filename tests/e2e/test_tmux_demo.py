@@ -119,8 +119,10 @@ def test_demo_float_copy_quantizes_then_chats_and_benchmarks(tmp_path: Path, dem
         term.send("Enter")
         term.wait_for(_has("already quantized", "press f"), timeout=15)
         term.send("f")
+        # the float copy's own facts (not "Reading the library…", shown while the list refills with the
+        # quantized model still highlighted: an Enter then is refused again, as it should be)
         term.wait_for(lambda lines: not _has("Already quantized")(lines)
-                      and _has("SmolLM2-135M-Instruct-bf16 · llama")(lines), timeout=30)
+                      and _has("SmolLM2-135M-Instruct-bf16  llama,", "Machine:")(lines), timeout=30)
         term.send("Enter")
         term.wait_for(_has("2 · Goal"), timeout=15)
         term.send("Down", "Down", "Down", "Down", "Enter")          # uniform 8-bit
