@@ -23,17 +23,9 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112     # cblas enums
 @lru_cache(maxsize=1)
 def _sgemm() -> Any:
     """The global `cblas_sgemm` with its argument types (int width from the library's build), or None."""
-    from .openblas_symbols import global_function
+    from .openblas_symbols import cblas_function
 
-    found = global_function("cblas_sgemm")
-    if found is None:
-        return None
-    fn, integer = found
-    pointer = ctypes.POINTER(ctypes.c_float)
-    fn.restype = None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, ctypes.c_float, pointer,
-                   integer, pointer, integer, ctypes.c_float, pointer, integer]
-    return fn
+    return cblas_function("cblas_sgemm", "eeeiiifpipifpi")
 
 
 def available() -> bool:

@@ -19,3 +19,18 @@ def global_function(name: str) -> tuple[Any, Any] | None:
     config.restype = ctypes.c_char_p
     wide = b"USE64BITINT" in (config() or b"")
     return fn, ctypes.c_int64 if wide else ctypes.c_int
+
+
+_CODES = {"e": ctypes.c_int, "f": ctypes.c_float, "p": ctypes.POINTER(ctypes.c_float)}
+
+
+def cblas_function(name: str, signature: str) -> Any | None:
+    """A global single-precision CBLAS function typed for ctypes, or None: `signature` spells its arguments, one
+    letter each (e: an enum, i: an integer of the build's width, f: float, p: float pointer); it returns nothing."""
+    found = global_function(name)
+    if found is None:
+        return None
+    fn, integer = found
+    fn.restype = None
+    fn.argtypes = [integer if code == "i" else _CODES[code] for code in signature]
+    return fn

@@ -22,17 +22,9 @@ ROW_MAJOR, UPPER, TRANS = 101, 121, 112     # cblas enums
 @lru_cache(maxsize=1)
 def _ssyrk() -> Any:
     """The global `cblas_ssyrk` with its argument types (int width from the library's build), or None."""
-    from .openblas_symbols import global_function
+    from .openblas_symbols import cblas_function
 
-    found = global_function("cblas_ssyrk")
-    if found is None:
-        return None
-    fn, integer = found
-    pointer = ctypes.POINTER(ctypes.c_float)
-    fn.restype = None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, ctypes.c_float, pointer, integer,
-                   ctypes.c_float, pointer, integer]
-    return fn
+    return cblas_function("cblas_ssyrk", "eeeiifpifpi")
 
 
 def available() -> bool:
