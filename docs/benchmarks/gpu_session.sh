@@ -7,18 +7,18 @@
 #
 #   setsid nohup bash docs/benchmarks/gpu_session.sh > /tmp/gpu/session.log 2>&1 &
 #
-# Order (session 8's lesson: a row beside another is no time):
-# 1. GPTQ's column-loop forms side by side (gptq_forms.py: NumPy, MLX steps, the column kernel; 30 s);
-# 2. SmolLM2 once to fill MLX-CUDA's kernel cache where none was carried (MLX_PTX_CACHE_DIR, default
+# Order (session 8's lesson: a row beside another is no time; session 10's: profile whole rows):
+# 1. SmolLM2 once to fill MLX-CUDA's kernel cache where none was carried (MLX_PTX_CACHE_DIR, default
 #    /tmp/mlx/<version>/ptx: session 9 brought its cache back as .devc2/ptx.tgz, install.sh unpacks it);
-# 3. SmolLM2 for its time, 25 s of its write phase profiled by py-spy;
-# 4. the gemma4 E2B shape alone (issue 11's memory row); 5. issue 14's capability evals (HumanEval 164, GSM8K 500
-#    on float / 4-bit / 3-bit) once the GGUF is there; 6. the Llama-3-8B shape; 7. issue 11's real-model quality
-#    table (a subset: the rows against mlx-lm). Outputs: /tmp/gpu/out/{cold,warm,e2b,llama8b,...}.
+# 2. SmolLM2 for its time, py-spy on the whole row (out/smol/pyspy.txt: start, phases, save);
+# 3. issue 14's capability evals (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is there
+#    (waits up to 5 minutes for it); 4. the gemma4 E2B shape alone (issue 11's memory row); 5. the Llama-3-8B
+#    shape, py-spy on the whole row; 6. issue 11's real-model quality table (a subset: the rows against mlx-lm).
+#    Outputs: /tmp/gpu/out/{cold,smol,e2b,llama8b,...}. gptq_forms.py (the column-loop forms) ran in session 9.
 # Session 6 ran out of budget in the E2B row (GPTQ factor in the reference LAPACK); session 7 got no machine;
 # session 8 ran E2B beside SmolLM2 and timed neither; session 9 ran 1-5 with E2B stuck on its last tensor.
 set -u
-mkdir -p /tmp/gpu/out/e2b /tmp/gpu/out/cold /tmp/gpu/out/warm /tmp/gpu/out/llama8b /tmp/gpu/tree
+mkdir -p /tmp/gpu/out/e2b /tmp/gpu/out/cold /tmp/gpu/out/smol /tmp/gpu/out/llama8b /tmp/gpu/tree
 cp -r core cli tui themes profiles docs /tmp/gpu/tree/        # a copy: later calls re-send the working tree
 cd /tmp/gpu/tree || exit 1
 source docs/benchmarks/device_env.sh .
@@ -31,28 +31,38 @@ capability() {     # once, when the demo GGUF has arrived
   stamp capability
   bash docs/benchmarks/capability_gpu.sh /root/stash/demo.gguf /tmp/gpu/out 256
 }
-stamp gptq forms
-python3 docs/benchmarks/gptq_forms.py 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
+spy=/tmp/site/bin/py-spy      # from .devc2 (its install.sh)
+profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on its child from its start
+  local row=$1 secs=$2 rate=$3 dir=/tmp/gpu/out/$1
+  OUT=$dir bash docs/benchmarks/quantize_gpu.sh /tmp/g-$row "$row" &
+  local job=$!
+  if [ -x "$spy" ]; then
+    local pid="" i
+    for i in $(seq 1 1200); do
+      pid=$(pgrep -f '[s]ensitivity_scale.py --child quantize' | head -1)
+      [ -n "$pid" ] && break
+      sleep 0.5
+    done
+    [ -n "$pid" ] && "$spy" record -d "$secs" -r "$rate" -p "$pid" -f raw --threads -o "$dir/pyspy.txt" \
+      > "$dir/pyspy.log" 2>&1
+  fi
+  wait "$job"
+}
 if [ -z "$(ls /tmp/mlx/*/ptx 2>/dev/null | head -1)" ]; then
   stamp smol, kernels compiling
   OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
 fi
-stamp smol
-OUT=/tmp/gpu/out/warm bash docs/benchmarks/quantize_gpu.sh /tmp/g2 smol &
-warm=$!
-spy=/tmp/site/bin/py-spy      # from .devc2 (its install.sh): 25 s of the write phase, at 20 Hz
-if [ -x "$spy" ]; then
-  sleep 18                    # past load and the ~7 s sensitivity phase of a warm run (write: ~34 s on the H200)
-  pid=$(pgrep -f '[s]ensitivity_scale.py --child quantize' | head -1)
-  [ -n "$pid" ] && "$spy" record -d 25 -r 20 -p "$pid" -f raw --threads -o /tmp/gpu/out/warm/write-pyspy.txt \
-    > /tmp/gpu/out/warm/pyspy.log 2>&1
-fi
-wait "$warm"
+stamp smol, profiled from its start
+mkdir -p /tmp/gpu/out/smol /tmp/gpu/out/llama8b
+profiled smol 90 20
+stamp waiting up to 300 s for the GGUF
+for i in $(seq 1 60); do [ -f /root/stash/demo.gguf ] && break; sleep 5; done
+capability
 stamp e2b
 OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
 capability
-stamp llama8b
-OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+stamp llama8b, profiled
+profiled llama8b 580 5
 stamp waiting for the GGUF
 while [ ! -f /root/stash/demo.gguf ]; do sleep 5; done
 capability
