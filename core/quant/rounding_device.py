@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import column_kernel
+from . import column_kernel, factor_device
 from .rounding import BLOCK, DAMP, INNER, SHRINKS, choose_params, group_blocks, prepared
 
 
@@ -98,13 +98,20 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: i
     if cols % group_size or (group_size % INNER and not column_kernel.available()):
         raise ValueError(f"group size {group_size} with {cols} columns: the device form needs whole 16-column steps")
     cache = {} if factors is None else factors
-    h, dead, perm, _ordered, u_host = prepared(h, act_order, damp, cache)
+    if ("gpu", act_order, damp) in cache or factor_device.wanted(cols):
+        dead, perm, u = factor_device.prepared(h, act_order, damp, group_size, cache)     # a wide H: on the GPU
+    else:
+        _h, dead, perm, _ordered, u_host = prepared(h, act_order, damp, cache)
+        if ("device", act_order, damp) not in cache:
+            cache[("device", act_order, damp)] = mx.array(u_host)
+        u = cache[("device", act_order, damp)]
+    blocks = group_blocks(cache, group_size)
     w[:, dead] = 0.0
     shrinks = SHRINKS if clip else (1.0,)
     block = max(BLOCK // group_size, 1) * group_size
     groups = cols // group_size
     if perm is not None:
-        scales, biases = choose_params(w, group_blocks(cache, group_size), bits, group_size, dtype, shrinks)
+        scales, biases = choose_params(w, blocks, bits, group_size, dtype, shrinks)
         w = w[:, perm]
         take = mx.array((perm // group_size).astype(np.int32))
         s_cols = mx.array(np.ascontiguousarray(scales.T))[take]           # (cols, rows), permuted order
@@ -113,9 +120,6 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: i
     else:
         st = np.empty((groups, rows), dtype=np.float32)
         bt = np.empty_like(st)
-    if ("device", act_order, damp) not in cache:
-        cache[("device", act_order, damp)] = mx.array(u_host)
-    u = cache[("device", act_order, damp)]
     rest = mx.array(np.ascontiguousarray(w.T))                            # (cols, rows): columns not yet rounded
     q_parts: list[Any] = []
     for i1 in range(0, cols, block):
@@ -130,7 +134,7 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: i
             errs = []                                                     # chosen from the updated weights
             for j1 in range(i1, i2, group_size):
                 j2, g = j1 + group_size, j1 // group_size
-                hb = h[j1:j2, j1:j2][None]
+                hb = blocks[g:g + 1]
                 s_g, b_g = choose_params(np.array(inner[:group_size]).T, hb, bits, group_size, dtype, shrinks)
                 st[g], bt[g] = s_g[:, 0], b_g[:, 0]
                 shape = (group_size, rows)

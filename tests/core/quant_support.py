@@ -31,3 +31,24 @@ def scored_table(ctx, path: Path, candidates, *, length: int = 48, count: int = 
     calib = TokenSet("held-out", "calibration", np.array(chunks_for(path, length=length, count=count), np.int32))
     table = run_sensitivity(ctx, path, list(candidates), calib, mode="exact")
     return merge_scores(load_inventory(Path(path)), table)
+
+
+def gptq_problem(rows: int, cols: int, seed: int):
+    """A weight and an H = xᵀx of activations with uneven scales and one dead input (column 5)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((rows, cols)) * rng.uniform(0.2, 2.0, (rows, 1))).astype(np.float32)
+    x = rng.standard_normal((4 * cols, cols)).astype(np.float32) * rng.uniform(0.1, 3.0, cols).astype(np.float32)
+    x[:, 5] = 0.0                                          # a dead input column
+    return w, (x.T @ x).astype(np.float32)
+
+
+def gptq_output_error(w, h, q, s, b, group_size):
+    """Σ dᵀHd over rows of the dequantized weight's error d."""
+    import numpy as np
+
+    rows, cols = w.shape
+    deq = (q.reshape(rows, cols // group_size, group_size) * s[..., None] + b[..., None]).reshape(rows, cols)
+    d = deq - w
+    return float(np.einsum("rc,cd,rd->", d, h, d))

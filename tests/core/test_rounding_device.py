@@ -5,25 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-
-def _problem(rows: int, cols: int, seed: int):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    w = (rng.standard_normal((rows, cols)) * rng.uniform(0.2, 2.0, (rows, 1))).astype(np.float32)
-    x = rng.standard_normal((4 * cols, cols)).astype(np.float32) * rng.uniform(0.1, 3.0, cols).astype(np.float32)
-    x[:, 5] = 0.0                                          # a dead input column
-    return w, (x.T @ x).astype(np.float32)
-
-
-def _output_error(w, h, q, s, b, group_size):
-    import numpy as np
-
-    rows, cols = w.shape
-    deq = (q.reshape(rows, cols // group_size, group_size) * s[..., None] + b[..., None]).reshape(rows, cols)
-    d = deq - w
-    return float(np.einsum("rc,cd,rd->", d, h, d))
+from quant_support import gptq_output_error as _output_error
+from quant_support import gptq_problem as _problem
 
 
 @pytest.mark.parametrize("act_order", [True, False])
