@@ -16,6 +16,7 @@ operand written as a TF32-exact high part (its low 13 mantissa bits cleared) plu
 keep ~2⁻²⁰ relative error.
 On the first use in a process the result is checked against the host factor on a fixed problem; on a
 mismatch the device form is off for the process (`failure` says why) and the host factor runs.
+`TEMPER_GPTQ_DEVICE_FACTOR=0` turns it off (the benchmark's A/B: docs/benchmarks/gptq_forms.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+ENV = "TEMPER_GPTQ_DEVICE_FACTOR"
 BLOCK = 1024                 # rows of a diagonal block factored on the host
 MIN_N = 4096                 # below this the host factor is milliseconds: not worth the launches
 CHECK_N, CHECK_BLOCK = 768, 256
@@ -175,7 +177,9 @@ def inverse_cholesky(h: Any, damp: float) -> Any:
 
 def wanted(n: int) -> bool:
     """Whether GPTQ's factor of an n-wide H is made here (wide enough, and the device form is on)."""
-    return n >= MIN_N and available()
+    import os
+
+    return n >= MIN_N and os.environ.get(ENV, "") != "0" and available()
 
 
 def prepared(h: np.ndarray | None, act_order: bool, damp: float, group_size: int,

@@ -1,6 +1,7 @@
 """GPTQ's column loop in its three forms on one machine, same run: the NumPy form (`rounding.gptq`), the
 device step form (`rounding_device`, compiled 16-column steps: TEMPER_GPTQ_KERNEL=0) and the device kernel
-form (`column_kernel`, CUDA only), on the weight shapes of one SmolLM2-135M block and of Llama-3-8B's
+form (`column_kernel`, CUDA only), the last also with H's factor on the device (`factor_device`, for H at least
+4096 wide: the 8B shapes), on the weight shapes of one SmolLM2-135M block and of Llama-3-8B's
 largest Linears, random weights and a random positive-definite H.
 
 Prints, per shape and form: seconds for one call (the second; the first builds kernels), the ratio to the
@@ -52,7 +53,7 @@ def main() -> int:
     ap.add_argument("--group-size", type=int, default=64)
     args = ap.parse_args()
     import mlx.core as mx
-    from temper.core.quant import column_kernel
+    from temper.core.quant import column_kernel, factor_device
     from temper.core.quant.rounding import gptq
     from temper.core.quant.rounding_device import gptq_on_device, on_accelerator
 
@@ -69,7 +70,7 @@ def main() -> int:
 
     forms = [("numpy", None)]
     if on_accelerator():
-        forms += [("device steps", "0"), ("device kernel", "1")]
+        forms += [("device steps", "0"), ("device kernel", "1"), ("kernel+gpu factor", "1")]
     total: dict[str, float] = {}
     for i, (name, rows, cols) in enumerate(SMOL + (BIG if args.big else [])):
         w, h = problem(rows, cols, seed=i)
@@ -79,6 +80,7 @@ def main() -> int:
                 continue
             if flag is not None:
                 os.environ[column_kernel.ENV] = flag
+            os.environ[factor_device.ENV] = "1" if form == "kernel+gpu factor" else "0"
             if form == "device kernel" and not column_kernel.available():
                 print(f"  {name:14s} {form:14s} not run: {column_kernel.failure or 'no CUDA'}", flush=True)
                 continue

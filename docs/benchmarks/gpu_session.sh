@@ -14,7 +14,8 @@
 # 3. issue 14's capability evals (HumanEval 164, GSM8K 500 on float / 4-bit / 3-bit) once the GGUF is there
 #    (waits up to 5 minutes for it); 4. the gemma4 E2B shape alone (issue 11's memory row); 5. the Llama-3-8B
 #    shape, py-spy on the whole row; 6. issue 11's real-model quality table (a subset: the rows against mlx-lm).
-#    Outputs: /tmp/gpu/out/{cold,smol,e2b,llama8b,...}. gptq_forms.py (the column-loop forms) ran in session 9.
+#    Outputs: /tmp/gpu/out/{cold,smol,e2b,llama8b,...}. First of all gptq_forms.py --big: the 8B shapes with H's
+#    factor on the host and on the device, same run.
 # Session 6 ran out of budget in the E2B row (GPTQ factor in the reference LAPACK); session 7 got no machine;
 # session 8 ran E2B beside SmolLM2 and timed neither; session 9 ran 1-5 with E2B stuck on its last tensor.
 set -u
@@ -48,6 +49,8 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
   fi
   wait "$job"
 }
+stamp gptq forms with the 8B shapes: host factor against device factor
+python3 docs/benchmarks/gptq_forms.py --big 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
 if [ -z "$(ls /tmp/mlx/*/ptx 2>/dev/null | head -1)" ]; then
   stamp smol, kernels compiling
   OUT=/tmp/gpu/out/cold bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
