@@ -29,6 +29,7 @@ def _grid(wg: Any, s: Any, b: Any, bits: int) -> Any:
 
 
 _ERR: dict[int, Any] = {}
+_H_ERR: dict[int, Any] = {}
 
 
 def _err(bits: int) -> Any:
@@ -44,18 +45,39 @@ def _err(bits: int) -> Any:
     return _ERR[bits]
 
 
-def choose(w: Any, bits: int, group_size: int, dtype: Any, shrinks: tuple[float, ...] = SHRINKS) -> tuple[Any, Any]:
-    """Scales and biases (rows, groups), float32 holding `dtype` values, of MLX weights `w` (rows, cols)."""
+def _h_err(bits: int) -> Any:
+    """Compiled: (weights (groups, rows, gs), scales, biases (groups, rows, 1), H blocks (groups, gs, gs)) ->
+    (groups, rows) output error dᵀ·H_g·d of rounding to that grid (the element-wise part fused)."""
+    import mlx.core as mx
+
+    if bits not in _H_ERR:
+        top = float(2 ** bits - 1)
+
+        def err(wg: Any, s: Any, b: Any, hb: Any) -> Any:
+            d = s * mx.clip(mx.round((wg - b) / s), 0.0, top) + b - wg
+            return ((d @ hb) * d).sum(-1)
+
+        _H_ERR[bits] = mx.compile(err)
+    return _H_ERR[bits]
+
+
+def choose(w: Any, bits: int, group_size: int, dtype: Any, shrinks: tuple[float, ...] = SHRINKS,
+           h_blocks: Any = None) -> tuple[Any, Any]:
+    """Scales and biases (rows, groups), float32 holding `dtype` values, of MLX weights `w` (rows, cols): each
+    group's shrink of least squared error, or with `h_blocks` ((groups, gs, gs) diagonal blocks of H, NumPy or
+    MLX) of least output error dᵀ·H_g·d, as `rounding.choose_params` picks them."""
     import mlx.core as mx
 
     rows, cols = w.shape
     wg = w.astype(mx.float32).reshape(rows, cols // group_size, group_size)
     s1, b1 = minmax_params(wg, bits, mx)
+    if h_blocks is not None:                    # groups first: one product per group (rounding._choose_with_h)
+        wm, hb = wg.transpose(1, 0, 2), mx.array(h_blocks)
     best = None
     for p in shrinks:
         s = (s1 * p).astype(dtype).astype(mx.float32)
         b = (b1 * p).astype(dtype).astype(mx.float32)
-        err = _err(bits)(wg, s, b)
+        err = _err(bits)(wg, s, b) if h_blocks is None else _h_err(bits)(wm, s.T[..., None], b.T[..., None], hb).T
         if best is None:
             best = (err, s, b)
         else:

@@ -182,34 +182,36 @@ def wanted(n: int) -> bool:
     return n >= MIN_N and os.environ.get(ENV, "") != "0" and available()
 
 
-def prepared(h: np.ndarray | None, act_order: bool, damp: float, group_size: int,
+def prepared(h: Any, act_order: bool, damp: float, group_size: int,
              cache: dict[Any, Any]) -> tuple[np.ndarray, np.ndarray | None, Any]:
     """`rounding.prepared`'s device form: (the dead-input mask, the act-order permutation or None, U on the
     device), made at the first call for that H and kept in `cache` (the caller's, per H), plus H's diagonal
-    blocks per group under ("blocks", group_size) as `rounding.group_blocks` keeps them. The host H is read,
-    never copied whole (the dead inputs' unit diagonal is set in the device copy and in the blocks)."""
+    blocks per group under ("blocks", group_size) as `rounding.group_blocks` keeps them. `h`: NumPy or MLX; a
+    NumPy H is read, never copied whole on the host (the dead inputs' unit diagonal is set in the device copy and in the blocks)."""
     import mlx.core as mx
 
-    from .rounding import diag_blocks
-
-    if "raw" not in cache:
-        raw = np.asarray(h, dtype=np.float32)
-        cache["raw"], cache["dead"] = raw, np.diag(raw) <= 0
+    if "raw" not in cache:                 # NumPy (from a spill) or MLX (the device registry): kept as it is
+        raw = h if isinstance(h, mx.array) else np.asarray(h, dtype=np.float32)
+        cache["raw"] = raw
+        cache["dead"] = (np.array(mx.diagonal(raw)) if isinstance(raw, mx.array) else np.diag(raw)) <= 0
     raw, dead = cache["raw"], cache["dead"]
-    diag = np.where(dead, np.float32(1.0), np.diag(raw))
+    raw_diag = (np.array(mx.diagonal(raw)) if isinstance(raw, mx.array) else np.diag(raw)).astype(np.float32)
+    diag = np.where(dead, np.float32(1.0), raw_diag)
     key = ("gpu", act_order, damp)
     if key not in cache:
-        hd = mx.array(raw)
+        hd = mx.array(raw).astype(mx.float32)
         if dead.any():
-            hd = hd + mx.diag(mx.array((diag - np.diag(raw)).astype(np.float32)))
+            hd = hd + mx.diag(mx.array((diag - raw_diag).astype(np.float32)))
         perm = np.argsort(-diag, kind="stable") if act_order else None
         if perm is not None:                                   # rounding.prepared's order: same diagonal
             idx = mx.array(perm.astype(np.int32))
             hd = mx.take(mx.take(hd, idx, axis=0), idx, axis=1)
         cache[key] = (perm, inverse_cholesky(hd, damp))
     if ("blocks", group_size) not in cache:
-        blocks = diag_blocks(raw, group_size)
+        n, gs = raw.shape[0], group_size
+        pieces = [raw[g * gs:(g + 1) * gs, g * gs:(g + 1) * gs] for g in range(n // gs)]
+        blocks = np.array(mx.stack(pieces)) if isinstance(raw, mx.array) else np.stack(pieces)
         i = np.flatnonzero(dead)
-        blocks[i // group_size, i % group_size, i % group_size] = 1.0
-        cache[("blocks", group_size)] = blocks
+        blocks[i // gs, i % gs, i % gs] = 1.0
+        cache[("blocks", group_size)] = blocks.astype(np.float32)
     return (dead, *cache[key])

@@ -34,7 +34,7 @@ from ..errors import QuantError
 from .hessians import HRegistry
 from .host_activations import swapped
 from .inventory import is_float_only
-from .packing import quantized_arrays
+from .packing import device_arrays, quantized_arrays
 from .plan import Plan
 from .replay import module_stand_in
 from .rounding import DAMP, INNER, gptq
@@ -229,33 +229,35 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
         c = wanted[paths[0]].candidate
         assert c is not None
         dtype = mods[0].weight.dtype
-        fn = gptq_on_device if device and c.group_size % INNER == 0 else gptq
+        on_device = device and c.group_size % INNER == 0
         shared = {"factors": factors} if factors is not None else {}     # H's order and factor, made once per H
-        h_np = None if h is None else np.array(h)      # None: `factors` holds it
         sizes = [m.weight.shape[0] for m in mods]
         ends = np.cumsum(sizes)
         total, cols = int(ends[-1]), mods[0].weight.shape[1]
         step = max(1, SLICE_ELEMENTS // cols)
-        q = np.empty((total, cols), dtype=np.uint8)
-        s = np.empty((total, cols // c.group_size), dtype=np.float32)
-        b = np.empty_like(s)
-        for r0 in range(0, total, step):      # rows never interact in GPTQ: a 262k-row head goes in slices
-            r1 = min(r0 + step, total)
-            pieces = []
-            for m, hi, n in zip(mods, ends, sizes, strict=True):
-                lo = hi - n
-                if max(r0, lo) < min(r1, hi):
-                    pieces.append(np.array(m.weight[max(r0, lo) - lo:min(r1, hi) - lo].astype(mx.float32)))
-            w = np.concatenate(pieces, axis=0)
-            q[r0:r1], s[r0:r1], b[r0:r1] = fn(w, h_np, c.bits, c.group_size, dtype, clip=rounding.clip,
-                                               act_order=rounding.act_order, damp=rounding.damp, **shared)
-            del w
+        if on_device:       # weights, H and results stay on the device: nothing model-sized crosses to the host
+            parts = [gptq_on_device(_rows(mods, ends, sizes, r0, min(r0 + step, total)), h, c.bits, c.group_size,
+                                    dtype, clip=rounding.clip, act_order=rounding.act_order, damp=rounding.damp,
+                                    **shared) for r0 in range(0, total, step)]
+            q, s, b = (mx.concatenate([p[i] for p in parts]) if len(parts) > 1 else parts[0][i] for i in range(3))
+        else:
+            h_np = None if h is None else np.array(h)      # None: `factors` holds it
+            q = np.empty((total, cols), dtype=np.uint8)
+            s = np.empty((total, cols // c.group_size), dtype=np.float32)
+            b = np.empty_like(s)
+            for r0 in range(0, total, step):      # rows never interact in GPTQ: a 262k-row head goes in slices
+                r1 = min(r0 + step, total)
+                w = np.array(_rows(mods, ends, sizes, r0, r1))
+                q[r0:r1], s[r0:r1], b[r0:r1] = gptq(w, h_np, c.bits, c.group_size, dtype, clip=rounding.clip,
+                                                    act_order=rounding.act_order, damp=rounding.damp, **shared)
+                del w
         start = 0
         for path, mod in zip(paths, mods, strict=True):
             n = mod.weight.shape[0]
             ql = mod.to_quantized(group_size=c.group_size, bits=c.bits, mode="affine")
-            ql.weight, ql.scales, ql.biases = quantized_arrays(q[start:start + n], s[start:start + n],
-                                                               b[start:start + n], c.bits, dtype)
+            rows = slice(start, start + n)
+            ql.weight, ql.scales, ql.biases = (device_arrays if on_device else quantized_arrays)(
+                q[rows], s[rows], b[rows], c.bits, dtype)
             start += n
             mx.eval(ql.parameters())
             _set(model, path, ql)
@@ -357,6 +359,18 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
     mx.clear_cache()
     return {"tensors": len(done), "tokens": tokens, "peak_h": registry.peak_count,
             "peak_h_bytes": registry.peak_bytes, "paths": done, "capture": state["mode"]}
+
+
+def _rows(mods: list[Any], ends: Any, sizes: list[int], r0: int, r1: int) -> Any:
+    """Rows r0..r1 of the Linears' weights stacked (MLX, float32)."""
+    import mlx.core as mx
+
+    pieces = []
+    for m, hi, n in zip(mods, ends, sizes, strict=True):
+        lo = hi - n
+        if max(r0, lo) < min(r1, hi):
+            pieces.append(m.weight[max(r0, lo) - lo:min(r1, hi) - lo].astype(mx.float32))
+    return pieces[0] if len(pieces) == 1 else mx.concatenate(pieces, axis=0)
 
 
 def _from_collected(collected: Any, linears: list[tuple[str, Any]], wanted: dict[str, Any],

@@ -48,3 +48,17 @@ def quantized_arrays(q: np.ndarray, scales: np.ndarray, biases: np.ndarray, bits
 
     return (pack(q, bits), mx.array(np.asarray(scales, dtype=np.float32)).astype(dtype),
             mx.array(np.asarray(biases, dtype=np.float32)).astype(dtype))
+
+
+PACK_ROWS = 4096             # rows packed at once on the device: the bit planes are 4·bits bytes a weight
+
+
+def device_arrays(q: Any, scales: Any, biases: Any, bits: int, dtype: Any) -> tuple[Any, Any, Any]:
+    """`quantized_arrays` for MLX integers, scales and biases: packed on the device in row slices."""
+    import mlx.core as mx
+
+    packed = []
+    for r in range(0, q.shape[0], PACK_ROWS):
+        packed.append(pack_mx(q[r:r + PACK_ROWS], bits))
+        mx.eval(packed[-1])                 # one slice's bit planes at a time
+    return (packed[0] if len(packed) == 1 else mx.concatenate(packed)), scales.astype(dtype), biases.astype(dtype)

@@ -119,56 +119,22 @@ def keep_better(best: Best | None, err: np.ndarray, s: np.ndarray, b: np.ndarray
     return np.where(better, err, best[0]), np.where(better, s, best[1]), np.where(better, b, best[2])
 
 
-_CLIP_ERR: dict[int, Any] = {}
-
-
-def _clip_err(bits: int) -> Any:
-    """Compiled: (weights (groups, rows, gs), scales, biases (groups, rows, 1), H blocks (groups, gs, gs)) ->
-    (groups, rows) output error dᵀ·H_g·d of rounding to that grid (the element-wise part fused)."""
-    import mlx.core as mx
-
-    if bits not in _CLIP_ERR:
-        top = float(2 ** bits - 1)
-
-        def err(wg: Any, s: Any, b: Any, hb: Any) -> Any:
-            d = s * mx.clip(mx.round((wg - b) / s), 0.0, top) + b - wg
-            return ((d @ hb) * d).sum(-1)
-
-        _CLIP_ERR[bits] = mx.compile(err)
-    return _CLIP_ERR[bits]
-
-
 def _choose_with_h(wg: np.ndarray, h_blocks: np.ndarray, s1: np.ndarray, b1: np.ndarray, bits: int, dtype: Any,
                    shrinks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The shrink search weighted by H's diagonal blocks, in MLX (groups first: one BLAS product per group);
-    only the (rows, groups) scales, biases and errors come back to NumPy. On MLX's CPU backend the same search
-    runs in NumPy on a thread pool (clip_search_np.py: MLX's element-wise CPU kernels run on one thread)."""
-    import mlx.core as mx
-
+    """The shrink search weighted by H's diagonal blocks: in MLX (clip_search_mx.py), only the (rows, groups)
+    scales and biases come back to NumPy; on MLX's CPU backend in NumPy on a thread pool (clip_search_np.py:
+    MLX's element-wise CPU kernels run on one thread)."""
     from . import host_math
 
     if host_math.active():
         from .clip_search_np import choose_with_h
 
         return choose_with_h(wg, h_blocks, s1, b1, bits, dtype, shrinks)
+    from .clip_search_mx import choose
 
-    wm = _mx_array(wg.transpose(1, 0, 2))                    # (groups, rows, gs)
-    hb = _mx_array(h_blocks)
-    kernel = _clip_err(bits)
-    best_err = best_s = best_b = None
-    for p in shrinks:
-        s, b = to_dtype(s1 * np.float32(p), dtype), to_dtype(b1 * np.float32(p), dtype)
-        err = kernel(wm, _mx_array(s.T[..., None]), _mx_array(b.T[..., None]), hb)
-        if best_err is None:
-            best_err, best_s, best_b = err, mx.array(s), mx.array(b)
-        else:
-            better = err < best_err
-            best_err = mx.where(better, err, best_err)
-            best_s = mx.where(better.T, mx.array(s), best_s)
-            best_b = mx.where(better.T, mx.array(b), best_b)
-        mx.eval(best_err, best_s, best_b)
-    assert best_s is not None and best_b is not None
-    return np.array(best_s), np.array(best_b)
+    rows, groups, gs = wg.shape
+    s, b = choose(_mx_array(wg.reshape(rows, groups * gs)), bits, gs, dtype, shrinks, h_blocks)
+    return np.array(s), np.array(b)
 
 
 def _mx_array(x: np.ndarray) -> Any:

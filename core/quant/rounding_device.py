@@ -8,9 +8,11 @@ own array; CUDA and Metal), and the run's errors reach the later columns by one 
 kernel is off or failed its self-check, each 16-column step is one compiled MLX function whose rank-1
 updates fuse into a few kernels, with products for the rest of the run. On an H200 (gptq_forms.py,
 2026-12-07) SmolLM2's 30 blocks took 7.5 s by the kernel, 17.2 s by steps and 17.2 s by the NumPy form.
-Parameter choice (`choose_params`), the inverse Cholesky factor and packing are shared with `rounding`, so
-every form chooses the same scales and biases; the integers agree up to float32 ties (tested against
-`rounding.gptq`).
+Given MLX weights (gptq.py's device path), nothing model-sized crosses to the host: the clip search runs on
+the device (clip_search_mx.py), an H at least 4096 wide is permuted and factored there (factor_device.py),
+and the integers come back as MLX arrays for packing on the device (packing.device_arrays). The parameter
+choice and the factor compute what `rounding`'s do, so every form chooses the same scales and biases up to
+float32 ties; the integers agree up to float32 ties (tested against `rounding.gptq`).
 """
 
 from __future__ import annotations
@@ -85,15 +87,17 @@ def round_run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
     return steps(w, s, b, u, bits)
 
 
-def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: int, dtype: Any, *,
+def gptq_on_device(w: Any, h: Any, bits: int, group_size: int, dtype: Any, *,
                    clip: bool = True, act_order: bool = False, damp: float = DAMP,
-                   factors: dict[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   factors: dict[Any, Any] | None = None) -> tuple[Any, Any, Any]:
     """`rounding.gptq` with the column loop on MLX's default device. Same arguments and results:
-    (q uint8 (rows, cols) in the original column order, scales and biases float32 (rows, groups)).
+    (q uint8 (rows, cols) in the original column order, scales and biases float32 (rows, groups)), as NumPy
+    arrays for NumPy weights; for MLX weights as MLX arrays, the weights never leaving the device.
     `factors`: as `rounding.gptq`'s (what depends on H alone, made once per H), plus the factor on the device."""
     import mlx.core as mx
 
-    w = np.array(w, dtype=np.float32)
+    as_numpy = isinstance(w, np.ndarray)
+    w = mx.array(np.asarray(w, dtype=np.float32)) if as_numpy else w.astype(mx.float32)
     rows, cols = w.shape
     if cols % group_size or (group_size % INNER and not column_kernel.available()):
         raise ValueError(f"group size {group_size} with {cols} columns: the device form needs whole 16-column steps")
@@ -101,26 +105,23 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: i
     if ("gpu", act_order, damp) in cache or factor_device.wanted(cols):
         dead, perm, u = factor_device.prepared(h, act_order, damp, group_size, cache)     # a wide H: on the GPU
     else:
-        _h, dead, perm, _ordered, u_host = prepared(h, act_order, damp, cache)
+        _h, dead, perm, _ordered, u_host = prepared(None if h is None else np.asarray(h), act_order, damp, cache)
         if ("device", act_order, damp) not in cache:
             cache[("device", act_order, damp)] = mx.array(u_host)
         u = cache[("device", act_order, damp)]
     blocks = group_blocks(cache, group_size)
-    w[:, dead] = 0.0
+    if dead.any():
+        w = mx.where(mx.array(dead)[None], 0.0, w)
     shrinks = SHRINKS if clip else (1.0,)
     block = max(BLOCK // group_size, 1) * group_size
-    groups = cols // group_size
+    st: list[Any] = []                          # per-group scales and biases, (rows,) each, without act-order
+    bt: list[Any] = []
     if perm is not None:
-        scales, biases = choose_params(w, blocks, bits, group_size, dtype, shrinks)
-        w = w[:, perm]
+        scales, biases = _choose(w, blocks, bits, group_size, dtype, shrinks)
+        w = mx.take(w, mx.array(perm.astype(np.int32)), axis=1)
         take = mx.array((perm // group_size).astype(np.int32))
-        s_cols = mx.array(np.ascontiguousarray(scales.T))[take]           # (cols, rows), permuted order
-        b_cols = mx.array(np.ascontiguousarray(biases.T))[take]
-        st, bt = np.ascontiguousarray(scales.T), np.ascontiguousarray(biases.T)
-    else:
-        st = np.empty((groups, rows), dtype=np.float32)
-        bt = np.empty_like(st)
-    rest = mx.array(np.ascontiguousarray(w.T))                            # (cols, rows): columns not yet rounded
+        s_cols, b_cols = scales.T[take], biases.T[take]                   # (cols, rows), permuted order
+    rest = mx.contiguous(w.T)                                             # (cols, rows): columns not yet rounded
     q_parts: list[Any] = []
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
@@ -134,12 +135,12 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: i
             errs = []                                                     # chosen from the updated weights
             for j1 in range(i1, i2, group_size):
                 j2, g = j1 + group_size, j1 // group_size
-                hb = blocks[g:g + 1]
-                s_g, b_g = choose_params(np.array(inner[:group_size]).T, hb, bits, group_size, dtype, shrinks)
-                st[g], bt[g] = s_g[:, 0], b_g[:, 0]
+                s_g, b_g = _choose(inner[:group_size].T, blocks[g:g + 1], bits, group_size, dtype, shrinks)
+                st.append(s_g[:, 0])
+                bt.append(b_g[:, 0])
                 shape = (group_size, rows)
-                q, e = round_run(inner[:group_size], mx.broadcast_to(mx.array(st[g])[None], shape),
-                                 mx.broadcast_to(mx.array(bt[g])[None], shape), u[j1:j2, j1:j2], bits)
+                q, e = round_run(inner[:group_size], mx.broadcast_to(st[-1][None], shape),
+                                 mx.broadcast_to(bt[-1][None], shape), u[j1:j2, j1:j2], bits)
                 q_parts.append(q)
                 errs.append(e)
                 inner = inner[group_size:]
@@ -149,7 +150,29 @@ def gptq_on_device(w: np.ndarray, h: np.ndarray | None, bits: int, group_size: i
             later = later - u[i1:i2, i2:].T @ (errs[0] if len(errs) == 1 else mx.concatenate(errs))
         rest = later
         mx.eval(rest, *q_parts[-len(errs):])
-    q_all = np.array(mx.concatenate(q_parts).T)                           # (rows, cols), permuted order
+    q_all = mx.concatenate(q_parts).T                                     # (rows, cols), permuted order
     if perm is not None:
-        q_all = q_all[:, np.argsort(perm)]
-    return np.ascontiguousarray(q_all), np.ascontiguousarray(st.T), np.ascontiguousarray(bt.T)
+        q_all = mx.take(q_all, mx.array(np.argsort(perm).astype(np.int32)), axis=1)
+    else:
+        scales, biases = mx.stack(st, axis=1), mx.stack(bt, axis=1)
+    if as_numpy:
+        return np.ascontiguousarray(np.array(q_all)), np.array(scales), np.array(biases)
+    q_all = mx.contiguous(q_all)
+    mx.eval(q_all, scales, biases)
+    return q_all, scales, biases
+
+
+def _choose(w: Any, blocks: np.ndarray, bits: int, group_size: int, dtype: Any,
+            shrinks: tuple[float, ...]) -> tuple[Any, Any]:
+    """`rounding.choose_params` of MLX weights, as MLX arrays: on the device (clip_search_mx.py) where MLX
+    computes on a GPU, by the NumPy form on MLX's CPU backend (the same values as `rounding.gptq`'s)."""
+    import mlx.core as mx
+
+    from . import host_math
+
+    if host_math.active():
+        s, b = choose_params(np.array(w), blocks, bits, group_size, dtype, shrinks)
+        return mx.array(s), mx.array(b)
+    from .clip_search_mx import choose
+
+    return choose(w, bits, group_size, dtype, shrinks, blocks)

@@ -111,3 +111,71 @@ def test_gptq_on_device_with_the_device_factor_rounds_as_with_the_host_one(engin
     assert abs(e1 - e0) <= 0.01 * e0
     assert again[0].max() <= 7                                  # the cached factor served a 3-bit call
     assert "raw" in keys and "h" not in keys                    # the host H was never copied whole
+
+
+def test_mlx_weights_and_h_stay_on_the_device_with_the_numpy_results(engine):
+    """Given MLX weights (and an MLX H, as the device registry holds it), `gptq_on_device` returns MLX arrays,
+    equal to what it returns for the same NumPy inputs."""
+    def run(ctx):
+        import mlx.core as mx
+        from temper.core.quant.rounding_device import gptq_on_device
+
+        w, h = gptq_problem(24, 256, seed=2)
+        ref = gptq_on_device(w, h, 3, 32, mx.bfloat16, act_order=True)
+        got = gptq_on_device(mx.array(w).astype(mx.bfloat16), mx.array(h), 3, 32, mx.bfloat16, act_order=True)
+        w16 = np.array(mx.array(w).astype(mx.bfloat16).astype(mx.float32))
+        ref16 = gptq_on_device(w16, h, 3, 32, mx.bfloat16, act_order=True)
+        return ref, [type(a).__name__ for a in got], [np.array(a) for a in got], ref16
+
+    ref, kinds, got, ref16 = engine.run(run)
+    assert kinds == ["array"] * 3
+    assert got[0].dtype == np.uint8 and got[0].shape == ref[0].shape
+    assert all(np.array_equal(a, b) for a, b in zip(got, ref16, strict=True))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_device_clip_search_with_h_picks_the_numpy_shrinks(engine, bits):
+    """clip_search_mx.choose with H's blocks (the GPU's search) against rounding.choose_params' NumPy form."""
+    def run(ctx):
+        import mlx.core as mx
+        from temper.core.quant import clip_search_mx
+        from temper.core.quant.rounding import choose_params, diag_blocks
+
+        w, h = gptq_problem(64, 256, seed=bits)
+        blocks = diag_blocks(h + np.eye(256, dtype=np.float32), 64)
+        ref = choose_params(w, blocks, bits, 64, mx.bfloat16)
+        got = clip_search_mx.choose(mx.array(w), bits, 64, mx.bfloat16, h_blocks=blocks)
+        return ref, [np.array(a) for a in got]
+
+    (s0, b0), (s1, b1) = engine.run(run)
+    assert s1.shape == s0.shape
+    assert np.mean((s0 == s1) & (b0 == b1)) > 0.99          # a shrink tied to float32 rounding may go either way
+
+
+def test_device_path_rounds_row_slices_as_one_call(trained_tiny, engine, monkeypatch):
+    """The device path of `round_with_gptq` (MLX weights in, packed on the device) in slices of 5 rows gives
+    the parameters of unsliced calls."""
+    from temper.core.quant import gptq as gptq_module
+    from temper.core.quant.inventory import load_inventory
+    from temper.core.quant.recipes import RecipeRequest, build_plan
+    from test_gptq import calib_chunks
+
+    plan = build_plan("uniform-4", load_inventory(trained_tiny), RecipeRequest())
+
+    def run(ctx, elements):
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+        from mlx_lm.utils import load_model
+
+        monkeypatch.setattr(gptq_module, "on_accelerator", lambda: True)
+        monkeypatch.setattr(gptq_module, "SLICE_ELEMENTS", elements)
+        model, _ = load_model(trained_tiny, lazy=True)
+        gptq_module.round_with_gptq(model, plan, calib_chunks(trained_tiny, count=2), gptq_module.Rounding(),
+                                    on_tensor=lambda _p: None)
+        return {k: np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
+                for k, v in tree_flatten(model.parameters()) if "layers" in k}
+
+    whole = engine.run(lambda ctx: run(ctx, 1 << 25))
+    sliced = engine.run(lambda ctx: run(ctx, 5 * 64))
+    assert whole.keys() == sliced.keys()
+    assert all(np.array_equal(whole[k], sliced[k]) for k in whole)
