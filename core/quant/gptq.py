@@ -26,6 +26,7 @@ matrices (float32).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from .rounding import DAMP, INNER, gptq
 from .rounding_device import gptq_on_device, on_accelerator
 
 Say = Callable[[str], None]
+DEVICE_ENV = "TEMPER_GPTQ_DEVICE"   # "0": the NumPy form even on a GPU (a fallback for a device-form fault)
 SLICE_ELEMENTS = 1 << 25     # weights rounded at once (128 MB in float32); H and its factor are per call
 
 
@@ -223,7 +225,7 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
 
     Tap, Recorder = _module_classes()
     done: list[str] = []
-    device = on_accelerator()     # the column loop on the GPU (rounding_device); NumPy's on a CPU
+    device = on_accelerator() and os.environ.get(DEVICE_ENV) != "0"   # the GPU form (rounding_device); NumPy's on a CPU
 
     def round_group(paths: list[str], mods: list[Any], h: Any, factors: dict[Any, Any] | None = None) -> None:
         c = wanted[paths[0]].candidate
