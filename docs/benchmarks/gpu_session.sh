@@ -34,8 +34,8 @@ capability() {     # once, when the demo GGUF has arrived
 }
 spy=/tmp/site/bin/py-spy      # from .devc2 (its install.sh)
 profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on its child from its start
-  local row=$1 secs=$2 rate=$3 dir=/tmp/gpu/out/$1
-  OUT=$dir bash docs/benchmarks/quantize_gpu.sh /tmp/g-$row "$row" &
+  local row=$1 secs=$2 rate=$3 dir=/tmp/gpu/out/${1%%:*}
+  OUT=$dir bash docs/benchmarks/quantize_gpu.sh "/tmp/g-${row%%:*}" "$row" &
   local job=$!
   if [ -x "$spy" ]; then
     local pid="" i
@@ -64,8 +64,8 @@ capability
 stamp e2b
 OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
 capability
-stamp llama8b, profiled
-profiled llama8b 580 5
+stamp llama8b with 8 of its 32 layers, profiled
+profiled llama8b:8 580 5
 stamp waiting for the GGUF
 while [ ! -f /root/stash/demo.gguf ]; do sleep 5; done
 capability
