@@ -247,4 +247,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from temper.core.exit import exit_now
+
+    exit_now(main())          # not sys.exit: MLX can abort in native teardown (core/exit.py)
