@@ -32,7 +32,8 @@ capability() {     # once, when the demo GGUF has arrived
   stamp capability
   bash docs/benchmarks/capability_gpu.sh /root/stash/demo.gguf /tmp/gpu/out 256
 }
-spy=/tmp/site/bin/py-spy      # from .devc2 (its install.sh)
+spy=/tmp/spy/bin/py-spy       # from .devc2 (its install.sh)
+[ -x "$spy" ] || echo "py-spy missing at $spy: the rows run unprofiled"
 profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on its child from its start
   local row=$1 secs=$2 rate=$3 dir=/tmp/gpu/out/${1%%:*}
   OUT=$dir bash docs/benchmarks/quantize_gpu.sh "/tmp/g-${row%%:*}" "$row" &

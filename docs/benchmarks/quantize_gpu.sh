@@ -42,7 +42,7 @@ PY
   done
   wait "$pid"; rc=$?
   if [ -f "$stats" ]; then
-    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"  done rc=$rc: wall {d['wall']:.1f} s, CPU {d['cpu']:.1f} s, peak MLX {d['peak_mlx']/1e9:.2f} GB, peak RSS {d['peak_rss']/1e9:.2f} GB, bpw {d.get('bpw')}, mode {d.get('mode')}\"); print('  phases', {k: round(v, 1) for k, v in d['phases'].items()})" "$stats"
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"  done rc=$rc: wall {d['wall']:.1f} s, CPU {d['cpu']:.1f} s, peak MLX {d['peak_mlx']/1e9:.2f} GB, peak RSS {d['peak_rss']/1e9:.2f} GB, bpw {d.get('bpw')}, mode {d.get('mode')}\"); print('  phases', {k: round(v, 1) for k, v in d['phases'].items()}); print('  active MLX GB by phase (sampled)', {k: round(v / 1e9, 2) for k, v in d.get('active_mlx_by_phase', {}).items()})" "$stats"
   else
     echo "  failed rc=$rc:"; tail -5 "$out.log"
   fi

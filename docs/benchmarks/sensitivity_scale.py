@@ -62,6 +62,38 @@ def build(out: Path, config: dict) -> Path:
     return out
 
 
+class PhaseMemory:
+    """MLX's active memory sampled every 0.2 s from a thread, the highest per job phase (read from the job
+    record temper keeps): which phase makes the row's peak. Sampled, so a spike shorter than that can be
+    missed; `peak_mlx` (MLX's own counter) stays the row's exact peak."""
+
+    def __init__(self, jobs: Path) -> None:
+        import threading
+
+        self.jobs, self.peaks, self.done = jobs, {}, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _phase(self) -> str:
+        records = sorted((p for p in self.jobs.glob("*.json") if "sensitivity" not in p.name),
+                         key=lambda p: p.stat().st_mtime) if self.jobs.exists() else []
+        try:
+            return str(json.loads(records[-1].read_text()).get("phase") or "start") if records else "start"
+        except (OSError, ValueError):
+            return "?"
+
+    def _run(self) -> None:
+        import mlx.core as mx
+
+        while not self.done.wait(0.2):
+            phase, active = self._phase(), int(mx.get_active_memory())
+            self.peaks[phase] = max(self.peaks.get(phase, 0), active)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 # -- one measured row, in its own process --------------------------------------------------------------------
 def child(kind: str, src: Path, out: Path, stats: Path) -> None:
     """kind: quantize (the CLI's default `quantize --bpw 4.5`), sensitivity (the default pass, 18 candidates),
@@ -77,12 +109,15 @@ def child(kind: str, src: Path, out: Path, stats: Path) -> None:
         from temper.cli.main import main
 
         buf = io.StringIO()
+        sampler = PhaseMemory(Path(os.environ["TEMPER_HOME"]) / "data" / "jobs")
         with contextlib.redirect_stdout(buf):
             rc = main(["quantize", str(src), "--bpw", "4.5", "-o", str(out), "--force", "--json"])
+        sampler.stop()
         if rc:
             raise SystemExit(rc)
         data = json.loads(buf.getvalue())
-        result = {"phases": data["seconds"], "bpw": (data.get("verify") or {}).get("real_bpw")}
+        result = {"phases": data["seconds"], "bpw": (data.get("verify") or {}).get("real_bpw"),
+                  "active_mlx_by_phase": sampler.peaks}
         tables = sorted((Path(os.environ["TEMPER_HOME"]) / "data" / "sensitivity").glob("*.json"),
                         key=lambda p: p.stat().st_mtime)
         if tables:
