@@ -115,14 +115,31 @@ class _EmbedTap:
         self.inner = inner
         self.offset: Any = None
         self.seen: Any = None
+        self.remap: Any = None         # token id -> row of a compacted table (`_compact`), or None
 
     def __call__(self, x: Any) -> Any:
         self.seen = x
-        out = self.inner(x)
+        out = self.inner(x if self.remap is None else self.remap[x])
         return out if self.offset is None else out + self.offset
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def _compact(module: Any, rows: np.ndarray) -> Any:
+    """Swap an Embedding's table for its `rows` (sorted token ids) and return the id -> row map; None (nothing
+    swapped) for a table that is not a plain float one."""
+    import mlx.core as mx
+
+    weight = module["weight"]
+    if "scales" in module or weight.ndim != 2 or not mx.issubdtype(weight.dtype, mx.floating):
+        return None
+    index = np.zeros(weight.shape[0], dtype=np.int32)
+    index[rows] = np.arange(len(rows), dtype=np.int32)
+    module["weight"] = weight[mx.array(rows)]
+    del weight
+    mx.eval(module["weight"])
+    return mx.array(index)
 
 
 def _parent(model: Any, path: str) -> tuple[Any, str]:
@@ -208,7 +225,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                       sizes: dict[str, int] | None = None,
                       passes: list[int] | None = None,
                       numpy_head: bool | None = None, by_blocks: bool | None = None,
-                      hessians: FisherHessians | None = None) -> dict[str, dict[str, float]]:
+                      hessians: FisherHessians | None = None, compact: bool = False) -> dict[str, dict[str, float]]:
     import mlx.core as mx
 
     check = check or (lambda: None)
@@ -259,6 +276,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
         parent, name = _parent(model, t.path)
         taps[t.path] = _EmbedTap(t.module)
         parent[name] = taps[t.path]
+        if compact and t.path != head.path:
+            taps[t.path].remap = _compact(t.module, calib_rows)
     originals = {t.path: t.module["weight"] for t in linears}
     total = n + len(tensors)
     scored_elements = [len(calib_rows) * t.shape[-1] if t in embeds and t.path != head.path else t.params
@@ -331,7 +350,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                 if np.any(pos >= len(calib_rows)) or np.any(calib_rows[np.minimum(pos, len(calib_rows) - 1)] != urows):
                     raise QuantError(f"{p} is looked up with ids outside the calibration tokens: "
                                      "measure it with --mode exact")
-                stats[p].add(g, tap.inner["weight"][mx.array(urows)], mx.array(pos))
+                rows = mx.array(pos if tap.remap is not None else urows)     # compacted: row i is calib_rows[i]
+                stats[p].add(g, tap.inner["weight"][rows], mx.array(pos))
                 mx.eval(stats[p].arrays())
             if head_t is not None:
                 urows, g_rows = lookup.get(head.path, (np.zeros(0, dtype=np.int64), None))
@@ -367,7 +387,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             parts = [(w[a:b], s) for (a, b), s in zip(logit_head.ranges(head.vocab, rows_per_slice), head_stats,
                                                       strict=True)]
         elif t in embeds:
-            parts = [(w[mx.array(calib_rows)], stats[t.path])]
+            parts = [(w if taps[t.path].remap is not None else w[mx.array(calib_rows)], stats[t.path])]
         else:
             parts = [(w, stats[t.path])]
         scored = score_candidates(parts, fits[t.path], storage_dtype, check)
@@ -375,24 +395,3 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
         if progress is not None:
             progress(n + j + 1, total, f"scoring {t.path}", tally.add(costs[n + j]))
     return out
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman rank correlation (average ranks for ties)."""
-    if len(a) != len(b) or len(a) < 2:
-        return float("nan")
-    ra, rb = _ranks(np.asarray(a, dtype=float)), _ranks(np.asarray(b, dtype=float))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denom = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
-    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
-
-
-def _ranks(v: np.ndarray) -> np.ndarray:
-    order = np.argsort(v, kind="mergesort")
-    ranks = np.empty(len(v), dtype=float)
-    ranks[order] = np.arange(len(v), dtype=float)
-    for value in np.unique(v):   # ties share their mean rank
-        idx = np.nonzero(v == value)[0]
-        if len(idx) > 1:
-            ranks[idx] = ranks[idx].mean()
-    return ranks

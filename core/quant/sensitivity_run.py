@@ -161,7 +161,8 @@ class SensitivityRun:
         t0 = time.perf_counter()
         scored = estimate.fisher_estimates(model, self.calib.chunks, tensors, self.cands,
                                            storage_dtype=self.storage, seed=self.seed, check=self.ctx.check,
-                                           progress=self._progress("fisher"))
+                                           progress=self._progress("fisher"),
+                                           compact=self.mode == "fast")   # nothing reads the model after it
         by_path = table.by_path()
         for i, t in enumerate(tensors):
             self.ctx.check()

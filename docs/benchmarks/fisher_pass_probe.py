@@ -61,7 +61,7 @@ def accumulate() -> None:
     from mlx_lm.utils import load_model
     from temper.core.quant import estimate
     from temper.core.quant.candidates import AFFINE_BITS, grid
-    from temper.core.quant.estimate import spearman
+    from temper.core.quant.rank_correlation import spearman
     from temper.core.quant.tensors import quantizable
 
     model, _ = load_model(ROOT / "tests/fixtures/trained-tiny")

@@ -10,7 +10,7 @@ from temper.core.errors import JobCancelled, QuantError
 from temper.core.quant import reference
 from temper.core.quant.calibration import calibration_set
 from temper.core.quant.candidates import grid
-from temper.core.quant.estimate import spearman
+from temper.core.quant.rank_correlation import spearman
 from temper.core.quant.scores import SensitivityTable
 from temper.core.quant.sensitivity import LayerScored, run_sensitivity
 
