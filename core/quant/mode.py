@@ -49,6 +49,7 @@ class ModelSize:
     hidden: int
     layers: int
     vocab: int
+    lookup_params: int = 0   # of tables only looked up (not the head): the fast pass keeps their calibration rows
 
     @classmethod
     def of(cls, path: Path) -> ModelSize:
@@ -57,16 +58,22 @@ class ModelSize:
         from ..library.safetensors_header import read_header
 
         params = stored = embed = 0
+        tables: dict[str, int] = {}
+        heads = False
         for f in sorted(Path(path).glob("*.safetensors")):
             for name, info in read_header(f)[0].items():
                 params += info.size
                 stored += info.nbytes if hasattr(info, "nbytes") else info.size * 2
                 if "embed" in name and name.endswith("weight"):
                     embed += info.size
+                    tables[name] = info.size
+                heads = heads or name.endswith("lm_head.weight")
         cfg = json.loads((Path(path) / "config.json").read_text())
         text = cfg.get("text_config", cfg)
+        tied = not heads and bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", True)))
+        lookup = sum(n for name, n in tables.items() if not (tied and name.endswith("embed_tokens.weight")))
         return cls(params, stored, embed, int(text.get("hidden_size", 4096)),
-                   int(text.get("num_hidden_layers", 32)), int(text.get("vocab_size", 32000)))
+                   int(text.get("num_hidden_layers", 32)), int(text.get("vocab_size", 32000)), lookup)
 
 
 def backend() -> str:
@@ -126,9 +133,10 @@ def peak_bytes(size: ModelSize, mode: str, where: str | None = None, *, tokens: 
                seq_len: int = 256) -> int:
     """Planned peak of a sensitivity pass in bytes (model, working arrays, statistics).
 
-    fast: the model (non-embedding weights in fp32 on a CPU, stored dtype elsewhere), one sequence's
-    Linear gradients and their accumulated statistics (same size each, plus 1/16 for group sums), the
-    embedding rows the calibration reaches, and a few 64 MiB vocabulary slices.
+    fast: the model (non-embedding weights in fp32 on a CPU, stored dtype elsewhere; tables only looked up
+    keep the calibration's rows, estimate.py's `compact`), one sequence's Linear gradients and their
+    accumulated statistics (same size each, plus 1/16 for group sums), the embedding rows the calibration
+    reaches, and a few 64 MiB vocabulary slices.
     exact / hybrid (in memory): the whole model in fp32, the reference log-probs and block replay
     buffers (capped at 1 GiB each), one batch of logits; hybrid adds the fast pass's working set."""
     where = where or backend()
@@ -136,7 +144,9 @@ def peak_bytes(size: ModelSize, mode: str, where: str | None = None, *, tokens: 
     activations = seq_len * size.hidden * size.layers * 4 * 24
     if mode == "fast":
         per = 4 if where == "cpu" else max(1, size.stored_bytes // max(1, size.params))
-        model = linear * per + (size.stored_bytes - linear * (size.stored_bytes // max(1, size.params)))
+        stored_per = size.stored_bytes // max(1, size.params)
+        model = linear * per + (size.stored_bytes - linear * stored_per) - size.lookup_params * stored_per
+        model += min(tokens, size.vocab) * size.lookup_params // max(1, size.vocab) * stored_per    # kept rows
         stats = linear * per * 2 + linear * per // 16 + size.vocab * size.hidden * per * 17 // 16
         rows = min(tokens, size.vocab) * size.hidden * 4 * 3
         return int(model + stats + rows + 4 * (64 << 20) + activations)

@@ -88,3 +88,21 @@ def test_compacting_a_large_untied_table_lowers_the_pass_peak(engine, tmp_path):
 
     peaks = engine.run(run)                     # each: the pass's peak above the loaded model's memory
     assert peaks[False] - peaks[True] > 0.75 * table, peaks
+
+
+def test_the_pass_is_priced_with_its_compacted_tables(gemma4_per_layer, trained_tiny):
+    """mode.ModelSize counts the tables the fast pass compacts: gemma4's per-layer input table (its main table is
+    the tied head, kept whole); an untied model's input table. The fast pass's price drops by most of them."""
+    import json
+
+    from temper.core.quant.mode import ModelSize, peak_bytes
+
+    g = ModelSize.of(gemma4_per_layer)
+    assert g.lookup_params == 512 * 4 * 16                   # the per-layer table only
+    cfg = json.loads((trained_tiny / "config.json").read_text())
+    t = ModelSize.of(trained_tiny)
+    tied = cfg.get("tie_word_embeddings", True)
+    assert t.lookup_params == (0 if tied else cfg["vocab_size"] * cfg["hidden_size"])
+    whole = ModelSize(g.params, g.stored_bytes, g.embed_params, g.hidden, g.layers, g.vocab)
+    saved = peak_bytes(whole, "fast", "cuda", tokens=8) - peak_bytes(g, "fast", "cuda", tokens=8)
+    assert saved > 0.9 * g.lookup_params * (g.stored_bytes // g.params)
