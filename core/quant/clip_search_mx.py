@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .packing import pack_mx
-from .rounding import SHRINKS, minmax_params
+from .rounding import SHRINKS, dtype_name, minmax_params
 
 ROWS_PER_SLICE = 4096          # a slice of a 262k-row table (E2B per-layer input: 147 MB in float32); the
 #                                error of each shrink is one compiled kernel, so few temporaries of that size
@@ -69,6 +69,7 @@ def choose(w: Any, bits: int, group_size: int, dtype: Any, shrinks: tuple[float,
     import mlx.core as mx
 
     rows, cols = w.shape
+    dtype = getattr(mx, dtype_name(dtype))          # an MLX or NumPy dtype, or its name
     wg = w.astype(mx.float32).reshape(rows, cols // group_size, group_size)
     s1, b1 = minmax_params(wg, bits, mx)
     if h_blocks is not None:                    # groups first: one product per group (rounding._choose_with_h)

@@ -37,8 +37,11 @@ class Watched:
         master = slave = None
         if tty_stderr:
             master, slave = pty.openpty()
+        # SIGINT as a terminal leaves it: a suite started in the background (nohup, `&` without job control)
+        # passes SIGINT on ignored, and a Python started so never turns Ctrl-C into KeyboardInterrupt
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     stderr=slave if tty_stderr else subprocess.PIPE, env=env)
+                                     stderr=slave if tty_stderr else subprocess.PIPE, env=env,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         if slave is not None:
             os.close(slave)
         self._threads = [self._pump(self.proc.stdout.fileno(), self.out),
