@@ -5,7 +5,7 @@ layers and random weights, loaded as the sensitivity phase loads it (`Sensitivit
 fp32 Linears on a CPU, the stored dtype on a GPU). Each form runs in its own process; printed: MLX's peak memory
 of the pass above the loaded model, the model's own, and the pass's time.
 
-    python docs/benchmarks/fisher_compact_memory.py [--layers 4] [--samples 4] [--work /tmp/fcm]
+    python docs/benchmarks/fisher_compact_memory.py [--layers 4] [--samples 4] [--vocab 262144] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def child(src: Path, compact: bool, samples: int) -> dict:
         mx.synchronize()
         loaded = mx.get_active_memory()
         mx.reset_peak_memory()
-        chunks = np.random.default_rng(0).integers(0, 262144, (samples, 256)).astype(np.int32)
+        vocab = int(loader.vocab)
+        chunks = np.random.default_rng(0).integers(0, vocab, (samples, 256)).astype(np.int32)
         t0 = time.perf_counter()
         estimate.fisher_estimates(model, chunks, quantizable(model), grid(AFFINE_BITS, (32, 64, 128)),
                                   storage_dtype=storage, compact=compact)
@@ -53,6 +54,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--vocab", type=int, default=262144, help="a smaller vocabulary for a CPU (its bf16 head has no BLAS)")
+    ap.add_argument("--dtype", default="bfloat16", help="stored dtype (float32: BLAS products on a CPU)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/fisher_compact_memory"))
     ap.add_argument("--child", nargs=3, metavar=("SRC", "COMPACT", "SAMPLES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -66,13 +69,13 @@ def main() -> int:
     layers = args.layers
     config = {"model_type": "gemma4_text", "architectures": ["Gemma4ForCausalLM"], "num_hidden_layers": layers,
               "layer_types": base.layer_types[:layers], "num_kv_shared_layers": 0,
-              "max_position_embeddings": 4096}
-    src = args.work / f"e2b-widths-{layers}"
+              "max_position_embeddings": 4096, "vocab_size": args.vocab, "vocab_size_per_layer_input": args.vocab}
+    src = args.work / f"e2b-widths-{layers}-{args.vocab}-{args.dtype}"
     if not (src / "config.json").exists():
-        save_random(src, config)
-    table = base.vocab_size * layers * base.hidden_size_per_layer_input
-    print(f"gemma4_text, E2B widths, {layers} layers: per-layer input table {table / 1e6:.0f}M parameters "
-          f"({table * 2 / 1e9:.2f} GB bf16); {args.samples} sequences of 256 tokens", flush=True)
+        save_random(src, config, dtype=args.dtype)
+    table = args.vocab * layers * base.hidden_size_per_layer_input
+    print(f"gemma4_text, E2B widths, {layers} layers, vocabulary {args.vocab}, {args.dtype}: per-layer input table "
+          f"{table / 1e6:.0f}M parameters; {args.samples} sequences of 256 tokens", flush=True)
     rows = {}
     for compact in (False, True):
         out = subprocess.run([sys.executable, __file__, "--child", str(src), "1" if compact else "0",
