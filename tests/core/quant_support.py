@@ -52,3 +52,20 @@ def gptq_output_error(w, h, q, s, b, group_size):
     deq = (q.reshape(rows, cols // group_size, group_size) * s[..., None] + b[..., None]).reshape(rows, cols)
     d = deq - w
     return float(np.einsum("rc,cd,rd->", d, h, d))
+
+
+def gptq_rounded_layers(path, plan):
+    """`round_with_gptq` on a fresh copy of the model at `path` (two calibration chunks; the caller's monkeypatches
+    choose the form): its blocks' parameters as NumPy (packed words as uint32, the rest as float32)."""
+    import mlx.core as mx
+    import numpy as np
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import load_model
+    from temper.core.quant import gptq as gptq_module
+    from test_gptq import calib_chunks
+
+    model, _ = load_model(path, lazy=True)
+    gptq_module.round_with_gptq(model, plan, calib_chunks(path, count=2), gptq_module.Rounding(),
+                                on_tensor=lambda _p: None)
+    return {k: np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
+            for k, v in tree_flatten(model.parameters()) if "layers" in k}

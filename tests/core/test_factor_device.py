@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from quant_support import gptq_output_error, gptq_problem
+from quant_support import gptq_output_error, gptq_problem, gptq_rounded_layers
 
 
 def _spd(n: int, seed: int) -> np.ndarray:
@@ -158,22 +158,13 @@ def test_device_path_rounds_row_slices_as_one_call(trained_tiny, engine, monkeyp
     from temper.core.quant import gptq as gptq_module
     from temper.core.quant.inventory import load_inventory
     from temper.core.quant.recipes import RecipeRequest, build_plan
-    from test_gptq import calib_chunks
 
     plan = build_plan("uniform-4", load_inventory(trained_tiny), RecipeRequest())
 
     def run(ctx, elements):
-        import mlx.core as mx
-        from mlx.utils import tree_flatten
-        from mlx_lm.utils import load_model
-
         monkeypatch.setattr(gptq_module, "on_accelerator", lambda: True)
         monkeypatch.setattr(gptq_module, "SLICE_ELEMENTS", elements)
-        model, _ = load_model(trained_tiny, lazy=True)
-        gptq_module.round_with_gptq(model, plan, calib_chunks(trained_tiny, count=2), gptq_module.Rounding(),
-                                    on_tensor=lambda _p: None)
-        return {k: np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
-                for k, v in tree_flatten(model.parameters()) if "layers" in k}
+        return gptq_rounded_layers(trained_tiny, plan)
 
     whole = engine.run(lambda ctx: run(ctx, 1 << 25))
     sliced = engine.run(lambda ctx: run(ctx, 5 * 64))

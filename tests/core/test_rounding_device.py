@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from quant_support import gptq_output_error as _output_error
 from quant_support import gptq_problem as _problem
+from quant_support import gptq_rounded_layers
 
 
 @pytest.mark.parametrize("act_order", [True, False])
@@ -52,7 +53,6 @@ def test_model_rounding_takes_the_device_form_on_an_accelerator(trained_tiny, en
     from temper.core.quant import rounding_device
     from temper.core.quant.inventory import load_inventory
     from temper.core.quant.recipes import RecipeRequest, build_plan
-    from test_gptq import calib_chunks
 
     plan = build_plan("uniform-4", load_inventory(trained_tiny), RecipeRequest())
     calls = []
@@ -63,18 +63,9 @@ def test_model_rounding_takes_the_device_form_on_an_accelerator(trained_tiny, en
         return real(*a, **k)
 
     def run(ctx, accelerator):
-        import mlx.core as mx
-        import numpy as np
-        from mlx.utils import tree_flatten
-        from mlx_lm.utils import load_model
-
         monkeypatch.setattr(gptq_module, "on_accelerator", lambda: accelerator)
         monkeypatch.setattr(gptq_module, "gptq_on_device", counted)
-        model, _ = load_model(trained_tiny, lazy=True)
-        gptq_module.round_with_gptq(model, plan, calib_chunks(trained_tiny, count=2), gptq_module.Rounding(),
-                                    on_tensor=lambda _p: None)
-        return {k: np.array(v if v.dtype == mx.uint32 else v.astype(mx.float32))
-                for k, v in tree_flatten(model.parameters()) if "layers" in k}
+        return gptq_rounded_layers(trained_tiny, plan)
 
     cpu = engine.run(lambda ctx: run(ctx, False))
     assert not calls
