@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from temper.core.library.format import human_duration
@@ -265,7 +266,11 @@ class ResultStep(Vertical):
         self.query_one("#result-chat", Button).focus()
 
     def show(self, result: dict[str, Any], others: list[tuple[str, dict[str, Any]]] = ()) -> None:
-        self.query_one("#result-title", Static).update(f"6 · Result: {result.get('output', '')}")
+        out = Path(str(result.get("output", "")))
+        where = str(out.parent)
+        if out.parent.is_relative_to(Path.home()):     # a long path wrapped mid-name at 80 columns
+            where = "~/" + str(out.parent.relative_to(Path.home()))
+        self.query_one("#result-title", Static).update(f"6 · Result: {out.name}\n    in {where}")
         evaluation = result.get("evaluation", "built-in held-out text")
         self.query_one("#result-note", Static).update(
             f"Measured against the unquantized model on {evaluation} (not the calibration text).")
