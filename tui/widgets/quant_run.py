@@ -268,8 +268,11 @@ class ResultStep(Vertical):
     def show(self, result: dict[str, Any], others: list[tuple[str, dict[str, Any]]] = ()) -> None:
         out = Path(str(result.get("output", "")))
         where = str(out.parent)
-        if out.parent.is_relative_to(Path.home()):     # a long path wrapped mid-name at 80 columns
+        if out.parent.is_relative_to(Path.home()):     # the whole path wrapped mid-name at 80 columns
             where = "~/" + str(out.parent.relative_to(Path.home()))
+        room = max(20, (self.size.width or 80) - 8)     # the folder on one line: its start elided if need be
+        if len(where) > room:
+            where = "…" + where[-(room - 1):]
         self.query_one("#result-title", Static).update(f"6 · Result: {out.name}\n    in {where}")
         evaluation = result.get("evaluation", "built-in held-out text")
         self.query_one("#result-note", Static).update(
