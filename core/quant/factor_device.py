@@ -84,7 +84,7 @@ def upper_inverse_factor(h: Any, lam: float, block: int = BLOCK) -> Any | None:
 
     split = split_needed()
     n = h.shape[0]
-    a = h[::-1, ::-1] + lam * mx.eye(n, dtype=mx.float32)     # J(H + λI)J
+    a = h[::-1, ::-1]              # J·H·J; λ joins each diagonal block on the host (updates never touch it)
     starts = list(range(0, n, block))
     diag_inv: list[np.ndarray] = []
     panels: list[Any] = []           # column panels of L: rows k0.., columns k0..k1
@@ -92,8 +92,8 @@ def upper_inverse_factor(h: Any, lam: float, block: int = BLOCK) -> Any | None:
     for k0 in starts:
         k1 = min(k0 + block, n)
         m = k1 - k0
-        akk = np.array(trailing[:m, :m])
-        got = _host_lower((akk + akk.T) / 2)
+        akk = np.array(trailing[:m, :m]).astype(np.float64)
+        got = _host_lower((akk + akk.T) / 2 + lam * np.eye(m))
         if got is None:
             return None
         low, inv = got
