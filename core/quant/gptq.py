@@ -232,7 +232,7 @@ def _round_with_gptq(model: Any, plan: Plan, chunks: Sequence[Sequence[int]], ro
         assert c is not None
         dtype = mods[0].weight.dtype
         on_device = device and c.group_size % INNER == 0
-        shared = {"factors": factors} if factors is not None else {}     # H's order and factor, made once per H
+        shared = {"factors": {} if factors is None else factors}     # H's order and factor: once per H, not per slice
         sizes = [m.weight.shape[0] for m in mods]
         ends = np.cumsum(sizes)
         total, cols = int(ends[-1]), mods[0].weight.shape[1]
