@@ -5,7 +5,7 @@
 # parts (.devc2/g.aa, .devc3/g.ab, .devc4/g.ac): the capability and quality rows wait for
 # /root/stash/demo.gguf.
 #
-#   setsid nohup bash docs/benchmarks/gpu_session.sh > /tmp/gpu/session.log 2>&1 &
+#   setsid nohup bash docs/benchmarks/gpu_session.sh [profile] > /tmp/gpu/session.log 2>&1 &
 #
 # Order (session 8's lesson: a row beside another is no time; session 10's: profile whole rows):
 # 1. SmolLM2 once to fill MLX-CUDA's kernel cache where none was carried (MLX_PTX_CACHE_DIR, default
@@ -50,6 +50,17 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
   fi
   wait "$job"
 }
+stage=${1:-all}     # profile: the three issue-11 rows profiled, nothing that waits for the GGUF
+if [ "$stage" = profile ]; then
+  stamp smol, profiled from its start
+  profiled smol 90 20
+  stamp llama8b with 8 of its 32 layers, profiled
+  profiled llama8b:8 300 10
+  stamp e2b, memory per phase
+  OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
+  stamp done
+  exit 0
+fi
 stamp gptq forms with the 8B shapes: host factor against device factor
 python3 docs/benchmarks/gptq_forms.py --big 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
 if [ -z "$(ls /tmp/mlx/*/ptx 2>/dev/null | head -1)" ]; then
