@@ -1,4 +1,5 @@
-"""OpenBLAS's own Cholesky factorization and triangular inverse (`spotrf`, `strtri`), called through ctypes.
+"""OpenBLAS's own Cholesky factorization and triangular inverse (`spotrf`, `strtri`; `dpotrf`, `dtrtri` for
+float64), called through ctypes.
 
 GPTQ needs, per group of Linears, the upper Cholesky factor of (H + λI)⁻¹. Where MLX's CPU stream has no fast
 LAPACK (a CUDA build: `blas.cpu_linalg_fast()` is False) temper used NumPy's `cholesky` and a general `inv`
@@ -13,6 +14,7 @@ and every pip-installed NumPy ships an OpenBLAS, so they are always within reach
    (`scipy_spotrf_64_`; NumPy 1.26's `spotrf_64_`): usable through ctypes even though MLX cannot link it.
 
 3072² on one thread of the dev machine: NumPy's `cholesky` + `inv` 2.55 s, `spotrf` + `strtri` 0.26 s.
+The float64 pair serves the device factor's diagonal blocks (factor_device.py).
 """
 
 from __future__ import annotations
@@ -47,16 +49,16 @@ def _bind(potrf: Any, trtri: Any, wide: bool, source: str) -> Lapack:
     return Lapack(potrf, trtri, integer, source)
 
 
-def _global() -> Lapack | None:
+def _global(p: str) -> Lapack | None:
     from .openblas_symbols import global_function
 
-    potrf, trtri = global_function("spotrf_"), global_function("strtri_")
+    potrf, trtri = global_function(f"{p}potrf_"), global_function(f"{p}trtri_")
     if potrf is None or trtri is None:
         return None
     return _bind(potrf[0], trtri[0], potrf[1] is ctypes.c_int64, "global")
 
 
-def _numpy_bundled() -> Lapack | None:
+def _numpy_bundled(p: str) -> Lapack | None:
     from .numpy_blas import numpy_openblas_library
 
     lib = numpy_openblas_library()
@@ -64,17 +66,21 @@ def _numpy_bundled() -> Lapack | None:
         return None
     for prefix, suffix, wide in _NUMPY_NAMES:
         try:
-            potrf, trtri = getattr(lib, f"{prefix}spotrf{suffix}"), getattr(lib, f"{prefix}strtri{suffix}")
+            potrf, trtri = (getattr(lib, f"{prefix}{p}potrf{suffix}"),
+                            getattr(lib, f"{prefix}{p}trtri{suffix}"))
         except AttributeError:
             continue
         return _bind(potrf, trtri, wide, os.path.basename(lib._name))
     return None
 
 
-@lru_cache(maxsize=1)
-def find() -> Lapack | None:
-    """The OpenBLAS LAPACK to call, or None (macOS's NumPy uses Accelerate; a source-built NumPy)."""
-    return _global() or _numpy_bundled()
+@lru_cache(maxsize=2)
+def find(precision: str = "s") -> Lapack | None:
+    """The OpenBLAS LAPACK to call for float32 ("s") or float64 ("d"), or None (macOS's NumPy uses Accelerate;
+    a source-built NumPy)."""
+    if precision not in ("s", "d"):
+        raise ValueError(f"precision is 's' or 'd', not {precision!r}")
+    return _global(precision) or _numpy_bundled(precision)
 
 
 def lower_inverse_cholesky(a: np.ndarray, lapack: Lapack | None = None, *, overwrite: bool = False) \
@@ -89,14 +95,38 @@ def lower_inverse_cholesky(a: np.ndarray, lapack: Lapack | None = None, *, overw
     if lapack is None:
         return None
     work = np.array(a, dtype=np.float32, order="C", copy=not overwrite)
+    if not _factor(work, lapack) or not _invert(work, lapack):
+        return np.full(work.shape, np.nan, dtype=np.float32)
+    return np.tril(work)
+
+
+def cholesky_pair(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None | bool:
+    """(L, L⁻¹) in float64 for the symmetric `a`, by `dpotrf` and `dtrtri`; False where `a` is not positive
+    definite, None when no OpenBLAS LAPACK was found (the caller's NumPy form runs)."""
+    lapack = find("d")
+    if lapack is None:
+        return None
+    work = np.array(a, dtype=np.float64, order="C")
+    if not _factor(work, lapack):
+        return False
+    low = np.tril(work)
+    if not _invert(work, lapack):
+        return False
+    return low, np.tril(work)
+
+
+def _factor(work: np.ndarray, lapack: Lapack) -> bool:
+    """`?potrf('U')` in place on the square C-ordered `work` (L in its lower triangle); False if not definite."""
     n = work.shape[0]
     if work.shape != (n, n):
         raise ValueError(f"a square matrix is needed, not {work.shape}")
     size, info = lapack.integer(n), lapack.integer(0)
     lapack.potrf(b"U", ctypes.byref(size), work.ctypes.data, ctypes.byref(size), ctypes.byref(info), 1)
-    if info.value != 0:
-        return np.full((n, n), np.nan, dtype=np.float32)
+    return info.value == 0
+
+
+def _invert(work: np.ndarray, lapack: Lapack) -> bool:
+    """`?trtri('U')` in place: the factor `_factor` left becomes L⁻¹ in the lower triangle."""
+    size, info = lapack.integer(work.shape[0]), lapack.integer(0)
     lapack.trtri(b"U", b"N", ctypes.byref(size), work.ctypes.data, ctypes.byref(size), ctypes.byref(info), 1, 1)
-    if info.value != 0:
-        return np.full((n, n), np.nan, dtype=np.float32)
-    return np.tril(work)
+    return info.value == 0

@@ -3,12 +3,15 @@
 GPTQ never mixes rows: row r's columns are rounded in order, and each rounding error e (divided by U's
 diagonal) moves r's later columns by -U[k, m]·e. So one thread per row can walk a whole run of N columns
 (a 128-column block, or one group) with the run held in its own local array, reading the run's block of U
-(N×N, the same addresses for every thread: broadcast reads). That is one launch where the step form
+(N×N, the same addresses for every thread: broadcast reads). The run's length and the width's top integer
+are read at run time, so a process compiles one kernel per local-array size (`WIDTHS`), not one per
+(columns, bits): each build is seconds of NVRTC (session 11's SmolLM2 row spent 27 of its 36 write-phase
+seconds compiling a dozen). That is one launch where the step form
 (rounding_device.steps) makes hundreds of small ones per 16 columns. It writes the integers and the
 errors; the caller moves the errors onto the later columns with one matmul.
 
 On MLX's CUDA and Metal backends, the same body in each dialect. Before its first use in a process the kernel
-is checked against `reference` (its arithmetic in NumPy) on a small fixed problem, and each new (N, bits) is built
+is checked against `reference` (its arithmetic in NumPy) on a small fixed problem, and each new width is built
 and run at once: if either fails, the kernel is off for the process and `failure` says why; the step form
 takes over, so a compiler or driver quirk costs time, never a wrong result. `TEMPER_GPTQ_KERNEL=0` turns it
 off (the benchmark's A/B: docs/benchmarks/gptq_forms.py).
@@ -24,23 +27,30 @@ import numpy as np
 
 ENV = "TEMPER_GPTQ_KERNEL"
 MAX_RUN = 256                 # columns a thread holds (its local array)
+WIDTHS = (128, MAX_RUN)       # the compiled local-array sizes: a run of n columns uses the first ≥ n
 THREADS = 128                 # threads per group: small row counts still spread over several cores
 
 _BODY = """
+    const int n = wt_shape[0];
     const int rows = wt_shape[1];
     const int r = {row};
     if (r >= rows) return;
+    const float top = (float)tp[0];
     float acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = wt[k * rows + r];
+    #pragma unroll
+    for (int k = 0; k < N; ++k) acc[k] = k < n ? wt[k * rows + r] : 0.0f;
+    #pragma unroll
     for (int k = 0; k < N; ++k) {{
+        if (k >= n) break;
         const float x = acc[k];
         const float sk = sc[k * rows + r];
         const float bk = bi[k * rows + r];
-        const float q = {clamp}({rint}((x - bk) / sk), 0.0f, (float)TOP);
-        const float e = (x - (sk * q + bk)) / uf[k * N + k];
+        const float q = {clamp}({rint}((x - bk) / sk), 0.0f, top);
+        const float e = (x - (sk * q + bk)) / uf[k * n + k];
         q_out[k * rows + r] = (uint8_t)q;
         e_out[k * rows + r] = e;
-        for (int m = k + 1; m < N; ++m) acc[m] -= uf[k * N + m] * e;
+        #pragma unroll
+        for (int m = k + 1; m < N; ++m) if (m < n) acc[m] -= uf[k * n + m] * e;
     }}
 """
 SOURCE = {
@@ -51,7 +61,7 @@ HEADER = {"cuda": "__device__ inline float clampf(float x, float lo, float hi) {
           "metal": ""}
 
 failure: str | None = None    # why the kernel was turned off in this process, if it was
-_checked: set[tuple[int, int]] = set()
+_checked: set[int] = set()    # widths built and run in this process
 
 
 def backend() -> str | None:
@@ -79,8 +89,13 @@ def _kernel(name: str) -> Any:
     import mlx.core as mx
 
     make = mx.fast.cuda_kernel if name == "cuda" else mx.fast.metal_kernel
-    return make(name="temper_gptq_run", input_names=["wt", "sc", "bi", "uf"], output_names=["q_out", "e_out"],
+    return make(name="temper_gptq_run", input_names=["wt", "sc", "bi", "uf", "tp"], output_names=["q_out", "e_out"],
                 source=SOURCE[name], header=HEADER[name])
+
+
+def width(n: int) -> int:
+    """The compiled local-array size that holds a run of n columns (n ≤ MAX_RUN)."""
+    return next(w for w in WIDTHS if n <= w)
 
 
 def _launch(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
@@ -88,7 +103,8 @@ def _launch(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
 
     n, rows = w.shape
     kernel = _kernel(backend() or "cuda")
-    return kernel(inputs=[w, s, b, u], template=[("N", n), ("TOP", 2 ** bits - 1)], grid=(rows, 1, 1),
+    top = mx.array([2 ** bits - 1], dtype=mx.int32)
+    return kernel(inputs=[w, s, b, u, top], template=[("N", width(n))], grid=(rows, 1, 1),
                   threadgroup=(THREADS, 1, 1), output_shapes=[(n, rows), (n, rows)],
                   output_dtypes=[mx.uint8, mx.float32])
 
@@ -146,9 +162,9 @@ def run(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any] | None:
         if not _checked:
             _self_check()
         q, e = _launch(w, s, b, u, bits)
-        if (n, bits) not in _checked:           # build and run it now, where a failure can still be caught
+        if width(n) not in _checked:            # build and run it now, where a failure can still be caught
             mx.eval(q, e)
-            _checked.add((n, bits))
+            _checked.add(width(n))
     except Exception as exc:                    # noqa: BLE001 - any build/launch error: the step form runs
         failure = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
         return None

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 ENV = "TEMPER_GPTQ_DEVICE_FACTOR"
-BLOCK = 1024                 # rows of a diagonal block factored on the host
+BLOCK = 512                  # rows of a diagonal block factored on the host (host work ∝ n·BLOCK²)
 MIN_N = 4096                 # below this the host factor is milliseconds: not worth the launches
 CHECK_N, CHECK_BLOCK = 768, 256
 TOLERANCE = 2e-3             # relative Frobenius error against the host factor on the check problem
@@ -66,7 +66,13 @@ def _tf32_high(a: Any) -> Any:
 
 
 def _host_lower(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(L, L⁻¹) of a small symmetric block, float64 on the host; None where it is not positive definite."""
+    """(L, L⁻¹) of a small symmetric block, float64 on the host (OpenBLAS's `dpotrf` + `dtrtri` where one is at
+    hand: a tenth of NumPy's `cholesky` + general `inv`); None where it is not positive definite."""
+    from ..accel.lapack import cholesky_pair
+
+    got = cholesky_pair(a)
+    if got is not None:
+        return got if got is not False and np.isfinite(got[0]).all() else None
     try:
         low = np.linalg.cholesky(a.astype(np.float64))
     except np.linalg.LinAlgError:

@@ -50,14 +50,16 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
   fi
   wait "$job"
 }
-stage=${1:-all}     # profile: the three issue-11 rows profiled, nothing that waits for the GGUF
+stage=${1:-all}     # profile: the kernel check, SmolLM2 and Llama-8B (8 layers) profiled, Llama-8B whole; no GGUF
 if [ "$stage" = profile ]; then
+  stamp column kernel against its reference
+  python3 docs/benchmarks/kernel_check.py 2>&1 | tee /tmp/gpu/out/kernel_check.txt
   stamp smol, profiled from its start
   profiled smol 90 20
   stamp llama8b with 8 of its 32 layers, profiled
   profiled llama8b:8 300 10
-  stamp e2b, memory per phase
-  OUT=/tmp/gpu/out/e2b bash docs/benchmarks/quantize_gpu.sh /tmp/g e2b
+  stamp llama8b, all 32 layers
+  OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
   stamp done
   exit 0
 fi

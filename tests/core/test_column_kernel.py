@@ -57,7 +57,9 @@ def test_a_kernel_that_fails_hands_the_run_to_the_step_form(engine, monkeypatch)
         column_kernel.failure = None
 
 
-def test_kernel_equals_step_form_on_a_gpu(engine):
+@pytest.mark.parametrize("n, bits", [(128, 4), (64, 3), (96, 8), (32, 2), (208, 5)])
+def test_kernel_equals_step_form_on_a_gpu(engine, n, bits):
+    """Every run length and width through the kernel's two compiled sizes (n and bits are read at run time)."""
     def run(ctx):
         import mlx.core as mx
         from temper.core.quant import column_kernel
@@ -65,10 +67,10 @@ def test_kernel_equals_step_form_on_a_gpu(engine):
 
         if not column_kernel.available():
             return None
-        arrays = [mx.array(a) for a in _run_problem(128, 300, 4, seed=3)]
-        got = column_kernel.run(*arrays, 4)
+        arrays = [mx.array(a) for a in _run_problem(n, 300, bits, seed=3)]
+        got = column_kernel.run(*arrays, bits)
         assert got is not None, column_kernel.failure
-        want = steps(*arrays, 4)
+        want = steps(*arrays, bits)
         return [np.array(a) for a in (*got, *want)]
 
     out = engine.run(run)
@@ -77,3 +79,10 @@ def test_kernel_equals_step_form_on_a_gpu(engine):
     q, e, q_steps, e_steps = out
     assert np.mean(q == q_steps) > 0.995
     assert np.allclose(e, e_steps, atol=1e-3 * float(np.abs(e_steps).max()))
+
+
+def test_one_compiled_size_serves_every_run_up_to_it():
+    from temper.core.quant.column_kernel import MAX_RUN, WIDTHS, width
+
+    assert [width(n) for n in (1, 16, 128)] == [WIDTHS[0]] * 3
+    assert width(129) == width(MAX_RUN) == MAX_RUN

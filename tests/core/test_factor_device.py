@@ -170,3 +170,21 @@ def test_device_path_rounds_row_slices_as_one_call(trained_tiny, engine, monkeyp
     sliced = engine.run(lambda ctx: run(ctx, 5 * 64))
     assert whole.keys() == sliced.keys()
     assert all(np.array_equal(whole[k], sliced[k]) for k in whole)
+
+
+def test_float64_cholesky_pair_by_lapack_matches_numpy():
+    """The device factor's diagonal blocks: OpenBLAS's dpotrf + dtrtri give NumPy's L and L⁻¹, and say False
+    for a matrix that is not positive definite."""
+    from temper.core.accel import lapack
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((96, 200))
+    a = x @ x.T / 200
+    got = lapack.cholesky_pair(a)
+    if got is None:
+        pytest.skip("no OpenBLAS LAPACK in this NumPy")
+    low, inv = got
+    want = np.linalg.cholesky(a)
+    assert np.allclose(low, want, atol=1e-12) and np.allclose(inv, np.linalg.inv(want), atol=1e-9)
+    a[3, 3] = -1.0
+    assert lapack.cholesky_pair(a) is False
