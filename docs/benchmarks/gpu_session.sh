@@ -59,7 +59,7 @@ if [ "$stage" = profile ]; then
   stamp llama8b with 8 of its 32 layers, profiled
   profiled llama8b:8 300 10
   stamp llama8b, all 32 layers
-  OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+  mkdir -p /tmp/gpu/out/llama32 && OUT=/tmp/gpu/out/llama32 bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
   stamp done
   exit 0
 fi
