@@ -45,21 +45,22 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
       [ -n "$pid" ] && break
       sleep 0.5
     done
-    [ -n "$pid" ] && "$spy" record -d "$secs" -r "$rate" -p "$pid" -f raw --threads -o "$dir/pyspy.txt" \
+    [ -n "$pid" ] && "$spy" record -d "$secs" -r "$rate" -p "$pid" -f raw --threads --idle -o "$dir/pyspy.txt" \
       > "$dir/pyspy.log" 2>&1
   fi
   wait "$job"
 }
-stage=${1:-all}     # profile: the kernel check, SmolLM2 and Llama-8B (8 layers) profiled, Llama-8B whole; no GGUF
+stage=${1:-all}     # profile: import times, SmolLM2 and Llama-8B (32 layers) under py-spy --idle; no GGUF
 if [ "$stage" = profile ]; then
-  stamp column kernel against its reference
-  python3 docs/benchmarks/kernel_check.py 2>&1 | tee /tmp/gpu/out/kernel_check.txt
+  stamp imports: transformers, and the whole CLI
+  python3 -c "import time; t=time.perf_counter(); import transformers; print('transformers', transformers.__version__, round(time.perf_counter()-t, 2), 's')"
+  python3 -c "import time; t=time.perf_counter(); import temper.cli.main; print('temper.cli.main', round(time.perf_counter()-t, 2), 's')"
+  python3 -X importtime -c "import temper.cli.main" 2> /tmp/gpu/out/importtime.txt; sort -t'|' -k2 -n -r /tmp/gpu/out/importtime.txt | head -12
   stamp smol, profiled from its start
   profiled smol 90 20
-  stamp llama8b with 8 of its 32 layers, profiled
-  profiled llama8b:8 300 10
-  stamp llama8b, all 32 layers
-  mkdir -p /tmp/gpu/out/llama32 && OUT=/tmp/gpu/out/llama32 bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+  stamp llama8b, all 32 layers, profiled
+  profiled llama8b 400 10
+  python3 docs/benchmarks/kernel_check.py 2>&1 | tee /tmp/gpu/out/kernel_check.txt
   stamp done
   exit 0
 fi

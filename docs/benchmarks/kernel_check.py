@@ -34,11 +34,16 @@ def main() -> int:
             times.append(time.perf_counter() - t)
         q, e = (np.array(a) for a in got)
         q_ref, e_ref = column_kernel.reference(*arrays, bits)
+        # float32 ties: a column whose value sits on a rounding boundary may round the other way under a
+        # different operation order (the kernel's fused multiply-adds), and its row's later errors move with it;
+        # errors are compared on the rows where every integer agrees
+        rows_same = np.all(q == q_ref, axis=0)
         same = float(np.mean(q == q_ref))
-        gap = float(np.max(np.abs(e - e_ref)) / np.max(np.abs(e_ref)))
-        ok = same > 0.99 and gap < 1e-3
+        gap = float(np.max(np.abs(e - e_ref)[:, rows_same]) / np.max(np.abs(e_ref)))
+        ok = same > 0.999 and rows_same.mean() > 0.99 and gap < 1e-3
         bad += not ok
-        print(f"n={n:3d} bits={bits} width={column_kernel.width(n)}: integers equal {same:.4f}, error gap {gap:.1e}, "
+        print(f"n={n:3d} bits={bits} width={column_kernel.width(n)}: integers differing {int((q != q_ref).sum())} "
+              f"of {q.size} (rows {int((~rows_same).sum())}), error gap on the other rows {gap:.1e}, "
               f"first call {times[0]:.3f} s, second {times[1] * 1e3:.2f} ms {'ok' if ok else 'WRONG'}", flush=True)
     return 1 if bad else 0
 
