@@ -93,6 +93,16 @@ def _kernel(name: str) -> Any:
                 source=SOURCE[name], header=HEADER[name])
 
 
+@lru_cache(maxsize=16)
+def _top(bits: int) -> Any:
+    """The width's largest integer as a one-element device array (made once per width, not per launch)."""
+    import mlx.core as mx
+
+    top = mx.array([2 ** bits - 1], dtype=mx.int32)
+    mx.eval(top)
+    return top
+
+
 def width(n: int) -> int:
     """The compiled local-array size that holds a run of n columns (n ≤ MAX_RUN)."""
     return next(w for w in WIDTHS if n <= w)
@@ -103,7 +113,7 @@ def _launch(w: Any, s: Any, b: Any, u: Any, bits: int) -> tuple[Any, Any]:
 
     n, rows = w.shape
     kernel = _kernel(backend() or "cuda")
-    top = mx.array([2 ** bits - 1], dtype=mx.int32)
+    top = _top(bits)
     return kernel(inputs=[w, s, b, u, top], template=[("N", width(n))], grid=(rows, 1, 1),
                   threadgroup=(THREADS, 1, 1), output_shapes=[(n, rows), (n, rows)],
                   output_dtypes=[mx.uint8, mx.float32])
