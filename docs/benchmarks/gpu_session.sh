@@ -64,6 +64,20 @@ if [ "$stage" = profile ]; then
   stamp done
   exit 0
 fi
+if [ "$stage" = final ]; then       # clean rows (no profiler), then the quality rows the last table lacked
+  stamp smol
+  OUT=/tmp/gpu/out/smol bash docs/benchmarks/quantize_gpu.sh /tmp/g smol
+  stamp llama8b, all 32 layers
+  OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+  stamp waiting for the GGUF
+  for i in $(seq 1 120); do [ -f /root/stash/demo.gguf ] && break; sleep 5; done
+  stamp quality rows
+  python3 docs/benchmarks/real_model_quality.py --gguf /root/stash/demo.gguf --work /tmp/rmq --budget-s 900 \
+    --only "mlx-lm uniform-3" "AWQ" "mixed_4_6" "temper 3.5" "temper 5.0" \
+    --merge docs/benchmarks/real_model_quality_gpu.json --out /tmp/gpu/out/real_model_quality_gpu.md
+  stamp done
+  exit 0
+fi
 stamp gptq forms with the 8B shapes: host factor against device factor
 python3 docs/benchmarks/gptq_forms.py --big 2>&1 | tee /tmp/gpu/out/gptq_forms.txt
 if [ -z "$(ls /tmp/mlx/*/ptx 2>/dev/null | head -1)" ]; then
