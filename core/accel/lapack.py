@@ -100,13 +100,13 @@ def lower_inverse_cholesky(a: np.ndarray, lapack: Lapack | None = None, *, overw
     return np.tril(work)
 
 
-def cholesky_pair(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None | bool:
-    """(L, L⁻¹) in float64 for the symmetric `a`, by `dpotrf` and `dtrtri`; False where `a` is not positive
-    definite, None when no OpenBLAS LAPACK was found (the caller's NumPy form runs)."""
-    lapack = find("d")
+def cholesky_pair(a: np.ndarray, precision: str = "d") -> tuple[np.ndarray, np.ndarray] | None | bool:
+    """(L, L⁻¹) for the symmetric `a`, by `?potrf` and `?trtri` in float64 ("d") or float32 ("s"); False where
+    `a` is not positive definite, None when no OpenBLAS LAPACK was found (the caller's NumPy form runs)."""
+    lapack = find(precision)
     if lapack is None:
         return None
-    work = np.array(a, dtype=np.float64, order="C")
+    work = np.array(a, dtype=np.float64 if precision == "d" else np.float32, order="C")
     if not _factor(work, lapack):
         return False
     low = np.tril(work)
