@@ -6,8 +6,8 @@ seconds per layer on the host and most of the write phase. Here the same factor 
 
 - U = J·L⁻¹·J with L the lower Cholesky factor of J(H + λI)J (J reverses the order), as on the host;
 - L by right-looking blocks: each BLOCK² diagonal block is factored on the host (OpenBLAS, float32 like the
-  host path; a few ms), its panel below is one device product with that block's inverse, and the trailing matrix loses the panel's
-  outer product (a device product);
+  host path; a few ms), its panel below is one device product with that block's inverse, and the trailing
+  matrix loses the panel's outer product (a device product);
 - L⁻¹ by block rows: row i is -L_ii⁻¹·(L_i,<i · L⁻¹_<i,<i), one device product per row block.
 
 Every device product of float32 operands is split (`exact_mm`): MLX-CUDA runs float32 products on TF32 tensor
