@@ -50,12 +50,11 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
   fi
   wait "$job"
 }
-stage=${1:-all}     # profile: import times, SmolLM2 and Llama-8B (32 layers) under py-spy --idle; no GGUF
+stage=${1:-all}     # profile: transformers' import time, SmolLM2 and Llama-8B (32 layers) under py-spy --idle; no GGUF
 if [ "$stage" = profile ]; then
   stamp imports: transformers, and the whole CLI
   python3 -c "import time; t=time.perf_counter(); import transformers; print('transformers', transformers.__version__, round(time.perf_counter()-t, 2), 's')"
-  python3 -c "import time; t=time.perf_counter(); import temper.cli.main; print('temper.cli.main', round(time.perf_counter()-t, 2), 's')"
-  python3 -X importtime -c "import temper.cli.main" 2> /tmp/gpu/out/importtime.txt; sort -t'|' -k2 -n -r /tmp/gpu/out/importtime.txt | head -12
+  python3 -c "import time; t=time.perf_counter(); import torch; print('torch', torch.__version__, round(time.perf_counter()-t, 2), 's')"
   stamp smol, profiled from its start
   profiled smol 90 20
   stamp llama8b, all 32 layers, profiled
