@@ -28,7 +28,8 @@ import numpy as np
 ENV = "TEMPER_GPTQ_KERNEL"
 MAX_RUN = 256                 # columns a thread holds (its local array)
 WIDTHS = (128, MAX_RUN)       # the compiled local-array sizes: a run of n columns uses the first ≥ n
-THREADS = 128                 # threads per group: small row counts still spread over several cores
+THREADS = 32                  # threads per group (one warp): a slice of 2,340 rows is 74 groups, so it spreads
+                              # over 74 of an H100's 132 multiprocessors, not 19 (each thread's work is serial)
 
 _BODY = """
     const int n = wt_shape[0];

@@ -25,6 +25,8 @@ import numpy as np
 from . import column_kernel, factor_device
 from .rounding import BLOCK, DAMP, INNER, SHRINKS, choose_params, group_blocks, prepared
 
+IN_FLIGHT = 4        # blocks queued (mx.async_eval) before one is waited for: each holds the later columns' copy
+
 
 def on_accelerator() -> bool:
     """True when MLX's default device is a GPU (Metal or CUDA): then `gptq_on_device` is the fast form."""
@@ -149,7 +151,10 @@ def gptq_on_device(w: Any, h: Any, bits: int, group_size: int, dtype: Any, *,
         if i2 < cols:                                                     # the block's errors onto later columns
             later = later - u[i1:i2, i2:].T @ (errs[0] if len(errs) == 1 else mx.concatenate(errs))
         rest = later
-        mx.eval(rest, *q_parts[-len(errs):])
+        if (i1 // block) % IN_FLIGHT == IN_FLIGHT - 1 or i2 >= cols:
+            mx.eval(rest, *q_parts[-len(errs):])
+        else:                                                             # queued: the host builds the next block
+            mx.async_eval(rest, *q_parts[-len(errs):])                    # while the device runs this one
     q_all = mx.concatenate(q_parts).T                                     # (rows, cols), permuted order
     if perm is not None:
         q_all = mx.take(q_all, mx.array(np.argsort(perm).astype(np.int32)), axis=1)
