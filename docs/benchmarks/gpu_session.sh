@@ -50,15 +50,13 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
   fi
   wait "$job"
 }
-stage=${1:-all}     # profile: transformers' import time, SmolLM2 and Llama-8B (32 layers) under py-spy --idle; no GGUF
+stage=${1:-all}     # profile: Llama-8B (32 layers), then SmolLM2, under py-spy --idle; no GGUF
 if [ "$stage" = profile ]; then
-  stamp imports: transformers, and the whole CLI
-  python3 -c "import time; t=time.perf_counter(); import transformers; print('transformers', transformers.__version__, round(time.perf_counter()-t, 2), 's')"
-  python3 -c "import time; t=time.perf_counter(); import torch; print('torch', torch.__version__, round(time.perf_counter()-t, 2), 's')"
-  stamp smol, profiled from its start
-  profiled smol 90 20
   stamp llama8b, all 32 layers, profiled
   profiled llama8b 400 10
+  stamp smol, profiled from its start
+  profiled smol 90 20
+  python3 -c "import time; t=time.perf_counter(); import transformers; print('transformers', transformers.__version__, round(time.perf_counter()-t, 2), 's')"
   python3 docs/benchmarks/kernel_check.py 2>&1 | tee /tmp/gpu/out/kernel_check.txt
   stamp done
   exit 0
