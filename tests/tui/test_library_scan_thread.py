@@ -50,3 +50,36 @@ async def test_a_blocked_scan_leaves_the_app_answering(engine) -> None:
         assert "0/0 models" in str(app.query_one("#library-status", Static).render())
     assert seen and all(not on_ui and not timed_out for on_ui, timed_out in seen)
     assert service.scans == 1                    # the Library and Quantize tabs shared one scan
+
+
+async def test_a_model_written_while_away_shows_when_the_tab_is_shown_again(engine, tmp_path) -> None:
+    """A quantize publishes its folder (core/atomic marks the library changed): back on the Library tab the new
+    model is listed without pressing r; with nothing changed, showing the tab scans nothing."""
+    from temper.core.library.model_info import ModelInfo
+    from temper.core.library.service import mark_changed
+
+    def info(name: str) -> ModelInfo:
+        return ModelInfo(name=name, path=tmp_path / name, source="folder", architecture="llama", parameters=1000,
+                         size_bytes=2000, quantization="none", bits_per_weight=16.0)
+
+    listed = [info("base")]
+    service = LibraryService(scan=lambda _extra: list(listed))
+    app = new_app(engine, library=service)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "1/1 models" in str(app.query_one("#library-status", Static).render())
+        await pilot.press("f2")
+        await pilot.pause()
+        await pilot.press("f1")                  # nothing changed: the cached scan, no new one
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        scans = service.scans
+        await pilot.press("f2")
+        listed.append(info("base-4.5bpw"))
+        mark_changed()                           # what the quantize's atomic publish does
+        await pilot.press("f1")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "2/2 models" in str(app.query_one("#library-status", Static).render())
+        assert service.scans == scans + 1

@@ -2,7 +2,8 @@
 
 The list comes from the app's one cached library scan (core/library/service.py, shared with the Quantize
 tab): a scan reads headers only (no MLX) and always runs in a thread worker, its result comes back as a
-message. `r` forces a fresh scan; deletes, imports and downloads invalidate the cache in the core.
+message. `r` forces a fresh scan; deletes, imports, downloads and published quantizations invalidate the cache
+in the core, and showing the tab again picks that up.
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ class LibraryView(TemperNode, Vertical):
         if model:  # `temper --model PATH` / `temper demo`: show that model highlighted
             self.select_model(model)
         self.rescan(refresh=False)
+
+    def on_show(self) -> None:
+        """Back on this tab: a model written meanwhile (a quantize's publish, a float copy) shows up. The cached
+        scan is reused when nothing changed, so the table (and its cursor) stays as it was."""
+        if self.loaded:
+            self.rescan(refresh=False)
 
     def _fit_columns(self, width: int) -> bool:
         """Below 100 columns Vis and Source (both in the details pane) make room for the rest. True when
