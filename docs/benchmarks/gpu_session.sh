@@ -50,10 +50,10 @@ profiled() {   # profiled ROW SECONDS RATE: the row in the background, py-spy on
   fi
   wait "$job"
 }
-stage=${1:-all}     # profile: Llama-8B (32 layers), then SmolLM2, under py-spy --idle; no GGUF
+stage=${1:-all}     # profile: Llama-8B (8 layers), then SmolLM2, under py-spy --idle; no GGUF
 if [ "$stage" = profile ]; then
-  stamp llama8b, all 32 layers, profiled
-  profiled llama8b 400 10
+  stamp llama8b with 8 of its 32 layers, profiled
+  profiled llama8b:8 300 10
   stamp smol, profiled from its start
   profiled smol 90 20
   python3 -c "import time; t=time.perf_counter(); import transformers; print('transformers', transformers.__version__, round(time.perf_counter()-t, 2), 's')"
