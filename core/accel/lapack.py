@@ -14,7 +14,7 @@ and every pip-installed NumPy ships an OpenBLAS, so they are always within reach
    (`scipy_spotrf_64_`; NumPy 1.26's `spotrf_64_`): usable through ctypes even though MLX cannot link it.
 
 3072² on one thread of the dev machine: NumPy's `cholesky` + `inv` 2.55 s, `spotrf` + `strtri` 0.26 s.
-The float64 pair serves the device factor's diagonal blocks (factor_device.py).
+`cholesky_pair` (L and L⁻¹, either precision) serves the device factor's diagonal blocks (factor_device.py).
 """
 
 from __future__ import annotations
