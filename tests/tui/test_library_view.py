@@ -369,3 +369,23 @@ async def test_columns_follow_a_resize(engine, library: Path) -> None:
         await pilot.resize_terminal(100, 30)
         await pilot.pause(0.1)
         assert "source" in keys() and table.row_count == 3
+
+
+@sync
+async def test_a_long_name_keeps_the_narrow_table_within_the_screen(engine, library: Path, tiny_llama: Path) -> None:
+    """At 80 columns (Vis and Source folded into the details) a quantized copy's long name is cut in the middle
+    so that every shown column fits; at 100 the name gets more room."""
+    shutil.copytree(tiny_llama, models_dir() / "SmolLM2-135M-Instruct-bf16-temper-4.5bpw")
+    app = RecordingApp(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(pilot, app)
+        table = app.query_one("#library-table", DataTable)
+        await pilot.pause()
+        widths = [c.get_render_width(table) for c in table.columns.values()]
+        assert len(widths) == 6 and sum(widths) <= 80, widths
+        names = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert "SmolLM2-135M-…emper-4.5bpw" in names
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause(0.2)
+        names = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert "SmolLM2-135M-In…-temper-4.5bpw" in names and len(table.columns) == 8

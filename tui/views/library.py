@@ -136,6 +136,11 @@ class LibraryView(TemperNode, Vertical):
         return True
 
     def on_resize(self, event: events.Resize) -> None:
+        # after the table's own resize handling: laid out from inside this handler, a terminal's resize (tmux,
+        # 100 -> 80 columns) left every column as wide as its header; Pilot's resize did not show it
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
         current = self.highlighted                 # laying the columns out again moves the cursor to the top
         if self._fit_columns(self.app.size.width) and self.loaded:
             self.select_after_scan = current.path if current is not None else None
@@ -178,8 +183,9 @@ class LibraryView(TemperNode, Vertical):
         self.shown = sorted((m for m in self.models if matches(m, text)), key=lambda m: (key(m), m.name.lower()),
                             reverse=self.sort_reverse)
         table.clear()
+        name_width = 30 if len(self.columns) == len(COLUMNS) else 26      # narrow: Vis and Source are gone too
         for m in self.shown:
-            cells = dict(zip([c[0] for c in COLUMNS], row_cells(m), strict=True))
+            cells = dict(zip([c[0] for c in COLUMNS], row_cells(m, name_width), strict=True))
             table.add_row(*(cells[c[0]] for c in self.columns), key=str(m.path))
         for key_name, label, _ in self.columns:
             descending = (key_name in LARGEST_FIRST) != self.sort_reverse

@@ -45,10 +45,12 @@ def short(text: str, width: int = 30) -> str:
     return text[: width - 1 - tail] + "…" + text[-tail:]
 
 
-def row_cells(m: ModelInfo) -> tuple[str, ...]:
+def row_cells(m: ModelInfo, name_width: int = 30) -> tuple[str, ...]:
+    """The table's cells; `name_width`: the longest name shown whole (26 keeps an 80-column table within the
+    screen: Name, Arch, Params, Size, Quant and BPW with their gaps take 78 columns then)."""
     if m.error:
-        return (short(m.name), m.architecture, "-", human_bytes(m.size_bytes), "broken", "-", "-", m.source)
-    return (short(m.name), m.architecture, human_params(m.parameters), human_bytes(m.size_bytes), m.quantization,
+        return (short(m.name, name_width), m.architecture, "-", human_bytes(m.size_bytes), "broken", "-", "-", m.source)
+    return (short(m.name, name_width), m.architecture, human_params(m.parameters), human_bytes(m.size_bytes), m.quantization,
             f"{m.bits_per_weight:.2f}", "yes" if m.vision else "no", m.source)
 
 
