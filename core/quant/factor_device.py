@@ -100,8 +100,8 @@ def upper_inverse_factor(h: Any, lam: float, block: int = BLOCK) -> Any | None:
     for k0 in starts:
         k1 = min(k0 + block, n)
         m = k1 - k0
-        akk = np.array(trailing[:m, :m]).astype(np.float64)
-        got = _host_lower((akk + akk.T) / 2 + lam * np.eye(m))
+        akk = np.array(trailing[:m, :m])          # float32, as the factor below takes it (no float64 round trip)
+        got = _host_lower((akk + akk.T) / 2 + np.float32(lam) * np.eye(m, dtype=np.float32))
         if got is None:
             return None
         low, inv = got
