@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def human_bytes(n: int | float) -> str:
@@ -26,6 +27,12 @@ def human_duration(seconds: float | None, missing: str = "–") -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def home_short(path: str | Path) -> str:
+    """`path` with the home folder spelled `~` (unchanged outside it)."""
+    home, text = str(Path.home()), str(path)
+    return "~" + text[len(home):] if text == home or text.startswith(home + "/") else text
 
 
 def human_params(n: int) -> str:

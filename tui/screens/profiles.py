@@ -4,6 +4,7 @@ Enter, save the active profile under a new name with `s`."""
 from __future__ import annotations
 
 from temper.core.errors import ProfileError
+from temper.core.library.format import home_short
 from temper.core.profiles import diff, list_profiles, load_file, save
 from temper.core.profiles.diff import UNSET, show
 from textual.app import ComposeResult
@@ -86,7 +87,7 @@ class ProfileScreen(TemperNode, ModalScreen[str | None]):
             return f"[b red]does not load[/]\n{_escape(str(exc))}"
         lines = [f"[b]{ref.name}[/b] ({ref.source}) {_escape(profile.description)}"]
         if ref.source != "shipped":                # where to edit it; a shipped one lives in the package
-            lines.append(f"[dim]{_escape(_home_short(str(ref.path)))}[/dim]")
+            lines.append(f"[dim]{_escape(home_short(ref.path))}[/dim]")
         lines.append("")
         base, label = self.app.profile, f"the active profile ({self.app.profile.name})"
         if self.base is not None:
@@ -138,13 +139,6 @@ def _value(value, default) -> str:
     if value is UNSET:
         return f"[dim]{_escape(show(default, None))}[/dim]" if default is not None else "[dim]unset[/dim]"
     return _escape(show(value, default))
-
-
-def _home_short(path: str) -> str:
-    from pathlib import Path
-
-    home = str(Path.home())
-    return "~" + path[len(home):] if path.startswith(home + "/") else path
 
 
 def _escape(text: str) -> str:

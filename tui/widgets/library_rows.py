@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from temper.core.library.format import human_bytes, human_params
+from temper.core.library.format import home_short, human_bytes, human_params
 from temper.core.library.model_info import ModelInfo
 from temper.core.library.scan import hf_cache_dir
 from temper.core.paths import models_dir
@@ -28,13 +28,12 @@ LARGEST_FIRST = {"params", "size", "bpw"}  # their natural order is descending
 
 def display_path(path: Path) -> str:
     """Short, stable spelling of a model's location: relative to temper's models, the HF cache or home."""
-    for root, label in ((models_dir(), "temper:"), (hf_cache_dir(), "hf-cache:"), (Path.home(), "~/")):
+    for root, label in ((models_dir(), "temper:"), (hf_cache_dir(), "hf-cache:")):
         try:
-            rel = path.relative_to(root)
+            return f"{label}{path.relative_to(root)}"
         except ValueError:
             continue
-        return f"{label}{rel}" if label != "~/" else f"~/{rel}"
-    return str(path)
+    return home_short(path)
 
 
 def short(text: str, width: int = 30) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temper.core.library.format import human_duration
+from temper.core.library.format import home_short, human_duration
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -267,9 +267,7 @@ class ResultStep(Vertical):
 
     def show(self, result: dict[str, Any], others: list[tuple[str, dict[str, Any]]] = ()) -> None:
         out = Path(str(result.get("output", "")))
-        where = str(out.parent)
-        if out.parent.is_relative_to(Path.home()):     # the whole path wrapped mid-name at 80 columns
-            where = "~/" + str(out.parent.relative_to(Path.home()))
+        where = home_short(out.parent)                  # the whole path wrapped mid-name at 80 columns
         room = max(20, (self.size.width or 80) - 8)     # the folder on one line: its start elided if need be
         if len(where) > room:
             where = "…" + where[-(room - 1):]
