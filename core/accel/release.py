@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def release_memory() -> int:
@@ -39,3 +41,22 @@ def rss_bytes() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+@contextmanager
+def bounded_cache(limit: int | None) -> Iterator[None]:
+    """Within the block, MLX keeps at most `limit` bytes of freed buffers for reuse (its buffer cache); the
+    caller's limit is put back after. MLX reuses a cached buffer only for a request of nearly its size (within
+    two pages for large ones), so a phase whose arrays shrink step by step (a blocked factor's trailing
+    matrix) never reuses them, and by default the cache keeps them up to the memory limit: on CUDA, 80% of
+    the card beside the live arrays. `None`: no bound (MLX's own limit stays)."""
+    import mlx.core as mx
+
+    if limit is None:
+        yield
+        return
+    previous = mx.set_cache_limit(limit)
+    try:
+        yield
+    finally:
+        mx.set_cache_limit(previous)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..accel.release import bounded_cache
 from ..errors import QuantError
 from . import fisher_blocks, host_math, logit_head, logit_head_np, work
 from .candidates import Candidate
@@ -207,15 +208,10 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     quantize_speed_cpu.md session 8; a body whose blocks are no plain chain keeps the whole-model `mx.grad`, where
     the SiLU and softmax stay in MLX, as host_activations.py says why), hessians (a `FisherHessians` that the
     block-wise forward fills with GPTQ's H, for `gptq.Rounding.collected`; left invalid on the whole-model path)."""
-    import mlx.core as mx
-
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
     # of many sizes, and a cache keeping the largest of each would hold several model-sized copies
-    cache_limit = mx.set_cache_limit(CACHE_BYTES)
-    try:
+    with bounded_cache(CACHE_BYTES):
         return _fisher_estimates(model, chunks, tensors, candidates, **options)
-    finally:
-        mx.set_cache_limit(cache_limit)
 
 
 def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], candidates: list[Candidate], *,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from ..accel.release import bounded_cache
 from ..errors import QuantError
 from .gptq import Rounding
 from .inventory import is_float_only
@@ -37,6 +38,9 @@ DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
 _COPY_SUFFIXES = {".json", ".jinja", ".model", ".tiktoken", ".txt", ".jsonl", ".py"}
 _NO_COPY = {"config.json", "model.safetensors.index.json", PLAN_FILE}
 
+CACHE_ENV = "TEMPER_WRITE_CACHE_MB"    # MLX's buffer cache while tensors are rounded; "0": MLX's own limit
+CACHE_MB = 2048    # a wide H's blocked factor frees shrinking arrays MLX never reuses: unbounded, they filled an
+#                    80 GB card while Llama-3-8B was written (docs/benchmarks/quantize_gpu.md, session 12)
 Progress = Callable[..., None]       # (phase, done, total[, message[, work units: work.py]])
 
 
@@ -126,7 +130,8 @@ def write_quantized(
 
     rounding = rounding or Rounding(gptq=False, clip=False)
     card["rounding"] = rounding.describe()
-    skipped = quantize_tensors(model, predicate, rounding, plan, list(calibration or awq_chunks or []), say)
+    with bounded_cache(write_cache_bytes()):       # None: unbounded
+        skipped = quantize_tensors(model, predicate, rounding, plan, list(calibration or awq_chunks or []), say)
     if skipped:
         card["rounding"] = f"round-to-nearest{' with clip search' if rounding.clip else ''} ({skipped})"
     quant = plan.quantization_config()
@@ -163,6 +168,13 @@ def write_quantized(
         raise QuantError(f"cannot write {out}: {' '.join(str(exc).split())[:120]} (disk full or not "
                          "writable? nothing was left behind)") from exc
     return WriteResult(path=out, files=files, source_bytes=src_bytes, written_bytes=written)
+
+
+def write_cache_bytes() -> int | None:
+    """The buffer cache's bound while tensors are rounded (`TEMPER_WRITE_CACHE_MB`); None: MLX's own limit."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    mb = int(raw) if raw.isdigit() else CACHE_MB
+    return mb << 20 if mb else None
 
 
 def quantize_tensors(model: Any, predicate: Callable[[str, Any], Any], rounding: Rounding, plan: Plan,

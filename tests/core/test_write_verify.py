@@ -221,3 +221,32 @@ def test_a_tensor_in_another_dtype_is_priced_as_stored(engine, tmp_path):
         plan = build_plan(recipe, inv, req)
         report = write_and_verify(engine, src, plan, tmp_path / recipe)
         assert report.tensor_bytes * 8 == plan.total_bits
+
+
+@pytest.mark.parametrize("env, limit", [("3", 3 << 20), ("0", 1 << 30)])
+def test_rounding_bounds_mlx_buffer_cache(env, limit, llama_scores, tiny_llama, engine, tmp_path, monkeypatch):
+    """While tensors are rounded MLX's cache limit is TEMPER_WRITE_CACHE_MB ("0": the caller's, unchanged),
+    and the caller's limit is back afterwards: freed buffers of shrinking sizes are never reused, so an unbounded
+    cache filled an 80 GB card while Llama-3-8B was written."""
+    plan = build_plan("temper", llama_scores, RecipeRequest(bpw=4.5))
+    monkeypatch.setenv(write_module.CACHE_ENV, env)
+    seen: list[int] = []
+
+    def run(ctx):
+        import mlx.core as mx
+
+        def limit_now() -> int:
+            now = mx.set_cache_limit(0)
+            mx.set_cache_limit(now)
+            return now
+
+        outer = mx.set_cache_limit(1 << 30)
+        try:
+            write_quantized(tiny_llama, plan, tmp_path / "q",
+                            progress=lambda phase, *_: seen.append(limit_now()) if phase == "quantize" else None)
+            return limit_now()
+        finally:
+            mx.set_cache_limit(outer)
+
+    assert engine.run(run) == 1 << 30             # the caller's limit is back after the phase
+    assert len(seen) > 10 and set(seen) == {limit}
