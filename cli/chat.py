@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 
 from ..core.chat.export import export, new_notes, stats_line
-from ..core.chat.session import make_request
 from ..core.chat.settings import ChatSettings
 from ..core.chat.store import ChatStore, Conversation, title_from
 from ..core.engine import get_engine
 from ..core.engine.events import Cancelled, Failed, Finished, Progress
-from ..core.engine.generate import StatsEvent, TokenEvent, chat_job
 from ..core.engine.loader import resolve
 from ..core.engine.reasoning import EFFORTS
 from ..core.engine.sampling import SamplingSettings
@@ -120,7 +118,10 @@ class Repl:
     def ask(self, text: str | None) -> int:
         """Send `text` (None: regenerate the last answer). Returns 0, 1 if stopped before an answer came, 2 if
         generation failed. Ctrl-C stops the answer: the job finishes with what came, stats included."""
+        # here, not at the top: these load mlx-lm (and transformers), which `temper -h` has no use for
+        from ..core.chat.session import make_request
         from ..core.chat.store import Message
+        from ..core.engine.generate import chat_job
 
         if text is not None and not text.strip():
             raise TemperError("nothing to send: the message is empty")
@@ -146,6 +147,8 @@ class Repl:
         return code
 
     def _stream(self, job, answer: list[str], thinking: list[str], writer) -> int:
+        from ..core.engine.generate import StatsEvent, TokenEvent
+
         in_think = False
         for event in job.events():
             if isinstance(event, TokenEvent):

@@ -44,3 +44,17 @@ def test_tui_holds_no_mlx_imports() -> None:
             if stripped.startswith(("import mlx", "from mlx")):
                 offenders.append(f"{path.name}: {stripped}")
     assert offenders == []
+
+
+def test_command_line_parser_loads_no_model_stack() -> None:
+    """`temper -h`, `temper library list`... build the parser from every command module: none of them may load
+    mlx-lm (and through it transformers, and torch where it is installed: 9 s on the GPU machine) to do so."""
+    code = (
+        "import sys\n"
+        "from temper.cli.main import build_parser\n"
+        "build_parser()\n"
+        "print(','.join(sorted(m for m in ('mlx_lm', 'transformers', 'torch') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"building the parser imports {out.stdout.strip()}"
