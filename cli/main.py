@@ -124,8 +124,10 @@ def warn_broken_settings() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the real entry point (not a call from code): give MLX a fast BLAS before it loads
         from ..core.accel.preload import ensure_fast_blas
+        from ..core.startup import keep_torch_out
 
         ensure_fast_blas(quiet=True)
+        keep_torch_out()     # transformers would import PyTorch for nothing (core/startup.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

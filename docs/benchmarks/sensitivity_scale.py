@@ -183,8 +183,10 @@ def params_of(path: Path) -> int:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         from temper.core.accel.preload import ensure_fast_blas
+        from temper.core.startup import keep_torch_out
 
         ensure_fast_blas()
+        keep_torch_out()          # as the `temper` entry point does
         child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
         sys.stdout.flush()
         os._exit(0)      # the figures are written; skip the interpreter's teardown of the engine thread
