@@ -62,6 +62,11 @@ if [ "$stage" = profile ]; then
   exit 0
 fi
 if [ "$stage" = final ]; then       # clean rows (no profiler), then the quality rows the last table lacked
+  stamp "mlx-lm's loader import, torch let in and kept out (core/startup.py)"
+  for keep in 0 1; do python3 -c "import sys, time; t = time.perf_counter()
+from temper.core.startup import keep_torch_out
+$keep and keep_torch_out()
+import mlx_lm.utils; print('kept out' if $keep else 'let in', round(time.perf_counter() - t, 2), 's', sorted(m for m in ('torch', 'sklearn', 'scipy', 'pandas') if sys.modules.get(m)))"; done
   stamp smol, twice: the first process of a machine pays its cold start
   OUT=/tmp/gpu/out/smol bash docs/benchmarks/quantize_gpu.sh /tmp/g smol smol
   stamp llama8b, all 32 layers
