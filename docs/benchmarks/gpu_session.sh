@@ -69,8 +69,8 @@ $keep and keep_torch_out()
 import mlx_lm.utils; print('kept out' if $keep else 'let in', round(time.perf_counter() - t, 2), 's', sorted(m for m in ('torch', 'sklearn', 'scipy', 'pandas') if sys.modules.get(m)))"; done
   stamp smol, twice: the first process of a machine pays its cold start
   OUT=/tmp/gpu/out/smol bash docs/benchmarks/quantize_gpu.sh /tmp/g smol smol
-  stamp llama8b, all 32 layers
-  OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+  stamp llama8b, all 32 layers, under py-spy --idle at 10 Hz
+  profiled llama8b 400 10
   stamp waiting for the GGUF
   for i in $(seq 1 120); do [ -f /root/stash/demo.gguf ] && break; sleep 5; done
   stamp quality rows
