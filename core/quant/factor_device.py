@@ -90,50 +90,39 @@ def upper_inverse_factor(h: Any, lam: float, block: int = BLOCK) -> Any | None:
     for a symmetric positive semi-definite MLX `h` (n, n); None where H + λI is not positive definite."""
     import mlx.core as mx
 
-    split = split_needed()
-    n = h.shape[0]
     a = h[::-1, ::-1]              # J·H·J; λ joins each diagonal block on the host (updates never touch it)
-    starts = list(range(0, n, block))
-    diag_inv: list[np.ndarray] = []
-    panels: list[Any] = []           # column panels of L: rows k0.., columns k0..k1
-    trailing = a
-    for k0 in starts:
-        k1 = min(k0 + block, n)
-        m = k1 - k0
-        akk = np.array(trailing[:m, :m])          # float32, as the factor below takes it (no float64 round trip)
-        got = _host_lower((akk + akk.T) / 2 + np.float32(lam) * np.eye(m, dtype=np.float32))
-        if got is None:
-            return None
-        low, inv = got
-        diag_inv.append(inv)
-        top = mx.array(low.astype(np.float32))
-        if k1 < n:
-            below = exact_mm(trailing[m:, :m], mx.array(inv.T.astype(np.float32)), split)
-            trailing = trailing[m:, m:] - exact_mm(below, below.T, split)
-            panel = mx.concatenate([top, below])
-        else:
-            panel = top
-        mx.eval(trailing, panel)
-        panels.append(panel)
-    # L⁻¹ by block rows: X_ii = L_ii⁻¹; X_i,<i = -X_ii · (L_i,<i · X_<i,<i)
-    rows_x: list[Any] = []
-    for i, k0 in enumerate(starts):
-        k1 = min(k0 + block, n)
-        xii = mx.array(diag_inv[i].astype(np.float32))
-        if i == 0:
-            row = xii
-        else:
-            l_row = mx.concatenate([panels[j][k0 - starts[j]:k1 - starts[j]] for j in range(i)], axis=1)
-            x_prev = mx.concatenate([mx.pad(r, [(0, 0), (0, k0 - r.shape[1])]) for r in rows_x])
-            row = mx.concatenate([-exact_mm(xii, exact_mm(l_row, x_prev, split), split), xii], axis=1)
-        mx.eval(row)
-        rows_x.append(row)
-    del panels, trailing, a
-    x = mx.concatenate([mx.pad(r, [(0, 0), (0, n - r.shape[1])]) for r in rows_x])
-    del rows_x
+    x = _lower_inverse(a, np.float32(lam), block, split_needed())
+    if x is None:
+        return None
     u = x[::-1, ::-1]
     mx.eval(u)
     return u
+
+
+def _lower_inverse(a: Any, lam: np.float32, block: int, split: bool) -> Any | None:
+    """L⁻¹ for L the lower Cholesky factor of a + λI, by halves: with a = [[A, Bᵀ], [B, C]],
+    L₁₁⁻¹ from A; L₂₁ = B·L₁₁⁻ᵀ; L₂₂⁻¹ from the Schur complement C − L₂₁·L₂₁ᵀ; L⁻¹'s lower-left block
+    −L₂₂⁻¹·L₂₁·L₁₁⁻¹. Blocks of at most `block` rows are factored on the host: the only waits on the device,
+    one per such block. Each level's products are few and large (n/block − 1 halvings in all) and its arrays
+    halve in size, where a block-by-block sweep copied the growing L⁻¹ once per block row (n³/block bytes)."""
+    import mlx.core as mx
+
+    n = a.shape[0]
+    if n <= block:
+        akk = np.array(a)                         # float32, as the factor below takes it (no float64 round trip)
+        got = _host_lower((akk + akk.T) / 2 + lam * np.eye(n, dtype=np.float32))
+        return None if got is None else mx.array(got[1].astype(np.float32))
+    n1 = block * -(-(n // 2) // block)            # a multiple of `block` near the middle: the leaves stay full
+    x11 = _lower_inverse(a[:n1, :n1], lam, block, split)
+    if x11 is None:
+        return None
+    l21 = exact_mm(a[n1:, :n1], x11.T, split)
+    x22 = _lower_inverse(a[n1:, n1:] - exact_mm(l21, l21.T, split), lam, block, split)
+    if x22 is None:
+        return None
+    x21 = -exact_mm(x22, exact_mm(l21, x11, split), split)
+    top = mx.concatenate([x11, mx.zeros((n1, n - n1), dtype=x11.dtype)], axis=1)
+    return mx.concatenate([top, mx.concatenate([x21, x22], axis=1)])
 
 
 def available() -> bool:
