@@ -2,13 +2,12 @@
 
 `rounding.inverse_cholesky` factors on the host (OpenBLAS `spotrf` + `strtri`): n³/3 + n³/3 float operations
 plus the copies of an n² matrix, which for a Llama-3-8B down projection (n = 14,336, 822 MB in float32) is
-seconds per layer on the host and most of the write phase. Here the same factor is built by blocks:
+seconds per layer on the host and most of the write phase. Here the same factor is built by halves:
 
 - U = J·L⁻¹·J with L the lower Cholesky factor of J(H + λI)J (J reverses the order), as on the host;
-- L by right-looking blocks: each BLOCK² diagonal block is factored on the host (OpenBLAS, float32 like the
-  host path; a few ms), its panel below is one device product with that block's inverse, and the trailing
-  matrix loses the panel's outer product (a device product);
-- L⁻¹ by block rows: row i is -L_ii⁻¹·(L_i,<i · L⁻¹_<i,<i), one device product per row block.
+- L⁻¹ recursively (`_lower_inverse`): the first half's, then the Schur complement's of the second half, joined
+  by two device products; blocks of at most BLOCK rows are factored on the host (OpenBLAS, float32 like the host
+  path; a few ms each), the only waits on the device.
 
 Every device product of float32 operands is split (`exact_mm`): MLX-CUDA runs float32 products on TF32 tensor
 cores (10-bit mantissa) unless MLX_ENABLE_TF32=0, which would cost the factor its precision; with each
