@@ -69,6 +69,10 @@ $keep and keep_torch_out()
 import mlx_lm.utils; print('kept out' if $keep else 'let in', round(time.perf_counter() - t, 2), 's', sorted(m for m in ('torch', 'sklearn', 'scipy', 'pandas') if sys.modules.get(m)))"; done
   stamp smol, twice: the first process of a machine pays its cold start
   OUT=/tmp/gpu/out/smol bash docs/benchmarks/quantize_gpu.sh /tmp/g smol smol
+  stamp "llama8b, 8 layers: MLX's own cache limit (TEMPER_WRITE_CACHE_MB=0), then the write phase's 2 GB bound"
+  mkdir -p /tmp/gpu/out/l8-unbounded /tmp/gpu/out/l8
+  TEMPER_WRITE_CACHE_MB=0 OUT=/tmp/gpu/out/l8-unbounded bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b:8
+  OUT=/tmp/gpu/out/l8 bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b:8
   stamp llama8b, all 32 layers, under py-spy --idle at 10 Hz
   profiled llama8b 400 10
   stamp waiting for the GGUF
