@@ -61,6 +61,14 @@ if [ "$stage" = profile ]; then
   stamp done
   exit 0
 fi
+if [ "$stage" = leaves ]; then      # session 12's follow-up: SmolLM2 on this card, the device factor's leaf size
+  stamp smol, twice
+  OUT=/tmp/gpu/out/smol bash docs/benchmarks/quantize_gpu.sh /tmp/g smol smol
+  stamp factor leaves
+  python3 docs/benchmarks/factor_leaves.py 2>&1 | tee /tmp/gpu/out/factor_leaves.txt
+  stamp done
+  exit 0
+fi
 if [ "$stage" = final ]; then       # clean rows (no profiler), then the quality rows the last table lacked
   stamp "mlx-lm's loader import, torch let in and kept out (core/startup.py)"
   for keep in 0 1; do python3 -c "import sys, time; t = time.perf_counter()
