@@ -43,11 +43,16 @@ class LoadedModel:
 
 
 def resolve(path_or_id: str | Path) -> Path:
-    """A local folder as it is; a Hub id through the local Hugging Face cache only (never downloads)."""
+    """A local folder as it is; a Hub id through the local Hugging Face cache only (never downloads); a bare
+    name as the Library lists it (exact, else a unique prefix: `temper chat SmolLM2-135M-Instruct`)."""
     path = Path(path_or_id).expanduser()
     if path.exists():
         return path
     text = str(path_or_id)
+    if isinstance(path_or_id, str) and text and "/" not in text and not text.startswith(("~", ".")):
+        found = _library_model(text)
+        if found is not None:
+            return found
     if _HUB_ID.match(text):
         try:
             from huggingface_hub import snapshot_download
@@ -58,6 +63,22 @@ def resolve(path_or_id: str | Path) -> Path:
                 f"{text} is not in the local Hugging Face cache: download it first (temper library download {text})"
             ) from exc
     raise ModelLoadError(f"{text}: no such folder")
+
+
+def _library_model(name: str) -> Path | None:
+    """The folder of the Library's model called `name` (a unique prefix will do); None where none is."""
+    from ..errors import TemperError
+    from ..library.scan import find
+
+    try:
+        info = find(name)
+    except TemperError as exc:           # several match: say which
+        raise ModelLoadError(str(exc)) from exc
+    if info is None:
+        return None
+    if info.details.get("gguf"):
+        raise ModelLoadError(f"{info.name} is a GGUF file: import it first (temper library import {info.path})")
+    return info.path
 
 
 def read_config(path: Path) -> dict[str, Any]:

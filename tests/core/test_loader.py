@@ -75,3 +75,16 @@ def test_hub_id_not_in_cache_is_a_clear_error(tmp_path: Path, monkeypatch) -> No
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="no such folder"):
         resolve(tmp_path / "absent")
+
+
+def test_a_library_name_resolves_to_its_folder(tiny_llama: Path) -> None:
+    """`temper chat NAME`: the name the Library shows (or a unique prefix of it) finds the folder."""
+    from temper.core.paths import models_dir
+
+    folder = _copy(tiny_llama, models_dir() / "tiny-llama-q4")
+    _copy(tiny_llama, models_dir() / "tiny-llama-q8")
+    assert resolve("tiny-llama-q4") == folder
+    with pytest.raises(ModelLoadError, match="matches 2 models"):
+        resolve("tiny-llama")
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        resolve("no-such-model")
