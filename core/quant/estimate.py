@@ -173,6 +173,8 @@ def _whole_model(body: Any, x: Any, linears: list[QTensor], taps: dict[str, _Emb
         return head_grad(hidden)
 
     def loss(*arrays: Any) -> Any:
+        if only_head:          # a zero after the body: the backward starts (the head's statistics) and stops there
+            return head_loss(body(x) + arrays[0])
         for t, a in zip(linears, arrays, strict=False):
             t.module["weight"] = a
         for tap, a in zip(taps.values(), arrays[len(linears):], strict=True):
@@ -181,6 +183,9 @@ def _whole_model(body: Any, x: Any, linears: list[QTensor], taps: dict[str, _Emb
 
     primals = [originals[t.path] for t in linears] + \
         [mx.zeros((1, seq, tap.inner["weight"].shape[-1]), dtype=tap.inner["weight"].dtype) for tap in taps.values()]
+    only_head = not primals             # a part of fisher_groups.py with the untied head alone
+    if only_head:
+        primals = [mx.zeros((1,), dtype=mx.float32)]
     try:
         flat = mx.grad(loss, argnums=list(range(len(primals))))(*primals)
         flat = list(flat) if isinstance(flat, (list, tuple)) else [flat]
@@ -189,6 +194,8 @@ def _whole_model(body: Any, x: Any, linears: list[QTensor], taps: dict[str, _Emb
             t.module["weight"] = originals[t.path]
         for tap in taps.values():
             tap.offset = None
+    if only_head:
+        return {}
     weights = dict(zip([t.path for t in linears], flat[:len(linears)], strict=True))
     out = dict(zip(taps, flat[len(linears):], strict=True))
     del flat

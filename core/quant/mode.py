@@ -130,8 +130,9 @@ def fisher_sequences(samples: int, where: str | None = None) -> tuple[int, str]:
 
 
 def peak_bytes(size: ModelSize, mode: str, where: str | None = None, *, tokens: int = 4096,
-               seq_len: int = 256) -> int:
-    """Planned peak of a sensitivity pass in bytes (model, working arrays, statistics).
+               seq_len: int = 256, parts: int = 1) -> int:
+    """Planned peak of a sensitivity pass in bytes (model, working arrays, statistics; a fast pass made in
+    `parts` parts holds one part's gradients and statistics: fisher_groups.py).
 
     fast: the model (non-embedding weights in fp32 on a CPU, stored dtype elsewhere; tables only looked up
     keep the calibration's rows, estimate.py's `compact`), one sequence's Linear gradients and their
@@ -149,7 +150,7 @@ def peak_bytes(size: ModelSize, mode: str, where: str | None = None, *, tokens: 
         model += min(tokens, size.vocab) * size.lookup_params // max(1, size.vocab) * stored_per    # kept rows
         stats = linear * per * 2 + linear * per // 16 + size.vocab * size.hidden * per * 17 // 16
         rows = min(tokens, size.vocab) * size.hidden * 4 * 3
-        return int(model + stats + rows + 4 * (64 << 20) + activations)
+        return int(model + stats // max(1, parts) + rows + 4 * (64 << 20) + activations)
     fp32 = size.params * 4
     exact = fp32 + (2 << 30) + 3 * (256 << 20) + activations
     if mode == "hybrid":

@@ -93,6 +93,7 @@ def run_sensitivity(
     streamed: True streams blocks from disk (exact measure); None streams only when the planned peak
     memory of the in-memory pass exceeds what is available (a fast pass that does not fit is refused)."""
     from ..engine.eta import EtaContext
+    from .fisher_groups import MAX_PARTS
     from .mode import FIT_FRACTION, ModelSize, available_bytes, choose_mode, fisher_sequences, peak_bytes
 
     if not isinstance(ctx, EtaContext):      # alone (`temper sensitivity`, Layers' measure): progress gets its ETA
@@ -120,11 +121,13 @@ def run_sensitivity(
         mode, reason = choice.mode, choice.reason
     need, avail = peak_bytes(size, mode, seq_len=seq_len, tokens=samples * seq_len), available_bytes()
     if streamed is None:
+        if mode == "fast":      # its statistics may be made in parts, one pass each (fisher_groups.py)
+            need = peak_bytes(size, mode, seq_len=seq_len, tokens=samples * seq_len, parts=MAX_PARTS)
         streamed = need > FIT_FRACTION * avail
         if streamed and mode == "fast":
-            raise QuantError(f"the fast estimate of {path.name} needs about {need / 1e9:.1f} GB and "
-                             f"{avail / 1e9:.1f} GB is available: free memory, or measure it streamed "
-                             "(--streamed: exact, one block in memory at a time, much slower)")
+            raise QuantError(f"the fast estimate of {path.name} needs about {need / 1e9:.1f} GB even in "
+                             f"{MAX_PARTS} parts and {avail / 1e9:.1f} GB is available: free memory, or measure "
+                             "it streamed (--streamed: exact, one block in memory at a time, much slower)")
         if streamed:
             reason += (f"; streamed from disk: the in-memory {mode} pass needs about {need / 1e9:.1f} GB, "
                        f"{avail / 1e9:.1f} GB available")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..engine.events import Event, Progress
-from . import estimate, work
+from . import work
 from .calibration import TokenSet
 from .candidates import Candidate
 from .reference import PASSES, Reference
@@ -159,10 +159,17 @@ class SensitivityRun:
         if not todo:
             return
         t0 = time.perf_counter()
-        scored = estimate.fisher_estimates(model, self.calib.chunks, tensors, self.cands,
-                                           storage_dtype=self.storage, seed=self.seed, check=self.ctx.check,
-                                           progress=self._progress("fisher"),
-                                           compact=self.mode == "fast")   # nothing reads the model after it
+        import mlx.core as mx
+
+        from .fisher_groups import free_room, grouped_estimates
+
+        sizes: dict[str, int] = {}
+        scored = grouped_estimates(model, self.calib.chunks, tensors, self.cands, room=free_room(),
+                                   element=2 if self.storage == mx.bfloat16 else 4, note=self._note("fisher"),
+                                   storage_dtype=self.storage, seed=self.seed, check=self.ctx.check,
+                                   progress=self._progress("fisher"), sizes=sizes,
+                                   compact=self.mode == "fast")   # nothing reads the model after it
+        table.meta["fisher_parts"] = sizes.get("parts", 1)
         by_path = table.by_path()
         for i, t in enumerate(tensors):
             self.ctx.check()
@@ -251,6 +258,11 @@ class SensitivityRun:
             self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", done, total, message,
                                    {"step": phase, **(work or {})}))
         return report
+
+    def _note(self, phase: str) -> Any:
+        def say(text: str) -> None:
+            self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", 0, None, text, {"step": phase, "warning": True}))
+        return say
 
     def _reference(self, model: Any) -> Reference:
         if self.reference is None:

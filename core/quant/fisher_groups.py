@@ -1,0 +1,100 @@
+"""The Fisher pass in parts when its statistics would not fit beside the model (estimate.py).
+
+The pass keeps, for every weight it scores, D (one squared-gradient sum per element, in the stored dtype: bf16
+for a bf16 model) and the group sums of each group size: about the model's own size again. Llama-3-8B's pass
+peaked at 33.4 GB for a 16 GB model (docs/benchmarks/quantize_gpu.md). Where that does not fit in the memory
+this machine has free, the tensors are split into parts, in model order, each part small enough, and the pass
+runs once per part: every part reads the whole calibration text, and only its own tensors' gradients and
+statistics are made. The scores are the same (the same sequences, the same sampled labels: each tensor's
+statistics do not depend on which others are measured beside it); the cost is one forward and backward pass per
+part. The Linears go first in model order, then an untied head, then the looked-up tables: only the last part may
+compact a table in place (`compact`, estimate.py), after which no pass may read it, and the tables gain most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import QuantError
+from ..library.format import human_bytes
+from . import estimate, logit_head
+from .candidates import Candidate
+from .tensors import QTensor
+
+WORKING = 256 << 20          # beside the statistics: vocabulary slices, one sequence's activations
+MAX_PARTS = 8                # the preflight refuses a fast pass that would need more (sensitivity.py)
+
+
+def statistics_bytes(t: QTensor, candidates: list[Candidate], element: int) -> int:
+    """Bytes of the statistics the pass keeps for `t`: D, plus the sums of each group size that fits it."""
+    groups = {c.group_size for c in candidates if c.fits(t.shape)}
+    return int(t.params * element * (1 + sum(1 / g for g in groups)))
+
+
+def parts(tensors: list[QTensor], candidates: list[Candidate], element: int, room: int,
+          head_path: str) -> list[list[QTensor]]:
+    """`tensors` in parts whose statistics (and the largest gradient among them, in float32) fit in `room`
+    bytes (the order is the module docstring's); one part where all fit. Raises QuantError where a single
+    tensor does not fit."""
+    def need(ts: list[QTensor]) -> int:
+        return sum(statistics_bytes(t, candidates, element) for t in ts) + 4 * max((t.params for t in ts), default=0)
+
+    if need(tensors) <= room:
+        return [tensors]
+    for t in tensors:
+        if need([t]) > room:
+            raise QuantError(f"the sensitivity statistics of {t.path} alone need {human_bytes(need([t]))} and "
+                             f"{human_bytes(max(room, 0))} are free: free memory or use a machine with more")
+    looked_up = [t for t in tensors if hasattr(t.module, "as_linear")]    # embeddings (a tied head among them)
+    order = [t for t in tensors if t not in looked_up and t.path != head_path]
+    order += [t for t in tensors if t.path == head_path and t not in looked_up] + looked_up
+    out: list[list[QTensor]] = []
+    current: list[QTensor] = []
+    for t in order:
+        if current and need([*current, t]) > room:
+            out.append(current)
+            current = []
+        current.append(t)
+    out.append(current)
+    return out
+
+
+def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidates: list[Candidate], *,
+                      room: int, element: int, progress: Callable[..., None] | None = None,
+                      note: Callable[[str], None] | None = None, compact: bool = False,
+                      **options: Any) -> dict[str, dict[str, float]]:
+    """`estimate.fisher_estimates` over `tensors`, in as many parts as `room` bytes of statistics require
+    (`parts`); `note(text)` says so once when there is more than one. Same options as fisher_estimates."""
+    split = parts(tensors, candidates, element, room - WORKING, logit_head.find_head(model).path)
+    if len(split) > 1 and note is not None:
+        total = sum(statistics_bytes(t, candidates, element) for t in tensors)
+        note(f"the Fisher statistics need {human_bytes(total)} and {human_bytes(max(room, 0))} are free: measured "
+             f"in {len(split)} parts, one pass over the calibration text each")
+    sizes = options.pop("sizes", None)
+    out: dict[str, dict[str, float]] = {}
+    for k, part in enumerate(split):
+        got: dict[str, int] = {}
+        report = progress
+        if progress is not None and len(split) > 1:
+            def report(done: int, total: int, message: str, work: dict[str, float] | None = None,
+                       k: int = k) -> None:
+                units = dict(work or {})
+                if units.get("work_total"):
+                    units = {"work": k + units["work"] / units["work_total"], "work_total": float(len(split))}
+                progress(done, total, f"part {k + 1}/{len(split)} · {message}", units)
+        out.update(estimate.fisher_estimates(model, chunks, part, candidates, progress=report, sizes=got,
+                                             compact=compact and k == len(split) - 1, **options))
+        if sizes is not None:              # the largest part's statistics: what the pass held at once
+            sizes["statistics"] = max(sizes.get("statistics", 0), got.get("statistics", 0))
+    if sizes is not None:
+        sizes["parts"] = len(split)
+    return out
+
+
+def free_room() -> int:
+    """Bytes the pass's statistics may take now: a share of the memory free where MLX computes."""
+    from .mode import FIT_FRACTION, available_bytes
+
+    return int(FIT_FRACTION * available_bytes())
+

@@ -1,0 +1,103 @@
+"""The Fisher pass in parts (fisher_groups.py): where its statistics do not fit the free memory, tensors are
+measured a part at a time, the same scores for a part of the statistics' memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from temper.core.errors import QuantError
+from temper.core.quant import fisher_groups
+from temper.core.quant.calibration import TokenSet
+from temper.core.quant.candidates import Candidate, grid
+from temper.core.quant.sensitivity import run_sensitivity
+
+CANDS = [Candidate(2, 64), Candidate(4, 32)]
+
+
+def _model(path):
+    import mlx.core as mx
+    from mlx_lm.utils import load_model
+
+    model, _ = load_model(path)
+    model.set_dtype(mx.float32)
+    mx.eval(model.parameters())
+    return model
+
+
+def _chunks(samples: int = 3, seq_len: int = 32, vocab: int = 500) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, vocab, (samples, seq_len)).astype(np.int32)
+
+
+def test_parts_keep_model_order_with_looked_up_tables_and_head_last(engine, tiny_llama):
+    def run(ctx):
+        from temper.core.quant.logit_head import find_head
+        from temper.core.quant.tensors import quantizable
+
+        model = _model(tiny_llama)
+        tensors = quantizable(model)
+        total = sum(fisher_groups.statistics_bytes(t, CANDS, 4) for t in tensors)
+        largest = max(fisher_groups.statistics_bytes(t, CANDS, 4) + 4 * t.params for t in tensors)
+        room = max(total // 3, largest)
+        head = find_head(model).path
+        return tensors, fisher_groups.parts(tensors, CANDS, 4, room, head), room, head
+
+    tensors, parts, room, head = engine.run(run)
+    assert len(parts) >= 2
+    assert [t.path for p in parts for t in p] != [] and sorted(t.path for p in parts for t in p) == \
+        sorted(t.path for t in tensors)                                       # each tensor once
+    order = [t.path for p in parts for t in p]
+    body = [t.path for t in tensors if t.path != head and not hasattr(t.module, "as_linear")]
+    assert order[:len(body)] == body                                         # the Linears first, in model order
+    assert all(t.path in {x.path for x in parts[-1]} for t in tensors if hasattr(t.module, "as_linear")) or \
+        order[-1] in {t.path for t in tensors if hasattr(t.module, "as_linear")}   # the tables at the end
+    for p in parts:
+        assert sum(fisher_groups.statistics_bytes(t, CANDS, 4) for t in p) <= room
+    with pytest.raises(QuantError, match="alone need"):
+        fisher_groups.parts(tensors, CANDS, 4, 1000, head)
+
+
+def test_parts_give_the_single_pass_scores_for_part_of_its_statistics(engine, tiny_llama):
+    def run(ctx):
+        from temper.core.quant.estimate import fisher_estimates
+        from temper.core.quant.tensors import quantizable
+
+        model = _model(tiny_llama)
+        tensors = quantizable(model)
+        whole_sizes: dict[str, int] = {}
+        whole = fisher_estimates(model, _chunks(), tensors, CANDS, seed=1, sizes=whole_sizes)
+        total = sum(fisher_groups.statistics_bytes(t, CANDS, 4) for t in tensors)
+        largest = max(fisher_groups.statistics_bytes(t, CANDS, 4) + 4 * t.params for t in tensors)
+        notes: list[str] = []
+        sizes: dict[str, int] = {}
+        parted = fisher_groups.grouped_estimates(model, _chunks(), quantizable(model), CANDS, seed=1, sizes=sizes,
+                                                 room=fisher_groups.WORKING + max(total // 3, largest),
+                                                 element=4,
+                                                 note=notes.append)
+        return whole, whole_sizes, parted, sizes, notes
+
+    whole, whole_sizes, parted, sizes, notes = engine.run(run)
+    assert sizes["parts"] >= 2 and len(notes) == 1 and "parts" in notes[0]
+    assert sizes["statistics"] < 0.75 * whole_sizes["statistics"]
+    assert parted.keys() == whole.keys()
+    for path, scores in whole.items():
+        for key, value in scores.items():
+            assert parted[path][key] == pytest.approx(value, rel=1e-4, abs=1e-12), (path, key)
+
+
+def test_a_sensitivity_run_short_of_memory_measures_in_parts(engine, trained_tiny, monkeypatch):
+    """The run asks how much is free (free_room) and keeps how many parts it took in the table."""
+    def sizes(ctx):
+        from temper.core.quant.tensors import quantizable
+
+        tensors = quantizable(_model(trained_tiny))
+        cands = grid(bits=(2, 4))
+        return (sum(fisher_groups.statistics_bytes(t, cands, 4) for t in tensors),
+                max(fisher_groups.statistics_bytes(t, cands, 4) + 4 * t.params for t in tensors))
+
+    total, largest = engine.run(sizes)
+    assert largest < total // 2
+    monkeypatch.setattr(fisher_groups, "free_room", lambda: fisher_groups.WORKING + max(largest, total // 2))
+    tokens = TokenSet("t", "calibration", _chunks(samples=2))
+    table = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, grid(bits=(2, 4)), tokens, mode="fast"))
+    assert table.meta["fisher_parts"] > 1
+    assert table.tensors and all(row.scores for row in table.tensors)
