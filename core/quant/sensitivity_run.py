@@ -260,6 +260,7 @@ class SensitivityRun:
         return report
 
     def _note(self, phase: str) -> Any:
+        """A one-line warning of this run's `phase` (the live view and the command line show it)."""
         def say(text: str) -> None:
             self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", 0, None, text, {"step": phase, "warning": True}))
         return say
@@ -271,8 +272,7 @@ class SensitivityRun:
                                           replay_bytes=(1 << 30) if self.replay else 0)
             self.times["reference"] = time.perf_counter() - t0
             if self.reference.replay_note:
-                self.ctx.emit(Progress(self.ctx.job_id, "sensitivity", 0, None, self.reference.replay_note,
-                                       {"step": "reference", "warning": True}))
+                self._note("reference")(self.reference.replay_note)
         return self.reference
 
     # -- bookkeeping --------------------------------------------------------------------------------
