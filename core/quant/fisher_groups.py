@@ -24,6 +24,7 @@ from .tensors import QTensor
 
 WORKING = 256 << 20          # beside the statistics: vocabulary slices, one sequence's activations
 MAX_PARTS = 8                # the preflight refuses a fast pass that would need more (sensitivity.py)
+ROOM_ENV = "TEMPER_FISHER_ROOM_MB"
 
 
 def statistics_bytes(t: QTensor, candidates: list[Candidate], element: int) -> int:
@@ -93,8 +94,13 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
 
 
 def free_room() -> int:
-    """Bytes the pass's statistics may take now: a share of the memory free where MLX computes."""
+    """Bytes the pass's statistics may take now: a share of the memory free where MLX computes, or at most
+    `TEMPER_FISHER_ROOM_MB` (a cap for a machine shared with other work, or to price the parts on a big one)."""
+    import os
+
     from .mode import FIT_FRACTION, available_bytes
 
-    return int(FIT_FRACTION * available_bytes())
+    room = int(FIT_FRACTION * available_bytes())
+    cap = os.environ.get(ROOM_ENV, "").strip()
+    return min(room, int(cap) << 20) if cap.isdigit() and int(cap) > 0 else room
 

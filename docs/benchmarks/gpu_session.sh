@@ -66,6 +66,9 @@ if [ "$stage" = leaves ]; then      # session 12's follow-up: SmolLM2 on this ca
   OUT=/tmp/gpu/out/smol bash docs/benchmarks/quantize_gpu.sh /tmp/g smol smol
   stamp factor leaves
   python3 docs/benchmarks/factor_leaves.py 2>&1 | tee /tmp/gpu/out/factor_leaves.txt
+  stamp "llama8b, 8 layers, the Fisher pass in parts (statistics capped at 1.5 GB: TEMPER_FISHER_ROOM_MB)"
+  mkdir -p /tmp/gpu/out/l8-parts
+  TEMPER_FISHER_ROOM_MB=1536 OUT=/tmp/gpu/out/l8-parts bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b:8
   stamp done
   exit 0
 fi

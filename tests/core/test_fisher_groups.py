@@ -101,3 +101,15 @@ def test_a_sensitivity_run_short_of_memory_measures_in_parts(engine, trained_tin
     table = engine.run(lambda ctx: run_sensitivity(ctx, trained_tiny, grid(bits=(2, 4)), tokens, mode="fast"))
     assert table.meta["fisher_parts"] > 1
     assert table.tensors and all(row.scores for row in table.tensors)
+
+
+def test_the_room_can_be_capped_but_never_raised(monkeypatch):
+    from temper.core.quant import mode
+
+    monkeypatch.setattr(mode, "available_bytes", lambda where=None: 10 << 30)
+    free = fisher_groups.free_room()
+    assert free == int(mode.FIT_FRACTION * (10 << 30))
+    monkeypatch.setenv(fisher_groups.ROOM_ENV, "512")
+    assert fisher_groups.free_room() == 512 << 20
+    monkeypatch.setenv(fisher_groups.ROOM_ENV, str(100 << 10))      # 100 GB: more than is free
+    assert fisher_groups.free_room() == free
