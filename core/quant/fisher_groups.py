@@ -33,13 +33,18 @@ def statistics_bytes(t: QTensor, candidates: list[Candidate], element: int) -> i
     return int(t.params * element * (1 + sum(1 / g for g in groups)))
 
 
+def needed_bytes(tensors: list[QTensor], candidates: list[Candidate], element: int) -> int:
+    """What a pass over `tensors` holds for them: their statistics and the largest one's gradient (float32)."""
+    return sum(statistics_bytes(t, candidates, element) for t in tensors) + \
+        4 * max((t.params for t in tensors), default=0)
+
+
 def parts(tensors: list[QTensor], candidates: list[Candidate], element: int, room: int,
           head_path: str) -> list[list[QTensor]]:
-    """`tensors` in parts whose statistics (and the largest gradient among them, in float32) fit in `room`
-    bytes (the order is the module docstring's); one part where all fit. Raises QuantError where a single
-    tensor does not fit."""
+    """`tensors` in parts that each need (`needed_bytes`) at most `room` bytes (the order is the module
+    docstring's); one part where all fit. Raises QuantError where a single tensor does not fit."""
     def need(ts: list[QTensor]) -> int:
-        return sum(statistics_bytes(t, candidates, element) for t in ts) + 4 * max((t.params for t in ts), default=0)
+        return needed_bytes(ts, candidates, element)
 
     if need(tensors) <= room:
         return [tensors]
@@ -69,21 +74,22 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
     (`parts`); `note(text)` says so once when there is more than one. Same options as fisher_estimates."""
     split = parts(tensors, candidates, element, room - WORKING, logit_head.find_head(model).path)
     if len(split) > 1 and note is not None:
-        total = sum(statistics_bytes(t, candidates, element) for t in tensors)
-        note(f"the Fisher statistics need {human_bytes(total)} and {human_bytes(max(room, 0))} are free: measured "
-             f"in {len(split)} parts, one pass over the calibration text each")
+        note(f"the Fisher statistics need {human_bytes(needed_bytes(tensors, candidates, element))} and "
+             f"{human_bytes(max(room - WORKING, 0))} of the free memory is left for them: measured in {len(split)} "
+             "parts, one pass over the calibration text each")
     sizes = options.pop("sizes", None)
+    steps = [len(chunks) + len(part) for part in split]       # each part's progress steps (estimate.py)
     out: dict[str, dict[str, float]] = {}
     for k, part in enumerate(split):
         got: dict[str, int] = {}
         report = progress
-        if progress is not None and len(split) > 1:
-            def report(done: int, total: int, message: str, work: dict[str, float] | None = None,
-                       k: int = k) -> None:
+        if progress is not None and len(split) > 1:       # one count and one ETA across the parts
+            def report(done: int, total: int, message: str, work: dict[str, float] | None = None, k: int = k,
+                       before: int = sum(steps[:k])) -> None:
                 units = dict(work or {})
                 if units.get("work_total"):
                     units = {"work": k + units["work"] / units["work_total"], "work_total": float(len(split))}
-                progress(done, total, f"part {k + 1}/{len(split)} · {message}", units)
+                progress(before + done, sum(steps), f"part {k + 1}/{len(split)} · {message}", units)
         out.update(estimate.fisher_estimates(model, chunks, part, candidates, progress=report, sizes=got,
                                              compact=compact and k == len(split) - 1, **options))
         if sizes is not None:              # the largest part's statistics: what the pass held at once

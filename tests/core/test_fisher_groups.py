@@ -69,13 +69,22 @@ def test_parts_give_the_single_pass_scores_for_part_of_its_statistics(engine, ti
         largest = max(fisher_groups.statistics_bytes(t, CANDS, 4) + 4 * t.params for t in tensors)
         notes: list[str] = []
         sizes: dict[str, int] = {}
+        seen.clear()
         parted = fisher_groups.grouped_estimates(model, _chunks(), quantizable(model), CANDS, seed=1, sizes=sizes,
+                                                 progress=lambda done, total, message, work=None: seen.append(
+                                                     (done, total, message, dict(work or {}))),
                                                  room=fisher_groups.WORKING + max(total // 3, largest),
                                                  element=4,
                                                  note=notes.append)
         return whole, whole_sizes, parted, sizes, notes
 
+    seen: list[tuple] = []
     whole, whole_sizes, parted, sizes, notes = engine.run(run)
+    dones, totals = [d for d, *_ in seen], {t for _, t, *_ in seen}
+    assert dones == sorted(dones) and len(totals) == 1 and dones[-1] == totals.pop()   # one count over the parts
+    fractions = [w["work"] / w["work_total"] for *_, w in seen if w.get("work_total")]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)        # one ETA over the parts
+    assert seen[0][2].startswith("part 1/") and seen[-1][2].startswith(f"part {sizes['parts']}/")
     assert sizes["parts"] >= 2 and len(notes) == 1 and "parts" in notes[0]
     assert sizes["statistics"] < 0.75 * whole_sizes["statistics"]
     assert parted.keys() == whole.keys()
