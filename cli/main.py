@@ -165,9 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script: run, then leave through `exit_now` (see core/exit.py for why)."""
-    from ..core.exit import exit_now
+    from ..core.exit import exit_with
 
-    exit_now(main())
+    exit_with(main)
 
 
 if __name__ == "__main__":

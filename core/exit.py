@@ -13,9 +13,12 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import traceback
+from collections.abc import Callable
+from typing import NoReturn
 
 
-def exit_now(code: int) -> None:
+def exit_now(code: int) -> NoReturn:
     try:
         atexit._run_exitfuncs()
     finally:
@@ -25,3 +28,22 @@ def exit_now(code: int) -> None:
             except Exception:  # a closed pipe: nothing more to say
                 pass
         os._exit(code)
+
+
+def exit_with(run: Callable[[], int | None]) -> NoReturn:
+    """Run a program's `main` and leave through `exit_now` whatever way it ends: its status, a `SystemExit`
+    raised inside it (argparse, a failed step: message printed as Python would), or an uncaught exception
+    (traceback printed, status 1; 130 for Ctrl-C). Without this, those paths reach the native teardown."""
+    code: int = 1
+    try:
+        code = run() or 0
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - reported like Python's own top level, then leave the same way
+        traceback.print_exc()
+    exit_now(code)

@@ -92,6 +92,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from temper.core.exit import exit_now
+    from temper.core.exit import exit_with
 
-    exit_now(main())
+    exit_with(main)

@@ -306,6 +306,6 @@ if __name__ == "__main__":
     from temper.core.accel.preload import ensure_fast_blas
 
     ensure_fast_blas(quiet=True)
-    from temper.core.exit import exit_now
+    from temper.core.exit import exit_with
 
-    exit_now(main())          # not sys.exit: MLX can abort in native teardown (core/exit.py); children too
+    exit_with(main)          # not sys.exit: MLX can abort in native teardown (core/exit.py); children too

@@ -284,6 +284,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from temper.core.exit import exit_now
+    from temper.core.exit import exit_with
 
-    exit_now(main())          # not sys.exit: MLX can abort in native teardown (core/exit.py)
+    exit_with(main)          # not sys.exit: MLX can abort in native teardown (core/exit.py)

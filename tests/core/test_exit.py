@@ -26,6 +26,36 @@ def test_exit_now_keeps_the_status_and_runs_handlers() -> None:
         assert "terminate called" not in out.stderr
 
 
+WITH = """
+import sys, threading
+import mlx.core as mx
+from temper.core.exit import exit_with
+def work():
+    a = mx.random.normal((128, 128)); mx.eval(a @ a)
+def main():
+    t = threading.Thread(target=work); t.start(); t.join()
+    how = sys.argv[1]
+    if how == "status":
+        return 4
+    if how == "stop":
+        raise SystemExit(3)
+    if how == "message":
+        raise SystemExit("bad flag")
+    raise RuntimeError("a bug")
+exit_with(main)
+"""
+
+
+def test_exit_with_leaves_through_exit_now_however_main_ends() -> None:
+    """A status, a SystemExit raised inside main (a failed benchmark row, argparse) or an uncaught exception:
+    each keeps its status and its message, and none reaches the native teardown."""
+    for how, code, said in (("status", 4, ""), ("stop", 3, ""), ("message", 1, "bad flag"),
+                            ("bug", 1, "RuntimeError: a bug")):
+        out = subprocess.run([sys.executable, "-c", WITH, how], capture_output=True, text=True, timeout=120)
+        assert out.returncode == code, (how, out.stderr)
+        assert said in out.stderr and "terminate called" not in out.stderr, (how, out.stderr)
+
+
 def test_console_script_points_at_entry() -> None:
     from importlib.metadata import entry_points
 
