@@ -14,7 +14,10 @@ compact a table in place (`compact`, estimate.py), after which no pass may read 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..errors import QuantError
 from ..library.format import human_bytes
@@ -27,24 +30,55 @@ MAX_PARTS = 8                # the preflight refuses a fast pass that would need
 ROOM_ENV = "TEMPER_FISHER_ROOM_MB"
 
 
-def statistics_bytes(t: QTensor, candidates: list[Candidate], element: int) -> int:
-    """Bytes of the statistics the pass keeps for `t`: D, plus the sums of each group size that fits it."""
+@dataclass(frozen=True)
+class Reach:
+    """What the calibration text reaches: the distinct token ids (the rows of a looked-up table the pass keeps
+    statistics and gradients for, estimate.py) and the head's rows per vocabulary slice (its gradient is made
+    one slice at a time)."""
+
+    rows: int
+    slice_rows: int
+
+    @classmethod
+    def of(cls, chunks: np.ndarray, vocab: int) -> Reach:
+        return cls(len(np.unique(chunks)), logit_head.slice_rows(chunks.shape[1], vocab))
+
+
+def held_rows(t: QTensor, head_path: str, reach: Reach | None) -> tuple[int, int]:
+    """(rows of `t` the pass keeps statistics for, rows of its float32 gradient held at once). Without a
+    `reach`, every row for both (an upper bound)."""
+    rows = t.params // t.shape[-1]
+    if reach is None:
+        return rows, rows
+    if t.path == head_path:                                  # full statistics, gradient a slice at a time
+        return rows, min(rows, reach.slice_rows)
+    if hasattr(t.module, "as_linear"):                       # a table only looked up: the rows reached
+        return min(rows, reach.rows), min(rows, reach.rows)
+    return rows, rows
+
+
+def statistics_bytes(t: QTensor, candidates: list[Candidate], element: int, rows: int | None = None) -> int:
+    """Bytes of the statistics the pass keeps for `t` (or for `rows` of it): D, plus the sums of each group
+    size that fits it."""
     groups = {c.group_size for c in candidates if c.fits(t.shape)}
-    return int(t.params * element * (1 + sum(1 / g for g in groups)))
+    kept = t.params if rows is None else rows * t.shape[-1]
+    return int(kept * element * (1 + sum(1 / g for g in groups)))
 
 
-def needed_bytes(tensors: list[QTensor], candidates: list[Candidate], element: int) -> int:
-    """What a pass over `tensors` holds for them: their statistics and the largest one's gradient (float32)."""
-    return sum(statistics_bytes(t, candidates, element) for t in tensors) + \
-        4 * max((t.params for t in tensors), default=0)
+def needed_bytes(tensors: list[QTensor], candidates: list[Candidate], element: int, head_path: str = "",
+                 reach: Reach | None = None) -> int:
+    """What a pass over `tensors` holds for them: their statistics and the largest float32 gradient."""
+    held = [(t, *held_rows(t, head_path, reach)) for t in tensors]
+    return sum(statistics_bytes(t, candidates, element, kept) for t, kept, _ in held) + \
+        4 * max((grad * t.shape[-1] for t, _, grad in held), default=0)
 
 
 def parts(tensors: list[QTensor], candidates: list[Candidate], element: int, room: int,
-          head_path: str) -> list[list[QTensor]]:
+          head_path: str, reach: Reach | None = None) -> list[list[QTensor]]:
     """`tensors` in parts that each need (`needed_bytes`) at most `room` bytes (the order is the module
     docstring's); one part where all fit. Raises QuantError where a single tensor does not fit."""
     def need(ts: list[QTensor]) -> int:
-        return needed_bytes(ts, candidates, element)
+        return needed_bytes(ts, candidates, element, head_path, reach)
 
     if need(tensors) <= room:
         return [tensors]
@@ -72,9 +106,12 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
                       **options: Any) -> dict[str, dict[str, float]]:
     """`estimate.fisher_estimates` over `tensors`, in as many parts as `room` bytes of statistics require
     (`parts`); `note(text)` says so once when there is more than one. Same options as fisher_estimates."""
-    split = parts(tensors, candidates, element, room - WORKING, logit_head.find_head(model).path)
+    head = logit_head.find_head(model)
+    reach = Reach.of(chunks, head.vocab)
+    split = parts(tensors, candidates, element, room - WORKING, head.path, reach)
     if len(split) > 1 and note is not None:
-        note(f"the Fisher statistics need {human_bytes(needed_bytes(tensors, candidates, element))} and "
+        need = needed_bytes(tensors, candidates, element, head.path, reach)
+        note(f"the Fisher statistics need {human_bytes(need)} and "
              f"{human_bytes(max(room - WORKING, 0))} of the free memory is left for them: measured in {len(split)} "
              "parts, one pass over the calibration text each")
     sizes = options.pop("sizes", None)

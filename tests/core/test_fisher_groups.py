@@ -28,6 +28,47 @@ def _chunks(samples: int = 3, seq_len: int = 32, vocab: int = 500) -> np.ndarray
     return np.random.default_rng(0).integers(0, vocab, (samples, seq_len)).astype(np.int32)
 
 
+def _needs(model, tensors, cands, chunks) -> tuple[int, int]:
+    """(what a pass over all `tensors` holds, what the largest single tensor's pass holds) for `chunks`."""
+    from temper.core.quant.logit_head import find_head
+
+    head = find_head(model)
+    reach = fisher_groups.Reach.of(chunks, head.vocab)
+    return (fisher_groups.needed_bytes(tensors, cands, 4, head.path, reach),
+            max(fisher_groups.needed_bytes([t], cands, 4, head.path, reach) for t in tensors))
+
+
+def test_a_table_counts_only_the_rows_the_calibration_reaches(engine, tiny_llama):
+    """An untied embedding keeps statistics and gradients for the token ids the text holds, the head a full
+    set of statistics and one vocabulary slice's gradient: a table larger than the room is no reason to refuse
+    when the rows reached fit (Llama-3-8B's 128k-row table was refused at 1.5 GB on the GPU)."""
+    def run(ctx):
+        from temper.core.quant.logit_head import find_head
+        from temper.core.quant.tensors import quantizable
+
+        model = _model(tiny_llama)
+        tensors = quantizable(model)
+        head = find_head(model)
+        chunks = _chunks(samples=1, seq_len=16)
+        reach = fisher_groups.Reach.of(chunks, head.vocab)
+        table = next(t for t in tensors if hasattr(t.module, "as_linear") and t.path != head.path)
+        rows = table.params // table.shape[-1]
+        whole = fisher_groups.needed_bytes([table], CANDS, 4)
+        reached = fisher_groups.needed_bytes([table], CANDS, 4, head.path, reach)
+        try:
+            fisher_groups.parts([table], CANDS, 4, reached, head.path, reach)
+            fisher_groups.parts([table], CANDS, 4, reached, head.path)
+            refused = ""
+        except QuantError as exc:
+            refused = str(exc)
+        return rows, reach.rows, whole, reached, refused
+
+    rows, reached_rows, whole, reached, refused = engine.run(run)
+    assert reached_rows == len(np.unique(_chunks(samples=1, seq_len=16))) < rows
+    assert reached == pytest.approx(whole * reached_rows / rows)
+    assert "alone need" in refused                     # without the reach, the same room is refused
+
+
 def test_parts_keep_model_order_with_looked_up_tables_and_head_last(engine, tiny_llama):
     def run(ctx):      # only names and numbers leave the engine thread (MLX arrays stay where they were made)
         from temper.core.quant.logit_head import find_head
@@ -69,8 +110,7 @@ def test_parts_give_the_single_pass_scores_for_part_of_its_statistics(engine, ti
         tensors = quantizable(model)
         whole_sizes: dict[str, int] = {}
         whole = fisher_estimates(model, _chunks(), tensors, CANDS, seed=1, sizes=whole_sizes)
-        total = sum(fisher_groups.statistics_bytes(t, CANDS, 4) for t in tensors)
-        largest = max(fisher_groups.statistics_bytes(t, CANDS, 4) + 4 * t.params for t in tensors)
+        total, largest = _needs(model, tensors, CANDS, _chunks())
         notes: list[str] = []
         sizes: dict[str, int] = {}
         seen.clear()
@@ -102,10 +142,8 @@ def test_a_sensitivity_run_short_of_memory_measures_in_parts(engine, trained_tin
     def sizes(ctx):
         from temper.core.quant.tensors import quantizable
 
-        tensors = quantizable(_model(trained_tiny))
-        cands = grid(bits=(2, 4))
-        return (sum(fisher_groups.statistics_bytes(t, cands, 4) for t in tensors),
-                max(fisher_groups.statistics_bytes(t, cands, 4) + 4 * t.params for t in tensors))
+        model = _model(trained_tiny)
+        return _needs(model, quantizable(model), grid(bits=(2, 4)), _chunks(samples=2))
 
     total, largest = engine.run(sizes)
     assert largest < total // 2
