@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 ENV = "TEMPER_GPTQ_DEVICE_FACTOR"
-BLOCK = 512                  # rows of a diagonal block factored on the host (host work ∝ n·BLOCK²)
+# rows of a diagonal block factored on the host (host work ∝ n·BLOCK²). On an H100 (factor_leaves.py, session 13)
+# leaves of 512/256/128 rows took 57.5/38.8/41.9 ms at n = 4,096 and 299/206/178 ms at n = 14,336
+BLOCK = 256
 MIN_N = 4096                 # below this the host factor is milliseconds: not worth the launches
 CHECK_N, CHECK_BLOCK = 768, 256
 TOLERANCE = 2e-3             # relative Frobenius error against the host factor on the check problem
