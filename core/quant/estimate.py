@@ -31,7 +31,7 @@ import numpy as np
 
 from ..accel.release import bounded_cache
 from ..errors import QuantError
-from . import fisher_blocks, host_math, logit_head, logit_head_np, work
+from . import fisher_blocks, fisher_tables, host_math, logit_head, logit_head_np, work
 from .candidates import Candidate
 from .fisher_scoring import score_candidates
 from .hessians import FisherHessians
@@ -109,53 +109,11 @@ def _add_kernel(groups: tuple[int, ...]) -> Any:
     return _ADD_KERNELS[groups]
 
 
-class _EmbedTap:
-    """Stands in for an Embedding: lookup + a zero offset whose gradient is dL/d(lookup output)."""
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        self.offset: Any = None
-        self.seen: Any = None
-        self.remap: Any = None         # token id -> row of a compacted table (`_compact`), or None
-
-    def __call__(self, x: Any) -> Any:
-        self.seen = x
-        out = self.inner(x if self.remap is None else self.remap[x])
-        return out if self.offset is None else out + self.offset
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def _compact(module: Any, rows: np.ndarray) -> Any:
-    """Swap an Embedding's table for its `rows` (sorted token ids) and return the id -> row map; None (nothing
-    swapped) for a table that is not a plain float one."""
-    import mlx.core as mx
-
-    weight = module["weight"]
-    if "scales" in module or weight.ndim != 2 or not mx.issubdtype(weight.dtype, mx.floating):
-        return None
-    index = np.zeros(weight.shape[0], dtype=np.int32)
-    index[rows] = np.arange(len(rows), dtype=np.int32)
-    module["weight"] = weight[mx.array(rows)]
-    del weight
-    mx.eval(module["weight"])
-    return mx.array(index)
-
-
-def _parent(model: Any, path: str) -> tuple[Any, str]:
-    *head, last = path.split(".")
-    node = model
-    for part in head:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    return node, last
-
-
 def _rows2d(w: Any) -> Any:
     return w.reshape(-1, w.shape[-1])
 
 
-def _whole_model(body: Any, x: Any, linears: list[QTensor], taps: dict[str, _EmbedTap], originals: dict[str, Any],
+def _whole_model(body: Any, x: Any, linears: list[QTensor], taps: dict[str, fisher_tables.EmbedTap], originals: dict[str, Any],
                  head_grad: Callable[[Any], Any], fold: Callable[[str, Any], None]) -> dict[str, Any]:
     """One sequence's gradients by `mx.grad` of the whole model: `fold(path, gradient)` per Linear, from the
     last block down (each evaluated and dropped in turn, so the backward never holds every gradient at once);
@@ -214,7 +172,9 @@ def fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], can
     instead of the whole model's; off by default: on SmolLM2 it was no faster, docs/benchmarks/
     quantize_speed_cpu.md session 8; a body whose blocks are no plain chain keeps the whole-model `mx.grad`, where
     the SiLU and softmax stay in MLX, as host_activations.py says why), hessians (a `FisherHessians` that the
-    block-wise forward fills with GPTQ's H, for `gptq.Rounding.collected`; left invalid on the whole-model path)."""
+    block-wise forward fills with GPTQ's H, for `gptq.Rounding.collected`; left invalid on the whole-model path),
+    compact (swap the looked-up tables measured for the rows the calibration reaches: nothing may read their other
+    rows afterwards, fisher_tables.py), compacted (tables an earlier pass compacted, with their maps)."""
     # freed buffers go back to the system instead of MLX's cache: the pass makes many short-lived arrays
     # of many sizes, and a cache keeping the largest of each would hold several model-sized copies
     with bounded_cache(CACHE_BYTES):
@@ -228,7 +188,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                       sizes: dict[str, int] | None = None,
                       passes: list[int] | None = None,
                       numpy_head: bool | None = None, by_blocks: bool | None = None,
-                      hessians: FisherHessians | None = None, compact: bool = False) -> dict[str, dict[str, float]]:
+                      hessians: FisherHessians | None = None, compact: bool = False,
+                      compacted: fisher_tables.Compacted | None = None) -> dict[str, dict[str, float]]:
     import mlx.core as mx
 
     check = check or (lambda: None)
@@ -274,13 +235,11 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
                       for a, b in logit_head.ranges(head.vocab, rows_per_slice)]
     mx.eval([a for s in [*stats.values(), *head_stats] for a in s.arrays()])
 
-    taps: dict[str, _EmbedTap] = {}
-    for t in embeds:
-        parent, name = _parent(model, t.path)
-        taps[t.path] = _EmbedTap(t.module)
-        parent[name] = taps[t.path]
-        if compact and t.path != head.path:
-            taps[t.path].remap = _compact(t.module, calib_rows)
+    compacted = dict(compacted or {})
+    if compact:
+        compacted.update(fisher_tables.compact_tables(
+            [t for t in embeds if t.path != head.path and t.path not in compacted], calib_rows))
+    taps, undo = fisher_tables.install(model, embeds, compacted)
     originals = {t.path: t.module["weight"] for t in linears}
     total = n + len(tensors)
     scored_elements = [len(calib_rows) * t.shape[-1] if t in embeds and t.path != head.path else t.params
@@ -374,9 +333,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
             if progress is not None:
                 progress(i + 1, total, f"fisher: sequence {i + 1}/{n}", tally.add(costs[i]))
     finally:
-        for t in embeds:
-            parent, name = _parent(model, t.path)
-            parent[name] = t.module
+        fisher_tables.restore(model, undo)
     if collect:
         hessians.spill()        # out of memory before the scoring (whose temporaries peak the phase)
     if sizes is not None:

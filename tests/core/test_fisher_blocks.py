@@ -30,7 +30,7 @@ def _fp32_model(path):
 
 def test_block_by_block_gradients_are_the_whole_model_gradients(trained_tiny, engine, host):
     import mlx.core as mx
-    from temper.core.quant import estimate, fisher_blocks, logit_head
+    from temper.core.quant import estimate, fisher_blocks, fisher_tables, logit_head
     from temper.core.quant.tensors import quantizable
 
     def run(ctx):
@@ -41,7 +41,7 @@ def test_block_by_block_gradients_are_the_whole_model_gradients(trained_tiny, en
         linears = [t for t in tensors if t not in embeds and t.path != "lm_head"]
         taps = {}
         for t in embeds:
-            taps[t.path] = estimate._EmbedTap(t.module)
+            taps[t.path] = fisher_tables.EmbedTap(t.module)
             body["embed_tokens"] = taps[t.path]
         x = mx.array([chunks_for(trained_tiny, length=24, count=1)[0]])
         dh = mx.random.normal((1, 24, body.norm.weight.shape[0]), key=mx.random.key(3))

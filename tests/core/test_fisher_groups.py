@@ -164,3 +164,42 @@ def test_the_room_can_be_capped_but_never_raised(monkeypatch):
     assert fisher_groups.free_room() == 512 << 20
     monkeypatch.setenv(fisher_groups.ROOM_ENV, str(100 << 10))      # 100 GB: more than is free
     assert fisher_groups.free_room() == free
+
+
+def test_parts_compact_the_tables_before_the_first_part(engine, tmp_path):
+    """With `compact`, an untied input table holds only the rows the calibration reaches from the first part on
+    (not only in the last, as before: a Llama-3-8B shape in parts peaked 1 GB above one pass), and the scores
+    are the single compacted pass's."""
+    from temper.core.library.synthetic import save_random
+
+    config = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096, "rms_norm_eps": 1e-5,
+              "tie_word_embeddings": False}
+    save_random(tmp_path / "m", config, dtype="float32", tokenizer_vocab=None)
+    chunks = np.random.default_rng(2).integers(0, 4096, (2, 16)).astype(np.int32)
+
+    def run(ctx):
+        from temper.core.quant.estimate import fisher_estimates
+        from temper.core.quant.tensors import quantizable
+
+        model = _model(tmp_path / "m")
+        tensors = quantizable(model)
+        table = next(t for t in tensors if t.path == "model.embed_tokens")
+        rows_seen: list[int] = []
+        total, largest = _needs(model, tensors, CANDS, chunks)
+        sizes: dict[str, int] = {}
+        parted = fisher_groups.grouped_estimates(
+            model, chunks, tensors, CANDS, seed=1, room=fisher_groups.WORKING + max(total // 3, largest), element=4,
+            compact=True, sizes=sizes,
+            progress=lambda done, total, message, work=None: rows_seen.append(table.module["weight"].shape[0]))
+        fresh = _model(tmp_path / "m")
+        single = fisher_estimates(fresh, chunks, quantizable(fresh), CANDS, seed=1, compact=True)
+        return parted, single, rows_seen, sizes["parts"]
+
+    parted, single, rows_seen, parts = engine.run(run)
+    assert parts >= 2
+    assert set(rows_seen) == {len(np.unique(chunks))}                       # compacted in every part
+    assert parted.keys() == single.keys()
+    for path, scores in single.items():
+        for key, value in scores.items():
+            assert parted[path][key] == pytest.approx(value, rel=1e-4, abs=1e-12), (path, key)
