@@ -3,7 +3,8 @@ the loaded model, the statistics held at once, wall time, and how far the parts'
 
 The parts are forced by giving the pass a room of 1/K of its statistics, or the largest tensor's where that is
 more (what a machine short of memory would give it). On a real model the scores must agree to float32 rounding:
-the parts change which gradients are made per pass, not the numbers.
+the parts change which gradients are made per pass, not the numbers. Each run loads the model afresh and
+compacts its looked-up tables (`compact`, as the sensitivity run's fast pass does: fisher_tables.py).
 
     python docs/benchmarks/fisher_parts.py MODEL_FOLDER [--parts 1 3] [--samples 8]
 """
@@ -36,30 +37,41 @@ def main() -> None:
     from temper.core.quant.logit_head import find_head
     from temper.core.quant.tensors import quantizable
 
-    model, tokenizer = load(str(args.model))
-    storage = quantizable(model)[0].module["weight"].dtype
-    if mx.default_device() == mx.cpu:       # as the sensitivity run does on a CPU: float32 products (BLAS)
-        model.set_dtype(mx.float32)
-        mx.eval(model.parameters())
+    def loaded():
+        model, tokenizer = load(str(args.model))
+        storage = quantizable(model)[0].module["weight"].dtype
+        if mx.default_device() == mx.cpu:       # as the sensitivity run does on a CPU: float32 products (BLAS)
+            model.set_dtype(mx.float32)
+            mx.eval(model.parameters())
+        return model, tokenizer, storage
+
+    model, tokenizer, storage = loaded()
     element = 2 if storage == mx.bfloat16 else 4
     chunks = calibration_set(tokenizer, samples=args.samples, seq_len=256).chunks
     cands = grid(bits=(2, 3, 4, 5, 6, 8))
+    head = find_head(model)
+    reach = fisher_groups.Reach.of(chunks, head.vocab)
     tensors = quantizable(model)
-    total = sum(fisher_groups.statistics_bytes(t, cands, element) for t in tensors)
-    print(f"{args.model.name}: {sum(t.params for t in tensors) / 1e6:.1f}M quantizable weights, statistics "
-          f"{total / 1e6:.1f} MB ({mx.default_device()}, {len(chunks)} x 256 tokens)")
+    total = fisher_groups.needed_bytes(tensors, cands, element, head.path, reach)
+    largest = max(fisher_groups.needed_bytes([t], cands, element, head.path, reach) for t in tensors)
+    print(f"{args.model.name}: {sum(t.params for t in tensors) / 1e6:.1f}M quantizable weights, the pass holds "
+          f"{total / 1e6:.1f} MB for them ({mx.default_device()}, {len(chunks)} x 256 tokens)")
     base_scores = None
     for k in args.parts:
-        largest = max(fisher_groups.statistics_bytes(t, cands, element) + 4 * t.params for t in tensors)
+        if base_scores is not None:
+            del model, tensors
+            mx.clear_cache()
+            model, _, _ = loaded()
+            tensors = quantizable(model)
         room = fisher_groups.WORKING + (max(total // k, largest) if k > 1 else 1 << 50)
-        split = fisher_groups.parts(tensors, cands, element, room - fisher_groups.WORKING, find_head(model).path)
+        split = fisher_groups.parts(tensors, cands, element, room - fisher_groups.WORKING, head.path, reach)
         mx.clear_cache()
         mx.reset_peak_memory()
         base = mx.get_active_memory()
         sizes: dict[str, int] = {}
         t0 = time.perf_counter()
         scores = fisher_groups.grouped_estimates(model, chunks, tensors, cands, room=room, element=element,
-                                                 storage_dtype=storage, seed=0, sizes=sizes)
+                                                 storage_dtype=storage, seed=0, sizes=sizes, compact=True)
         secs = time.perf_counter() - t0
         peak = mx.get_peak_memory() - base
         gap = 0.0

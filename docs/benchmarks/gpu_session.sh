@@ -72,6 +72,17 @@ if [ "$stage" = leaves ]; then      # session 12's follow-up: SmolLM2 on this ca
   stamp done
   exit 0
 fi
+if [ "$stage" = parts ]; then       # session 13: tables compacted before the first part, leaves of 256 rows
+  stamp "llama8b, 8 layers: one part, then parts (TEMPER_FISHER_ROOM_MB=4096)"
+  mkdir -p /tmp/gpu/out/l8-one /tmp/gpu/out/l8-p4 /tmp/gpu/out/llama8b
+  OUT=/tmp/gpu/out/l8-one bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b:8
+  TEMPER_FISHER_ROOM_MB=4096 OUT=/tmp/gpu/out/l8-p4 bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b:8
+  stamp "llama8b, all 32 layers (the device factor's 256-row leaves)"
+  rm -rf /tmp/g/llama8b-8 /tmp/g/q*
+  OUT=/tmp/gpu/out/llama8b bash docs/benchmarks/quantize_gpu.sh /tmp/g llama8b
+  stamp done
+  exit 0
+fi
 if [ "$stage" = final ]; then       # clean rows (no profiler), then the quality rows the last table lacked
   stamp "mlx-lm's loader import, torch let in and kept out (core/startup.py)"
   for keep in 0 1; do python3 -c "import sys, time; t = time.perf_counter()
