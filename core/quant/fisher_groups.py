@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..accel.release import bounded_cache
 from ..errors import QuantError
 from ..library.format import human_bytes
 from . import estimate, fisher_tables, logit_head
@@ -121,9 +122,10 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
     steps = [len(chunks) + len(part) for part in split]       # each part's progress steps (estimate.py)
     out: dict[str, dict[str, float]] = {}
     compacted: fisher_tables.Compacted = {}
-    if compact:       # before the first part: no part then holds a whole table it does not need
-        compacted = fisher_tables.compact_tables(
-            [t for t in tensors if hasattr(t.module, "as_linear") and t.path != head.path], np.unique(chunks))
+    if compact:       # before the first part: no part then holds a whole table it does not need; the
+        with bounded_cache(estimate.CACHE_BYTES):      # tables' memory goes back, not into MLX's cache
+            compacted = fisher_tables.compact_tables(
+                [t for t in tensors if hasattr(t.module, "as_linear") and t.path != head.path], np.unique(chunks))
     for k, part in enumerate(split):
         got: dict[str, int] = {}
         report = progress
