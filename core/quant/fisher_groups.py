@@ -16,6 +16,7 @@ the head one vocabulary slice's gradient (`Reach`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,9 +79,10 @@ def needed_bytes(tensors: list[QTensor], candidates: list[Candidate], element: i
 
 
 def parts(tensors: list[QTensor], candidates: list[Candidate], element: int, room: int,
-          head_path: str, reach: Reach | None = None) -> list[list[QTensor]]:
+          head_path: str, reach: Reach | None = None, whence: str = "") -> list[list[QTensor]]:
     """`tensors` in parts that each need (`needed_bytes`) at most `room` bytes (the order is the module
-    docstring's); one part where all fit. Raises QuantError where a single tensor does not fit."""
+    docstring's); one part where all fit. Raises QuantError where a single tensor does not fit (`whence`: where
+    the room came from, for that message)."""
     def need(ts: list[QTensor]) -> int:
         return needed_bytes(ts, candidates, element, head_path, reach)
 
@@ -89,7 +91,8 @@ def parts(tensors: list[QTensor], candidates: list[Candidate], element: int, roo
     for t in tensors:
         if need([t]) > room:
             raise QuantError(f"the sensitivity statistics of {t.path} alone need {human_bytes(need([t]))} and "
-                             f"{human_bytes(max(room, 0))} are free: free memory or use a machine with more")
+                             f"{human_bytes(max(room, 0))} is left for them{whence}: free memory or use a machine "
+                             "with more")
     looked_up = [t for t in tensors if hasattr(t.module, "as_linear")]    # embeddings (a tied head among them)
     order = [t for t in tensors if t not in looked_up and t.path != head_path]
     order += [t for t in tensors if t.path == head_path and t not in looked_up] + looked_up
@@ -112,7 +115,10 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
     (`parts`); `note(text)` says so once when there is more than one. Same options as fisher_estimates."""
     head = logit_head.find_head(model)
     reach = Reach.of(chunks, head.vocab)
-    split = parts(tensors, candidates, element, room - WORKING, head.path, reach)
+    cap = os.environ.get(ROOM_ENV, "").strip()
+    whence = f" ({human_bytes(room)} free for the pass{f', capped by {ROOM_ENV}={cap}' if cap else ''}, less " \
+             f"{human_bytes(WORKING)} for its working arrays)"
+    split = parts(tensors, candidates, element, room - WORKING, head.path, reach, whence)
     if len(split) > 1 and note is not None:
         need = needed_bytes(tensors, candidates, element, head.path, reach)
         note(f"the Fisher statistics need {human_bytes(need)} and "
@@ -148,8 +154,6 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
 def free_room() -> int:
     """Bytes the pass's statistics may take now: a share of the memory free where MLX computes, or at most
     `TEMPER_FISHER_ROOM_MB` (a cap for a machine shared with other work, or to price the parts on a big one)."""
-    import os
-
     from .mode import FIT_FRACTION, available_bytes
 
     room = int(FIT_FRACTION * available_bytes())

@@ -203,3 +203,23 @@ def test_parts_compact_the_tables_before_the_first_part(engine, tmp_path):
     for path, scores in single.items():
         for key, value in scores.items():
             assert parted[path][key] == pytest.approx(value, rel=1e-4, abs=1e-12), (path, key)
+
+
+def test_a_refusal_says_where_the_room_came_from(engine, tiny_llama, monkeypatch):
+    """Too small a room: one line naming the tensor, what is left for it, the cap and the working arrays."""
+    monkeypatch.setenv(fisher_groups.ROOM_ENV, "1")
+
+    def run(ctx):
+        from temper.core.quant.tensors import quantizable
+
+        model = _model(tiny_llama)
+        try:
+            fisher_groups.grouped_estimates(model, _chunks(), quantizable(model), CANDS, seed=1, element=4,
+                                            room=fisher_groups.free_room())
+        except QuantError as exc:
+            return str(exc)
+        return ""
+
+    said = engine.run(run)
+    assert "alone need" in said and f"capped by {fisher_groups.ROOM_ENV}=1" in said and "working arrays" in said
+    assert "\n" not in said
