@@ -116,8 +116,8 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
     head = logit_head.find_head(model)
     reach = Reach.of(chunks, head.vocab)
     cap = os.environ.get(ROOM_ENV, "").strip()
-    whence = f" ({human_bytes(room)} free for the pass{f', capped by {ROOM_ENV}={cap}' if cap else ''}, less " \
-             f"{human_bytes(WORKING)} for its working arrays)"
+    capped = f", capped by {ROOM_ENV}={cap}" if cap.isdigit() and room == int(cap) << 20 else ""
+    whence = f" ({human_bytes(room)} free for the pass{capped}, less {human_bytes(WORKING)} for its working arrays)"
     split = parts(tensors, candidates, element, room - WORKING, head.path, reach, whence)
     if len(split) > 1 and note is not None:
         need = needed_bytes(tensors, candidates, element, head.path, reach)
