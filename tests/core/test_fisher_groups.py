@@ -166,16 +166,25 @@ def test_the_room_can_be_capped_but_never_raised(monkeypatch):
     assert fisher_groups.free_room() == free
 
 
-def test_parts_compact_the_tables_before_the_first_part(engine, tmp_path):
-    """With `compact`, an untied input table holds only the rows the calibration reaches from the first part on
-    (not only in the last, as before: a Llama-3-8B shape in parts peaked 1 GB above one pass), and the scores
-    are the single compacted pass's."""
-    from temper.core.library.synthetic import save_random
+LLAMA_UNTIED = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096, "rms_norm_eps": 1e-5,
+                "tie_word_embeddings": False}
 
-    config = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096, "rms_norm_eps": 1e-5,
-              "tie_word_embeddings": False}
-    save_random(tmp_path / "m", config, dtype="float32", tokenizer_vocab=None)
+
+@pytest.mark.parametrize("shape", ["llama_untied", "gemma4_per_layer"])
+def test_parts_compact_the_tables_before_the_first_part(engine, tmp_path, shape):
+    """With `compact`, a looked-up table that is not the head (Llama's untied input table, Gemma-4's per-layer
+    input table) holds only the rows the calibration reaches from the first part on (not only in the last, as
+    before: a Llama-3-8B shape in parts peaked 1 GB above one pass), and the scores are the single compacted
+    pass's."""
+    from temper.core.library.synthetic import GEMMA4_TEXT_TINY, save_random
+
+    config, table_path = LLAMA_UNTIED, "model.embed_tokens"
+    if shape == "gemma4_per_layer":
+        config = dict(GEMMA4_TEXT_TINY, hidden_size_per_layer_input=16, vocab_size=4096,
+                      vocab_size_per_layer_input=4096)
+        table_path = "model.embed_tokens_per_layer"
+    engine.run(lambda ctx: save_random(tmp_path / "m", config, dtype="float32", tokenizer_vocab=None))
     chunks = np.random.default_rng(2).integers(0, 4096, (2, 16)).astype(np.int32)
 
     def run(ctx):
@@ -184,7 +193,7 @@ def test_parts_compact_the_tables_before_the_first_part(engine, tmp_path):
 
         model = _model(tmp_path / "m")
         tensors = quantizable(model)
-        table = next(t for t in tensors if t.path == "model.embed_tokens")
+        table = next(t for t in tensors if t.path.endswith(table_path))
         rows_seen: list[int] = []
         total, largest = _needs(model, tensors, CANDS, chunks)
         sizes: dict[str, int] = {}
