@@ -228,3 +228,16 @@ def test_one_step_phases_show_no_count() -> None:
     tasks = {name: bars.bars.tasks[i] for name, i in bars.tasks.items()}
     bars.close()
     assert first == "" and tasks["write"].fields["count"] == "done" and tasks["write"].percentage == 100
+
+
+def test_estimates_filed_after_the_fisher_pass_show_no_count_of_their_own() -> None:
+    """The tensors given their estimates after the Fisher pass (a count of tensors, not of the pass's steps) are
+    not shown: the plain lines ended "227/227" then "211/211"; the exact KL's per-tensor progress still is."""
+    from temper.cli import progress
+    from temper.core.engine.eta import as_progress as core_progress
+    from temper.core.quant.sensitivity_run import LayerScored
+
+    estimate = core_progress(LayerScored(1, "model.layers.0.mlp.up_proj", {}, 211, 211, "estimate"))
+    exact = core_progress(LayerScored(1, "model.layers.0.mlp.up_proj", {}, 3, 50, "exact"))
+    assert progress.as_progress(estimate) is None
+    assert progress.as_progress(exact)[:4] == ("sensitivity", 3, 50, "exact model.layers.0.mlp.up_proj")
