@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(table), indent=1))
     else:
         header, rows = score_rows(table)
-        print_table(header, rows, right=range(1, len(header)))
+        print_table(header, rows, right=range(1, len(header)), keep=2)
         print("\n".join(summary_lines(table)))
     return 0
 

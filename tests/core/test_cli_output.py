@@ -84,6 +84,34 @@ onto the next line); `[b]` in a cell or header is text, not Rich markup."""
         assert path in text if not terminal else "".join(text.split()).count("x") >= 60
 
 
+def test_a_wide_table_on_a_narrow_terminal_comes_in_column_bands() -> None:
+    """`temper sensitivity`'s 20 columns at 80 wide: bands that fit, each repeating the tensor and params
+    columns, every cell whole on one line (it folded every cell to a character or two). Piped, one table; a
+    table that fits, one band."""
+    import re
+
+    header = ["tensor", "params", *(f"{b}b g{g}" for b in (2, 3, 4, 5, 6, 8) for g in (128, 64, 32))]
+    rows = [[f"model.layers.{i}.self_attn.v_proj", "110592", *(f"~{(i + 1) * (k + 1):.2e}" for k in range(18))]
+            for i in range(3)]
+    buf = io.StringIO()
+    print_table(header, rows, right=range(1, 20), keep=2,
+                console=Console(file=buf, force_terminal=True, width=80, color_system=None))
+    text = buf.getvalue()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert len(re.findall(r"columns \d+-\d+ of 20", text)) > 1
+    for row in rows:
+        assert text.count(row[0]) == len(re.findall("columns", text))        # the name leads every band
+        assert all(re.search(rf"(^|\s){re.escape(cell)}(\s|$)", text, re.M) for cell in row[2:])   # whole cells
+    console, buf = _console(False)
+    print_table(header, rows, right=range(1, 20), keep=2, console=console)
+    assert len(buf.getvalue().splitlines()) == 1 + len(rows) and "columns" not in buf.getvalue()
+    buf = io.StringIO()
+    print_table(header[:5], [r[:5] for r in rows], right=range(1, 5), keep=2,
+                console=Console(file=buf, force_terminal=True, width=80, color_system=None))
+    assert "columns" not in buf.getvalue()
+
+
 def test_markdown_reports_are_markdown_when_piped_and_tables_on_a_terminal() -> None:
     report = "# bench\n\n| test | tg tok/s |\n|---|---:|\n| pp16+tg4 | 41.3 |\n"
     console, buf = _console(False)
