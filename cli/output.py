@@ -20,6 +20,8 @@ from rich.table import Table
 
 from ..core.library.format import table as plain_table
 
+BANDS_OVER = 1.5       # a table needing more than this many terminal widths comes in column bands
+
 
 def stdout_console() -> Console:
     return Console(file=sys.stdout, highlight=False)
@@ -46,8 +48,9 @@ def print_table(header: Sequence[str] | None, rows: Sequence[Sequence[object]], 
     bands = column_bands([header, *cells] if header else cells, width, keep, console.width, 3 if header else 2)
     for n, band in enumerate(bands):
         if len(bands) > 1:
-            console.print(f"{'' if n == 0 else chr(10)}columns {band[keep] + 1}-{band[-1] + 1} of {width}",
-                          style="dim", markup=False, highlight=False)
+            shown = f"{band[keep] + 1}-{band[-1] + 1}" if band[-1] > band[keep] else f"{band[-1] + 1}"
+            console.print(f"{'' if n == 0 else chr(10)}columns {shown} of {width}", style="dim", markup=False,
+                          highlight=False)
         table = Table(box=box.SIMPLE_HEAD if header else None, show_header=header is not None,
                       header_style="bold", pad_edge=False, show_edge=False)
         for i in band:
@@ -61,12 +64,13 @@ def print_table(header: Sequence[str] | None, rows: Sequence[Sequence[object]], 
 def column_bands(rows: Sequence[Sequence[str]], width: int, keep: int, room: int, gap: int = 2) -> list[list[int]]:
     """Column indices in bands that each fit `room` terminal cells (`gap` between columns: padding, and the
     header box's divider), every band led by the first `keep` columns; one band, all columns, where the table
-    fits (or nothing would be gained)."""
+    needs at most BANDS_OVER × `room` (Rich's own narrowing, words wrapped in their cells, reads better for a
+    table a little too wide: `temper library list` at 80) or nothing would be gained."""
     from rich.cells import cell_len
 
     need = [max((cell_len(r[i]) for r in rows if i < len(r)), default=0) for i in range(width)]
     keep = min(keep, width)
-    if sum(need) + gap * (width - 1) <= room or width <= keep + 1:
+    if sum(need) + gap * (width - 1) <= BANDS_OVER * room or width <= keep + 1:
         return [list(range(width))]
     lead = sum(need[:keep]) + gap * keep
     bands: list[list[int]] = []

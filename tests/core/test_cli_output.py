@@ -110,6 +110,10 @@ def test_a_wide_table_on_a_narrow_terminal_comes_in_column_bands() -> None:
     print_table(header[:5], [r[:5] for r in rows], right=range(1, 5), keep=2,
                 console=Console(file=buf, force_terminal=True, width=80, color_system=None))
     assert "columns" not in buf.getvalue()
+    buf = io.StringIO()          # a little too wide (`temper library list` at 80): Rich narrows it, no bands
+    print_table(header[:7], [r[:7] for r in rows], right=range(1, 7), keep=2,
+                console=Console(file=buf, force_terminal=True, width=80, color_system=None))
+    assert "columns" not in buf.getvalue()
 
 
 def test_markdown_reports_are_markdown_when_piped_and_tables_on_a_terminal() -> None:
