@@ -203,7 +203,7 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     n, seq = chunks.shape
     rows_per_slice = logit_head.slice_rows(seq, head.vocab)
     calib_rows = np.unique(chunks)
-    embeds = [t for t in tensors if hasattr(t.module, "as_linear") and t.path != "lm_head"]
+    embeds = [t for t in tensors if fisher_tables.is_table(t)]
     linears = [t for t in tensors if t not in embeds and t.path != head.path]
     head_t = next((t for t in tensors if t.path == head.path), None)
     blocks: list[list[str]] | None = None
@@ -238,7 +238,8 @@ def _fisher_estimates(model: Any, chunks: np.ndarray, tensors: list[QTensor], ca
     compacted = dict(compacted or {})
     if compact:
         compacted.update(fisher_tables.compact_tables(
-            [t for t in embeds if t.path != head.path and t.path not in compacted], calib_rows))
+            [t for t in embeds if fisher_tables.only_looked_up(t, head.path) and t.path not in compacted],
+            calib_rows))
     taps, undo = fisher_tables.install(model, embeds, compacted)
     originals = {t.path: t.module["weight"] for t in linears}
     total = n + len(tensors)

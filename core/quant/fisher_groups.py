@@ -57,7 +57,7 @@ def held_rows(t: QTensor, head_path: str, reach: Reach | None) -> tuple[int, int
         return rows, rows
     if t.path == head_path:                                  # full statistics, gradient a slice at a time
         return rows, min(rows, reach.slice_rows)
-    if hasattr(t.module, "as_linear"):                       # a table only looked up: the rows reached
+    if fisher_tables.only_looked_up(t, head_path):           # the rows reached
         return min(rows, reach.rows), min(rows, reach.rows)
     return rows, rows
 
@@ -93,7 +93,7 @@ def parts(tensors: list[QTensor], candidates: list[Candidate], element: int, roo
             raise QuantError(f"the sensitivity statistics of {t.path} alone need {human_bytes(need([t]))} and "
                              f"{human_bytes(max(room, 0))} is left for them{whence}: free memory or use a machine "
                              "with more")
-    looked_up = [t for t in tensors if hasattr(t.module, "as_linear")]    # embeddings (a tied head among them)
+    looked_up = [t for t in tensors if fisher_tables.is_table(t)]        # embeddings (a tied head among them)
     order = [t for t in tensors if t not in looked_up and t.path != head_path]
     order += [t for t in tensors if t.path == head_path and t not in looked_up] + looked_up
     out: list[list[QTensor]] = []
@@ -131,7 +131,7 @@ def grouped_estimates(model: Any, chunks: Any, tensors: list[QTensor], candidate
     if compact:       # before the first part: no part then holds a whole table it does not need; the
         with bounded_cache(estimate.CACHE_BYTES):      # tables' memory goes back, not into MLX's cache
             compacted = fisher_tables.compact_tables(
-                [t for t in tensors if hasattr(t.module, "as_linear") and t.path != head.path], np.unique(chunks))
+                [t for t in tensors if fisher_tables.only_looked_up(t, head.path)], np.unique(chunks))
     for k, part in enumerate(split):
         got: dict[str, int] = {}
         report = progress

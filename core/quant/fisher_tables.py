@@ -16,6 +16,16 @@ import numpy as np
 from .tensors import QTensor
 
 # path -> (the table's module, token id -> row map of its compacted weight)
+
+
+def is_table(t: QTensor) -> bool:
+    """Whether `t` is looked up (an Embedding's table, a tied head among them) rather than multiplied."""
+    return hasattr(t.module, "as_linear") and t.path != "lm_head"
+
+
+def only_looked_up(t: QTensor, head_path: str) -> bool:
+    """A table that is not also the head: measured and kept on the rows the calibration reaches."""
+    return is_table(t) and t.path != head_path
 Compacted = dict[str, tuple[Any, Any]]
 
 
