@@ -27,12 +27,7 @@ PLAIN_EVERY_S = 5.0
 def as_progress(event: Any) -> tuple[str, int, int | None, str, float | None, tuple[float, float] | None] | None:
     """(phase, done, total, current item, eta_s, work units) of a progress event, else None. A sensitivity
     pass's per-tensor LayerScored events are skipped: each comes with a Progress (core/engine/eta.EtaContext).
-    So are the Progress of tensors given their *estimate* (`scored:estimate`): that is bookkeeping once the
-    Fisher pass, which has its own count, is over; shown, its count (tensors) followed the pass's (steps) and
-    read as the bar going back ("227/227" then "211/211"). The bar fills by the work units when the event has
-    them (the count stays in steps)."""
-    if isinstance(event, Progress) and (event.data or {}).get("step") == "scored:estimate":
-        return None
+    The bar fills by the work units when the event has them (the count stays in steps)."""
     if isinstance(event, Progress):
         return (event.phase, int(event.done), event.total, event.message, (event.data or {}).get("eta_s"),
                 work_done(event))

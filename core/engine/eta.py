@@ -88,12 +88,17 @@ def work_done(event: Progress) -> tuple[float, float] | None:
 
 
 def as_progress(event: Event) -> Progress | None:
-    """A Progress for a progress-like event (a scored tensor of the sensitivity pass), else None."""
+    """A Progress for a progress-like event (a tensor scored by the sensitivity pass's exact KL), else None.
+    A tensor given its *estimate* is none: that is filed after the Fisher pass, which has its own count, and as
+    progress its count (tensors) followed the pass's (steps), reading as the bar going back ("227/227" then
+    "211/211")."""
     if isinstance(event, Progress):
         return event
     if hasattr(event, "path") and hasattr(event, "scores"):
         done, total = int(getattr(event, "done", 0)), int(getattr(event, "total", 0)) or None
         method = getattr(event, "method", "")
+        if method == "estimate":
+            return None
         return Progress(event.job, "sensitivity", done, total, f"{method} {event.path}".strip(),
                         {"step": f"scored:{method}", **(getattr(event, "work", None) or {})})
     return None
